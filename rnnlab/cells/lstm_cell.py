@@ -1,0 +1,181 @@
+"""The long short-term memory cell: forget gate optional, peephole connections optional."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from .cell import Params, RecurrentCell, State
+
+PEEPHOLES = (None, "diagonal", "full")
+
+
+class LSTMCell(RecurrentCell):
+    r"""One step of the LSTM.
+
+    With the forget gate (the default, torch.nn.LSTMCell's cell):
+
+    .. math::
+        i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi} + w_{ci} \odot C_{t-1}) \\
+        f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf} + w_{cf} \odot C_{t-1}) \\
+        \tilde C_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        C_t &= f_t \odot C_{t-1} + i_t \odot \tilde C_t \\
+        o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho} + w_{co} \odot C_t) \\
+        h_t &= o_t \odot \tanh(C_t)
+
+    sigma is the logistic sigmoid and the circle the element-wise (Hadamard) product.
+
+    - ``forget_gate=False`` is the original LSTM of Hochreiter and Schmidhuber: no f_t, the
+      constant error carousel ``C_t = C_{t-1} + i_t * C~_t``; gate blocks i, g, o.
+    - ``peephole="diagonal"``: the gates read the cell state through vectors ``weight_ci``,
+      ``weight_cf``, ``weight_co`` (H,), as the w terms above; ``peephole="full"``: through matrices
+      (H, H), the notes' ``W_ic C``, ``W_fc C``, ``W_oc C_o``. Input and forget gates read C_{t-1},
+      the output gate reads C_t. Without peepholes the w terms are absent.
+    - ``forget_bias`` is the forget gate's bias at initialisation under ``init="rnnlab"``
+      (shared out as ``bias_ih`` = forget_bias, ``bias_hh`` = 0).
+
+    Shapes: x_t (B, I); state (h, c), each (B, H). Parameters, gate order i, f, g, o as torch.nn
+    (i, g, o without the forget gate; G = 4 or 3): ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H),
+    ``bias_ih``, ``bias_hh`` (G*H,); peepholes as above.
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 forget_gate: bool = True, peephole: Optional[str] = None, forget_bias: float = 1.0,
+                 init: str = "rnnlab", device=None, dtype=None):
+        if peephole not in PEEPHOLES:
+            raise ValueError(f"peephole must be None, 'diagonal' or 'full', got {peephole!r}")
+        self.forget_gate = bool(forget_gate)
+        self.peephole = peephole
+        self.forget_bias = float(forget_bias)
+        self.gate_count = 4 if self.forget_gate else 3
+        self.native_mode = "lstm" if (self.forget_gate and peephole is None) else None
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+
+    def parameter_shapes(self):
+        shapes = super().parameter_shapes()
+        H = self.hidden_size
+        peep_shape = (H,) if self.peephole == "diagonal" else (H, H)
+        if self.peephole:
+            for gate in (("ci", "cf", "co") if self.forget_gate else ("ci", "co")):
+                shapes[f"weight_{gate}"] = peep_shape
+        return shapes
+
+    def init_extra(self, name, param):
+        if name.startswith("weight_c"):
+            if param.dim() == 1:
+                param.zero_()  # diagonal peepholes start closed
+            else:
+                torch.nn.init.orthogonal_(param).mul_(0.1)  # small, well-conditioned
+            return True
+        return False
+
+    def init_bias(self, name, bias):
+        bias.zero_()
+        if self.forget_gate and name == "bias_ih":
+            H = self.hidden_size
+            bias[H:2 * H] = self.forget_bias
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        if not self.forget_gate:
+            s += ", forget_gate=False"
+        if self.peephole:
+            s += f", peephole={self.peephole!r}"
+        return s
+
+    # ------------------------------------------------------------------ peephole helpers
+    def _peep(self, w: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The peephole term: w * c (diagonal) or c W^T (full).   (B, H)"""
+        return c * w if w.dim() == 1 else c.mm(w.t())
+
+    def _peep_backward(self, w: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """dL/dc of the peephole term: dz * w (diagonal) or dz W (full).   (B, H)"""
+        return dz * w if w.dim() == 1 else dz.mm(w)
+
+    @staticmethod
+    def _peep_weight_grad(w: torch.Tensor, dz: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """dL/dw summed over all steps: sum dz * c (diagonal) or dz^T c (full), dz, c: (T, B, H)."""
+        if w.dim() == 1:
+            return (dz * c).sum((0, 1))
+        return dz.reshape(-1, dz.shape[-1]).t().mm(c.reshape(-1, c.shape[-1]))
+
+    # ------------------------------------------------------------------ forward
+    def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
+        """Returns ((h_t, c_t), saved = (gates, tanh C_t)); gates (B, G*H) after their nonlinearity."""
+        h, c = state
+        H = self.hidden_size
+        z = torch.addmm(xw, h, p["weight_hh"].t())  # (B, G*H) pre-activations
+        if self.peephole:
+            z[:, :H] += self._peep(p["weight_ci"], c)
+            if self.forget_gate:
+                z[:, H:2 * H] += self._peep(p["weight_cf"], c)
+        if self.forget_gate:
+            ifg = torch.sigmoid(z[:, :2 * H])  # (B, 2H) i, f
+            i, f = ifg[:, :H], ifg[:, H:]
+            g = torch.tanh(z[:, 2 * H:3 * H])
+            c_new = torch.addcmul(f * c, i, g)  # C_t = f C_{t-1} + i C~_t
+        else:
+            i = torch.sigmoid(z[:, :H])
+            g = torch.tanh(z[:, H:2 * H])
+            c_new = torch.addcmul(c, i, g)  # C_t = C_{t-1} + i C~_t
+        z_o = z[:, -H:]
+        if self.peephole:
+            z_o = z_o + self._peep(p["weight_co"], c_new)
+        o = torch.sigmoid(z_o)
+        tc = torch.tanh(c_new)
+        h_new = o * tc
+        gates = torch.cat((ifg, g, o) if self.forget_gate else (i, g, o), dim=1)  # (B, G*H)
+        return (h_new, c_new), (gates, tc)
+
+    # ------------------------------------------------------------------ backward
+    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
+        """The notes' LSTM_cell.backward, term by term (dz_* are written into d_xw)."""
+        gates, tc = saved
+        h, c = state
+        dh, dc_in = d_new_state
+        H = self.hidden_size
+        if self.forget_gate:
+            i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+            dz_i, dz_f, dz_g, dz_o = d_xw[:, :H], d_xw[:, H:2 * H], d_xw[:, 2 * H:3 * H], d_xw[:, 3 * H:]
+        else:
+            i, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+            dz_i, dz_g, dz_o = d_xw[:, :H], d_xw[:, H:2 * H], d_xw[:, 2 * H:]
+        # h_t = o * tanh(C_t):  do = dh * tanh(C_t);  dC_t += dh * o * (1 - tanh^2 C_t)
+        do = dh * tc
+        dc = torch.addcmul(dc_in, dh * o, 1 - tc * tc)
+        # o = sigma(z_o):  dz_o = do * o (1 - o)
+        torch.mul(do, o * (1 - o), out=dz_o)
+        if self.peephole:  # z_o += w_co * C_t:  dC_t += dz_o w_co
+            dc = dc + self._peep_backward(p["weight_co"], dz_o)
+        # C_t = f C_{t-1} + i C~_t:  di = dC g,  dC~ = dC i,  df = dC C_{t-1},  dC_{t-1} = dC f
+        torch.mul(dc * g, i * (1 - i), out=dz_i)           # dz_i = di * i (1 - i)
+        torch.mul(dc * i, 1 - g * g, out=dz_g)             # dz_g = dC~ * (1 - C~^2)
+        if self.forget_gate:
+            torch.mul(dc * c, f * (1 - f), out=dz_f)       # dz_f = df * f (1 - f)
+            dc_prev = dc * f
+        else:
+            dc_prev = dc
+        if self.peephole:  # z_i, z_f read C_{t-1}
+            dc_prev = dc_prev + self._peep_backward(p["weight_ci"], dz_i)
+            if self.forget_gate:
+                dc_prev = dc_prev + self._peep_backward(p["weight_cf"], dz_f)
+        # z = ... + W_hh h_{t-1}:  dh_{t-1} = dz W_hh
+        dh_prev = d_xw.mm(p["weight_hh"])
+        return (dh_prev, dc_prev), ()
+
+    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
+        """dW_hh = sum_t dz_t^T h_{t-1}, one (G*H, T*B) x (T*B, H) product; peepholes likewise."""
+        h_prev, c_prev = prev
+        T, B, GH = d_xw.shape
+        H = self.hidden_size
+        grads: Dict[str, torch.Tensor] = {
+            "weight_hh": d_xw.reshape(T * B, GH).t().mm(h_prev.reshape(T * B, H))}
+        grads.update(self.bias_grads(p, d_xw))
+        if self.peephole:
+            grads["weight_ci"] = self._peep_weight_grad(p["weight_ci"], d_xw[..., :H], c_prev)
+            if self.forget_gate:
+                grads["weight_cf"] = self._peep_weight_grad(p["weight_cf"], d_xw[..., H:2 * H], c_prev)
+            grads["weight_co"] = self._peep_weight_grad(p["weight_co"], d_xw[..., -H:], new[1])
+        return grads

@@ -1,0 +1,121 @@
+"""The ``bptt`` engine: hand-written backpropagation through time for every cell.
+
+Forward (no autograd inside):
+
+    xw = X W_ih^T + b                      one (T*B, I) x (I, G*H) product for all steps
+    for t = 1..T:  state_t, saved_t = cell.step(xw_t, state_{t-1})
+
+keeping only the state sequences and each step's ``saved`` (the gate activations, say), not the
+graph autograd would record.
+
+Backward, the notes' derivation run in reverse: with dL/dstate_T = 0,
+
+    for t = T..1:
+        dL/dstate_t += dL/d(output_t)                 the loss's own term at step t
+        dL/dxw_t, dL/dstate_{t-1} = cell.step_backward(...)
+    dL/dX = dL/dxw W_ih,   dL/dW_ih = dL/dxw^T X     one product each, all steps at once
+    dL/dW_hh = sum_t dz_t^T h_{t-1}                   one product (cell.recurrent_grads)
+
+Variable lengths: ``mask`` (T, B, 1) marks real steps. At a padded step the state is carried:
+state_t = m state~_t + (1 - m) state_{t-1}, so dL/dstate_{t-1} gets (1 - m) dL/dstate_t directly
+and the cell's backward sees m dL/dstate_t.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from ..cells.cell import Params, RecurrentCell, State
+
+
+class BPTTFunction(torch.autograd.Function):
+    """Autograd function over the whole sequence: inputs (x, *state0, *params), outputs the state
+    sequences (T, B, S_k)."""
+
+    @staticmethod
+    def forward(ctx, cell: RecurrentCell, names: Tuple[str, ...], mask: Optional[torch.Tensor],
+                x: torch.Tensor, *tensors: torch.Tensor):
+        n_state = len(cell.state_names)
+        state0 = tensors[:n_state]
+        p = dict(zip(names, tensors[n_state:]))
+        T, B, I = x.shape
+        W_ih, b = p["weight_ih"], cell.input_bias(p)
+        x2 = x.reshape(T * B, I)
+        xw = (torch.addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())).view(T, B, -1)
+        # states[k][t] is state k after step t; row 0 holds the initial state.   (T+1, B, S_k)
+        states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
+        for buf, s0 in zip(states, state0):
+            buf[0].copy_(s0)
+        saved_seq = None
+        state = state0
+        for t in range(T):
+            new, saved = cell.step(p, xw[t], state)
+            if saved_seq is None:  # (T, B, ...) buffers shaped by the first step's saved tensors
+                saved_seq = [x.new_empty((T,) + s.shape) for s in saved]
+            for buf, s in zip(saved_seq, saved):
+                buf[t].copy_(s)
+            if mask is not None:
+                new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
+            for buf, s in zip(states, new):
+                buf[t + 1].copy_(s)
+            state = tuple(buf[t + 1] for buf in states)
+        ctx.cell, ctx.names, ctx.n_saved = cell, names, len(saved_seq or ())
+        ctx.has_mask = mask is not None
+        ctx.save_for_backward(x, *(() if mask is None else (mask,)), *tensors[n_state:],
+                              *states, *(saved_seq or ()))
+        return tuple(buf[1:] for buf in states)
+
+    @staticmethod
+    def backward(ctx, *d_seqs):
+        cell: RecurrentCell = ctx.cell
+        n_state, n_params = len(cell.state_names), len(ctx.names)
+        saved_tensors = ctx.saved_tensors
+        x = saved_tensors[0]
+        rest = saved_tensors[1:]
+        mask = None
+        if ctx.has_mask:
+            mask, rest = rest[0], rest[1:]
+        params, rest = rest[:n_params], rest[n_params:]
+        states, saved_seq = rest[:n_state], rest[n_state:]
+        p = dict(zip(ctx.names, params))
+        T, B, I = x.shape
+        GH = p["weight_ih"].shape[0]
+        if mask is not None:
+            keep = mask.to(x.dtype)  # (T, B, 1)
+            carry = 1 - keep
+        d_xw = x.new_empty((T, B, GH))
+        d_rec_seq = None
+        d_state = tuple(torch.zeros_like(s[0]) for s in states)
+        for t in range(T - 1, -1, -1):
+            d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seqs))
+            prev = tuple(s[t] for s in states)
+            new = tuple(s[t + 1] for s in states)
+            if mask is not None:
+                d_new = tuple(d * keep[t] for d in d_state)
+            else:
+                d_new = d_state
+            d_prev, d_rec = cell.step_backward(p, tuple(s[t] for s in saved_seq), prev, new,
+                                               d_new, d_xw[t])
+            if d_rec_seq is None:
+                d_rec_seq = [x.new_empty((T,) + r.shape) for r in d_rec]
+            for buf, r in zip(d_rec_seq, d_rec):
+                buf[t].copy_(r)
+            if mask is not None:
+                d_prev = tuple(dp + d * carry[t] for dp, d in zip(d_prev, d_state))
+            d_state = d_prev
+        d_xw2 = d_xw.view(T * B, GH)
+        dx = d_xw2.mm(p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
+        grads = cell.recurrent_grads(p, d_xw, tuple(d_rec_seq or ()),
+                                     tuple(s[:-1] for s in states), tuple(s[1:] for s in states),
+                                     tuple(saved_seq))
+        grads["weight_ih"] = d_xw2.t().mm(x.reshape(T * B, I))
+        d_params = tuple(grads.get(n) for n in ctx.names)
+        return (None, None, None, dx, *d_state, *d_params)
+
+
+def run_bptt(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
+             mask: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """Run ``cell`` over ``x`` (T, B, I) with the hand-written BPTT; same contract as ``run_loop``."""
+    names = tuple(p)
+    return BPTTFunction.apply(cell, names, mask, x, *state0, *p.values())

@@ -1,0 +1,30 @@
+"""The ``loop`` engine: plain autograd through a Python loop of the cell, the reference."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch.nn import functional as F
+
+from ..cells.cell import Params, RecurrentCell, State
+
+
+def run_loop(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
+             mask: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """Run ``cell`` over ``x`` (T, B, I) from ``state0``; autograd records every step.
+
+    ``mask`` (T, B, 1) bool, True where a step is real: at padded steps the state is carried
+    unchanged. Returns one (T, B, S_k) sequence per state tensor: the state after each step.
+    """
+    b = cell.input_bias(p)
+    state = state0
+    seqs = [[] for _ in state0]
+    for t in range(x.shape[0]):
+        xw = F.linear(x[t], p["weight_ih"], b)  # (B, G*H)
+        new, _ = cell.step(p, xw, state)
+        if mask is not None:
+            new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
+        for seq, s in zip(seqs, new):
+            seq.append(s)
+        state = new
+    return tuple(torch.stack(seq) for seq in seqs)

@@ -1,0 +1,50 @@
+"""The ``native`` engine: torch's own fused recurrent kernels (oneDNN on CPU, cuDNN on GPU).
+
+Only exact configurations run here: the standard LSTM (forget gate, no peepholes), the GRU in
+torch's form (``reset_after=True``) and the tanh or relu RNN. Anything else is refused with an
+error naming what the kernel lacks.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import _VF
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
+
+
+def native_unsupported(layer) -> Optional[str]:
+    """Why torch's fused kernel cannot run ``layer``'s configuration, or None if it can."""
+    cell = layer.cells[0]
+    if cell.native_mode is None:
+        return f"torch has no fused kernel for {cell.__class__.__name__}({cell.extra_repr()})"
+    if layer.dtype_of_params() not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        return f"torch's fused kernel does not run dtype {layer.dtype_of_params()}"
+    return None
+
+
+def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
+               lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
+    """Run the whole stack with torch's kernel. x (T, B, I) time-major; hx one (L*D, B, H) tensor
+    per state. Returns (output (T, B, D*H), final states)."""
+    cell = layer.cells[0]
+    kernel = KERNELS[cell.native_mode]
+    weights = layer.flat_weights()
+    args = (weights, layer.bias, layer.num_layers, float(layer.dropout), layer.training,
+            layer.bidirectional)
+    h = hx if cell.native_mode == "lstm" else hx[0]
+    if lengths is None:
+        result = kernel(x, h, *args, False)
+        out, final = result[0], result[1:]
+        return out, tuple(final)
+    T = x.shape[0]
+    packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+    order, unorder = packed.sorted_indices, packed.unsorted_indices
+    h = tuple(s.index_select(1, order) for s in h) if isinstance(h, tuple) else h.index_select(1, order)
+    result = kernel(packed.data, packed.batch_sizes, h, *args)
+    out_packed = packed._replace(data=result[0])
+    out, _ = pad_packed_sequence(out_packed, total_length=T)
+    final = tuple(s.index_select(1, unorder) for s in result[1:])
+    return out, final

@@ -1,0 +1,4 @@
+from .recurrent_layer import RecurrentLayer
+from .standard import LSTM, RNN
+
+__all__ = ["RecurrentLayer", "LSTM", "RNN"]

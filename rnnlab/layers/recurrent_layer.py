@@ -1,0 +1,250 @@
+"""One way to run any cell over time: multi-layer, bidirectional, variable length.
+
+:class:`RecurrentLayer` stacks cells of one class. Its parameters carry torch.nn's names,
+``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the
+backward direction) plus the cell's own extra parameters under the same pattern, so that a
+torch.nn.LSTM / GRU / RNN state dict loads unchanged.
+"""
+from __future__ import annotations
+
+import logging
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from ..cells.cell import RecurrentCell, check_size
+from ..engines import RUNNERS, check_engine, native_unsupported, run_native
+from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
+
+log = logging.getLogger("rnnlab")
+
+
+class RecurrentLayer(nn.Module):
+    r"""A stack of recurrent cells run over a sequence.
+
+    Args:
+        input_size: I, features per step of the input.
+        hidden_size: H, units per cell.
+        num_layers: L, cells stacked; layer k > 0 reads the output of layer k - 1.
+        bias: whether the cells have biases.
+        batch_first: input and output as (B, T, ...) rather than (T, B, ...).
+        dropout: dropout probability on the outputs of every layer but the last.
+        bidirectional: each layer runs a forward and a backward cell and concatenates their outputs.
+        engine: ``"auto"`` (torch's fused kernel where it computes exactly this configuration, else
+            ``bptt``), ``"native"``, ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through
+            a loop of the cell). :attr:`last_engine` says which engine ran.
+        init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
+        **cell_options: passed to every cell (e.g. ``peephole="full"``).
+
+    Forward: ``forward(input, hx=None, lengths=None, return_states=False)``.
+
+    - ``input``: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched, or a
+      ``PackedSequence``.
+    - ``hx``: the initial state, for one-state cells a tensor (D*L, B, H), for cells with several
+      state tensors (the LSTM's (h, c)) a tuple of them; zeros if None. Gradients flow into it.
+    - ``lengths``: (B,) integer lengths of a padded batch. Each sequence is run only over its own
+      steps: final states are taken at its true end, the backward direction starts there, and the
+      output past the end is zero.
+    - Returns ``(output, h_n)`` as torch.nn: output (T, B, D*H_out) (a PackedSequence for packed
+      input), h_n in the form ``hx`` takes. With ``return_states=True`` a third value holds the
+      last layer's states at every step, one (T, B, D*S_k) tensor per state (e.g. every C_t).
+    """
+
+    cell_class = RecurrentCell
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, engine: str = "auto", init: str = "rnnlab", device=None, dtype=None,
+                 **cell_options):
+        super().__init__()
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.num_layers = check_size("num_layers", num_layers)
+        dropout = float(dropout)
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1], got {dropout}")
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), dropout
+        self.bidirectional = bool(bidirectional)
+        self.engine = check_engine(engine)
+        self.init = init
+        self.cell_options = dict(cell_options)
+        self.last_engine: Optional[str] = None
+        D = 2 if self.bidirectional else 1
+        cells: List[RecurrentCell] = []
+        self._param_names: List[dict] = []
+        layer_input = self.input_size
+        for k in range(self.num_layers):
+            for d in range(D):
+                cell = self.cell_class(layer_input, hidden_size, bias=bias, init=init, device=device,
+                                       dtype=dtype, **cell_options)
+                suffix = f"_l{k}" + ("_reverse" if d else "")
+                names = {}
+                for name, param in list(cell._parameters.items()):
+                    self.register_parameter(name + suffix, param)  # torch.nn's name
+                    names[name] = name + suffix
+                    del cell._parameters[name]  # the layer owns it; the cell only computes
+                cells.append(cell)
+                self._param_names.append(names)
+            layer_input = D * cells[-1].output_size
+        self._cells = tuple(cells)  # a tuple, not a ModuleList: parameters live on the layer
+
+    @property
+    def cells(self) -> Tuple[RecurrentCell, ...]:
+        """The cells, layer-major: (layer 0 forward, layer 0 backward, layer 1 forward, ...)."""
+        return self._cells
+
+    def cell_params(self, index: int) -> dict:
+        """Parameters of cell ``index`` under the cell's own names."""
+        return {name: getattr(self, full) for name, full in self._param_names[index].items()}
+
+    def flat_weights(self) -> List[torch.Tensor]:
+        """Weights in torch.nn's flat order (w_ih, w_hh, b_ih, b_hh per layer and direction)."""
+        order = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        return [getattr(self, names[n]) for names in self._param_names for n in order]
+
+    def dtype_of_params(self) -> torch.dtype:
+        return self.weight_ih_l0.dtype
+
+    def reset_parameters(self) -> None:
+        for i, cell in enumerate(self.cells):
+            with torch.no_grad():
+                from ..init import init_parameter
+                for name, param in self.cell_params(i).items():
+                    init_parameter(cell, name, param, self.init)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for flag in ("batch_first", "bidirectional"):
+            if getattr(self, flag):
+                s += f", {flag}=True"
+        if not self.bias:
+            s += ", bias=False"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        for k, v in self.cell_options.items():
+            s += f", {k}={v!r}"
+        return s + f", engine={self.engine!r}"
+
+    # ------------------------------------------------------------------ engine choice
+    def resolve_engine(self, return_states: bool = False) -> str:
+        """The engine a forward call will use; ``native`` refuses what its kernel lacks."""
+        why = native_unsupported(self)
+        if return_states:
+            why = why or "torch's fused kernel does not return the state of every step"
+        if self.engine == "native":
+            if why:
+                raise ValueError(f"engine='native' cannot run this layer: {why}; "
+                                 f"use engine='bptt' or 'auto'")
+            return "native"
+        if self.engine == "auto":
+            return "bptt" if why else "native"
+        return self.engine
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input, hx=None, lengths=None, return_states: bool = False):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("give lengths or a PackedSequence, not both")
+            x, lengths = unpack(input)
+            batch_first, unbatched = False, False
+        else:
+            x, batch_first = input, self.batch_first
+            if x.dim() not in (2, 3) or x.shape[-1] != self.input_size:
+                want = "(B, T, I)" if batch_first else "(T, B, I)"
+                raise ValueError(f"{type(self).__name__} expected input of shape {want} or (T, I) "
+                                 f"with I = {self.input_size}, got {tuple(x.shape)}")
+            unbatched = x.dim() == 2
+            if unbatched:
+                x = x.unsqueeze(1)
+            elif batch_first:
+                x = x.transpose(0, 1)
+        T, B = x.shape[:2]
+        if T == 0:
+            raise ValueError("input has no time steps (T = 0)")
+        lengths = check_lengths(lengths, T, B, x.device)
+        hx = self._check_hx(hx, B, x, unbatched)
+        engine = self.resolve_engine(return_states)
+        if engine != self.last_engine:
+            log.info("%s: engine %r", type(self).__name__, engine)
+        self.last_engine = engine
+        if engine == "native":
+            out, final = run_native(self, x, hx, lengths)
+            states = None
+        else:
+            out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths)
+        return self._format(out, final, states, packed, input, batch_first, unbatched, return_states)
+
+    def _run_stack(self, runner, x, hx, lengths):
+        """Every layer and direction with a Python-level engine (``bptt`` or ``loop``)."""
+        T, B = x.shape[:2]
+        mask = None if lengths is None else length_mask(lengths, T)  # (T, B, 1)
+        D = 2 if self.bidirectional else 1
+        finals = [[] for _ in hx]
+        layer_in = x
+        for k in range(self.num_layers):
+            outs, seqs_k = [], []
+            for d in range(D):
+                i = k * D + d
+                cell = self.cells[i]
+                state0 = tuple(h[i] for h in hx)
+                xin = layer_in if d == 0 else reverse_padded(layer_in, lengths)
+                seqs = runner(cell, self.cell_params(i), xin, state0, mask)  # each (T, B, S)
+                for f, s in zip(finals, seqs):
+                    f.append(s[-1])  # the state at each true end, carried through the padding
+                if d == 1:
+                    seqs = tuple(reverse_padded(s, lengths) for s in seqs)
+                outs.append(seqs[cell.output_state])
+                seqs_k.append(seqs)
+            out = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
+            if mask is not None:
+                out = out * mask
+            if self.dropout and self.training and k < self.num_layers - 1:
+                out = nn.functional.dropout(out, self.dropout, training=True)
+            layer_in = out
+        states = tuple(torch.cat([seqs[j] for seqs in seqs_k], dim=-1) if D == 2 else seqs_k[0][j]
+                       for j in range(len(hx)))
+        if mask is not None:
+            states = tuple(s * mask for s in states)
+        return out, tuple(torch.stack(f) for f in finals), states
+
+    def _check_hx(self, hx, B: int, x: torch.Tensor, unbatched: bool):
+        cell = self.cells[0]
+        D = 2 if self.bidirectional else 1
+        n = len(cell.state_names)
+        shapes = [(self.num_layers * D, B, s) for s in cell.state_sizes]
+        if hx is None:
+            return tuple(x.new_zeros(s) for s in shapes)
+        hx = (hx,) if torch.is_tensor(hx) else tuple(hx)
+        if len(hx) != n:
+            raise ValueError(f"{type(self).__name__} expected hx as {n} tensor(s) {cell.state_names}, "
+                             f"got {len(hx)}")
+        out = []
+        for name, want, h in zip(cell.state_names, shapes, hx):
+            got = tuple(h.shape)
+            h = h.unsqueeze(1) if unbatched and h.dim() == 2 else h
+            if tuple(h.shape) != want:
+                w = (want[0], want[2]) if unbatched else want
+                raise ValueError(f"{type(self).__name__} expected hx {name!r} of shape {w}, got {got}")
+            out.append(h)
+        return tuple(out)
+
+    def _format(self, out, final, states, packed, input, batch_first, unbatched, return_states):
+        one = len(final) == 1
+        if packed:
+            out = repack(out, input)
+        elif unbatched:
+            out = out.squeeze(1)
+            final = tuple(f.squeeze(1) for f in final)
+            states = None if states is None else tuple(s.squeeze(1) for s in states)
+        elif batch_first:
+            out = out.transpose(0, 1)
+            states = None if states is None else tuple(s.transpose(0, 1) for s in states)
+        h_n = final[0] if one else final
+        if return_states:
+            return out, h_n, states
+        return out, h_n

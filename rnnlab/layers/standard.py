@@ -1,0 +1,44 @@
+"""Drop-in replacements for torch.nn.LSTM, torch.nn.RNN (and their rnnlab extensions)."""
+from __future__ import annotations
+
+from ..cells.lstm_cell import LSTMCell
+from ..cells.rnn_cell import RNNCell
+from .recurrent_layer import RecurrentLayer
+
+
+class LSTM(RecurrentLayer):
+    """Multi-layer LSTM over a sequence; torch.nn.LSTM's arguments, parameters and return values.
+
+    Each step is :class:`rnnlab.LSTMCell` (its docstring has the equations); the cell options
+    ``forget_gate``, ``peephole`` and ``forget_bias`` pass through. ``hx`` is ``(h_0, c_0)``, each
+    (D*L, B, H); returns ``output, (h_n, c_n)``. ``proj_size`` is accepted for signature
+    compatibility and must be 0.
+    """
+
+    cell_class = LSTMCell
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, **options):
+        if proj_size:
+            raise ValueError(f"rnnlab.LSTM does not support proj_size (got {proj_size}); use 0")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype, **options)
+        self.proj_size = 0
+
+
+class RNN(RecurrentLayer):
+    """Multi-layer vanilla RNN; torch.nn.RNN's arguments, parameters and return values.
+
+    Each step is :class:`rnnlab.RNNCell`: H_t = phi(W_ih x_t + b_ih + W_hh H_{t-1} + b_hh), phi
+    ``nonlinearity`` = tanh, relu or sigmoid (sigmoid has no torch kernel: ``auto`` runs ``bptt``).
+    """
+
+    cell_class = RNNCell
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None,
+                 **options):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype, nonlinearity=nonlinearity,
+                         **options)
+        self.nonlinearity = nonlinearity
