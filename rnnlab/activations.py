@@ -21,15 +21,15 @@ def check_activation(name: str, allowed=ACTIVATIONS) -> str:
     return name
 
 
-def activate(name: str, z: torch.Tensor) -> torch.Tensor:
-    """a = act(z)."""
+def activate(name: str, z: torch.Tensor, out=None) -> torch.Tensor:
+    """a = act(z), written into ``out`` when given (no autograd)."""
     if name == "tanh":
-        return torch.tanh(z)
+        return torch.tanh(z, out=out)
     if name == "sigmoid":
-        return torch.sigmoid(z)
+        return torch.sigmoid(z, out=out)
     if name == "relu":
-        return torch.relu(z)
-    return z
+        return torch.clamp(z, min=0, out=out) if out is not None else torch.relu(z)
+    return z if out is None else out.copy_(z)
 
 
 def activate_backward(name: str, a: torch.Tensor, da: torch.Tensor) -> torch.Tensor:

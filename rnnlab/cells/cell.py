@@ -25,13 +25,17 @@ The contract a cell implements (``p`` is a dict of parameter tensors by name):
 
 - ``step(p, xw_t, state) -> (new_state, saved)``: the forward equations. ``state`` and
   ``new_state`` are tuples of tensors, one per name in :attr:`state_names`; ``saved`` is a tuple of
-  what the backward needs beyond the states before and after the step.
+  what the backward needs beyond the states before and after the step. A cell that sets
+  :attr:`writes_out` also accepts ``out=``, a tuple of buffers to write the new state into (the
+  ``bptt`` engine passes them, sparing a copy per step).
 - ``step_backward(p, saved, state, new_state, d_new_state, d_xw) -> (d_state, d_rec)``: the
   derivative of the step. It writes dL/d(xw_t) into ``d_xw`` (B, G*H) and returns dL/d(state_{t-1})
   and a tuple ``d_rec`` of per-step gradients the weight gradients need (often empty).
 - ``recurrent_grads(p, d_xw, d_rec, prev, new, saved) -> dict``: the gradients of every parameter
   other than ``weight_ih``, from all steps at once (``d_xw`` (T, B, G*H), ``prev`` and ``new`` the
-  state sequences before and after each step, each (T, B, S)); each is one matrix product or sum.
+  state sequences before and after each step, each (T, B, S); ``d_rec[k]`` and ``saved[k]`` are
+  item k of every step's ``d_rec`` / ``saved`` stacked over time, (T, ...)); each gradient is one
+  matrix product or sum over all steps.
 """
 from __future__ import annotations
 
@@ -76,6 +80,8 @@ class RecurrentCell(nn.Module):
     native_mode: Optional[str] = None
     #: True when ``bias_hh`` is folded into the input projection (it adds linearly to xw).
     fold_bias_hh: bool = True
+    #: True when ``step`` accepts ``out=``: buffers to write the new state into (bptt, no autograd).
+    writes_out: bool = False
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, init: str = "rnnlab",
                  device=None, dtype=None):

@@ -40,6 +40,7 @@ class LSTMCell(RecurrentCell):
     """
 
     state_names = ("h", "c")
+    writes_out = True
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  forget_gate: bool = True, peephole: Optional[str] = None, forget_bias: float = 1.0,
@@ -102,31 +103,46 @@ class LSTMCell(RecurrentCell):
         return dz.reshape(-1, dz.shape[-1]).t().mm(c.reshape(-1, c.shape[-1]))
 
     # ------------------------------------------------------------------ forward
-    def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
-        """Returns ((h_t, c_t), saved = (gates, tanh C_t)); gates (B, G*H) after their nonlinearity."""
+    def step(self, p: Params, xw: torch.Tensor, state: State, out: Optional[State] = None):
+        """Returns ((h_t, c_t), saved = (gates, tanh C_t)); gates (B, G*H) after their nonlinearity.
+
+        With ``out`` (the bptt engine, no autograd) the pre-activations are built in ``xw``'s own
+        storage, the nonlinearities applied in place, and h_t, C_t written into ``out``.
+        """
         h, c = state
         H = self.hidden_size
-        z = torch.addmm(xw, h, p["weight_hh"].t())  # (B, G*H) pre-activations
+        fast = out is not None
+        h_out, c_out = out if fast else (None, None)
+        if fast:
+            z = xw.addmm_(h, p["weight_hh"].t())  # (B, G*H) pre-activations, in place
+        else:
+            z = torch.addmm(xw, h, p["weight_hh"].t())
         if self.peephole:
             z[:, :H] += self._peep(p["weight_ci"], c)
             if self.forget_gate:
                 z[:, H:2 * H] += self._peep(p["weight_cf"], c)
-        if self.forget_gate:
-            ifg = torch.sigmoid(z[:, :2 * H])  # (B, 2H) i, f
-            i, f = ifg[:, :H], ifg[:, H:]
-            g = torch.tanh(z[:, 2 * H:3 * H])
-            c_new = torch.addcmul(f * c, i, g)  # C_t = f C_{t-1} + i C~_t
+        nf = 2 * H if self.forget_gate else H  # sigmoid gates before g: i, f  or  i
+        if fast:
+            sig = z[:, :nf].sigmoid_()
+            g = z[:, nf:nf + H].tanh_()
         else:
-            i = torch.sigmoid(z[:, :H])
-            g = torch.tanh(z[:, H:2 * H])
-            c_new = torch.addcmul(c, i, g)  # C_t = C_{t-1} + i C~_t
+            sig = torch.sigmoid(z[:, :nf])
+            g = torch.tanh(z[:, nf:nf + H])
+        i = sig[:, :H]
+        if self.forget_gate:  # C_t = f C_{t-1} + i C~_t
+            c_new = torch.addcmul(sig[:, H:] * c, i, g, out=c_out)
+        else:                 # C_t = C_{t-1} + i C~_t   (the constant error carousel)
+            c_new = torch.addcmul(c, i, g, out=c_out)
         z_o = z[:, -H:]
         if self.peephole:
-            z_o = z_o + self._peep(p["weight_co"], c_new)
-        o = torch.sigmoid(z_o)
+            if fast:
+                z_o += self._peep(p["weight_co"], c_new)
+            else:
+                z_o = z_o + self._peep(p["weight_co"], c_new)
+        o = z_o.sigmoid_() if fast else torch.sigmoid(z_o)
         tc = torch.tanh(c_new)
-        h_new = o * tc
-        gates = torch.cat((ifg, g, o) if self.forget_gate else (i, g, o), dim=1)  # (B, G*H)
+        h_new = torch.mul(o, tc, out=h_out)  # h_t = o * tanh(C_t)
+        gates = z if fast else torch.cat((sig, g, o), dim=1)  # (B, G*H)
         return (h_new, c_new), (gates, tc)
 
     # ------------------------------------------------------------------ backward

@@ -30,10 +30,19 @@ class RNNCell(RecurrentCell):
         s = super().extra_repr()
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
-    def step(self, p, xw, state):
-        """H_t = phi(xw_t + W_hh H_{t-1}); nothing to save beyond the states."""
+    writes_out = True
+
+    def step(self, p, xw, state, out=None):
+        """H_t = phi(xw_t + W_hh H_{t-1}); nothing to save beyond the states.
+
+        With ``out`` (bptt, no autograd) the pre-activation is built in ``xw``'s storage and
+        H_t written into ``out``.
+        """
         (h,) = state
-        return (activate(self.nonlinearity, torch.addmm(xw, h, p["weight_hh"].t())),), ()
+        if out is None:
+            return (activate(self.nonlinearity, torch.addmm(xw, h, p["weight_hh"].t())),), ()
+        z = xw.addmm_(h, p["weight_hh"].t())  # (B, H)
+        return (activate(self.nonlinearity, z, out=out[0]),), ()
 
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """dz = dH_t * phi'(z) (from H_t);  dH_{t-1} = dz W_hh."""

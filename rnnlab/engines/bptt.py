@@ -27,6 +27,7 @@ from typing import Optional, Tuple
 import torch
 
 from ..cells.cell import Params, RecurrentCell, State
+from .steps import StepStack
 
 
 class BPTTFunction(torch.autograd.Function):
@@ -47,23 +48,25 @@ class BPTTFunction(torch.autograd.Function):
         states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
         for buf, s0 in zip(states, state0):
             buf[0].copy_(s0)
-        saved_seq = None
+        saved_steps = []
+        writes_out = cell.writes_out and mask is None
         state = state0
         for t in range(T):
-            new, saved = cell.step(p, xw[t], state)
-            if saved_seq is None:  # (T, B, ...) buffers shaped by the first step's saved tensors
-                saved_seq = [x.new_empty((T,) + s.shape) for s in saved]
-            for buf, s in zip(saved_seq, saved):
-                buf[t].copy_(s)
-            if mask is not None:
-                new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
-            for buf, s in zip(states, new):
-                buf[t + 1].copy_(s)
-            state = tuple(buf[t + 1] for buf in states)
-        ctx.cell, ctx.names, ctx.n_saved = cell, names, len(saved_seq or ())
+            if writes_out:  # the cell writes the new state straight into the buffers
+                new = tuple(buf[t + 1] for buf in states)
+                _, saved = cell.step(p, xw[t], state, out=new)
+            else:
+                new, saved = cell.step(p, xw[t], state)
+                if mask is not None:
+                    new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
+                for buf, s in zip(states, new):
+                    buf[t + 1].copy_(s)
+                new = tuple(buf[t + 1] for buf in states)
+            saved_steps.append(saved)
+            state = new
+        ctx.cell, ctx.names, ctx.saved_steps = cell, names, saved_steps
         ctx.has_mask = mask is not None
-        ctx.save_for_backward(x, *(() if mask is None else (mask,)), *tensors[n_state:],
-                              *states, *(saved_seq or ()))
+        ctx.save_for_backward(x, *(() if mask is None else (mask,)), *tensors[n_state:], *states)
         return tuple(buf[1:] for buf in states)
 
     @staticmethod
@@ -77,7 +80,8 @@ class BPTTFunction(torch.autograd.Function):
         if ctx.has_mask:
             mask, rest = rest[0], rest[1:]
         params, rest = rest[:n_params], rest[n_params:]
-        states, saved_seq = rest[:n_state], rest[n_state:]
+        states = rest[:n_state]
+        saved_steps = ctx.saved_steps
         p = dict(zip(ctx.names, params))
         T, B, I = x.shape
         GH = p["weight_ih"].shape[0]
@@ -85,7 +89,7 @@ class BPTTFunction(torch.autograd.Function):
             keep = mask.to(x.dtype)  # (T, B, 1)
             carry = 1 - keep
         d_xw = x.new_empty((T, B, GH))
-        d_rec_seq = None
+        d_rec_steps = [None] * T
         d_state = tuple(torch.zeros_like(s[0]) for s in states)
         for t in range(T - 1, -1, -1):
             d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seqs))
@@ -95,20 +99,15 @@ class BPTTFunction(torch.autograd.Function):
                 d_new = tuple(d * keep[t] for d in d_state)
             else:
                 d_new = d_state
-            d_prev, d_rec = cell.step_backward(p, tuple(s[t] for s in saved_seq), prev, new,
-                                               d_new, d_xw[t])
-            if d_rec_seq is None:
-                d_rec_seq = [x.new_empty((T,) + r.shape) for r in d_rec]
-            for buf, r in zip(d_rec_seq, d_rec):
-                buf[t].copy_(r)
+            d_prev, d_rec_steps[t] = cell.step_backward(p, saved_steps[t], prev, new, d_new, d_xw[t])
             if mask is not None:
                 d_prev = tuple(dp + d * carry[t] for dp, d in zip(d_prev, d_state))
             d_state = d_prev
         d_xw2 = d_xw.view(T * B, GH)
         dx = d_xw2.mm(p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
-        grads = cell.recurrent_grads(p, d_xw, tuple(d_rec_seq or ()),
+        grads = cell.recurrent_grads(p, d_xw, StepStack(d_rec_steps),
                                      tuple(s[:-1] for s in states), tuple(s[1:] for s in states),
-                                     tuple(saved_seq))
+                                     StepStack(saved_steps))
         grads["weight_ih"] = d_xw2.t().mm(x.reshape(T * B, I))
         d_params = tuple(grads.get(n) for n in ctx.names)
         return (None, None, None, dx, *d_state, *d_params)
