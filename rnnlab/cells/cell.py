@@ -82,6 +82,9 @@ class RecurrentCell(nn.Module):
     fold_bias_hh: bool = True
     #: True when ``step`` accepts ``out=``: buffers to write the new state into (bptt, no autograd).
     writes_out: bool = False
+    #: True when, under ``out=``, ``step`` keeps what it saves in ``xw_t``'s storage and
+    #: ``step_backward`` may be handed that same storage as ``d_xw`` (it reads before it writes).
+    grad_in_xw: bool = False
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, init: str = "rnnlab",
                  device=None, dtype=None):

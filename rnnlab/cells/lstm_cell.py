@@ -41,6 +41,7 @@ class LSTMCell(RecurrentCell):
 
     state_names = ("h", "c")
     writes_out = True
+    grad_in_xw = True
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  forget_gate: bool = True, peephole: Optional[str] = None, forget_bias: float = 1.0,
@@ -104,7 +105,7 @@ class LSTMCell(RecurrentCell):
 
     # ------------------------------------------------------------------ forward
     def step(self, p: Params, xw: torch.Tensor, state: State, out: Optional[State] = None):
-        """Returns ((h_t, c_t), saved = (gates, tanh C_t)); gates (B, G*H) after their nonlinearity.
+        """Returns ((h_t, c_t), saved = (gates,)); gates (B, G*H) after their nonlinearity.
 
         With ``out`` (the bptt engine, no autograd) the pre-activations are built in ``xw``'s own
         storage, the nonlinearities applied in place, and h_t, C_t written into ``out``.
@@ -143,40 +144,44 @@ class LSTMCell(RecurrentCell):
         tc = torch.tanh(c_new)
         h_new = torch.mul(o, tc, out=h_out)  # h_t = o * tanh(C_t)
         gates = z if fast else torch.cat((sig, g, o), dim=1)  # (B, G*H)
-        return (h_new, c_new), (gates, tc)
+        return (h_new, c_new), (gates,)
 
     # ------------------------------------------------------------------ backward
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
-        """The notes' LSTM_cell.backward, term by term (dz_* are written into d_xw)."""
-        gates, tc = saved
-        h, c = state
+        """The notes' LSTM_cell.backward, term by term; dz_* are written into ``d_xw``.
+
+        ``d_xw`` may be the very storage that holds the saved gates (``grad_in_xw``): every gate
+        is read before its slot is overwritten.
+        """
+        (gates,) = saved
+        c = state[1]
         dh, dc_in = d_new_state
         H = self.hidden_size
-        if self.forget_gate:
-            i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-            dz_i, dz_f, dz_g, dz_o = d_xw[:, :H], d_xw[:, H:2 * H], d_xw[:, 2 * H:3 * H], d_xw[:, 3 * H:]
-        else:
-            i, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
-            dz_i, dz_g, dz_o = d_xw[:, :H], d_xw[:, H:2 * H], d_xw[:, 2 * H:]
+        nf = 2 * H if self.forget_gate else H
+        i, g, o = gates[:, :H], gates[:, nf:nf + H], gates[:, -H:]
+        tc = torch.tanh(new_state[1])  # recomputed: cheaper than keeping (T, B, H) more
         # h_t = o * tanh(C_t):  do = dh * tanh(C_t);  dC_t += dh * o * (1 - tanh^2 C_t)
         do = dh * tc
         dc = torch.addcmul(dc_in, dh * o, 1 - tc * tc)
-        # o = sigma(z_o):  dz_o = do * o (1 - o)
-        torch.mul(do, o * (1 - o), out=dz_o)
-        if self.peephole:  # z_o += w_co * C_t:  dC_t += dz_o w_co
-            dc = dc + self._peep_backward(p["weight_co"], dz_o)
-        # C_t = f C_{t-1} + i C~_t:  di = dC g,  dC~ = dC i,  df = dC C_{t-1},  dC_{t-1} = dC f
-        torch.mul(dc * g, i * (1 - i), out=dz_i)           # dz_i = di * i (1 - i)
-        torch.mul(dc * i, 1 - g * g, out=dz_g)             # dz_g = dC~ * (1 - C~^2)
+        d_sig_o = o * (1 - o)
+        if self.peephole:  # z_o = ... + w_co * C_t:  dC_t += dz_o w_co
+            dc = dc + self._peep_backward(p["weight_co"], do * d_sig_o)
+        # C_t = f C_{t-1} + i C~_t:  di = dC C~,  dC~ = dC i,  df = dC C_{t-1},  dC_{t-1} = dC f
+        di, dg = dc * g, dc * i
+        d_sig_i, d_tanh_g = i * (1 - i), 1 - g * g
         if self.forget_gate:
-            torch.mul(dc * c, f * (1 - f), out=dz_f)       # dz_f = df * f (1 - f)
-            dc_prev = dc * f
+            f = gates[:, H:2 * H]
+            df, dc_prev, d_sig_f = dc * c, dc * f, f * (1 - f)
+            torch.mul(df, d_sig_f, out=d_xw[:, H:2 * H])   # dz_f = df * f (1 - f)
         else:
-            dc_prev = dc
+            dc_prev = dc  # the constant error carousel passes dC through unchanged
+        torch.mul(di, d_sig_i, out=d_xw[:, :H])            # dz_i = di * i (1 - i)
+        torch.mul(dg, d_tanh_g, out=d_xw[:, nf:nf + H])    # dz_g = dC~ * (1 - C~^2)
+        torch.mul(do, d_sig_o, out=d_xw[:, -H:])           # dz_o = do * o (1 - o)
         if self.peephole:  # z_i, z_f read C_{t-1}
-            dc_prev = dc_prev + self._peep_backward(p["weight_ci"], dz_i)
+            dc_prev = dc_prev + self._peep_backward(p["weight_ci"], d_xw[:, :H])
             if self.forget_gate:
-                dc_prev = dc_prev + self._peep_backward(p["weight_cf"], dz_f)
+                dc_prev = dc_prev + self._peep_backward(p["weight_cf"], d_xw[:, H:2 * H])
         # z = ... + W_hh h_{t-1}:  dh_{t-1} = dz W_hh
         dh_prev = d_xw.mm(p["weight_hh"])
         return (dh_prev, dc_prev), ()

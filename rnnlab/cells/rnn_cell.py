@@ -31,6 +31,7 @@ class RNNCell(RecurrentCell):
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
     writes_out = True
+    grad_in_xw = True
 
     def step(self, p, xw, state, out=None):
         """H_t = phi(xw_t + W_hh H_{t-1}); nothing to save beyond the states.

@@ -30,6 +30,41 @@ from ..cells.cell import Params, RecurrentCell, State
 from .steps import StepStack
 
 
+def forward_pass(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
+                 mask: Optional[torch.Tensor]):
+    """The forward loop. Returns (xw, states, saved_steps): ``states[k]`` (T+1, B, S_k) holds
+    state k before the first step (row 0) and after every step; ``saved_steps[t]`` is what step t
+    saved for the backward."""
+    T, B, I = x.shape
+    W_ih, b = p["weight_ih"], cell.input_bias(p)
+    x2 = x.reshape(T * B, I)
+    xw = (torch.addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())).view(T, B, -1)
+    states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
+    for buf, s0 in zip(states, state0):
+        buf[0].copy_(s0)
+    # a cell that writes its new state into given buffers (no copy); with lengths, into scratch
+    # buffers first, then blended with the carried state at the padded steps
+    scratch = None
+    if cell.writes_out and mask is not None:
+        scratch = tuple(x.new_empty((B, s)) for s in cell.state_sizes)
+    saved_steps = []
+    state = state0
+    for t in range(T):
+        new = tuple(buf[t + 1] for buf in states)
+        if cell.writes_out:
+            _, saved = cell.step(p, xw[t], state, out=new if mask is None else scratch)
+            if mask is not None:
+                for buf, n, s in zip(new, scratch, state):
+                    torch.where(mask[t], n, s, out=buf)
+        else:
+            computed, saved = cell.step(p, xw[t], state)
+            for buf, n, s in zip(new, computed, state):
+                buf.copy_(n if mask is None else torch.where(mask[t], n, s))
+        saved_steps.append(saved)
+        state = new
+    return xw, states, saved_steps
+
+
 class BPTTFunction(torch.autograd.Function):
     """Autograd function over the whole sequence: inputs (x, *state0, *params), outputs the state
     sequences (T, B, S_k)."""
@@ -38,69 +73,44 @@ class BPTTFunction(torch.autograd.Function):
     def forward(ctx, cell: RecurrentCell, names: Tuple[str, ...], mask: Optional[torch.Tensor],
                 x: torch.Tensor, *tensors: torch.Tensor):
         n_state = len(cell.state_names)
-        state0 = tensors[:n_state]
         p = dict(zip(names, tensors[n_state:]))
-        T, B, I = x.shape
-        W_ih, b = p["weight_ih"], cell.input_bias(p)
-        x2 = x.reshape(T * B, I)
-        xw = (torch.addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())).view(T, B, -1)
-        # states[k][t] is state k after step t; row 0 holds the initial state.   (T+1, B, S_k)
-        states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
-        for buf, s0 in zip(states, state0):
-            buf[0].copy_(s0)
-        saved_steps = []
-        writes_out = cell.writes_out and mask is None
-        state = state0
-        for t in range(T):
-            if writes_out:  # the cell writes the new state straight into the buffers
-                new = tuple(buf[t + 1] for buf in states)
-                _, saved = cell.step(p, xw[t], state, out=new)
-            else:
-                new, saved = cell.step(p, xw[t], state)
-                if mask is not None:
-                    new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
-                for buf, s in zip(states, new):
-                    buf[t + 1].copy_(s)
-                new = tuple(buf[t + 1] for buf in states)
-            saved_steps.append(saved)
-            state = new
-        ctx.cell, ctx.names, ctx.saved_steps = cell, names, saved_steps
+        xw, states, saved_steps = forward_pass(cell, p, x, tensors[:n_state], mask)
+        ctx.cell, ctx.names, ctx.saved_steps, ctx.xw = cell, names, saved_steps, xw
         ctx.has_mask = mask is not None
-        ctx.save_for_backward(x, *(() if mask is None else (mask,)), *tensors[n_state:], *states)
+        ctx.set_materialize_grads(False)  # a state sequence nobody used gets no zero gradient
+        ctx.save_for_backward(x, *(() if mask is None else (mask,)), *tensors, *states)
         return tuple(buf[1:] for buf in states)
 
     @staticmethod
     def backward(ctx, *d_seqs):
         cell: RecurrentCell = ctx.cell
         n_state, n_params = len(cell.state_names), len(ctx.names)
-        saved_tensors = ctx.saved_tensors
-        x = saved_tensors[0]
-        rest = saved_tensors[1:]
-        mask = None
-        if ctx.has_mask:
-            mask, rest = rest[0], rest[1:]
-        params, rest = rest[:n_params], rest[n_params:]
-        states = rest[:n_state]
-        saved_steps = ctx.saved_steps
+        x, *rest = ctx.saved_tensors
+        mask = rest.pop(0) if ctx.has_mask else None
+        state0, params, states = rest[:n_state], rest[n_state:n_state + n_params], rest[n_state + n_params:]
         p = dict(zip(ctx.names, params))
+        saved_steps, xw = ctx.saved_steps, ctx.xw
+        if cell.grad_in_xw:
+            if saved_steps is None:  # a second backward through a retained graph: the first
+                xw, _, saved_steps = forward_pass(cell, p, x, state0, mask)  # overwrote the gates
+            ctx.saved_steps = None
+            d_xw = xw  # dL/dxw_t overwrites the saved gates of step t, which it no longer needs
+        else:
+            d_xw = torch.empty_like(xw)
         T, B, I = x.shape
-        GH = p["weight_ih"].shape[0]
+        GH = d_xw.shape[-1]
         if mask is not None:
             keep = mask.to(x.dtype)  # (T, B, 1)
             carry = 1 - keep
-        d_xw = x.new_empty((T, B, GH))
         d_rec_steps = [None] * T
         d_state = tuple(torch.zeros_like(s[0]) for s in states)
         for t in range(T - 1, -1, -1):
             d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seqs))
             prev = tuple(s[t] for s in states)
             new = tuple(s[t + 1] for s in states)
-            if mask is not None:
-                d_new = tuple(d * keep[t] for d in d_state)
-            else:
-                d_new = d_state
+            d_new = d_state if mask is None else tuple(d * keep[t] for d in d_state)
             d_prev, d_rec_steps[t] = cell.step_backward(p, saved_steps[t], prev, new, d_new, d_xw[t])
-            if mask is not None:
+            if mask is not None:  # the carried part of the state at padded steps
                 d_prev = tuple(dp + d * carry[t] for dp, d in zip(d_prev, d_state))
             d_state = d_prev
         d_xw2 = d_xw.view(T * B, GH)
