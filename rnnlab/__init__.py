@@ -1,7 +1,7 @@
 """rnnlab: recurrent neural networks from the textbook, on PyTorch."""
-from .cells import LSTMCell, RecurrentCell, RNNCell
-from .layers import LSTM, RNN, RecurrentLayer
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
+from .layers import GRU, LSTM, RNN, RecurrentLayer
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "LSTMCell", "RNN", "RNNCell", "RecurrentCell", "RecurrentLayer", "__version__"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell", "RecurrentCell", "RecurrentLayer", "__version__"]

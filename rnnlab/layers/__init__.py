@@ -1,4 +1,4 @@
 from .recurrent_layer import RecurrentLayer
-from .standard import LSTM, RNN
+from .standard import GRU, LSTM, RNN
 
-__all__ = ["RecurrentLayer", "LSTM", "RNN"]
+__all__ = ["RecurrentLayer", "GRU", "LSTM", "RNN"]

@@ -1,6 +1,7 @@
-"""Drop-in replacements for torch.nn.LSTM, torch.nn.RNN (and their rnnlab extensions)."""
+"""Drop-in replacements for torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN (and their rnnlab extensions)."""
 from __future__ import annotations
 
+from ..cells.gru_cell import GRUCell
 from ..cells.lstm_cell import LSTMCell
 from ..cells.rnn_cell import RNNCell
 from .recurrent_layer import RecurrentLayer
@@ -24,6 +25,24 @@ class LSTM(RecurrentLayer):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, **options)
         self.proj_size = 0
+
+
+class GRU(RecurrentLayer):
+    """Multi-layer GRU over a sequence; torch.nn.GRU's arguments, parameters and return values.
+
+    Each step is :class:`rnnlab.GRUCell` (its docstring has the equations). ``reset_after=True``
+    (default) is torch's form and runs on torch's kernel under ``engine="auto"``;
+    ``reset_after=False`` (the notes' form, reset gate on h_{t-1} before the matrix product) has
+    no torch kernel: ``auto`` runs ``bptt`` and ``native`` raises. ``hx`` is h_0 (D*L, B, H);
+    returns ``output, h_n``.
+    """
+
+    cell_class = GRUCell
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, **options):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype, **options)
 
 
 class RNN(RecurrentLayer):
