@@ -25,7 +25,8 @@ The contract a cell implements (``p`` is a dict of parameter tensors by name):
 
 - ``step(p, xw_t, state) -> (new_state, saved)``: the forward equations. ``state`` and
   ``new_state`` are tuples of tensors, one per name in :attr:`state_names`; ``saved`` is a tuple of
-  what the backward needs beyond the states before and after the step. A cell that sets
+  what the backward needs beyond the states before and after the step (the engine keeps these
+  tensors as they are, so the cell must never modify one after it is saved). A cell that sets
   :attr:`writes_out` also accepts ``out=``, a tuple of buffers to write the new state into (the
   ``bptt`` engine passes them, sparing a copy per step).
 - ``step_backward(p, saved, state, new_state, d_new_state, d_xw) -> (d_state, d_rec)``: the
@@ -78,7 +79,8 @@ class RecurrentCell(nn.Module):
     output_state: int = 0
     #: the torch fused kernel that computes exactly this cell, or None (see engines/native.py).
     native_mode: Optional[str] = None
-    #: True when ``bias_hh`` is folded into the input projection (it adds linearly to xw).
+    #: True when ``bias_hh`` is folded into the input projection (it adds linearly to xw). A cell
+    #: folding only part of it overrides :meth:`input_bias` and :meth:`bias_grads` instead.
     fold_bias_hh: bool = True
     #: True when ``step`` accepts ``out=``: buffers to write the new state into (bptt, no autograd).
     writes_out: bool = False

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from ..cells.cell import Params, RecurrentCell, State
 from .steps import StepStack
@@ -82,6 +83,7 @@ class BPTTFunction(torch.autograd.Function):
         return tuple(buf[1:] for buf in states)
 
     @staticmethod
+    @once_differentiable  # the backward is hand-written: no graph of it for a second derivative
     def backward(ctx, *d_seqs):
         cell: RecurrentCell = ctx.cell
         n_state, n_params = len(cell.state_names), len(ctx.names)
