@@ -1,0 +1,163 @@
+"""Leaky units: a vanilla RNN whose state keeps a fraction of itself, for multiple time scales."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..activations import activate, activate_backward, check_activation
+from .cell import Params, RecurrentCell, check_size
+
+LEAK_MODES = ("fixed", "learned")
+LEAK_SHAPES = (None, "scalar", "unit")
+
+
+def check_leak(leak, hidden_size: int, shape: Optional[str]) -> torch.Tensor:
+    """The leak as a float64 tensor, () for ``shape="scalar"`` or (H,) for ``"unit"``; every value
+    strictly inside (0, 1). ``shape=None`` takes the shape of ``leak`` (a float or H values)."""
+    H = hidden_size
+    if shape not in LEAK_SHAPES:
+        raise ValueError(f"leak_shape must be None, 'scalar' or 'unit', got {shape!r}")
+    try:
+        a = torch.as_tensor(leak, dtype=torch.float64).detach().clone()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"leak must be a float or {H} floats (one per unit), "
+                         f"got {leak!r}") from None
+    if a.dim() == 0 and shape == "unit":
+        a = a.expand(H).clone()  # one value for every unit
+    wants = {"scalar": [()], "unit": [(H,)], None: [(), (H,)]}[shape]
+    if tuple(a.shape) not in wants:
+        raise ValueError(f"leak must have shape {' or '.join(map(str, wants))} for "
+                         f"leak_shape={shape!r}, got shape {tuple(a.shape)}")
+    if not bool(((a > 0) & (a < 1)).all()):
+        lo, hi = a.min().item(), a.max().item()
+        raise ValueError(f"leak must lie strictly inside (0, 1), got "
+                         f"{lo if a.dim() == 0 else f'values in [{lo}, {hi}]'}")
+    return a
+
+
+class LeakyRNNCell(RecurrentCell):
+    r"""One step of a leaky-unit RNN (the notes' section 10.9.2):
+
+    .. math::
+        v_t &= \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}) \\
+        h_t &= a \odot h_{t-1} + (1 - a) \odot v_t
+
+    h_t is the "summary of history" u(t) of the notes, v_t the "new stuff" computed as by the
+    vanilla RNN, phi its nonlinearity (tanh, relu or sigmoid; ``nonlinearity``), the circle the
+    element-wise (Hadamard) product. The leak a is the weight of the linear self-connection
+    h_{t-1} -> h_t: near 1 the unit integrates over a long time scale (about 1 / (1 - a) steps),
+    near 0 it is the vanilla RNN. Giving each unit its own a mixes several time scales.
+
+    The leak a, every value strictly inside (0, 1):
+
+    - ``leak_mode="fixed"`` (default): a = ``leak``, a constant, kept in the non-persistent buffer
+      ``leak`` (it is rebuilt from the constructor's arguments, so it is not in the state dict);
+    - ``leak_mode="learned"``: a = sigma(``leak_logit``), a parameter started at logit(``leak``);
+      the sigmoid keeps a inside (0, 1) whatever the optimiser does.
+    - ``leak_shape``: ``"scalar"`` (one a for all units), ``"unit"`` (one a per unit; a float
+      ``leak`` is given to every unit) or None (the default: the shape of ``leak``, a float or
+      H values).
+
+    Shapes: x_t (B, I), h_t (B, H), a () or (H,). Parameters as torch.nn.RNNCell: ``weight_ih``
+    (H, I), ``weight_hh`` (H, H), ``bias_ih``, ``bias_hh`` (H,); with a learned leak also
+    ``leak_logit`` () or (H,).
+    """
+
+    writes_out = True
+    grad_in_xw = True
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, leak=0.5,
+                 leak_mode: str = "fixed", leak_shape: Optional[str] = None,
+                 nonlinearity: str = "tanh", init: str = "rnnlab", device=None, dtype=None):
+        if leak_mode not in LEAK_MODES:
+            raise ValueError(f"leak_mode must be 'fixed' or 'learned', got {leak_mode!r}")
+        self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
+        self.leak_mode = leak_mode
+        # the leak values (float64), which size and (re)initialise leak_logit: set before the base
+        # class creates the parameters
+        self._leak_init = check_leak(leak, check_size("hidden_size", hidden_size), leak_shape)
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        if leak_mode == "fixed":
+            dtype = dtype if dtype is not None else torch.get_default_dtype()
+            self.register_buffer("leak", self._leak_init.to(device=device, dtype=dtype),
+                                 persistent=False)
+
+    def parameter_shapes(self):
+        shapes = super().parameter_shapes()
+        if self.leak_mode == "learned":
+            shapes["leak_logit"] = tuple(self._leak_init.shape)
+        return shapes
+
+    def init_extra(self, name, param):
+        if name == "leak_logit":
+            param.copy_(torch.logit(self._leak_init))
+            return True
+        return False
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.leak_mode == "learned":  # logit(leak) under init="torch" too: torch.nn has no leak
+            with torch.no_grad():
+                self.init_extra("leak_logit", self.leak_logit)
+
+    def extra_repr(self):
+        a = [float(f"{v:.6g}") for v in self._leak_init.reshape(-1).tolist()]
+        s = super().extra_repr() + f", leak={a[0] if self._leak_init.dim() == 0 else a}"
+        if self.leak_mode != "fixed":
+            s += f", leak_mode={self.leak_mode!r}"
+        return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
+
+    def leak_rate(self, p: Params, like: torch.Tensor) -> torch.Tensor:
+        """a, () or (H,), in the dtype and on the device of ``like``.
+
+        A fixed leak is a buffer of the cell, and a layer moves only the parameters it owns, so
+        after ``layer.double()`` or ``layer.to(device)`` the buffer is cast here (a no-op when it
+        already matches)."""
+        if self.leak_mode == "learned":
+            return torch.sigmoid(p["leak_logit"])
+        return self.leak.to(like)
+
+    # ------------------------------------------------------------------ forward
+    def step(self, p, xw, state, out=None):
+        """v_t = phi(xw_t + W_hh h_{t-1});  h_t = h_{t-1} a + v_t (1 - a) = lerp(v_t, h_{t-1}, a).
+        Saves v_t. With ``out`` (bptt, no autograd) v_t is built in ``xw``'s storage and h_t
+        written into ``out``."""
+        (h,) = state
+        a = self.leak_rate(p, xw)
+        if out is None:
+            v = activate(self.nonlinearity, torch.addmm(xw, h, p["weight_hh"].t()))  # (B, H)
+            return (torch.lerp(v, h, a),), (v,)
+        v = activate(self.nonlinearity, xw.addmm_(h, p["weight_hh"].t()), out=xw)
+        return (torch.lerp(v, h, a, out=out[0]),), (v,)
+
+    # ------------------------------------------------------------------ backward
+    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
+        """With dh = dL/dh_t:
+
+        da_t = dh (h_{t-1} - v_t), the step's term of dL/da (learned leak only; in d_rec);
+        dv = dh (1 - a);   dz = dv phi'(z) (phi' from v_t), written into d_xw (over v_t);
+        dh_{t-1} = dh a + dz W_hh.
+        """
+        (v,) = saved
+        (dh,) = d_new_state
+        a = self.leak_rate(p, d_xw)
+        d_rec = (dh * (state[0] - v),) if self.leak_mode == "learned" else ()  # before v is gone
+        torch.mul(activate_backward(self.nonlinearity, v, dh), 1 - a, out=d_xw)
+        dh_prev = torch.addmm(dh * a, d_xw, p["weight_hh"])
+        return (dh_prev,), d_rec
+
+    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
+        """dW_hh = sum_t dz_t^T h_{t-1}, one (H, T*B) x (T*B, H) product. A learned leak:
+
+        dL/da = sum_t sum_b da_t, one sum of the stacked da_t (T, B, H) (over units too for a
+        scalar a);   dL/d(leak_logit) = dL/da * a (1 - a).
+        """
+        T, B, H = d_xw.shape
+        grads = {"weight_hh": d_xw.reshape(T * B, H).t().mm(prev[0].reshape(T * B, H))}
+        grads.update(self.bias_grads(p, d_xw))
+        if self.leak_mode == "learned":
+            a = torch.sigmoid(p["leak_logit"])
+            da = d_rec[0].sum((0, 1) if a.dim() else (0, 1, 2))  # (H,) or ()
+            grads["leak_logit"] = da * a * (1 - a)
+        return grads

@@ -1,0 +1,104 @@
+import pytest
+import torch
+
+import rnnlab
+from engine_check import (LENGTHS, assert_engines_agree, assert_matches_loop_of_cell,
+                          gradcheck_layer)
+
+OPTIONS = [
+    {},
+    {"nonlinearity": "relu"},
+    {"nonlinearity": "sigmoid", "bias": False},
+    {"gated": True},
+    {"gated": True, "nonlinearity": "relu", "bias": False},
+    {"gated": True, "nonlinearity": "sigmoid"},
+]
+SHAPES = [(1, False), (2, True), (1, True), (2, False)]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("layers,bidirectional", SHAPES)
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_bptt_equals_loop(options, layers, bidirectional, with_lengths):
+    m = rnnlab.ResidualRNN(3, 4, layers, bidirectional=bidirectional, dtype=torch.float64,
+                           **options)
+    assert_engines_agree(m, LENGTHS if with_lengths else None)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_bptt_equals_loop_all_states(options, with_lengths):
+    m = rnnlab.ResidualRNN(3, 4, 2, bidirectional=True, dtype=torch.float64, **options)
+    assert_engines_agree(m, LENGTHS if with_lengths else None, return_states=True)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_gradcheck(options, layers, bidirectional, with_lengths):
+    m = rnnlab.ResidualRNN(2, 3, layers, bidirectional=bidirectional, dtype=torch.float64,
+                           **options)
+    gradcheck_layer(m, torch.tensor([3, 1]) if with_lengths else None)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+def test_layer_equals_loop_of_cell(options):
+    m = rnnlab.ResidualRNN(3, 4, dtype=torch.float64, **options)
+    assert_matches_loop_of_cell(m, torch.randn(6, 2, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_one_step_by_hand(gated):
+    H = 4
+    cell = rnnlab.ResidualRNNCell(3, H, gated=gated, init="torch", dtype=torch.float64)
+    x, s = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, H, dtype=torch.float64)
+    z = x @ cell.weight_ih.T + cell.bias_ih + s @ cell.weight_hh.T + cell.bias_hh  # (B, G*H)
+    if gated:
+        i, r = torch.sigmoid(z[:, :H]), torch.tanh(z[:, H:])  # gate order i, r
+        want = s + i * r
+    else:
+        want = s + torch.tanh(z)
+    out, s1 = cell(x, s)
+    torch.testing.assert_close(s1, want, rtol=1e-12, atol=1e-14)
+    assert out is s1
+
+
+@pytest.mark.parametrize("gated,G", [(False, 1), (True, 2)])
+def test_parameters_are_torch_nn_names_with_gate_blocks(gated, G):
+    m = rnnlab.ResidualRNN(3, 4, bidirectional=True, gated=gated)
+    shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
+    for d in ("", "_reverse"):
+        assert shapes[f"weight_ih_l0{d}"] == (G * 4, 3) and shapes[f"weight_hh_l0{d}"] == (G * 4, 4)
+        assert shapes[f"bias_ih_l0{d}"] == shapes[f"bias_hh_l0{d}"] == (G * 4,)
+    assert len(shapes) == 8
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_second_backward_through_retained_graph(gated):
+    m = rnnlab.ResidualRNN(3, 4, engine="bptt", gated=gated, dtype=torch.float64)
+    out, _ = m(torch.randn(5, 2, 3, dtype=torch.float64))
+    first = torch.autograd.grad(out.sum(), list(m.parameters()), retain_graph=True)
+    for a, b in zip(first, torch.autograd.grad(out.sum(), list(m.parameters()))):
+        torch.testing.assert_close(a, b)
+
+
+def test_native_engine_refused():
+    m = rnnlab.ResidualRNN(3, 4, gated=True, engine="native")
+    with pytest.raises(ValueError, match="engine='native' cannot run.*ResidualRNNCell"):
+        m(torch.randn(4, 2, 3))
+    m.engine = "auto"
+    m(torch.randn(4, 2, 3))
+    assert m.last_engine == "bptt"
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"gated": "yes"}, r"gated must be True or False, got 'yes'"),
+    ({"gated": 1}, r"gated must be True or False, got 1"),
+    ({"nonlinearity": "identity"}, r"nonlinearity must be one of .*, got 'identity'"),
+    ({"init": "xavier"}, r"init must be one of"),
+])
+def test_bad_options_raise(options, match):
+    with pytest.raises(ValueError, match=match):
+        rnnlab.ResidualRNN(3, 4, **options)
+    with pytest.raises(ValueError, match=match):
+        rnnlab.ResidualRNNCell(3, 4, **options)
