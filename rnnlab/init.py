@@ -7,9 +7,10 @@
     - input weights ``weight_ih``: each gate block Glorot-uniform, U(-a, a), a = sqrt(6 / (I + H));
     - biases zero, except the forget gate's, set to ``forget_bias`` (1 by default) so that the cell
       starts out remembering;
-    - any other parameter: as the cell says (:meth:`RecurrentCell.init_extra`).
+    - a parameter of the cell's own (a peephole, a leak): as the cell says
+      (:meth:`RecurrentCell.init_extra`, consulted first under every scheme).
 
-``torch``: torch.nn's scheme, U(-1/sqrt(H), 1/sqrt(H)) for every parameter.
+``torch``: torch.nn's scheme, U(-1/sqrt(H), 1/sqrt(H)) for every parameter torch.nn has.
 """
 from __future__ import annotations
 
@@ -39,11 +40,11 @@ def glorot_blocks_(weight: torch.Tensor, block: int) -> torch.Tensor:
 def init_parameter(cell, name: str, param: torch.Tensor, scheme: str) -> None:
     """Initialise one parameter of ``cell`` in place by ``scheme``."""
     H = cell.hidden_size
+    if cell.init_extra(name, param):  # the cell's own parameters (a leak, say) know best
+        return
     if scheme == "torch":
         bound = 1.0 / math.sqrt(H)
         param.uniform_(-bound, bound)
-        return
-    if cell.init_extra(name, param):
         return
     if name.startswith("bias"):
         cell.init_bias(name, param)

@@ -76,7 +76,8 @@ def assert_matches_loop_of_cell(layer, x):
     assert layer.num_layers == 1 and not layer.bidirectional
     cell = type(layer.cells[0])(layer.input_size, layer.hidden_size, bias=layer.bias,
                                 dtype=x.dtype, **layer.cell_options)
-    cell.load_state_dict({n: p for n, p in layer.cell_params(0).items()})
+    own = layer.cell_params(0)
+    cell.load_state_dict({n: own[n] for n in cell.state_dict()})
     state = None
     outs = []
     for t in range(x.shape[0]):

@@ -100,11 +100,13 @@ def test_fixed_leak_is_a_buffer_learned_leak_a_parameter():
     names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
     fixed = rnnlab.LeakyRNN(3, H, leak=UNIT_LEAKS)
     assert [n for n, _ in fixed.named_parameters()] == names  # torch.nn.RNN's
-    assert "leak" in dict(fixed.cells[0].named_buffers())
-    torch.testing.assert_close(fixed.cells[0].leak, torch.tensor(UNIT_LEAKS))
+    assert "leak_l0" in dict(fixed.named_buffers())  # owned by the layer, so it follows .to()
+    assert "leak_l0" not in fixed.state_dict()  # a torch.nn.RNN state dict loads unchanged
+    torch.testing.assert_close(fixed.leak_l0, torch.tensor(UNIT_LEAKS))
+    assert fixed.double().leak_l0.dtype == torch.float64
     learned = rnnlab.LeakyRNN(3, H, leak_mode="learned", leak=0.8, bidirectional=True)
     assert learned.leak_logit_l0.shape == () and learned.leak_logit_l0_reverse.shape == ()
-    assert dict(learned.cells[0].named_buffers()) == {}
+    assert dict(learned.named_buffers()) == {}
 
 
 @pytest.mark.parametrize("init", ["rnnlab", "torch"])

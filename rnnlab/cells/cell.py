@@ -114,7 +114,7 @@ class RecurrentCell(nn.Module):
     def reset_parameters(self) -> None:
         """(Re)initialise every parameter by ``self.init`` (see the class docstring)."""
         with torch.no_grad():
-            for name, param in self.params().items():
+            for name, param in self._parameters.items():
                 init_parameter(self, name, param, self.init)
 
     def init_bias(self, name: str, bias: torch.Tensor) -> None:
@@ -122,12 +122,13 @@ class RecurrentCell(nn.Module):
         bias.zero_()
 
     def init_extra(self, name: str, param: torch.Tensor) -> bool:
-        """Initialise a cell-specific parameter under ``rnnlab``; return False to use the default."""
+        """Initialise a cell-specific parameter (under any scheme: ``self.init`` says which);
+        return False to leave it to the scheme's default."""
         return False
 
     def params(self) -> Params:
-        """The parameters the step functions read, by name."""
-        return dict(self._parameters)
+        """The parameters (and buffers, such as a fixed leak) the step functions read, by name."""
+        return {**self._parameters, **self._buffers}
 
     @property
     def state_sizes(self) -> Tuple[int, ...]:

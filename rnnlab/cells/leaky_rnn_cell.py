@@ -95,12 +95,6 @@ class LeakyRNNCell(RecurrentCell):
             return True
         return False
 
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        if self.leak_mode == "learned":  # logit(leak) under init="torch" too: torch.nn has no leak
-            with torch.no_grad():
-                self.init_extra("leak_logit", self.leak_logit)
-
     def extra_repr(self):
         a = [float(f"{v:.6g}") for v in self._leak_init.reshape(-1).tolist()]
         s = super().extra_repr() + f", leak={a[0] if self._leak_init.dim() == 0 else a}"
@@ -109,14 +103,11 @@ class LeakyRNNCell(RecurrentCell):
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
     def leak_rate(self, p: Params, like: torch.Tensor) -> torch.Tensor:
-        """a, () or (H,), in the dtype and on the device of ``like``.
-
-        A fixed leak is a buffer of the cell, and a layer moves only the parameters it owns, so
-        after ``layer.double()`` or ``layer.to(device)`` the buffer is cast here (a no-op when it
-        already matches)."""
+        """a, () or (H,): sigmoid(leak_logit) when learned, else the fixed buffer ``leak`` (which
+        a layer owns like the parameters, so it follows ``.to()`` and ``.double()``)."""
         if self.leak_mode == "learned":
             return torch.sigmoid(p["leak_logit"])
-        return self.leak.to(like)
+        return p["leak"]
 
     # ------------------------------------------------------------------ forward
     def step(self, p, xw, state, out=None):

@@ -65,7 +65,7 @@ class LSTMCell(RecurrentCell):
         return shapes
 
     def init_extra(self, name, param):
-        if name.startswith("weight_c"):
+        if name.startswith("weight_c") and self.init == "rnnlab":
             if param.dim() == 1:
                 param.zero_()  # diagonal peepholes start closed
             else:

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..cells.cell import RecurrentCell, check_size
+from ..init import init_parameter
 from ..engines import RUNNERS, check_engine, native_unsupported, run_native
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
 
@@ -85,6 +86,12 @@ class RecurrentLayer(nn.Module):
                     self.register_parameter(name + suffix, param)  # torch.nn's name
                     names[name] = name + suffix
                     del cell._parameters[name]  # the layer owns it; the cell only computes
+                for name, buf in list(cell._buffers.items()):  # e.g. a fixed leak: follows .to()
+                    persistent = name not in cell._non_persistent_buffers_set
+                    self.register_buffer(name + suffix, buf, persistent=persistent)
+                    names[name] = name + suffix
+                    del cell._buffers[name]
+                    cell._non_persistent_buffers_set.discard(name)
                 cells.append(cell)
                 self._param_names.append(names)
             layer_input = D * cells[-1].output_size
@@ -96,7 +103,7 @@ class RecurrentLayer(nn.Module):
         return self._cells
 
     def cell_params(self, index: int) -> dict:
-        """Parameters of cell ``index`` under the cell's own names."""
+        """Parameters (and buffers) of cell ``index`` under the cell's own names."""
         return {name: getattr(self, full) for name, full in self._param_names[index].items()}
 
     def flat_weights(self) -> List[torch.Tensor]:
@@ -108,11 +115,12 @@ class RecurrentLayer(nn.Module):
         return self.weight_ih_l0.dtype
 
     def reset_parameters(self) -> None:
-        for i, cell in enumerate(self.cells):
-            with torch.no_grad():
-                from ..init import init_parameter
+        """Initialise every parameter again by ``init`` (see :mod:`rnnlab.init`)."""
+        with torch.no_grad():
+            for i, cell in enumerate(self.cells):
                 for name, param in self.cell_params(i).items():
-                    init_parameter(cell, name, param, self.init)
+                    if isinstance(param, nn.Parameter):
+                        init_parameter(cell, name, param, self.init)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
