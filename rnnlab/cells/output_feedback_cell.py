@@ -1,0 +1,162 @@
+"""The output-recurrence cell: the previous output feeds the next state; teacher forcing."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch.nn import functional as F
+
+from ..activations import activate, activate_backward, check_activation
+from .cell import Params, RecurrentCell, State, check_size, glorot_bound
+from .rnn_cell import RNNCell
+
+OUTPUT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
+
+
+class OutputFeedbackCell(RecurrentCell):
+    r"""One step of the notes' RNN with output recurrence, s_t = h(x_t, s_{t-1}, y_{t-1}):
+
+    .. math::
+        s_t &= a(U x_t + V s_{t-1} + W y_{t-1} + b) \\
+        y_t &= g(W_{hy} s_t + b_y)
+
+    - x_t (I): the input; s_{t-1}, s_t (H): the hidden state; y_{t-1}, y_t (O): the output, which
+      is fed back into the next step (equivalently a(M [x, s, y] + b) with M = [U, V, W]);
+    - U = ``weight_ih`` (H, I), V = ``weight_hh`` (H, H), W = ``weight_yh`` (H, O),
+      b = ``bias_ih`` + ``bias_hh`` (H,) (two vectors, as torch.nn.RNNCell, so they load from it);
+    - W_hy = ``weight_hy`` (O, H), b_y = ``bias_hy`` (O,): the readout;
+    - a: ``nonlinearity``, tanh (default), relu or sigmoid; g: ``output_activation``, identity
+      (default, for regression), tanh or sigmoid.
+
+    The state is the pair (s, y), of widths (H, O); the output of the step is y_t.
+
+    Open loop (generation, and training without teacher forcing): y_{t-1} is the cell's own
+    previous output, part of the state. Teacher forcing: the true previous output y*_{t-1}
+    replaces it; then the recurrence over s alone is a vanilla RNN whose input is [x_t, y*_{t-1}]
+    with input weight [U, W], and every y_t can be computed after the loop in one product
+    (:meth:`run_teacher_forced`). Stepping the cell by hand with the state (s_{t-1}, y*_{t-1}) is
+    the same teacher forcing.
+
+    Shapes: x_t (B, I), s_t (B, H), y_t (B, O). Under ``init="rnnlab"`` V starts orthogonal, U, W
+    and W_hy Glorot-uniform, biases zero.
+    """
+
+    state_names = ("s", "y")
+    output_state = 1
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, bias: bool = True, *,
+                 nonlinearity: str = "tanh", output_activation: str = "identity",
+                 init: str = "rnnlab", device=None, dtype=None):
+        # O; ``output_size`` itself is the base class's property, state_sizes[output_state]
+        self.out_features = check_size("output_size", output_size)
+        self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"output_activation must be one of "
+                             f"{', '.join(map(repr, OUTPUT_ACTIVATIONS))}, got {output_activation!r}")
+        self.output_activation = output_activation
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        # The teacher-forced recurrence over s: a vanilla RNN cell of input [x, y*] that only
+        # computes (its parameters are built from U, W, V, b at each call); kept out of the
+        # module tree so that it adds no parameters or state-dict entries.
+        s_cell = RNNCell(input_size + output_size, hidden_size, bias, self.nonlinearity,
+                         init="torch", device="meta")
+        for name in list(s_cell._parameters):
+            del s_cell._parameters[name]
+        self._s_cell = (s_cell,)
+
+    def parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        H, I, O = self.hidden_size, self.input_size, self.out_features
+        shapes = {"weight_ih": (H, I), "weight_hh": (H, H), "weight_yh": (H, O),
+                  "weight_hy": (O, H)}
+        if self.bias:
+            shapes.update(bias_ih=(H,), bias_hh=(H,), bias_hy=(O,))
+        return shapes
+
+    def init_extra(self, name, param):
+        """Under ``rnnlab``, W and W_hy Glorot-uniform whatever O is relative to H (the default
+        rules would make them orthogonal when O is a multiple of H); under ``torch``, torch's."""
+        if self.init == "rnnlab" and name in ("weight_yh", "weight_hy"):
+            a = glorot_bound(param.shape[1], param.shape[0])
+            param.uniform_(-a, a)
+            return True
+        return False
+
+    @property
+    def state_sizes(self) -> Tuple[int, ...]:
+        return (self.hidden_size, self.out_features)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}, {self.out_features}"
+        s += "" if self.bias else ", bias=False"
+        if self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if self.output_activation != "identity":
+            s += f", output_activation={self.output_activation!r}"
+        return s
+
+    def readout(self, p: Params, s: torch.Tensor) -> torch.Tensor:
+        """y = g(W_hy s + b_y) for s of any leading shape (B, H) or (T, B, H)."""
+        return activate(self.output_activation, F.linear(s, p["weight_hy"], p.get("bias_hy")))
+
+    # ------------------------------------------------------------------ open loop
+    def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
+        """s_t = a(xw_t + V s_{t-1} + W y_{t-1}),  y_t = g(W_hy s_t + b_y); nothing else saved."""
+        s, y = state
+        z = torch.addmm(torch.addmm(xw, s, p["weight_hh"].t()), y, p["weight_yh"].t())  # (B, H)
+        s_new = activate(self.nonlinearity, z)
+        b_y = p.get("bias_hy")
+        zy = torch.addmm(b_y, s_new, p["weight_hy"].t()) if b_y is not None else s_new.mm(p["weight_hy"].t())
+        return (s_new, activate(self.output_activation, zy)), ()
+
+    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
+        """From dL/ds_t and dL/dy_t (derivatives from the saved outputs s_t, y_t):
+
+            dzy = dy_t * g'(zy)                      zy = W_hy s_t + b_y
+            dz  = (ds_t + dzy W_hy) * a'(z)          (written into d_xw)
+            ds_{t-1} = dz V,   dy_{t-1} = dz W
+
+        Returns d_rec = (dzy,) for dW_hy and db_y.
+        """
+        s_new, y_new = new_state
+        ds, dy = d_new_state
+        dzy = activate_backward(self.output_activation, y_new, dy)  # (B, O)
+        d_xw.copy_(activate_backward(self.nonlinearity, s_new, torch.addmm(ds, dzy, p["weight_hy"])))
+        return (d_xw.mm(p["weight_hh"]), d_xw.mm(p["weight_yh"])), (dzy,)
+
+    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
+        """One product each over all T*B rows:
+
+            dV = sum_t dz_t^T s_{t-1},  dW = sum_t dz_t^T y_{t-1},  dW_hy = sum_t dzy_t^T s_t,
+            db_y = sum_t sum_b dzy_t.
+        """
+        T, B, H = d_xw.shape
+        O = self.out_features
+        dz = d_xw.reshape(T * B, H).t()  # (H, T*B)
+        (dzy,) = d_rec
+        dzy = dzy.reshape(T * B, O)
+        grads = {"weight_hh": dz.mm(prev[0].reshape(T * B, H)),
+                 "weight_yh": dz.mm(prev[1].reshape(T * B, O)),
+                 "weight_hy": dzy.t().mm(new[0].reshape(T * B, H))}
+        grads.update(self.bias_grads(p, d_xw))
+        if self.bias:
+            grads["bias_hy"] = dzy.sum(0)
+        return grads
+
+    # ------------------------------------------------------------------ teacher forcing
+    def run_teacher_forced(self, runner, p: Params, x: torch.Tensor, y_prev: torch.Tensor,
+                           state0: State, mask: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+        """Run the cell over x (T, B, I) with the true previous outputs y_prev (T, B, O) fed back.
+
+        The recurrence over s is a vanilla RNN run by ``runner`` (an engine, ``run_loop`` or
+        ``run_bptt``) on the input [x_t, y*_{t-1}] (T, B, I+O) with input weight [U, W] (H, I+O):
+        the engine's one input projection covers W y*_{t-1} too, and dL/dW comes back through it.
+        Then y_t = g(W_hy s_t + b_y) for all steps at once. ``state0[1]`` (y_0) is not read: y_prev[0]
+        takes its place. Returns (s, y) sequences (T, B, H), (T, B, O), as the engines do.
+        """
+        s_p = {"weight_ih": torch.cat((p["weight_ih"], p["weight_yh"]), 1),  # [U, W]   (H, I+O)
+               "weight_hh": p["weight_hh"]}
+        if self.bias:
+            s_p.update(bias_ih=p["bias_ih"], bias_hh=p["bias_hh"])
+        xy = torch.cat((x, y_prev), -1)  # (T, B, I+O)
+        (s,) = runner(self._s_cell[0], s_p, xy, state0[:1], mask)
+        return s, self.readout(p, s)
