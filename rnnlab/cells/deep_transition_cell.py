@@ -9,29 +9,6 @@ from ..activations import activate, activate_backward, check_activation
 from .cell import Params, RecurrentCell, State, check_size
 
 
-_aten = torch.ops.aten
-
-
-def _activate_backward(name: str, a: torch.Tensor, da: torch.Tensor, out=None) -> torch.Tensor:
-    """:func:`rnnlab.activations.activate_backward` as one fused kernel, into ``out`` if given.
-
-    dz = da * phi'(z) from a = phi(z): aten's tanh_backward (da (1 - a^2)), sigmoid_backward
-    (da a (1 - a)) and threshold_backward (da [a > 0]) in one pass instead of three element-wise
-    ops; in the per-step backward of a deep transition this is most of the element-wise work.
-    """
-    if name == "tanh":
-        return _aten.tanh_backward(da, a) if out is None else \
-            _aten.tanh_backward.grad_input(da, a, grad_input=out)
-    if name == "sigmoid":
-        return _aten.sigmoid_backward(da, a) if out is None else \
-            _aten.sigmoid_backward.grad_input(da, a, grad_input=out)
-    if name == "relu":
-        return _aten.threshold_backward(da, a, 0) if out is None else \
-            _aten.threshold_backward.grad_input(da, a, 0, grad_input=out)
-    dz = activate_backward(name, a, da)
-    return dz if out is None else out.copy_(dz)
-
-
 class DeepTransitionCell(RecurrentCell):
     r"""One step of the deep-transition RNN (the notes' "let h be a multilayer perceptron"):
 
@@ -122,10 +99,10 @@ class DeepTransitionCell(RecurrentCell):
         du = dh
         dzs = []
         for j in range(self.depth, 1, -1):
-            dz = _activate_backward(act, us[j - 1], du)  # dz^(j)   (B, H)
+            dz = activate_backward(act, us[j - 1], du)  # dz^(j)   (B, H)
             dzs.append(dz)
             du = dz.mm(p[f"weight_t{j}"])  # du^(j-1)
-        _activate_backward(act, us[0], du, out=d_xw)  # dz^(1)
+        activate_backward(act, us[0], du, out=d_xw)  # dz^(1)
         dh_prev = torch.addmm(dh, d_xw, p["weight_hh"]) if self.skip else d_xw.mm(p["weight_hh"])
         return (dh_prev,), tuple(reversed(dzs))
 

@@ -50,10 +50,8 @@ class OutputFeedbackCell(RecurrentCell):
         # O; ``output_size`` itself is the base class's property, state_sizes[output_state]
         self.out_features = check_size("output_size", output_size)
         self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(f"output_activation must be one of "
-                             f"{', '.join(map(repr, OUTPUT_ACTIVATIONS))}, got {output_activation!r}")
-        self.output_activation = output_activation
+        self.output_activation = check_activation(output_activation, OUTPUT_ACTIVATIONS,
+                                                  "output_activation")
         super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
         # The teacher-forced recurrence over s: a vanilla RNN cell of input [x, y*] that only
         # computes (its parameters are built from U, W, V, b at each call); kept out of the
@@ -120,7 +118,7 @@ class OutputFeedbackCell(RecurrentCell):
         s_new, y_new = new_state
         ds, dy = d_new_state
         dzy = activate_backward(self.output_activation, y_new, dy)  # (B, O)
-        d_xw.copy_(activate_backward(self.nonlinearity, s_new, torch.addmm(ds, dzy, p["weight_hy"])))
+        activate_backward(self.nonlinearity, s_new, torch.addmm(ds, dzy, p["weight_hy"]), out=d_xw)
         return (d_xw.mm(p["weight_hh"]), d_xw.mm(p["weight_yh"])), (dzy,)
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):

@@ -79,7 +79,7 @@ class ResidualRNNCell(RecurrentCell):
         (ds,) = d_new_state
         if not self.gated:
             (r,) = saved
-            d_xw.copy_(activate_backward(self.nonlinearity, r, ds))
+            activate_backward(self.nonlinearity, r, ds, out=d_xw)
         else:  # d_xw may be the storage of (i, r): read both before writing
             i, r = saved
             H = self.hidden_size

@@ -47,7 +47,7 @@ class RNNCell(RecurrentCell):
 
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """dz = dH_t * phi'(z) (from H_t);  dH_{t-1} = dz W_hh."""
-        d_xw.copy_(activate_backward(self.nonlinearity, new_state[0], d_new_state[0]))
+        activate_backward(self.nonlinearity, new_state[0], d_new_state[0], out=d_xw)
         return (d_xw.mm(p["weight_hh"]),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):

@@ -19,8 +19,8 @@ def run_loop(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
     b = cell.input_bias(p)
     state = state0
     seqs = [[] for _ in state0]
-    for t in range(x.shape[0]):
-        xw = F.linear(x[t], p["weight_ih"], b)  # (B, G*H)
+    for t, x_t in enumerate(x.unbind(0)):  # as `for x_t in x`: no (T, B, I) grad per step
+        xw = F.linear(x_t, p["weight_ih"], b)  # (B, G*H)
         new, _ = cell.step(p, xw, state)
         if mask is not None:
             new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))

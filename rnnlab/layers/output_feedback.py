@@ -51,18 +51,12 @@ class OutputFeedbackRNN(RecurrentLayer):
                          nonlinearity=nonlinearity, output_activation=output_activation, **options)
         self.output_size = output_size
         self.nonlinearity, self.output_activation = nonlinearity, output_activation
-        self._teacher = None  # the time-major teacher during a teacher-forced forward call
 
     def forward(self, input, hx=None, lengths=None, return_states: bool = False, teacher=None):
         if teacher is None:
-            return super().forward(input, hx, lengths, return_states)
-        # RecurrentLayer.forward takes no extra per-step inputs: hand the teacher, time-major,
-        # to _run_stack through the layer for the length of this call.
-        self._teacher = self._teacher_time_major(teacher, input)
-        try:
-            return super().forward(input, hx, lengths, return_states)
-        finally:
-            self._teacher = None
+            return self.run(input, hx, lengths, return_states)
+        extras = {"teacher": self._teacher_time_major(teacher, input)}  # (T, B, D*O)
+        return self.run(input, hx, lengths, return_states, extras)
 
     def _teacher_time_major(self, teacher, input) -> torch.Tensor:
         """``teacher`` in the layout of the output, checked and made (T, B, D*O)."""
@@ -87,26 +81,21 @@ class OutputFeedbackRNN(RecurrentLayer):
             return teacher.unsqueeze(1)  # (T, 1, D*O)
         return teacher.transpose(0, 1) if self.batch_first else teacher
 
-    def _run_stack(self, runner, x, hx, lengths):
-        """Open loop: the generic stack. Teacher-forced: the last layer's cells run their s
-        recurrence on [x_t, y*_{t-1}] (:meth:`OutputFeedbackCell.run_teacher_forced`)."""
-        teacher = self._teacher
-        if teacher is None:
-            return super()._run_stack(runner, x, hx, lengths)
-        O = self.output_size
+    def run_cell(self, index, runner, xin, state0, mask, lengths, extras):
+        """Open loop: the generic step. Teacher-forced: the last layer's cells run their s
+        recurrence on [x_t, y*_{t-1}] (:meth:`OutputFeedbackCell.run_teacher_forced`); the lower
+        layers, whose outputs have no targets, run open loop."""
+        teacher = extras.get("teacher")
         D = 2 if self.bidirectional else 1
-        top = {id(cell): d for d, cell in enumerate(self.cells[-D:])}
-
-        def run_cell(cell, p, xin, state0, mask):
-            d = top.get(id(cell))
-            if d is None:  # a lower layer: open loop
-                return runner(cell, p, xin, state0, mask)
-            y_prev = teacher[..., d * O:(d + 1) * O]  # (T, B, O)
-            if d == 1:  # the backward direction runs on the sequences reversed in their lengths
-                y_prev = reverse_padded(y_prev, lengths)
-            return cell.run_teacher_forced(runner, p, xin, y_prev, state0, mask)
-
-        return super()._run_stack(run_cell, x, hx, lengths)
+        layer, d = divmod(index, D)
+        if teacher is None or layer < self.num_layers - 1:
+            return super().run_cell(index, runner, xin, state0, mask, lengths, extras)
+        O = self.output_size
+        y_prev = teacher[..., d * O:(d + 1) * O]  # (T, B, O)
+        if d == 1:  # the backward direction runs on the sequences reversed in their lengths
+            y_prev = reverse_padded(y_prev, lengths)
+        return self.cells[index].run_teacher_forced(runner, self.cell_params(index), xin, y_prev,
+                                                    state0, mask)
 
 
 def _same_indices(a, b) -> bool:

@@ -154,6 +154,11 @@ class RecurrentLayer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, input, hx=None, lengths=None, return_states: bool = False):
+        return self.run(input, hx, lengths, return_states)
+
+    def run(self, input, hx=None, lengths=None, return_states: bool = False, extras=None):
+        """The forward pass; ``extras`` carries per-call inputs of a subclass (a teacher's
+        outputs, say) to :meth:`run_cell`."""
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -180,14 +185,22 @@ class RecurrentLayer(nn.Module):
         if engine != self.last_engine:
             log.info("%s: engine %r", type(self).__name__, engine)
         self.last_engine = engine
+        if engine == "native" and extras:
+            raise ValueError(f"engine='native' cannot take {', '.join(extras)}")
         if engine == "native":
             out, final = run_native(self, x, hx, lengths)
             states = None
         else:
-            out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths)
+            out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths, extras or {})
         return self._format(out, final, states, packed, input, batch_first, unbatched, return_states)
 
-    def _run_stack(self, runner, x, hx, lengths):
+    def run_cell(self, index: int, runner, xin, state0, mask, lengths, extras):
+        """Run cell ``index`` (layer-major, see :attr:`cells`) over ``xin`` (T, B, I_k), already
+        reversed for a backward direction; returns its state sequences. Subclasses override this
+        to feed a cell more than its input (see OutputFeedbackRNN)."""
+        return runner(self.cells[index], self.cell_params(index), xin, state0, mask)
+
+    def _run_stack(self, runner, x, hx, lengths, extras):
         """Every layer and direction with a Python-level engine (``bptt`` or ``loop``)."""
         T, B = x.shape[:2]
         mask = None if lengths is None else length_mask(lengths, T)  # (T, B, 1)
@@ -201,7 +214,7 @@ class RecurrentLayer(nn.Module):
                 cell = self.cells[i]
                 state0 = tuple(h[i] for h in hx)
                 xin = layer_in if d == 0 else reverse_padded(layer_in, lengths)
-                seqs = runner(cell, self.cell_params(i), xin, state0, mask)  # each (T, B, S)
+                seqs = self.run_cell(i, runner, xin, state0, mask, lengths, extras)  # each (T, B, S)
                 for f, s in zip(finals, seqs):
                     f.append(s[-1])  # the state at each true end, carried through the padding
                 if d == 1:
