@@ -6,6 +6,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..activations import activate, activate_backward, check_activation
+from ..linalg import addmm, addmm_, mm, outer_sum
 from .cell import Params, RecurrentCell, State, check_size
 
 
@@ -70,12 +71,12 @@ class DeepTransitionCell(RecurrentCell):
         (h,) = state
         act, L = self.nonlinearity, self.depth
         fast = out is not None
-        z = xw.addmm_(h, p["weight_hh"].t()) if fast else torch.addmm(xw, h, p["weight_hh"].t())
+        z = addmm_(xw, h, p["weight_hh"].t()) if fast else addmm(xw, h, p["weight_hh"].t())
         u = activate(act, z, out=(out[0] if L == 1 and not self.skip else z) if fast else None)
         us = [u]  # u^(1)   (B, H)
         for j in range(2, L + 1):
             b = p.get(f"bias_t{j}")
-            z = torch.addmm(b, u, p[f"weight_t{j}"].t()) if b is not None else u.mm(p[f"weight_t{j}"].t())
+            z = addmm(b, u, p[f"weight_t{j}"].t()) if b is not None else mm(u, p[f"weight_t{j}"].t())
             u = activate(act, z, out=(out[0] if j == L and not self.skip else z) if fast else None)
             us.append(u)  # u^(j)
         if self.skip:
@@ -101,9 +102,9 @@ class DeepTransitionCell(RecurrentCell):
         for j in range(self.depth, 1, -1):
             dz = activate_backward(act, us[j - 1], du)  # dz^(j)   (B, H)
             dzs.append(dz)
-            du = dz.mm(p[f"weight_t{j}"])  # du^(j-1)
+            du = mm(dz, p[f"weight_t{j}"])  # du^(j-1)
         activate_backward(act, us[0], du, out=d_xw)  # dz^(1)
-        dh_prev = torch.addmm(dh, d_xw, p["weight_hh"]) if self.skip else d_xw.mm(p["weight_hh"])
+        dh_prev = addmm(dh, d_xw, p["weight_hh"]) if self.skip else mm(d_xw, p["weight_hh"])
         return (dh_prev,), tuple(reversed(dzs))
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
@@ -113,11 +114,10 @@ class DeepTransitionCell(RecurrentCell):
             db_j = sum_t sum_b dz^(j)_t.
         """
         T, B, H = d_xw.shape
-        grads = {"weight_hh": d_xw.reshape(T * B, H).t().mm(prev[0].reshape(T * B, H))}
+        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
         grads.update(self.bias_grads(p, d_xw))
         for j, dz in zip(range(2, self.depth + 1), d_rec):  # dz^(j)   (T, B, H)
-            dz2 = dz.reshape(T * B, H)
-            grads[f"weight_t{j}"] = dz2.t().mm(saved[j - 2].reshape(T * B, H))  # u^(j-1)
+            grads[f"weight_t{j}"] = outer_sum(dz, saved[j - 2])  # u^(j-1)
             if self.bias:
-                grads[f"bias_t{j}"] = dz2.sum(0)
+                grads[f"bias_t{j}"] = dz.sum((0, 1))
         return grads

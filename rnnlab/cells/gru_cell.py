@@ -5,6 +5,7 @@ from typing import Dict, Optional
 
 import torch
 
+from ..linalg import addmm, addmm_, mm, outer_sum
 from .cell import Params, RecurrentCell, State
 
 
@@ -81,17 +82,17 @@ class GRUCell(RecurrentCell):
         fast = out is not None
         a_rz, a_n = xw[:, :2 * H], xw[:, 2 * H:]  # pre-activations so far: input part and biases
         if fast:
-            rz = a_rz.addmm_(h, W[:2 * H].t()).sigmoid_()  # (B, 2H) r, z
+            rz = addmm_(a_rz, h, W[:2 * H].t()).sigmoid_()  # (B, 2H) r, z
         else:
-            rz = torch.addmm(a_rz, h, W[:2 * H].t()).sigmoid_()
+            rz = addmm(a_rz, h, W[:2 * H].t()).sigmoid_()
         r = rz[:, :H]
         if self.reset_after:  # a_n = W_in x + b_in + r (W_hn h + b_hn)
             b = p.get("bias_hh")
-            m = torch.addmm(b[2 * H:], h, W[2 * H:].t()) if b is not None else h.mm(W[2 * H:].t())
+            m = addmm(b[2 * H:], h, W[2 * H:].t()) if b is not None else mm(h, W[2 * H:].t())
             n = (a_n.addcmul_(r, m) if fast else torch.addcmul(a_n, r, m)).tanh_()
         else:                 # a_n = W_in x + b_in + b_hn + W_hn (r h)
             m = r * h
-            n = (a_n.addmm_(m, W[2 * H:].t()) if fast else torch.addmm(a_n, m, W[2 * H:].t())).tanh_()
+            n = (addmm_(a_n, m, W[2 * H:].t()) if fast else addmm(a_n, m, W[2 * H:].t())).tanh_()
         # h_t = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
         h_new = torch.lerp(n, h, rz[:, H:], out=out[0] if fast else None)
         return (h_new,), (rz, n, m)
@@ -125,14 +126,14 @@ class GRUCell(RecurrentCell):
             da_rz = d_xw[:, :2 * H].mul_(d_sig)                   # da_{r,z} = d{r,z} sigma'
             # (a_r, a_z, hn) = ... + W_hh h_{t-1}:  dh_{t-1} += (da_r, da_z, d(hn)) W_hh
             d_hh = torch.cat((da_rz, d_hn), dim=1)  # (B, 3H)
-            return (torch.addmm(dh_prev, d_hh, W),), (d_hn,)
+            return (addmm(dh_prev, d_hh, W),), (d_hn,)
         # a_n = ... + W_hn (r h_{t-1}):  d(r h) = da_n W_hn,  dh_{t-1} += d(r h) r,  dr = d(r h) h_{t-1}
-        d_rh = da_n.mm(W[2 * H:])
+        d_rh = mm(da_n, W[2 * H:])
         dh_prev = torch.addcmul(dh_prev, d_rh, r)
         torch.mul(d_rh, h, out=d_xw[:, :H])                       # dr, into r's slot
         da_rz = d_xw[:, :2 * H].mul_(d_sig)                       # da_{r,z} = d{r,z} sigma'
         # a_{r,z} = ... + W_h{r,z} h_{t-1}:  dh_{t-1} += da_{r,z} W_h{r,z}
-        return (torch.addmm(dh_prev, da_rz, W[:2 * H]),), ()
+        return (addmm(dh_prev, da_rz, W[:2 * H]),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved) -> Dict[str, torch.Tensor]:
         """reset_after: with d_hh = (da_r, da_z, da_n r), dW_hh = sum_t d_hh_t^T h_{t-1} (one
@@ -145,11 +146,11 @@ class GRUCell(RecurrentCell):
         grads = self.bias_grads(p, d_xw)
         if self.reset_after:
             d_hh = torch.cat((d_xw[..., :2 * H], d_rec[0]), dim=-1).view(T * B, GH)  # (T*B, 3H)
-            grads["weight_hh"] = d_hh.t().mm(h_prev)
+            grads["weight_hh"] = outer_sum(d_hh, h_prev)
             if "bias_hh" in p:
                 grads["bias_hh"] = d_hh.sum(0)
             return grads
         rh = saved[2].reshape(T * B, H)  # r_t h_{t-1}
         da = d_xw.reshape(T * B, GH)
-        grads["weight_hh"] = torch.cat((da[:, :2 * H].t().mm(h_prev), da[:, 2 * H:].t().mm(rh)))
+        grads["weight_hh"] = torch.cat((outer_sum(da[:, :2 * H], h_prev), outer_sum(da[:, 2 * H:], rh)))
         return grads

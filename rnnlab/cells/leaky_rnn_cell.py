@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 
 from ..activations import activate, activate_backward, check_activation
+from ..linalg import addmm, addmm_, outer_sum
 from .cell import Params, RecurrentCell, check_size
 
 LEAK_MODES = ("fixed", "learned")
@@ -117,9 +118,9 @@ class LeakyRNNCell(RecurrentCell):
         (h,) = state
         a = self.leak_rate(p, xw)
         if out is None:
-            v = activate(self.nonlinearity, torch.addmm(xw, h, p["weight_hh"].t()))  # (B, H)
+            v = activate(self.nonlinearity, addmm(xw, h, p["weight_hh"].t()))  # (B, H)
             return (torch.lerp(v, h, a),), (v,)
-        v = activate(self.nonlinearity, xw.addmm_(h, p["weight_hh"].t()), out=xw)
+        v = activate(self.nonlinearity, addmm_(xw, h, p["weight_hh"].t()), out=xw)
         return (torch.lerp(v, h, a, out=out[0]),), (v,)
 
     # ------------------------------------------------------------------ backward
@@ -135,7 +136,7 @@ class LeakyRNNCell(RecurrentCell):
         a = self.leak_rate(p, d_xw)
         d_rec = (dh * (state[0] - v),) if self.leak_mode == "learned" else ()  # before v is gone
         torch.mul(activate_backward(self.nonlinearity, v, dh), 1 - a, out=d_xw)
-        dh_prev = torch.addmm(dh * a, d_xw, p["weight_hh"])
+        dh_prev = addmm(dh * a, d_xw, p["weight_hh"])
         return (dh_prev,), d_rec
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
@@ -145,7 +146,7 @@ class LeakyRNNCell(RecurrentCell):
         scalar a);   dL/d(leak_logit) = dL/da * a (1 - a).
         """
         T, B, H = d_xw.shape
-        grads = {"weight_hh": d_xw.reshape(T * B, H).t().mm(prev[0].reshape(T * B, H))}
+        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
         grads.update(self.bias_grads(p, d_xw))
         if self.leak_mode == "learned":
             a = torch.sigmoid(p["leak_logit"])

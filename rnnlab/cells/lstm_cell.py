@@ -5,6 +5,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from ..linalg import addmm, addmm_, mm, outer_sum
 from .cell import Params, RecurrentCell, State
 
 PEEPHOLES = (None, "diagonal", "full")
@@ -90,18 +91,18 @@ class LSTMCell(RecurrentCell):
     # ------------------------------------------------------------------ peephole helpers
     def _peep(self, w: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The peephole term: w * c (diagonal) or c W^T (full).   (B, H)"""
-        return c * w if w.dim() == 1 else c.mm(w.t())
+        return c * w if w.dim() == 1 else mm(c, w.t())
 
     def _peep_backward(self, w: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
         """dL/dc of the peephole term: dz * w (diagonal) or dz W (full).   (B, H)"""
-        return dz * w if w.dim() == 1 else dz.mm(w)
+        return dz * w if w.dim() == 1 else mm(dz, w)
 
     @staticmethod
     def _peep_weight_grad(w: torch.Tensor, dz: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """dL/dw summed over all steps: sum dz * c (diagonal) or dz^T c (full), dz, c: (T, B, H)."""
         if w.dim() == 1:
             return (dz * c).sum((0, 1))
-        return dz.reshape(-1, dz.shape[-1]).t().mm(c.reshape(-1, c.shape[-1]))
+        return outer_sum(dz, c)
 
     # ------------------------------------------------------------------ forward
     def step(self, p: Params, xw: torch.Tensor, state: State, out: Optional[State] = None):
@@ -115,9 +116,9 @@ class LSTMCell(RecurrentCell):
         fast = out is not None
         h_out, c_out = out if fast else (None, None)
         if fast:
-            z = xw.addmm_(h, p["weight_hh"].t())  # (B, G*H) pre-activations, in place
+            z = addmm_(xw, h, p["weight_hh"].t())  # (B, G*H) pre-activations, in place
         else:
-            z = torch.addmm(xw, h, p["weight_hh"].t())
+            z = addmm(xw, h, p["weight_hh"].t())
         if self.peephole:
             z[:, :H] += self._peep(p["weight_ci"], c)
             if self.forget_gate:
@@ -183,7 +184,7 @@ class LSTMCell(RecurrentCell):
             if self.forget_gate:
                 dc_prev = dc_prev + self._peep_backward(p["weight_cf"], d_xw[:, H:2 * H])
         # z = ... + W_hh h_{t-1}:  dh_{t-1} = dz W_hh
-        dh_prev = d_xw.mm(p["weight_hh"])
+        dh_prev = mm(d_xw, p["weight_hh"])
         return (dh_prev, dc_prev), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
@@ -192,7 +193,7 @@ class LSTMCell(RecurrentCell):
         T, B, GH = d_xw.shape
         H = self.hidden_size
         grads: Dict[str, torch.Tensor] = {
-            "weight_hh": d_xw.reshape(T * B, GH).t().mm(h_prev.reshape(T * B, H))}
+            "weight_hh": outer_sum(d_xw, h_prev)}
         grads.update(self.bias_grads(p, d_xw))
         if self.peephole:
             grads["weight_ci"] = self._peep_weight_grad(p["weight_ci"], d_xw[..., :H], c_prev)

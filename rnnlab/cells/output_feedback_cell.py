@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from ..activations import activate, activate_backward, check_activation
+from ..linalg import addmm, mm, outer_sum
 from .cell import Params, RecurrentCell, State, check_size, glorot_bound
 from .rnn_cell import RNNCell
 
@@ -100,10 +101,10 @@ class OutputFeedbackCell(RecurrentCell):
     def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
         """s_t = a(xw_t + V s_{t-1} + W y_{t-1}),  y_t = g(W_hy s_t + b_y); nothing else saved."""
         s, y = state
-        z = torch.addmm(torch.addmm(xw, s, p["weight_hh"].t()), y, p["weight_yh"].t())  # (B, H)
+        z = addmm(addmm(xw, s, p["weight_hh"].t()), y, p["weight_yh"].t())  # (B, H)
         s_new = activate(self.nonlinearity, z)
         b_y = p.get("bias_hy")
-        zy = torch.addmm(b_y, s_new, p["weight_hy"].t()) if b_y is not None else s_new.mm(p["weight_hy"].t())
+        zy = addmm(b_y, s_new, p["weight_hy"].t()) if b_y is not None else mm(s_new, p["weight_hy"].t())
         return (s_new, activate(self.output_activation, zy)), ()
 
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
@@ -118,8 +119,8 @@ class OutputFeedbackCell(RecurrentCell):
         s_new, y_new = new_state
         ds, dy = d_new_state
         dzy = activate_backward(self.output_activation, y_new, dy)  # (B, O)
-        activate_backward(self.nonlinearity, s_new, torch.addmm(ds, dzy, p["weight_hy"]), out=d_xw)
-        return (d_xw.mm(p["weight_hh"]), d_xw.mm(p["weight_yh"])), (dzy,)
+        activate_backward(self.nonlinearity, s_new, addmm(ds, dzy, p["weight_hy"]), out=d_xw)
+        return (mm(d_xw, p["weight_hh"]), mm(d_xw, p["weight_yh"])), (dzy,)
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """One product each over all T*B rows:
@@ -129,12 +130,10 @@ class OutputFeedbackCell(RecurrentCell):
         """
         T, B, H = d_xw.shape
         O = self.out_features
-        dz = d_xw.reshape(T * B, H).t()  # (H, T*B)
         (dzy,) = d_rec
-        dzy = dzy.reshape(T * B, O)
-        grads = {"weight_hh": dz.mm(prev[0].reshape(T * B, H)),
-                 "weight_yh": dz.mm(prev[1].reshape(T * B, O)),
-                 "weight_hy": dzy.t().mm(new[0].reshape(T * B, H))}
+        grads = {"weight_hh": outer_sum(d_xw, prev[0]),
+                 "weight_yh": outer_sum(d_xw, prev[1]),
+                 "weight_hy": outer_sum(dzy, new[0])}
         grads.update(self.bias_grads(p, d_xw))
         if self.bias:
             grads["bias_hy"] = dzy.sum(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..activations import activate, activate_backward, check_activation
+from ..linalg import addmm, addmm_, outer_sum
 from .cell import RecurrentCell
 
 
@@ -57,7 +58,7 @@ class ResidualRNNCell(RecurrentCell):
         are built in ``xw``'s storage and s_t written into ``out``."""
         (s,) = state
         W = p["weight_hh"]
-        z = torch.addmm(xw, s, W.t()) if out is None else xw.addmm_(s, W.t())  # (B, G*H)
+        z = addmm(xw, s, W.t()) if out is None else addmm_(xw, s, W.t())  # (B, G*H)
         gates = None if out is None else z  # where the activations go: new tensors, or over z
         s_new = None if out is None else out[0]
         if not self.gated:
@@ -86,12 +87,12 @@ class ResidualRNNCell(RecurrentCell):
             dz_r = activate_backward(self.nonlinearity, r, ds * i)
             torch.mul(ds * r, i * (1 - i), out=d_xw[:, :H])
             d_xw[:, H:].copy_(dz_r)
-        return (torch.addmm(ds, d_xw, p["weight_hh"]),), ()
+        return (addmm(ds, d_xw, p["weight_hh"]),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """dW_hh = sum_t dz_t^T s_{t-1}: one (G*H, T*B) x (T*B, H) product."""
         T, B, GH = d_xw.shape
         H = self.hidden_size
-        grads = {"weight_hh": d_xw.reshape(T * B, GH).t().mm(prev[0].reshape(T * B, H))}
+        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
         grads.update(self.bias_grads(p, d_xw))
         return grads

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..activations import activate, activate_backward, check_activation
+from ..linalg import addmm, addmm_, mm, outer_sum
 from .cell import RecurrentCell
 
 
@@ -41,18 +42,18 @@ class RNNCell(RecurrentCell):
         """
         (h,) = state
         if out is None:
-            return (activate(self.nonlinearity, torch.addmm(xw, h, p["weight_hh"].t())),), ()
-        z = xw.addmm_(h, p["weight_hh"].t())  # (B, H)
+            return (activate(self.nonlinearity, addmm(xw, h, p["weight_hh"].t())),), ()
+        z = addmm_(xw, h, p["weight_hh"].t())  # (B, H)
         return (activate(self.nonlinearity, z, out=out[0]),), ()
 
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """dz = dH_t * phi'(z) (from H_t);  dH_{t-1} = dz W_hh."""
         activate_backward(self.nonlinearity, new_state[0], d_new_state[0], out=d_xw)
-        return (d_xw.mm(p["weight_hh"]),), ()
+        return (mm(d_xw, p["weight_hh"]),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """dW_hh = sum_t dz_t^T H_{t-1}: one (H, T*B) x (T*B, H) product."""
         T, B, H = d_xw.shape
-        grads = {"weight_hh": d_xw.reshape(T * B, H).t().mm(prev[0].reshape(T * B, H))}
+        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
         grads.update(self.bias_grads(p, d_xw))
         return grads

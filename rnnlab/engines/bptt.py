@@ -28,6 +28,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..cells.cell import Params, RecurrentCell, State
+from ..linalg import addmm, mm, outer_sum
 from .steps import StepStack
 
 
@@ -39,7 +40,7 @@ def forward_pass(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
     T, B, I = x.shape
     W_ih, b = p["weight_ih"], cell.input_bias(p)
     x2 = x.reshape(T * B, I)
-    xw = (torch.addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())).view(T, B, -1)
+    xw = (addmm(b, x2, W_ih.t()) if b is not None else mm(x2, W_ih.t())).view(T, B, -1)
     states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
     for buf, s0 in zip(states, state0):
         buf[0].copy_(s0)
@@ -116,11 +117,11 @@ class BPTTFunction(torch.autograd.Function):
                 d_prev = tuple(dp + d * carry[t] for dp, d in zip(d_prev, d_state))
             d_state = d_prev
         d_xw2 = d_xw.view(T * B, GH)
-        dx = d_xw2.mm(p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
+        dx = mm(d_xw2, p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
         grads = cell.recurrent_grads(p, d_xw, StepStack(d_rec_steps),
                                      tuple(s[:-1] for s in states), tuple(s[1:] for s in states),
                                      StepStack(saved_steps))
-        grads["weight_ih"] = d_xw2.t().mm(x.reshape(T * B, I))
+        grads["weight_ih"] = outer_sum(d_xw, x)
         d_params = tuple(grads.get(n) for n in ctx.names)
         return (None, None, None, dx, *d_state, *d_params)
 
