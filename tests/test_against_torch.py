@@ -31,13 +31,15 @@ def test_rnn(nonlinearity, engine, layers, bidirectional, batch_first, packed):
     assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
 
 
-def test_auto_picks_native_for_standard_and_bptt_otherwise():
+def test_auto_picks_the_faster_engine_that_computes_the_configuration():
     x = torch.randn(4, 2, 3)
-    for layer, want in [(rnnlab.LSTM(3, 4), "native"), (rnnlab.RNN(3, 4), "native"),
+    for layer, want in [(rnnlab.LSTM(3, 4), "native"),  # oneDNN's fused LSTM on CPU
+                        (rnnlab.GRU(3, 4), "bptt"), (rnnlab.RNN(3, 4), "bptt"),  # no fused CPU kernel
+                        (rnnlab.LSTM(3, 4, dtype=torch.float64), "bptt"),
                         (rnnlab.LSTM(3, 4, peephole="diagonal"), "bptt"),
                         (rnnlab.LSTM(3, 4, forget_gate=False), "bptt"),
                         (rnnlab.RNN(3, 4, nonlinearity="sigmoid"), "bptt")]:
-        layer(x)
+        layer(x.to(layer.weight_ih_l0.dtype))
         assert layer.last_engine == want
     lstm = rnnlab.LSTM(3, 4)
     lstm(x, return_states=True)

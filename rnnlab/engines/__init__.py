@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .bptt import BPTTFunction, run_bptt
 from .loop import run_loop
-from .native import native_unsupported, run_native
+from .native import native_is_fastest, native_unsupported, run_native
 
 ENGINES = ("auto", "native", "bptt", "loop")
 RUNNERS = {"bptt": run_bptt, "loop": run_loop}
@@ -15,5 +15,5 @@ def check_engine(name: str) -> str:
     return name
 
 
-__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "check_engine", "native_unsupported",
+__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "check_engine", "native_is_fastest", "native_unsupported",
            "run_bptt", "run_loop", "run_native"]

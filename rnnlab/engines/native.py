@@ -25,6 +25,20 @@ def native_unsupported(layer) -> Optional[str]:
     return None
 
 
+def native_is_fastest(layer, x: torch.Tensor) -> bool:
+    """Whether ``auto`` should prefer torch's kernel to ``bptt`` for this input.
+
+    On a GPU, cuDNN's fused kernels beat any time loop driven from Python. On the CPU only the
+    LSTM has a fused kernel (oneDNN, float32 and bfloat16); torch's CPU GRU and RNN, and its LSTM
+    in float64, run a generic loop of per-step operations that the ``bptt`` engine outruns
+    (BENCHMARKS.md has the figures).
+    """
+    if x.device.type != "cpu":
+        return True
+    return (layer.cells[0].native_mode == "lstm" and x.dtype in (torch.float32, torch.bfloat16)
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
 def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
                lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Run the whole stack with torch's kernel. x (T, B, I) time-major; hx one (L*D, B, H) tensor

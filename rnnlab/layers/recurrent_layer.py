@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
-from ..engines import RUNNERS, check_engine, native_unsupported, run_native
+from ..engines import RUNNERS, check_engine, native_is_fastest, native_unsupported, run_native
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
 
 log = logging.getLogger("rnnlab")
@@ -33,9 +33,10 @@ class RecurrentLayer(nn.Module):
         batch_first: input and output as (B, T, ...) rather than (T, B, ...).
         dropout: dropout probability on the outputs of every layer but the last.
         bidirectional: each layer runs a forward and a backward cell and concatenates their outputs.
-        engine: ``"auto"`` (torch's fused kernel where it computes exactly this configuration, else
-            ``bptt``), ``"native"``, ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through
-            a loop of the cell). :attr:`last_engine` says which engine ran.
+        engine: ``"auto"`` (torch's fused kernel where it computes exactly this configuration and
+            is the faster: on GPU, and for the float32 LSTM on CPU; else ``bptt``), ``"native"``,
+            ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through a loop of the cell).
+            :attr:`last_engine` says which engine ran.
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
         **cell_options: passed to every cell (e.g. ``peephole="full"``).
 
@@ -138,8 +139,9 @@ class RecurrentLayer(nn.Module):
         return s + f", engine={self.engine!r}"
 
     # ------------------------------------------------------------------ engine choice
-    def resolve_engine(self, return_states: bool = False) -> str:
-        """The engine a forward call will use; ``native`` refuses what its kernel lacks."""
+    def resolve_engine(self, return_states: bool = False, x: Optional[torch.Tensor] = None) -> str:
+        """The engine a forward call on ``x`` will use; ``native`` refuses what its kernel lacks,
+        ``auto`` takes torch's kernel where it computes this configuration and is the faster."""
         why = native_unsupported(self)
         if return_states:
             why = why or "torch's fused kernel does not return the state of every step"
@@ -149,7 +151,8 @@ class RecurrentLayer(nn.Module):
                                  f"use engine='bptt' or 'auto'")
             return "native"
         if self.engine == "auto":
-            return "bptt" if why else "native"
+            fastest = x is None or native_is_fastest(self, x)
+            return "native" if (not why and fastest) else "bptt"
         return self.engine
 
     # ------------------------------------------------------------------ forward
@@ -181,7 +184,7 @@ class RecurrentLayer(nn.Module):
             raise ValueError("input has no time steps (T = 0)")
         lengths = check_lengths(lengths, T, B, x.device)
         hx = self._check_hx(hx, B, x, unbatched)
-        engine = self.resolve_engine(return_states)
+        engine = self.resolve_engine(return_states, x)
         if engine != self.last_engine:
             log.info("%s: engine %r", type(self).__name__, engine)
         self.last_engine = engine
