@@ -137,20 +137,19 @@ class GRUCell(RecurrentCell):
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved) -> Dict[str, torch.Tensor]:
         """reset_after: with d_hh = (da_r, da_z, da_n r), dW_hh = sum_t d_hh_t^T h_{t-1} (one
-        (3H, T*B) x (T*B, H) product) and db_hh = sum_t d_hh_t. Otherwise the n rows of W_hh read
+        product over all steps per row block: (da_r, da_z) and d(hn)) and db_hh = sum_t d_hh_t. Otherwise the n rows of W_hh read
         r h_{t-1}: dW_h{r,z} = sum_t da_{r,z}^T h_{t-1} and dW_hn = sum_t da_n^T (r h_{t-1}), one
         product per row block, all steps at once; b_hh is folded (db_hh = db_ih)."""
-        T, B, GH = d_xw.shape
         H = self.hidden_size
-        h_prev = prev[0].reshape(T * B, H)
+        h_prev = prev[0]  # (T, B, H)
         grads = self.bias_grads(p, d_xw)
+        da_rz, da_n = d_xw[..., :2 * H], d_xw[..., 2 * H:]  # (T, B, 2H), (T, B, H)
         if self.reset_after:
-            d_hh = torch.cat((d_xw[..., :2 * H], d_rec[0]), dim=-1).view(T * B, GH)  # (T*B, 3H)
-            grads["weight_hh"] = outer_sum(d_hh, h_prev)
+            d_hn = d_rec[0]  # (T, B, H)
+            grads["weight_hh"] = torch.cat((outer_sum(da_rz, h_prev), outer_sum(d_hn, h_prev)))
             if "bias_hh" in p:
-                grads["bias_hh"] = d_hh.sum(0)
+                grads["bias_hh"] = torch.cat((da_rz.sum((0, 1)), d_hn.sum((0, 1))))
             return grads
-        rh = saved[2].reshape(T * B, H)  # r_t h_{t-1}
-        da = d_xw.reshape(T * B, GH)
-        grads["weight_hh"] = torch.cat((outer_sum(da[:, :2 * H], h_prev), outer_sum(da[:, 2 * H:], rh)))
+        rh = saved[2]  # r_t h_{t-1}   (T, B, H)
+        grads["weight_hh"] = torch.cat((outer_sum(da_rz, h_prev), outer_sum(da_n, rh)))
         return grads
