@@ -1,4 +1,4 @@
-"""LSTM and RNN under each engine equal torch.nn's with the same weights."""
+"""LSTM, GRU and RNN under each engine equal torch.nn's with the same weights."""
 import itertools
 
 import pytest
@@ -17,6 +17,15 @@ def test_lstm(engine, layers, bidirectional, batch_first, packed):
     theirs = torch.nn.LSTM(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first)
     ours = rnnlab.LSTM(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first,
                        engine=engine)
+    assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
+    assert ours.last_engine == engine
+
+
+@pytest.mark.parametrize("engine,layers,bidirectional,batch_first,packed", GRID, ids=IDS)
+def test_gru(engine, layers, bidirectional, batch_first, packed):
+    theirs = torch.nn.GRU(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first)
+    ours = rnnlab.GRU(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first,
+                      engine=engine)
     assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
     assert ours.last_engine == engine
 

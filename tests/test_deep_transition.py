@@ -2,49 +2,6 @@ import pytest
 import torch
 
 import rnnlab
-from engine_check import (LENGTHS, assert_engines_agree, assert_matches_loop_of_cell,
-                          gradcheck_layer)
-
-OPTIONS = [
-    {},
-    {"skip": False},
-    {"depth": 1},
-    {"depth": 3},
-    {"depth": 3, "skip": False, "bias": False},
-    {"nonlinearity": "relu", "init": "torch"},  # nonzero biases: no pre-activation sits on the kink
-    {"nonlinearity": "sigmoid", "skip": False},
-]
-SHAPES = [(1, False), (2, True), (1, True), (2, False)]
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-@pytest.mark.parametrize("layers,bidirectional", SHAPES)
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_bptt_equals_loop(options, layers, bidirectional, with_lengths):
-    m = rnnlab.DeepTransitionRNN(3, 4, layers, bidirectional=bidirectional, dtype=torch.float64,
-                                 **options)
-    assert_engines_agree(m, LENGTHS if with_lengths else None)
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-def test_bptt_equals_loop_all_states(options):
-    m = rnnlab.DeepTransitionRNN(3, 4, 2, bidirectional=True, dtype=torch.float64, **options)
-    assert_engines_agree(m, LENGTHS, return_states=True)
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_gradcheck(options, layers, bidirectional, with_lengths):
-    m = rnnlab.DeepTransitionRNN(2, 3, layers, bidirectional=bidirectional, dtype=torch.float64,
-                                 **options)
-    gradcheck_layer(m, torch.tensor([3, 1]) if with_lengths else None)
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-def test_layer_equals_loop_of_cell(options):
-    m = rnnlab.DeepTransitionRNN(3, 4, dtype=torch.float64, **options)
-    assert_matches_loop_of_cell(m, torch.randn(6, 2, 3, dtype=torch.float64))
 
 
 def test_step_is_the_equations():

@@ -2,49 +2,6 @@ import pytest
 import torch
 
 import rnnlab
-from engine_check import (LENGTHS, assert_engines_agree, assert_matches_loop_of_cell,
-                          gradcheck_layer)
-
-OPTIONS = [
-    {},
-    {"nonlinearity": "relu"},
-    {"nonlinearity": "sigmoid", "bias": False},
-    {"gated": True},
-    {"gated": True, "nonlinearity": "relu", "bias": False},
-    {"gated": True, "nonlinearity": "sigmoid"},
-]
-SHAPES = [(1, False), (2, True), (1, True), (2, False)]
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-@pytest.mark.parametrize("layers,bidirectional", SHAPES)
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_bptt_equals_loop(options, layers, bidirectional, with_lengths):
-    m = rnnlab.ResidualRNN(3, 4, layers, bidirectional=bidirectional, dtype=torch.float64,
-                           **options)
-    assert_engines_agree(m, LENGTHS if with_lengths else None)
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_bptt_equals_loop_all_states(options, with_lengths):
-    m = rnnlab.ResidualRNN(3, 4, 2, bidirectional=True, dtype=torch.float64, **options)
-    assert_engines_agree(m, LENGTHS if with_lengths else None, return_states=True)
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_gradcheck(options, layers, bidirectional, with_lengths):
-    m = rnnlab.ResidualRNN(2, 3, layers, bidirectional=bidirectional, dtype=torch.float64,
-                           **options)
-    gradcheck_layer(m, torch.tensor([3, 1]) if with_lengths else None)
-
-
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
-def test_layer_equals_loop_of_cell(options):
-    m = rnnlab.ResidualRNN(3, 4, dtype=torch.float64, **options)
-    assert_matches_loop_of_cell(m, torch.randn(6, 2, 3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("gated", [False, True])

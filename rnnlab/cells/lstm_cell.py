@@ -1,7 +1,7 @@
 """The long short-term memory cell: forget gate optional, peephole connections optional."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 

@@ -128,8 +128,6 @@ class OutputFeedbackCell(RecurrentCell):
             dV = sum_t dz_t^T s_{t-1},  dW = sum_t dz_t^T y_{t-1},  dW_hy = sum_t dzy_t^T s_t,
             db_y = sum_t sum_b dzy_t.
         """
-        T, B, H = d_xw.shape
-        O = self.out_features
         (dzy,) = d_rec
         grads = {"weight_hh": outer_sum(d_xw, prev[0]),
                  "weight_yh": outer_sum(d_xw, prev[1]),

@@ -91,8 +91,6 @@ class ResidualRNNCell(RecurrentCell):
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """dW_hh = sum_t dz_t^T s_{t-1}: one (G*H, T*B) x (T*B, H) product."""
-        T, B, GH = d_xw.shape
-        H = self.hidden_size
         grads = {"weight_hh": outer_sum(d_xw, prev[0])}
         grads.update(self.bias_grads(p, d_xw))
         return grads

@@ -1,8 +1,6 @@
 """The vanilla (Elman) recurrent cell."""
 from __future__ import annotations
 
-import torch
-
 from ..activations import activate, activate_backward, check_activation
 from ..linalg import addmm, addmm_, mm, outer_sum
 from .cell import RecurrentCell
