@@ -108,6 +108,19 @@ def outer_sum(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     (R, M), N = d2.shape, x2.shape[1]
     if not _eligible(d2, M, R, N):
         return d2.t().mm(x2)
-    # oneDNN: x^T (N, R) made row-major, times (d^T)^T read in place; the result transposed
-    return _run_fastest(("outer_sum", R, M, N),
-                        (lambda: d2.t().mm(x2), lambda: _linear(x2.t().contiguous(), d2.t()).t()))
+    return _run_fastest(("outer_sum", R, M, N), (lambda: d2.t().mm(x2), lambda: _outer_sum_onednn(d2, x2)))
+
+
+#: rows per oneDNN product in :func:`outer_sum`: bounds the row-major copy of x^T it needs
+OUTER_SUM_ROWS = 2048
+
+
+def _outer_sum_onednn(d2: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    """d^T x as sum over row blocks of (x_b^T)(d_b^T)^T on oneDNN, x_b^T made row-major, block
+    by block, so that the copy stays small.   (R, M), (R, N) -> (M, N)"""
+    acc = None
+    for start in range(0, d2.shape[0], OUTER_SUM_ROWS):
+        xb, db = x2[start:start + OUTER_SUM_ROWS], d2[start:start + OUTER_SUM_ROWS]
+        part = _linear(xb.t().contiguous(), db.t())  # (N, M)
+        acc = part if acc is None else acc.add_(part)
+    return acc.t()
