@@ -93,13 +93,11 @@ class BPTTFunction(torch.autograd.Function):
         state0, params, states = rest[:n_state], rest[n_state:n_state + n_params], rest[n_state + n_params:]
         p = dict(zip(ctx.names, params))
         saved_steps, xw = ctx.saved_steps, ctx.xw
-        if cell.grad_in_xw:
-            if saved_steps is None:  # a second backward through a retained graph: the first
-                xw, _, saved_steps = forward_pass(cell, p, x, state0, mask)  # overwrote the gates
-            ctx.saved_steps = None
-            d_xw = xw  # dL/dxw_t overwrites the saved gates of step t, which it no longer needs
-        else:
-            d_xw = torch.empty_like(xw)
+        ctx.saved_steps = ctx.xw = None  # spent by this backward (overwritten, or let go)
+        if saved_steps is None:  # a second backward through a retained graph: recompute
+            xw, _, saved_steps = forward_pass(cell, p, x, state0, mask)
+        # with grad_in_xw, dL/dxw_t overwrites the saved gates of step t, no longer needed
+        d_xw = xw if cell.grad_in_xw else torch.empty_like(xw)
         T, B, I = x.shape
         GH = d_xw.shape[-1]
         if mask is not None:
