@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", nargs="+", default=["small", "medium", "large"],
                    help="small (B16 I64 H128), medium (B32 I128 H256), large (B64 I512 H512)")
     b.add_argument("--steps", type=int, default=100, help="sequence length T (default 100)")
-    b.add_argument("--repeats", type=int, default=5, help="timed rounds; medians are reported")
+    b.add_argument("--repeats", type=int, default=7, help="timed rounds; medians are reported")
     b.add_argument("--cells", nargs="+", help="only these configurations (labels as in the table)")
     b.add_argument("--engines", nargs="+", default=["auto", "native", "bptt", "loop"],
                    choices=["auto", "native", "bptt", "loop"])

@@ -10,10 +10,9 @@ class StepStack:
     """A list over time of equal-shaped tuples; ``stack[k]`` is item k of every step, (T, ...).
 
     The forward and backward loops append each step's tensors without copying them; the few
-    gradients that need an item at all steps at once (for one matrix product) stack it then. Each
-    step's own tensor is let go as soon as it is copied into the stack, so that stacking does not
-    hold the item twice; the list is spent afterwards (the engine recomputes it for a second
-    backward through a retained graph).
+    gradients that need an item at all steps at once (for one matrix product) stack it then, and
+    the steps' own tensors are let go; the list is spent afterwards (the engine recomputes it for
+    a second backward through a retained graph).
     """
 
     def __init__(self, steps: List[Tuple[torch.Tensor, ...]]):
@@ -25,12 +24,9 @@ class StepStack:
 
     def __getitem__(self, k: int) -> torch.Tensor:
         if k not in self._stacked:
-            first = self.steps[0][k]
-            out = first.new_empty((len(self.steps),) + tuple(first.shape))
-            for t, step in enumerate(self.steps):
-                out[t].copy_(step[k])
-                self.steps[t] = step[:k] + (None,) + step[k + 1:]  # let the step's tensor go
-            self._stacked[k] = out
+            self._stacked[k] = torch.stack([step[k] for step in self.steps])  # one copy op
+            for t, step in enumerate(self.steps):  # let each step's own tensor go
+                self.steps[t] = step[:k] + (None,) + step[k + 1:]
         return self._stacked[k]
 
     def __iter__(self):
