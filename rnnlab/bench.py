@@ -4,12 +4,14 @@ Each measurement is one training step, forward and backward, of one layer over T
 (T, B, I) batch, reported as tokens per second (T * B / seconds). The references, torch.nn.LSTM,
 torch.nn.GRU, torch.nn.RNN and a Python loop of torch.nn.LSTMCell, are measured in the same run,
 interleaved with rnnlab's measurements round by round, so that the ratios compare like with like
-on a noisy machine; every figure is the median over the rounds.
+on a noisy machine: each round runs every measurement once, in a fresh random order. Every figure
+is the median over the rounds.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -149,9 +151,12 @@ def run_bench(sizes: Sequence[str] = ("small", "medium", "large"), steps: int = 
         for _, _, m, _ in runs:  # warm-up
             time_once(m, x)
         times = [[] for _ in runs]
-        for r in range(repeats):  # round-robin, so that noise hits every run alike
-            for k, (_, _, m, _) in enumerate(runs):
-                times[k].append(time_once(m, x))
+        order = random.Random(0)
+        for r in range(repeats):  # every run once a round, in a new order each round, so that
+            ks = list(range(len(runs)))  # neither drift nor a place in the round favours any
+            order.shuffle(ks)
+            for k in ks:
+                times[k].append(time_once(runs[k][2], x))
         for (name, engine, m, ref), ts in zip(runs, times):
             med = statistics.median(ts)
             row = {"size": size, "B": B, "I": I, "H": H, "T": steps, "name": name,
