@@ -127,14 +127,15 @@ class LeakyRNNCell(RecurrentCell):
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """With dh = dL/dh_t:
 
-        da_t = dh (h_{t-1} - v_t), the step's term of dL/da (learned leak only; in d_rec);
+        da_t = sum_b dh (h_{t-1} - v_t), the step's term of dL/da (learned leak only; in d_rec,
+        summed over the batch at once so that each step keeps (H,), not (B, H));
         dv = dh (1 - a);   dz = dv phi'(z) (phi' from v_t), written into d_xw (over v_t);
         dh_{t-1} = dh a + dz W_hh.
         """
         (v,) = saved
         (dh,) = d_new_state
         a = self.leak_rate(p, d_xw)
-        d_rec = (dh * (state[0] - v),) if self.leak_mode == "learned" else ()  # before v is gone
+        d_rec = ((dh * (state[0] - v)).sum(0),) if self.leak_mode == "learned" else ()  # (H,)
         torch.mul(activate_backward(self.nonlinearity, v, dh), 1 - a, out=d_xw)
         dh_prev = addmm(dh * a, d_xw, p["weight_hh"])
         return (dh_prev,), d_rec
@@ -142,14 +143,13 @@ class LeakyRNNCell(RecurrentCell):
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """dW_hh = sum_t dz_t^T h_{t-1}, one (H, T*B) x (T*B, H) product. A learned leak:
 
-        dL/da = sum_t sum_b da_t, one sum of the stacked da_t (T, B, H) (over units too for a
-        scalar a);   dL/d(leak_logit) = dL/da * a (1 - a).
+        dL/da = sum_t da_t, one sum of the stacked da_t (T, H) (over units too for a scalar a);
+        dL/d(leak_logit) = dL/da * a (1 - a).
         """
-        T, B, H = d_xw.shape
         grads = {"weight_hh": outer_sum(d_xw, prev[0])}
         grads.update(self.bias_grads(p, d_xw))
         if self.leak_mode == "learned":
             a = torch.sigmoid(p["leak_logit"])
-            da = d_rec[0].sum((0, 1) if a.dim() else (0, 1, 2))  # (H,) or ()
+            da = d_rec[0].sum(0) if a.dim() else d_rec[0].sum()  # (H,) or ()
             grads["leak_logit"] = da * a * (1 - a)
         return grads

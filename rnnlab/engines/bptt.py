@@ -77,7 +77,9 @@ class BPTTFunction(torch.autograd.Function):
         n_state = len(cell.state_names)
         p = dict(zip(names, tensors[n_state:]))
         xw, states, saved_steps = forward_pass(cell, p, x, tensors[:n_state], mask)
-        ctx.cell, ctx.names, ctx.saved_steps, ctx.xw = cell, names, saved_steps, xw
+        # xw is kept only where the cell keeps its saved gates in it (``grad_in_xw``)
+        ctx.cell, ctx.names, ctx.saved_steps = cell, names, saved_steps
+        ctx.xw = xw if cell.grad_in_xw else None
         ctx.has_mask = mask is not None
         ctx.set_materialize_grads(False)  # a state sequence nobody used gets no zero gradient
         ctx.save_for_backward(x, *(() if mask is None else (mask,)), *tensors, *states)
@@ -97,8 +99,8 @@ class BPTTFunction(torch.autograd.Function):
         if saved_steps is None:  # a second backward through a retained graph: recompute
             xw, _, saved_steps = forward_pass(cell, p, x, state0, mask)
         # with grad_in_xw, dL/dxw_t overwrites the saved gates of step t, no longer needed
-        d_xw = xw if cell.grad_in_xw else torch.empty_like(xw)
         T, B, I = x.shape
+        d_xw = xw if cell.grad_in_xw else x.new_empty((T, B, p["weight_ih"].shape[0]))
         GH = d_xw.shape[-1]
         if mask is not None:
             keep = mask.to(x.dtype)  # (T, B, 1)
