@@ -4,8 +4,9 @@ Each measurement is one training step, forward and backward, of one layer over T
 (T, B, I) batch, reported as tokens per second (T * B / seconds). The references, torch.nn.LSTM,
 torch.nn.GRU, torch.nn.RNN and a Python loop of torch.nn.LSTMCell, are measured in the same run,
 interleaved with rnnlab's measurements round by round, so that the ratios compare like with like
-on a noisy machine: each round runs every measurement once, in a fresh random order. Every figure
-is the median over the rounds.
+on a noisy machine: each round runs every measurement once, in a fresh random order, a fast one
+as several back-to-back steps averaged (at least 50 ms). Every figure is the median over the
+rounds.
 """
 from __future__ import annotations
 
@@ -83,11 +84,18 @@ def training_step(module: nn.Module, x: torch.Tensor) -> None:
     out.sum().backward()
 
 
-def time_once(module: nn.Module, x: torch.Tensor) -> float:
-    module.zero_grad(set_to_none=True)
+#: each timing spans at least this long (short steps are repeated and averaged), so that the
+#: scheduler's and the caches' jitter is small against it
+MIN_TIMING = 0.05
+
+
+def time_once(module: nn.Module, x: torch.Tensor, steps: int = 1) -> float:
+    """Seconds per training step, averaged over ``steps`` back-to-back steps."""
     t0 = time.perf_counter()
-    training_step(module, x)
-    return time.perf_counter() - t0
+    for _ in range(steps):
+        module.zero_grad(set_to_none=True)
+        training_step(module, x)
+    return (time.perf_counter() - t0) / steps
 
 
 def peak_memory(module: nn.Module, x: torch.Tensor) -> float:
@@ -148,15 +156,17 @@ def run_bench(sizes: Sequence[str] = ("small", "medium", "large"), steps: int = 
                 runs.append((c.label, e, m, c.reference))
         if progress:
             progress(f"{size}: B={B} I={I} H={H} T={steps}, {len(runs)} runs x {repeats} rounds")
-        for _, _, m, _ in runs:  # warm-up
+        inner = []  # warm-up, and how many steps make one timing of each run
+        for _, _, m, _ in runs:
             time_once(m, x)
+            inner.append(max(1, round(MIN_TIMING / time_once(m, x))))
         times = [[] for _ in runs]
         order = random.Random(0)
         for r in range(repeats):  # every run once a round, in a new order each round, so that
             ks = list(range(len(runs)))  # neither drift nor a place in the round favours any
             order.shuffle(ks)
             for k in ks:
-                times[k].append(time_once(runs[k][2], x))
+                times[k].append(time_once(runs[k][2], x, inner[k]))
         for (name, engine, m, ref), ts in zip(runs, times):
             med = statistics.median(ts)
             row = {"size": size, "B": B, "I": I, "H": H, "T": steps, "name": name,
