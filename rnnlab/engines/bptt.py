@@ -51,17 +51,20 @@ def forward_pass(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
         scratch = tuple(x.new_empty((B, s)) for s in cell.state_sizes)
     saved_steps = []
     state = state0
+    # per-step views made at once (one call each, not one indexing op per step)
+    xw_t, mask_t = xw.unbind(0), (() if mask is None else mask.unbind(0))
+    after = list(zip(*(buf[1:].unbind(0) for buf in states)))  # after[t]: the state after step t
     for t in range(T):
-        new = tuple(buf[t + 1] for buf in states)
+        new = after[t]
         if cell.writes_out:
-            _, saved = cell.step(p, xw[t], state, out=new if mask is None else scratch)
+            _, saved = cell.step(p, xw_t[t], state, out=new if mask is None else scratch)
             if mask is not None:
                 for buf, n, s in zip(new, scratch, state):
-                    torch.where(mask[t], n, s, out=buf)
+                    torch.where(mask_t[t], n, s, out=buf)
         else:
-            computed, saved = cell.step(p, xw[t], state)
+            computed, saved = cell.step(p, xw_t[t], state)
             for buf, n, s in zip(new, computed, state):
-                buf.copy_(n if mask is None else torch.where(mask[t], n, s))
+                buf.copy_(n if mask is None else torch.where(mask_t[t], n, s))
         saved_steps.append(saved)
         state = new
     return xw, states, saved_steps
@@ -107,14 +110,19 @@ class BPTTFunction(torch.autograd.Function):
             carry = 1 - keep
         d_rec_steps = [None] * T
         d_state = tuple(torch.zeros_like(s[0]) for s in states)
+        # per-step views made at once: state[t] is the state after step t (row 0: before step 1)
+        state_t = list(zip(*(s.unbind(0) for s in states)))
+        d_seq_t = [None if g is None else g.unbind(0) for g in d_seqs]
+        d_xw_t = d_xw.unbind(0)
+        if mask is not None:
+            keep_t, carry_t = keep.unbind(0), carry.unbind(0)
         for t in range(T - 1, -1, -1):
-            d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seqs))
-            prev = tuple(s[t] for s in states)
-            new = tuple(s[t + 1] for s in states)
-            d_new = d_state if mask is None else tuple(d * keep[t] for d in d_state)
-            d_prev, d_rec_steps[t] = cell.step_backward(p, saved_steps[t], prev, new, d_new, d_xw[t])
+            d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seq_t))
+            d_new = d_state if mask is None else tuple(d * keep_t[t] for d in d_state)
+            d_prev, d_rec_steps[t] = cell.step_backward(p, saved_steps[t], state_t[t],
+                                                        state_t[t + 1], d_new, d_xw_t[t])
             if mask is not None:  # the carried part of the state at padded steps
-                d_prev = tuple(dp + d * carry[t] for dp, d in zip(d_prev, d_state))
+                d_prev = tuple(dp + d * carry_t[t] for dp, d in zip(d_prev, d_state))
             d_state = d_prev
         d_xw2 = d_xw.view(T * B, GH)
         dx = mm(d_xw2, p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None

@@ -24,10 +24,30 @@ class StepStack:
 
     def __getitem__(self, k: int) -> torch.Tensor:
         if k not in self._stacked:
-            self._stacked[k] = torch.stack([step[k] for step in self.steps])  # one copy op
+            items = [step[k] for step in self.steps]
+            self._stacked[k] = evenly_spaced_view(items)  # rows of one buffer already: no copy
+            if self._stacked[k] is None:
+                self._stacked[k] = torch.stack(items)  # one copy op
             for t, step in enumerate(self.steps):  # let each step's own tensor go
                 self.steps[t] = step[:k] + (None,) + step[k + 1:]
         return self._stacked[k]
 
     def __iter__(self):
         return (self[k] for k in range(len(self)))
+
+
+def evenly_spaced_view(items: List[torch.Tensor]):
+    """The (T, ...) view whose rows are ``items``, when they already lie in one storage at equal
+    distances (as the rows xw[t] of the input projection do); else None."""
+    first = items[0]
+    if len(items) < 2:
+        return None
+    step = items[1].storage_offset() - first.storage_offset()
+    storage = first.untyped_storage().data_ptr()
+    for t, item in enumerate(items):
+        if (item.untyped_storage().data_ptr() != storage or item.shape != first.shape
+                or item.stride() != first.stride()
+                or item.storage_offset() != first.storage_offset() + t * step):
+            return None
+    return first.as_strided((len(items),) + tuple(first.shape), (step,) + first.stride(),
+                            first.storage_offset())
