@@ -12,20 +12,13 @@ GRID = list(itertools.product(["native", "bptt", "loop"], [1, 2], [False, True],
 IDS = [f"{e}-L{l}-bi{int(d)}-bf{int(bf)}-packed{int(p)}" for e, l, d, bf, p in GRID]
 
 
+@pytest.mark.parametrize("ours_cls,theirs_cls", [(rnnlab.LSTM, torch.nn.LSTM),
+                                                (rnnlab.GRU, torch.nn.GRU)], ids=["LSTM", "GRU"])
 @pytest.mark.parametrize("engine,layers,bidirectional,batch_first,packed", GRID, ids=IDS)
-def test_lstm(engine, layers, bidirectional, batch_first, packed):
-    theirs = torch.nn.LSTM(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first)
-    ours = rnnlab.LSTM(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first,
-                       engine=engine)
-    assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
-    assert ours.last_engine == engine
-
-
-@pytest.mark.parametrize("engine,layers,bidirectional,batch_first,packed", GRID, ids=IDS)
-def test_gru(engine, layers, bidirectional, batch_first, packed):
-    theirs = torch.nn.GRU(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first)
-    ours = rnnlab.GRU(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first,
-                      engine=engine)
+def test_lstm_and_gru(ours_cls, theirs_cls, engine, layers, bidirectional, batch_first, packed):
+    theirs = theirs_cls(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first)
+    ours = ours_cls(3, 5, layers, bidirectional=bidirectional, batch_first=batch_first,
+                    engine=engine)
     assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
     assert ours.last_engine == engine
 

@@ -75,3 +75,23 @@ def test_gradcheck(case, layers, bidirectional, with_lengths):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_layer_equals_loop_of_cell(case):
     assert_matches_loop_of_cell(make(case, 3), torch.randn(6, 2, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in (rnnlab.RNN, rnnlab.LSTM,
+                                                                   rnnlab.GRU) or c[1]], ids=str)
+def test_native_runs_only_what_torch_computes(case):
+    """``native`` refuses, naming the cell, what torch's kernels do not compute; ``auto`` runs
+    ``bptt`` for it."""
+    layer = make(case, 3)
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    layer.engine = "native"
+    if layer.cells[0].native_mode is None:
+        with pytest.raises(ValueError, match="engine='native' cannot run this layer: torch has "
+                                             f"no fused kernel for {type(layer.cells[0]).__name__}"):
+            layer(x)
+        layer.engine = "auto"
+        layer(x)
+        assert layer.last_engine == "bptt"
+    else:
+        layer(x)
+        assert layer.last_engine == "native"

@@ -4,15 +4,6 @@ import torch
 import rnnlab
 
 
-def test_native_refuses_reset_before():
-    m = rnnlab.GRU(3, 4, reset_after=False, engine="native")
-    with pytest.raises(ValueError, match="engine='native'.*reset_after=False"):
-        m(torch.randn(5, 2, 3))
-    m.engine = "auto"
-    m(torch.randn(5, 2, 3))
-    assert m.last_engine == "bptt"
-
-
 def test_init_schemes():
     H = 8
     cell = rnnlab.GRUCell(5, H, dtype=torch.float64)

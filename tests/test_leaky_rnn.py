@@ -96,15 +96,6 @@ def test_second_backward_through_retained_graph(options):
         torch.testing.assert_close(a, b)
 
 
-def test_native_engine_refused():
-    m = rnnlab.LeakyRNN(3, H, engine="native")
-    with pytest.raises(ValueError, match="engine='native' cannot run.*LeakyRNNCell"):
-        m(torch.randn(4, 2, 3))
-    m.engine = "auto"
-    m(torch.randn(4, 2, 3))
-    assert m.last_engine == "bptt"
-
-
 @pytest.mark.parametrize("options,match", [
     ({"leak": 0.0}, r"strictly inside \(0, 1\), got 0.0"),
     ({"leak": 1.0}, r"strictly inside \(0, 1\), got 1.0"),

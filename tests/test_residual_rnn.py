@@ -39,15 +39,6 @@ def test_second_backward_through_retained_graph(gated):
         torch.testing.assert_close(a, b)
 
 
-def test_native_engine_refused():
-    m = rnnlab.ResidualRNN(3, 4, gated=True, engine="native")
-    with pytest.raises(ValueError, match="engine='native' cannot run.*ResidualRNNCell"):
-        m(torch.randn(4, 2, 3))
-    m.engine = "auto"
-    m(torch.randn(4, 2, 3))
-    assert m.last_engine == "bptt"
-
-
 @pytest.mark.parametrize("options,match", [
     ({"gated": "yes"}, r"gated must be True or False, got 'yes'"),
     ({"gated": 1}, r"gated must be True or False, got 1"),
