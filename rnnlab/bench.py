@@ -10,10 +10,13 @@ rounds.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import random
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -98,6 +101,21 @@ def time_once(module: nn.Module, x: torch.Tensor, steps: int = 1) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 for a moment: torch's profiler logs a line to it at every start
+    and stop, which would bury the bench's own progress."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_memory(module: nn.Module, x: torch.Tensor) -> float:
     """Peak bytes allocated during one training step above what was allocated before it (CPU:
     torch's profiler's allocation events; CUDA: the allocator's peak)."""
@@ -110,7 +128,7 @@ def peak_memory(module: nn.Module, x: torch.Tensor) -> float:
         torch.cuda.synchronize()
         return float(torch.cuda.max_memory_allocated() - base)
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         training_step(module, x)
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
                     if e.name() == "[memory]")
