@@ -1,11 +1,14 @@
 """rnnlab: recurrent neural networks from the textbook, on PyTorch."""
+__version__ = "0.1.0"
+
+from . import errors
 from .cells import (DeepTransitionCell, GRUCell, LeakyRNNCell, LSTMCell, OutputFeedbackCell,
                     RecurrentCell, ResidualRNNCell, RNNCell)
 from .layers import (DeepTransitionRNN, GRU, LeakyRNN, LSTM, OutputFeedbackRNN, RNN, RecurrentLayer,
                      ResidualRNN)
-
-__version__ = "0.1.0"
+from .api import evaluate, sample, train
 
 __all__ = ["DeepTransitionCell", "DeepTransitionRNN", "GRU", "GRUCell", "LeakyRNN", "LeakyRNNCell",
            "LSTM", "LSTMCell", "OutputFeedbackCell", "OutputFeedbackRNN", "RNN", "RNNCell",
-           "RecurrentCell", "RecurrentLayer", "ResidualRNN", "ResidualRNNCell", "__version__"]
+           "RecurrentCell", "RecurrentLayer", "ResidualRNN", "ResidualRNNCell", "__version__", "errors",
+           "evaluate", "sample", "train"]

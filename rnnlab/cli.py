@@ -40,11 +40,198 @@ def _bench(args) -> int:
     return 0
 
 
+def _tbptt(values: List[str]):
+    if values == ["full"]:
+        return "full"
+    try:
+        ks = [int(v) for v in values]
+    except ValueError:
+        raise UsageError(f"--tbptt takes 'full', K, or K1 K2 (whole numbers); got {' '.join(values)}") from None
+    if len(ks) not in (1, 2):
+        raise UsageError(f"--tbptt takes 'full', K, or K1 K2; got {len(ks)} numbers")
+    return ks * 2 if len(ks) == 1 else ks
+
+
+def _cell_options(pairs: List[str]) -> dict:
+    import json
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--cell-option takes KEY=VALUE (e.g. peephole=full); got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _train(args) -> int:
+    from .api import stdout_stream, train
+    settings = {k: v for k, v in vars(args).items() if k in TRAIN_SETTINGS}
+    if "tbptt" in settings:
+        settings["tbptt"] = _tbptt(settings["tbptt"])
+    if "cell_options" in settings:
+        settings["cell_options"] = _cell_options(settings["cell_options"])
+    if getattr(args, "no_progress", False):
+        settings["progress"] = False
+    if getattr(args, "data", None) is not None:
+        settings["data"] = args.data
+    sample_length = args.sample_length
+
+    def header():
+        print("\nsample (temperature 0.8):", flush=True)
+
+    printed = []
+
+    def stream(piece):
+        if not printed:
+            header()
+            printed.append(True)
+        stdout_stream(piece)
+
+    summary = train(resume=args.resume, out=args.out, force=args.force, config_file=args.config,
+                    sample_length=sample_length, stream=stream, **settings)
+    if printed:
+        print(flush=True)
+    run = summary["run_dir"]
+    for split in ("valid", "test"):
+        if split in summary:
+            r = summary[split]
+            bpc = f", {r['bits_per_char']:.3f} bits/char" if "bits_per_char" in r else ""
+            print(f"{split} loss {r['loss']:.4f} nats/token{bpc}, perplexity {r['perplexity']:.2f}")
+    print(f"{summary['steps']} updates, {summary['tokens']:,} tokens in {summary['train_seconds']:.0f} s "
+          f"(stopped by {summary['stop_reason']})")
+    if summary["stop_reason"] == "interrupted":
+        print(f"run saved to {run}; continue it with: rnnlab train --resume {run}")
+        return 130
+    print(f"run saved to {run}; more text with: rnnlab sample {run} --prime \"...\"")
+    return 0
+
+
+def _sample(args) -> int:
+    from .api import sample, stdout_stream
+    temperature = 0.0 if args.greedy else args.temperature
+    sample(args.run_dir, args.prime, args.length, temperature, args.top_k, args.top_p, args.seed,
+           stream=stdout_stream)
+    print(flush=True)
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+    from .api import evaluate
+    result = evaluate(args.run_dir, args.data, args.batch_size, args.encoding)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
+#: flags of ``rnnlab train`` that are settings of the run (the rest steer the command)
+TRAIN_SETTINGS = {"level", "cell", "hidden_size", "layers", "embed_size", "input", "tie_weights",
+                  "dropout", "engine", "init", "cell_options", "tbptt", "batch_size", "clip_norm",
+                  "clip_value", "optimizer", "lr", "momentum", "weight_decay", "schedule",
+                  "decay_start", "decay_factor", "patience", "min_lr", "epochs", "max_steps",
+                  "max_time", "validate_every", "early_stopping", "checkpoint_every",
+                  "eval_batch_size", "valid_fraction", "test_fraction", "max_vocab", "min_count",
+                  "encoding", "seed", "threads"}
+
+
+def _add_train(sub) -> None:
+    S = argparse.SUPPRESS
+    t = sub.add_parser("train", help="train a language model (no arguments: the main job)",
+                       description="Train a character or word language model. With no arguments: a "
+                       "character LSTM on the text of Python's built-in help, about 3 minutes on 2 cores.",
+                       argument_default=S)
+    g = t.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH", help="a text file, or a folder with train/valid/test files "
+                   "(default: Python's built-in help text)")
+    g.add_argument("--level", choices=["char", "word"])
+    g.add_argument("--valid-fraction", type=float, help="share cut for validation when no file gives it")
+    g.add_argument("--test-fraction", type=float)
+    g.add_argument("--max-vocab", type=int, help="keep the most frequent symbols (0: all)")
+    g.add_argument("--min-count", type=int)
+    g.add_argument("--encoding", help="text encoding of the files (default utf-8)")
+    g = t.add_argument_group("model")
+    g.add_argument("--cell", help="lstm, gru, rnn, leaky, residual, deep_transition")
+    g.add_argument("--hidden-size", type=int)
+    g.add_argument("--layers", type=int)
+    g.add_argument("--embed-size", type=int, help="width of the learned projection (0: hidden size)")
+    g.add_argument("--input", choices=["embedding", "onehot"])
+    g.add_argument("--tie-weights", action="store_true")
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--engine", choices=["auto", "native", "bptt", "loop"])
+    g.add_argument("--init", choices=["rnnlab", "torch"])
+    g.add_argument("--cell-option", dest="cell_options", action="append", metavar="KEY=VALUE",
+                   help="a cell option, e.g. peephole=full (repeatable)")
+    g = t.add_argument_group("training")
+    g.add_argument("--tbptt", nargs="+", metavar="K", help="truncated BPTT: K1 K2 (update every K1 "
+                   "steps, backpropagate K2 >= K1 steps), one K for both, or 'full'")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"])
+    g.add_argument("--lr", type=float)
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--clip-norm", type=float, help="0: off")
+    g.add_argument("--clip-value", type=float, help="0: off")
+    g.add_argument("--schedule", choices=["none", "step", "cosine", "plateau"])
+    g.add_argument("--decay-start", type=int, help="step schedule: epochs at the full rate")
+    g.add_argument("--decay-factor", type=float)
+    g.add_argument("--patience", type=int, help="plateau schedule: validations to wait")
+    g.add_argument("--min-lr", type=float)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--max-time", type=float, metavar="SECONDS")
+    g.add_argument("--validate-every", type=int, metavar="STEPS", help="0: every epoch")
+    g.add_argument("--early-stopping", type=int, metavar="N", help="stop after N validations without improvement")
+    g.add_argument("--checkpoint-every", type=int, metavar="STEPS")
+    g.add_argument("--eval-batch-size", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--threads", type=int)
+    g = t.add_argument_group("run")
+    g.add_argument("--out", metavar="RUN_DIR", default=None)
+    g.add_argument("--force", action="store_true", default=False, help="replace an existing run directory")
+    g.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a stopped run")
+    g.add_argument("--config", metavar="FILE.toml", default=None, help="settings from a TOML file")
+    g.add_argument("--sample-length", type=int, default=400, help="symbols generated at the end")
+    g.add_argument("--no-progress", action="store_true")
+    t.add_argument("--debug", action="store_true", help="show tracebacks")
+    t.set_defaults(func=_train)
+
+
+def _add_sample_evaluate(sub) -> None:
+    s = sub.add_parser("sample", help="generate text from a trained language model")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--prime", default="", help="text the model reads before generating")
+    s.add_argument("--length", type=int, default=500, help="symbols to generate")
+    s.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--greedy", action="store_true", help="always the most probable symbol")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    s.set_defaults(func=_sample)
+    e = sub.add_parser("evaluate", help="loss, perplexity and bits per character of a trained model")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--data", metavar="PATH", help="a text file, or a folder's test file "
+                   "(default: the run's own test text)")
+    e.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    e.add_argument("--batch-size", type=int, default=1, help="parallel streams (1: one continuous read)")
+    e.add_argument("--encoding", default="utf-8")
+    e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    e.set_defaults(func=_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnlab", description="Recurrent neural networks from the textbook.")
     p.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_sample_evaluate(sub)
     b = sub.add_parser("bench", help="training throughput and peak memory of every cell and engine")
     b.add_argument("--sizes", nargs="+", default=["small", "medium", "large"],
                    help="small (B16 I64 H128), medium (B32 I128 H256), large (B64 I512 H512)")

@@ -8,7 +8,9 @@ torch.nn.LSTM's fused kernel). Which is faster depends on the processor and the 
 processors oneDNN is twice as fast for the per-step products, on others the BLAS is. So for
 float32 on CPU with autograd off (inside the ``bptt`` engine) and a product big enough to matter,
 the first call of each shape times both and every later call of that shape uses the faster, as
-cuDNN's benchmark mode does. Everywhere else (autograd on, GPU, float64, small products, a torch
+cuDNN's benchmark mode does. Under ``torch.use_deterministic_algorithms(True)`` (which the
+trainer sets for a seeded run) the choice is fixed to torch's BLAS, so that two runs compute the
+same bits whatever the timings said. Everywhere else (autograd on, GPU, float64, small products, a torch
 without oneDNN) the plain torch product runs. ``RNNLAB_ONEDNN=0`` turns the oneDNN route off.
 """
 from __future__ import annotations
@@ -48,7 +50,8 @@ def _linear(a: torch.Tensor, w: torch.Tensor, bias=None) -> torch.Tensor:
 
 def _eligible(a: torch.Tensor, M: int, K: int, N: int) -> bool:
     return (a.dtype == torch.float32 and a.device.type == "cpu" and M * K * N >= MIN_MACS
-            and not torch.is_grad_enabled() and onednn_available())
+            and not torch.is_grad_enabled() and not torch.are_deterministic_algorithms_enabled()
+            and onednn_available())
 
 
 def _pick(key: Tuple, candidates: Sequence[Callable[[], torch.Tensor]]) -> int:

@@ -1,0 +1,105 @@
+r"""The recurrent language model of the notes.
+
+After reading symbols w_0 .. w_t the network gives a distribution over the next one:
+
+    x_t = P w_t                     (w_t one-hot over the N symbols; P the projection, M x N)
+    h_t^(1..L) = cells(x_t, h_{t-1})    (any rnnlab cell, L layers)
+    Y_t = softmax(W_hy h_t^(L) + b_y)   Y(t, i) = P(V_i | w_0 .. w_t)
+
+trained on the divergence  Div = - sum_t log Y(t, w_{t+1}), the sum over time of each step's
+cross-entropy. ``input="onehot"`` feeds the one-hot vectors themselves to the first layer (its
+W_ih is then the projection); ``input="embedding"`` learns P as its own M-wide layer. With
+``tie_weights`` the output layer reuses P (W_hy = P^T, needs H = M).
+
+Shapes: tokens (T, B) int64 -> logits (T, B, N); the state is the layers' state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError, check_choice
+from ..layers import LAYERS
+
+INPUTS = ("embedding", "onehot")
+
+
+@dataclass
+class LanguageModelConfig:
+    """Everything needed to rebuild a :class:`LanguageModel` (saved in the run's config.json)."""
+    vocab_size: int = 0
+    input: str = "embedding"
+    embed_size: int = 0          # 0: the hidden size
+    cell: str = "lstm"
+    hidden_size: int = 256
+    layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False
+    engine: str = "auto"
+    init: str = "rnnlab"
+    init_range: float = 0.1      # uniform(-r, r) for the projection and the output layer
+    cell_options: Dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> "LanguageModelConfig":
+        check_choice("input", self.input, INPUTS)
+        check_choice("cell", self.cell, LAYERS)
+        for name in ("vocab_size", "hidden_size", "layers"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
+        if self.embed_size < 0:
+            raise ConfigError(f"embed_size must be positive (or 0 for the hidden size), got {self.embed_size}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.init_range <= 0:
+            raise ConfigError(f"init_range must be positive, got {self.init_range}")
+        if self.tie_weights:
+            if self.input != "embedding":
+                raise ConfigError("tie_weights needs input='embedding' (a learned projection to share)")
+            if (self.embed_size or self.hidden_size) != self.hidden_size:
+                raise ConfigError(f"tie_weights needs embed_size == hidden_size; got "
+                                  f"{self.embed_size} and {self.hidden_size}")
+        return self
+
+
+class LanguageModel(nn.Module):
+    """Symbols in, next-symbol logits out; see the module docstring for the equations."""
+
+    def __init__(self, config: LanguageModelConfig):
+        super().__init__()
+        self.config = c = config.check()
+        N, H = c.vocab_size, c.hidden_size
+        M = c.embed_size or H
+        self.embedding = nn.Embedding(N, M) if c.input == "embedding" else None
+        in_size = M if self.embedding is not None else N
+        self.rnn = LAYERS[c.cell](in_size, H, num_layers=c.layers, dropout=c.dropout,
+                                  engine=c.engine, init=c.init, **c.cell_options)
+        self.drop = nn.Dropout(c.dropout)
+        self.decoder = nn.Linear(H, N)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r = self.config.init_range
+        if self.embedding is not None:
+            nn.init.uniform_(self.embedding.weight, -r, r)
+        nn.init.uniform_(self.decoder.weight, -r, r)
+        nn.init.zeros_(self.decoder.bias)
+        if self.config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    def features(self, tokens: torch.Tensor, state=None):
+        """(T, B) tokens -> (T, B, H) last-layer outputs (dropout applied), final state."""
+        if self.embedding is not None:
+            x = self.drop(self.embedding(tokens))                       # (T, B, M)
+        else:
+            x = F.one_hot(tokens, self.config.vocab_size).to(self.decoder.weight.dtype)  # (T, B, N)
+        out, state = self.rnn(x, state)                                  # (T, B, H)
+        return self.drop(out), state
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        """(T, B) tokens -> (T, B, N) logits of the next symbol, final state."""
+        out, state = self.features(tokens, state)
+        return self.decoder(out), state

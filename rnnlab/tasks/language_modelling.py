@@ -1,0 +1,158 @@
+"""Language modelling as a trainer task: B parallel streams of text, truncated BPTT windows, the
+summed cross-entropy of every step, and evaluation as one continuous read of held-out text."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from torch.nn import functional as F
+
+from ..data import Vocabulary, batchify, load_text_corpus
+from ..errors import ConfigError, check_choice
+from ..models import LanguageModel, LanguageModelConfig
+from ..training.config import TrainConfig, positive_int
+from ..training.metrics import token_metrics
+from ..training.tbptt import windows
+
+#: logits computed at once during evaluation, at most (steps x streams x symbols)
+EVAL_CHUNK = 1 << 21
+
+
+@dataclass
+class TextDataConfig:
+    """Where the text comes from and how it becomes symbols."""
+    data: Optional[str] = None         # a file, a folder with train/valid/test files; None: Python's help
+    level: str = "char"
+    valid_fraction: float = 0.05       # cut from the training text when no validation file is given
+    test_fraction: float = 0.05
+    max_vocab: int = 0                 # 0: no cap
+    min_count: int = 1
+    encoding: str = "utf-8"
+
+    def check(self) -> "TextDataConfig":
+        check_choice("level", self.level, ("char", "word"))
+        positive_int("max_vocab", self.max_vocab, allow_zero=True)
+        positive_int("min_count", self.min_count)
+        return self
+
+
+def state_tensors(state) -> Dict[str, torch.Tensor]:
+    """A layer's state (a tensor or a tuple of them) as named tensors."""
+    if state is None:
+        return {}
+    parts = state if isinstance(state, tuple) else (state,)
+    return {str(i): t for i, t in enumerate(parts)}
+
+
+def state_from_tensors(tensors: Dict[str, torch.Tensor]):
+    if not tensors:
+        return None
+    parts = tuple(tensors[str(i)] for i in range(len(tensors)))
+    return parts if len(parts) > 1 else parts[0]
+
+
+def detach(state):
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+class LanguageModelling:
+    """The trainer task of a language model (see :mod:`rnnlab.training.trainer` for the protocol).
+
+    ``splits`` maps "train", "valid", "test" to (N,) token ids (an empty tensor: no such split).
+    """
+
+    def __init__(self, vocab: Vocabulary, splits: Dict[str, torch.Tensor], config: TrainConfig):
+        self.vocab, self.config = vocab, config.check()
+        self.splits = splits
+        self.rows = batchify(splits["train"], config.batch_size, "training text")  # (R, B)
+        self.windows = windows(self.rows.shape[0] - 1, config.tbptt)
+        self.state = None
+
+    @classmethod
+    def from_text(cls, data: TextDataConfig, train: TrainConfig, vocab: Optional[Vocabulary] = None):
+        """Read the corpus of ``data``; build the vocabulary from its training text unless given."""
+        data.check()
+        corpus = load_text_corpus(data.data, data.valid_fraction, data.test_fraction, data.encoding)
+        if vocab is None:
+            vocab = Vocabulary.build(corpus.train, data.level, data.max_vocab or None, data.min_count)
+        splits = {s: vocab.encode(corpus.split(s)) for s in ("train", "valid", "test")}
+        return cls(vocab, splits, train)
+
+    # trainer protocol ---------------------------------------------------------
+    def num_batches(self, epoch: int) -> int:
+        return len(self.windows)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.state = None                  # every stream restarts from its beginning
+
+    def train_step(self, model: LanguageModel, epoch: int, index: int):
+        """Truncated BPTT window ``index``: (sum_t mean_b CE_t, sum of CE, tokens)."""
+        w = self.windows[index]
+        x = self.rows[w.start:w.end]                                   # (T, B) inputs
+        y = self.rows[w.loss_start + 1:w.end + 1]                      # (K, B) next symbols
+        seam = w.seam - w.start
+        if seam > 0:
+            h_a, state_a = model.features(x[:seam], self.state)        # (seam, B, H)
+        else:
+            h_a, state_a = None, self.state
+        h = h_a
+        if w.end > w.seam:
+            h_b, _ = model.features(x[seam:], state_a)                 # (T - seam, B, H)
+            h = h_b if h_a is None else torch.cat([h_a, h_b])
+        self.state = detach(state_a)                                   # where window index+1 starts
+        logits = model.decoder(h[w.loss_start - w.start:])             # (K, B, N)
+        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                   reduction="sum")
+        return loss_sum / x.shape[1], loss_sum.detach(), y.numel()
+
+    def metrics(self, loss_sum: float, count: int) -> Dict[str, float]:
+        return token_metrics(loss_sum, count, self.vocab.level)
+
+    @torch.no_grad()
+    def evaluate(self, model: LanguageModel, split: str) -> Optional[Dict[str, float]]:
+        ids = self.splits.get(split)
+        if ids is None or ids.numel() < 2:
+            return None
+        return evaluate_ids(model, ids, self.config.eval_batch_size, self.vocab.level)
+
+    def carry(self) -> Dict[str, torch.Tensor]:
+        return state_tensors(self.state)
+
+    def load_carry(self, tensors: Dict[str, torch.Tensor]) -> None:
+        self.state = state_from_tensors(tensors)
+
+
+@torch.no_grad()
+def evaluate_ids(model: LanguageModel, ids: torch.Tensor, batch_size: int = 1,
+                 level: str = "") -> Dict[str, float]:
+    """Loss of the model reading ``ids`` as ``batch_size`` continuous streams (1: the whole text
+    as one read, every symbol predicted from all that precedes it)."""
+    was_training = model.training
+    model.eval()
+    try:
+        batch_size = max(1, min(batch_size, ids.numel() // 2))
+        rows = batchify(ids, batch_size, "evaluation text")                       # (R, B)
+        chunk = max(1, EVAL_CHUNK // (batch_size * model.config.vocab_size))
+        state, total, count = None, 0.0, 0
+        for t in range(0, rows.shape[0] - 1, chunk):
+            x = rows[t:t + chunk]
+            y = rows[t + 1:t + 1 + chunk]
+            x = x[:y.shape[0]]
+            logits, state = model(x, state)                                       # (T, B, N)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           y.reshape(-1), reduction="sum"))
+            count += y.numel()
+        return token_metrics(total, count, level)
+    finally:
+        model.train(was_training)
+
+
+def build_model(data_vocab: Vocabulary, model: LanguageModelConfig) -> LanguageModel:
+    if model.vocab_size and model.vocab_size != len(data_vocab):
+        raise ConfigError(f"vocab_size {model.vocab_size} does not match the vocabulary's "
+                          f"{len(data_vocab)} symbols")
+    model.vocab_size = len(data_vocab)
+    return LanguageModel(model)

@@ -1,0 +1,66 @@
+"""What a run records: ``metrics.jsonl`` (one JSON object per line) and the loss-curve PNG."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, List
+
+
+def token_metrics(loss_sum: float, count: int, level: str = "") -> Dict[str, float]:
+    """Mean cross-entropy per token in nats, its perplexity e^loss, and for character models its
+    bits per character loss / ln 2."""
+    loss = loss_sum / max(count, 1)
+    out = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+    if level == "char":
+        out["bits_per_char"] = loss / math.log(2)
+    return out
+
+
+class MetricsLog:
+    """Appends records to ``metrics.jsonl``; on resume, drops records past the checkpoint."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def append(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self) -> List[dict]:
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line cut by a kill mid-write
+                continue
+        return out
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only the records of updates up to ``step`` (the checkpoint a resume starts from)."""
+        kept = [r for r in self.records() if r.get("step", 0) <= step]
+        from .atomic import write_text
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def plot(self, png) -> None:
+        """Training and validation loss against the update step."""
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+        recs = self.records()
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for split, style in (("train", "-"), ("valid", "o-")):
+            pts = [(r["step"], r["loss"]) for r in recs if r.get("split") == split and "loss" in r]
+            if pts:
+                ax.plot(*zip(*pts), style, label=split, markersize=3)
+        ax.set_xlabel("update step")
+        ax.set_ylabel("loss (nats per token)")
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend()
+        fig.tight_layout()
+        from .atomic import write_atomic
+        write_atomic(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        plt.close(fig)

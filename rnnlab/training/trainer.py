@@ -1,0 +1,290 @@
+"""The trainer every rnnlab model shares.
+
+It owns the update rule (optimizer, schedule, clipping), the clock (epochs, step and time limits,
+validation, early stopping), and the record (checkpoints, the best weights, metrics, the loss
+curve, the progress bar). What a batch is and what the loss is belongs to a *task*:
+
+    task.num_batches(epoch) -> int           updates in an epoch
+    task.start_epoch(epoch)                  e.g. reset the state carried across windows
+    task.train_step(model, epoch, i)         -> (objective to backpropagate, loss sum, tokens)
+    task.evaluate(model, split) -> dict      at least {"loss": ...}; None if the split is empty
+    task.metrics(loss_sum, count) -> dict    the task's figures for a mean loss
+    task.carry() / task.load_carry(tensors)  state that crosses updates (saved in checkpoints)
+
+A run is deterministic given its seed: the random generator, the carried state and every counter
+are in the checkpoint, so a resumed run continues exactly as the uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import torch
+
+from ..errors import RnnlabError
+from .checkpoint import load_weights, read_checkpoint, save_checkpoint, unflatten_optimizer
+from .config import TrainConfig
+from .metrics import MetricsLog
+from .optim import LRSchedule, clip_gradients, make_optimizer, set_lr
+
+CHECKPOINT = "checkpoint.safetensors"
+BEST = "model.safetensors"
+PLOT_EVERY = 30.0  # seconds between redraws of loss.png during training (and once at the end)
+
+
+class TrainingStopped(RnnlabError):
+    """Training could not go on (e.g. the loss stayed non-finite); the last checkpoint is intact."""
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool):
+    """torch's deterministic mode (and rnnlab's fixed choice of matrix kernel) inside the block."""
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+class Trainer:
+    """Trains ``model`` on ``task`` under ``config``; records into ``run_dir`` if given."""
+
+    def __init__(self, model: torch.nn.Module, task, config: TrainConfig, run_dir=None,
+                 say: Callable[[str], None] = None):
+        self.model, self.task, self.config = model, task, config.check()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.say = say or (lambda s: print(s, file=sys.stderr, flush=True))
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(config.optimizer, self.params, config.lr, config.momentum,
+                                        config.weight_decay)
+        self.schedule = LRSchedule(config.schedule, config.lr, self.total_steps(),
+                                   config.decay_start, config.decay_factor, config.patience,
+                                   config.min_lr)
+        self.state = {"epoch": 0, "position": 0, "step": 0, "tokens": 0, "elapsed": 0.0,
+                      "best_loss": None, "best_step": None, "bad_validations": 0,
+                      "nonfinite_in_row": 0, "nonfinite_total": 0, "lr_scale": 1.0,
+                      "stop_reason": None}
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl") if self.run_dir else None
+        self._stop_request: Optional[str] = None
+        self._plotted = -math.inf
+
+    # ----------------------------------------------------------------- limits
+    def total_steps(self) -> int:
+        """Updates the run will make at most (for the cosine schedule and the progress bar)."""
+        c = self.config
+        per_epoch = [self.task.num_batches(e) for e in range(c.epochs)] if c.epochs else []
+        total = sum(per_epoch) if c.epochs else c.max_steps
+        return min(total, c.max_steps) if c.max_steps else total
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self) -> None:
+        if self.run_dir is None:
+            return
+        trainer = dict(self.state, schedule=self.schedule.state_dict())
+        save_checkpoint(self.run_dir / CHECKPOINT, self.model, self.optimizer, trainer,
+                        self.task.carry())
+
+    def resume(self, path=None) -> None:
+        """Continue from a checkpoint (default: the run directory's)."""
+        path = Path(path) if path is not None else self.run_dir / CHECKPOINT
+        groups, meta = read_checkpoint(path)
+        if "trainer" not in meta or "optimizer" not in meta:
+            raise RnnlabError(f"{path}: holds weights only, not a training state to resume")
+        load_weights(self.model, groups["model"], path)
+        try:
+            self.optimizer.load_state_dict(unflatten_optimizer(groups["optim"], meta["optimizer"]))
+        except (ValueError, KeyError) as e:
+            raise RnnlabError(f"{path}: optimizer state of another configuration ({e})") from None
+        trainer = dict(meta["trainer"])
+        self.schedule.load_state_dict(trainer.pop("schedule"))
+        self.state.update(trainer)
+        self.state["stop_reason"] = None
+        torch.set_rng_state(groups["rng"]["torch"])
+        self.task.load_carry(groups["carry"])
+        if self.metrics:
+            self.metrics.truncate_after(self.state["step"])
+
+    # --------------------------------------------------------------- records
+    def record(self, **rec) -> None:
+        if self.metrics:
+            self.metrics.append(rec)
+
+    def validate(self) -> Optional[Dict[str, float]]:
+        """Validation loss; keeps the best weights; counts validations without improvement."""
+        st = self.state
+        result = self.task.evaluate(self.model, "valid")
+        if result is None:
+            return None
+        loss = result["loss"]
+        self.record(split="valid", step=st["step"], epoch=st["epoch"], **result)
+        self.schedule.validated(loss)
+        if st["best_loss"] is None or loss < st["best_loss"]:
+            st["best_loss"], st["best_step"], st["bad_validations"] = loss, st["step"], 0
+            if self.run_dir:
+                save_checkpoint(self.run_dir / BEST, self.model, kind="rnnlab-weights")
+        else:
+            st["bad_validations"] += 1
+            if self.config.early_stopping and st["bad_validations"] >= self.config.early_stopping:
+                self._stop_request = "early stopping"
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items())
+        self.say(f"step {st['step']}  valid: {shown}"
+                 f"{'  (best)' if st['best_step'] == st['step'] else ''}")
+        if self.run_dir:
+            self.save()
+            if time.perf_counter() - self._plotted > PLOT_EVERY:
+                self.metrics.plot(self.run_dir / "loss.png")
+                self._plotted = time.perf_counter()
+        return result
+
+    # ------------------------------------------------------------------ loop
+    def _update(self, epoch: int, index: int):
+        """One update; returns (loss sum, tokens) or None when it was skipped as non-finite."""
+        c, st = self.config, self.state
+        self.model.train()
+        objective, loss_sum, count = self.task.train_step(self.model, epoch, index)
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        norm = clip_gradients(self.params, c.clip_value, c.clip_norm)
+        if not math.isfinite(float(loss_sum)) or (norm is not None and not math.isfinite(norm)):
+            st["nonfinite_in_row"] += 1
+            st["nonfinite_total"] += 1
+            st["lr_scale"] *= 0.5
+            self.say(f"step {st['step'] + 1}: non-finite loss or gradient; update skipped, "
+                     f"learning rate halved")
+            self.record(split="train", step=st["step"], event="nonfinite", lr_scale=st["lr_scale"])
+            if st["nonfinite_in_row"] >= c.max_nonfinite:
+                raise TrainingStopped(f"the loss or gradient was non-finite {st['nonfinite_in_row']} "
+                                      f"updates in a row (step {st['step'] + 1}); lower the learning "
+                                      f"rate or clip harder; the last checkpoint is intact")
+            return None
+        st["nonfinite_in_row"] = 0
+        set_lr(self.optimizer, self.schedule.lr(st["step"]) * st["lr_scale"])
+        self.optimizer.step()
+        return float(loss_sum), count
+
+    def _on_sigint(self, signum, frame):
+        if self._stop_request == "interrupted":
+            raise KeyboardInterrupt
+        self._stop_request = "interrupted"
+        self.say("interrupted: saving a checkpoint after this update (Ctrl-C again to quit at once)")
+
+    def fit(self) -> dict:
+        """Train until a limit is reached; returns the run's summary."""
+        c = self.config
+        handler_set = threading.current_thread() is threading.main_thread()
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint) if handler_set else None
+        try:
+            with deterministic_algorithms(c.deterministic):
+                self._loop()
+        finally:
+            if handler_set:
+                signal.signal(signal.SIGINT, old_handler)
+        return self.finish()
+
+    def _loop(self) -> None:
+        from tqdm import tqdm
+        c, st = self.config, self.state
+        total = self.total_steps()
+        bar = tqdm(total=total or None, initial=st["step"], disable=not c.progress, file=sys.stderr,
+                   unit="step", dynamic_ncols=True, leave=True,
+                   bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        t_start, elapsed0 = time.perf_counter(), st["elapsed"]
+        self._start = (st["step"], st["tokens"])
+        window_loss, window_count = 0.0, 0
+        try:
+            while not st["stop_reason"]:
+                epoch = st["epoch"]
+                if c.epochs and epoch >= c.epochs:
+                    st["stop_reason"] = "epochs"
+                    break
+                n = self.task.num_batches(epoch)
+                if st["position"] == 0:
+                    self.task.start_epoch(epoch)
+                bar.set_description(f"epoch {epoch + 1}" + (f"/{c.epochs}" if c.epochs else ""))
+                while st["position"] < n:
+                    out = self._update(epoch, st["position"])
+                    st["position"] += 1
+                    st["step"] += 1
+                    st["elapsed"] = elapsed0 + time.perf_counter() - t_start
+                    if out is not None:
+                        window_loss += out[0]
+                        window_count += out[1]
+                        st["tokens"] += out[1]
+                    bar.update(1)
+                    if st["step"] % c.log_every == 0 or st["position"] == n:
+                        self._log_train(bar, window_loss, window_count, t_start, total)
+                        window_loss, window_count = 0.0, 0
+                    if c.validate_every and st["step"] % c.validate_every == 0:
+                        self.validate()
+                    elif c.checkpoint_every and st["step"] % c.checkpoint_every == 0:
+                        self.save()
+                    if c.max_steps and st["step"] >= c.max_steps:
+                        self._stop_request = self._stop_request or "max_steps"
+                    if c.max_time and st["elapsed"] >= c.max_time:
+                        self._stop_request = self._stop_request or "max_time"
+                    if self._stop_request:
+                        break
+                if st["position"] >= n:
+                    st["epoch"], st["position"] = epoch + 1, 0
+                    self.schedule.end_epoch(epoch)
+                    if not c.validate_every:
+                        self.validate()
+                if self._stop_request:
+                    st["stop_reason"] = self._stop_request
+        finally:
+            bar.close()
+        self.save()
+
+    def _log_train(self, bar, loss_sum: float, count: int, t_start: float, total: int):
+        st = self.state
+        step0, tokens0 = self._start
+        rate = (st["tokens"] - tokens0) / max(time.perf_counter() - t_start, 1e-9)
+        rec = {"split": "train", "step": st["step"], "epoch": st["epoch"],
+               **self.task.metrics(loss_sum, count), "lr": self.optimizer.param_groups[0]["lr"],
+               "tokens_per_s": rate, "elapsed": st["elapsed"]}
+        self.record(**rec)
+        steps_rate = (st["step"] - step0) / max(time.perf_counter() - t_start, 1e-9)
+        left = [(total - st["step"]) / steps_rate] if total and steps_rate > 0 else []
+        if self.config.max_time:
+            left.append(self.config.max_time - st["elapsed"])
+        left_s = f", {format_seconds(min(left))} left" if left else ""
+        bar.set_postfix_str(f"loss {rec['loss']:.3f}, {rate / 1000:.1f}k tok/s{left_s}", refresh=False)
+
+    def finish(self) -> dict:
+        """Test loss of the best weights; the summary (also written to summary.json)."""
+        st = self.state
+        if self.run_dir and st["best_step"] is not None and (self.run_dir / BEST).exists():
+            groups, _ = read_checkpoint(self.run_dir / BEST)
+            load_weights(self.model, groups["model"], self.run_dir / BEST)
+        elif self.run_dir:
+            save_checkpoint(self.run_dir / BEST, self.model, kind="rnnlab-weights")
+        summary = {"stop_reason": st["stop_reason"], "steps": st["step"], "epochs": st["epoch"],
+                   "tokens": st["tokens"], "train_seconds": st["elapsed"],
+                   "best_step": st["best_step"], "nonfinite_updates": st["nonfinite_total"]}
+        if st["stop_reason"] != "interrupted":
+            for split in ("valid", "test"):
+                result = self.task.evaluate(self.model, split)
+                if result is not None:
+                    summary[split] = result
+                    self.record(split=split + "_final", step=st["step"], **result)
+        if self.run_dir:
+            from .atomic import write_json
+            write_json(self.run_dir / "summary.json", summary)
+            self.metrics.plot(self.run_dir / "loss.png")
+        return summary
+
+
+def format_seconds(s: float) -> str:
+    s = max(0, int(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

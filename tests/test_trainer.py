@@ -1,0 +1,261 @@
+"""The trainer: determinism, resume after SIGKILL, schedules, clipping, best checkpoint, records."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import rnnlab
+from rnnlab.errors import CheckpointError, ConfigError
+from rnnlab.training.checkpoint import read_checkpoint
+from rnnlab.training.optim import LRSchedule, clip_gradients
+
+TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text(TEXT)
+    return p
+
+
+SMALL = dict(hidden_size=24, embed_size=8, batch_size=4, tbptt=(20, 30), epochs=2, dropout=0.1,
+             checkpoint_every=7, log_every=5, progress=False, sample_length=0, seed=3)
+
+
+def _train(corpus, out, **kw):
+    return rnnlab.train(data=str(corpus), out=str(out), say=lambda s: None, **{**SMALL, **kw})
+
+
+def _final(run):
+    groups, meta = read_checkpoint(run / "checkpoint.safetensors")
+    return groups, meta
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_seed_makes_a_run_deterministic(corpus, tmp_path):
+    _train(corpus, tmp_path / "a")
+    _train(corpus, tmp_path / "b")
+    ga, _ = _final(tmp_path / "a")
+    gb, _ = _final(tmp_path / "b")
+    assert _same(ga["model"], gb["model"]) and _same(ga["optim"], gb["optim"])
+    _train(corpus, tmp_path / "c", seed=4)
+    gc, _ = _final(tmp_path / "c")
+    assert not _same(ga["model"], gc["model"])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_resume_after_sigkill_is_bit_identical(corpus, tmp_path, cell):
+    """A run killed with SIGKILL mid-training, resumed with --resume, ends with exactly the
+    parameters and optimizer state of an uninterrupted run (lstm: torch's kernel; gru: bptt)."""
+    args = ["--data", str(corpus), "--hidden-size", "24", "--embed-size", "8", "--batch-size", "4",
+            "--tbptt", "20", "30", "--epochs", "3", "--dropout", "0.1", "--checkpoint-every", "5",
+            "--seed", "3", "--cell", cell, "--no-progress", "--sample-length", "0"]
+    cmd = [sys.executable, "-m", "rnnlab", "train"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    subprocess.run(cmd + args + ["--out", str(whole)], check=True, capture_output=True)
+    steps = json.loads((whole / "summary.json").read_text())["steps"]
+    proc = subprocess.Popen(cmd + args + ["--out", str(broken)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        recs = (broken / "metrics.jsonl").read_text().splitlines() if (broken / "metrics.jsonl").exists() else []
+        if len(recs) >= 3 and (broken / "checkpoint.safetensors").exists():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, meta = read_checkpoint(broken / "checkpoint.safetensors")
+    killed_at = meta["trainer"]["step"]
+    assert 0 < killed_at < steps
+    subprocess.run(cmd + ["--resume", str(broken), "--no-progress", "--sample-length", "0"],
+                   check=True, capture_output=True)
+    gw, mw = _final(whole)
+    gb, mb = _final(broken)
+    assert mb["trainer"]["step"] == steps
+    assert _same(gw["model"], gb["model"]) and _same(gw["optim"], gb["optim"])
+    assert _same(load_file(whole / "model.safetensors"), load_file(broken / "model.safetensors"))
+    # the metrics of the resumed run hold each step once
+    train_steps = [json.loads(l)["step"] for l in (broken / "metrics.jsonl").read_text().splitlines()
+                   if json.loads(l)["split"] == "train"]
+    assert train_steps == sorted(set(train_steps))
+
+
+def test_run_directory_records(corpus, tmp_path):
+    s = _train(corpus, tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.json", "vocab.json", "checkpoint.safetensors", "model.safetensors",
+                 "metrics.jsonl", "loss.png", "summary.json"):
+        assert (run / name).is_file(), name
+    recs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in recs if r["split"] == "valid"]
+    assert len(valid) == 2                                # one validation per epoch
+    best = min(valid, key=lambda r: r["loss"])
+    assert s["best_step"] == best["step"] and s["valid"]["loss"] == pytest.approx(best["loss"])
+    assert {"loss", "perplexity", "bits_per_char", "tokens_per_s", "lr"} <= set(recs[0])
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["hidden_size"] == 24 and cfg["train"]["tbptt"] == [20, 30]
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_lowers_the_loss(corpus, tmp_path):
+    s = _train(corpus, tmp_path / "run", epochs=4, dropout=0.0, lr=1e-2)
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+    assert s["valid"]["loss"] < 0.6 * first
+
+
+def test_step_limit(corpus, tmp_path):
+    s = _train(corpus, tmp_path / "a", max_steps=9, epochs=0)
+    assert s["steps"] == 9 and s["stop_reason"] == "max_steps"
+
+
+class ScriptedTask:
+    """A task whose validation losses are given in advance, to test the trainer's bookkeeping."""
+
+    def __init__(self, valid_losses):
+        self.valid_losses = list(valid_losses)
+        self.x = torch.randn(8, 3)
+
+    def num_batches(self, epoch):
+        return 4
+
+    def start_epoch(self, epoch):
+        pass
+
+    def train_step(self, model, epoch, i):
+        loss = model(self.x).pow(2).sum()
+        return loss, loss.detach(), 8
+
+    def evaluate(self, model, split):
+        if split != "valid":
+            return None
+        return {"loss": self.valid_losses.pop(0) if self.valid_losses else 9.0}
+
+    def metrics(self, loss_sum, count):
+        return {"loss": loss_sum / count}
+
+    def carry(self):
+        return {}
+
+    def load_carry(self, tensors):
+        pass
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path):
+    from rnnlab.training.config import TrainConfig
+    from rnnlab.training.trainer import Trainer
+    model = torch.nn.Linear(3, 2)
+    cfg = TrainConfig(epochs=100, validate_every=3, early_stopping=2, progress=False)
+    trainer = Trainer(model, ScriptedTask([5.0, 4.0, 4.5, 3.9, 4.2, 4.1, 1.0]), cfg, tmp_path,
+                      say=lambda s: None)
+    kept = {}
+    real_save = trainer.task.evaluate
+
+    def evaluate(m, split):
+        r = real_save(m, split)
+        kept[trainer.state["step"]] = {k: v.clone() for k, v in m.state_dict().items()}
+        return r
+    trainer.task.evaluate = evaluate
+    s = trainer.fit()
+    assert s["stop_reason"] == "early stopping"
+    assert s["steps"] == 18 and s["best_step"] == 12           # 3.9 at the 4th validation
+    best = load_file(tmp_path / "model.safetensors")
+    assert all(torch.equal(best[f"model/{k}"], v) for k, v in kept[12].items())
+
+
+def test_existing_run_directory_is_refused(corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="already exists"):
+        _train(corpus, out)
+    assert (out / "keep.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+def test_resume_refuses_new_settings(corpus, tmp_path):
+    _train(corpus, tmp_path / "run", max_steps=3, epochs=0)
+    with pytest.raises(ConfigError, match="hidden_size"):
+        rnnlab.train(resume=str(tmp_path / "run"), hidden_size=32)
+
+
+def test_step_decay_is_zarembas():
+    """lr of epoch i = lr * factor ** max(i + 1 - decay_start, 0)."""
+    s = LRSchedule("step", 1.0, decay_start=4, decay_factor=0.5)
+    seen = []
+    for epoch in range(8):
+        seen.append(s.lr(0))
+        s.end_epoch(epoch)
+    assert seen == [1.0 * 0.5 ** max(i + 1 - 4, 0) for i in range(8)]
+
+
+def test_cosine_and_plateau():
+    c = LRSchedule("cosine", 1.0, total_steps=10, min_lr=0.1)
+    assert c.lr(0) == 1.0 and c.lr(10) == pytest.approx(0.1) and c.lr(5) == pytest.approx(0.55)
+    p = LRSchedule("plateau", 1.0, decay_factor=0.1, patience=1)
+    for loss in (3.0, 2.0, 2.5, 2.6, 2.7):
+        p.validated(loss)
+    assert p.lr(0) == pytest.approx(0.1)                 # two validations without improvement
+    q = LRSchedule("plateau", 1.0)
+    q.load_state_dict(p.state_dict())
+    assert q.lr(0) == p.lr(0) and q.best == 2.0
+
+
+def test_clipping_by_value_and_norm():
+    w = torch.nn.Parameter(torch.zeros(4))
+    w.grad = torch.tensor([3.0, -4.0, 0.5, 0.0])
+    clip_gradients([w], clip_value=1.0, clip_norm=None)
+    assert w.grad.tolist() == [1.0, -1.0, 0.5, 0.0]
+    w.grad = torch.tensor([3.0, -4.0, 0.0, 0.0])
+    norm = clip_gradients([w], clip_value=None, clip_norm=1.0)
+    assert norm == pytest.approx(5.0)
+    torch.testing.assert_close(w.grad, torch.tensor([0.6, -0.8, 0.0, 0.0]), rtol=1e-5, atol=1e-6)
+
+
+class PoisonedTask(ScriptedTask):
+    """Non-finite losses at the given updates (0-based)."""
+
+    def __init__(self, bad):
+        super().__init__([])
+        self.bad, self.calls = set(bad), 0
+
+    def train_step(self, model, epoch, i):
+        loss, value, n = super().train_step(model, epoch, i)
+        self.calls += 1
+        if self.calls - 1 in self.bad:
+            loss = loss * float("nan")
+        return loss, loss.detach(), n
+
+
+def test_nonfinite_updates_are_skipped_then_stop(tmp_path):
+    from rnnlab.training.config import TrainConfig
+    from rnnlab.training.trainer import Trainer, TrainingStopped
+    model = torch.nn.Linear(3, 2)
+    cfg = TrainConfig(epochs=1, max_nonfinite=3, progress=False, optimizer="sgd", lr=0.1)
+    trainer = Trainer(model, PoisonedTask({1}), cfg, None, say=lambda s: None)
+    before = [p.clone() for p in model.parameters()]
+    out = trainer._update(0, 0)
+    after_first = [p.clone() for p in model.parameters()]
+    assert out is not None and not all(torch.equal(a, b) for a, b in zip(before, after_first))
+    assert trainer._update(0, 1) is None                       # skipped: nothing changed
+    assert all(torch.equal(a, b) for a, b in zip(after_first, model.parameters()))
+    assert trainer.state["lr_scale"] == 0.5 and trainer.state["nonfinite_total"] == 1
+    trainer._update(0, 2)
+    assert trainer.state["nonfinite_in_row"] == 0
+
+    model = torch.nn.Linear(3, 2)
+    trainer = Trainer(model, PoisonedTask({2, 3, 4}), TrainConfig(epochs=5, max_nonfinite=3,
+                      progress=False, checkpoint_every=1), tmp_path, say=lambda s: None)
+    with pytest.raises(TrainingStopped, match="3 updates in a row"):
+        trainer.fit()
+    groups, meta = read_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert meta["trainer"]["step"] == 4                        # the checkpoint of the last good state
+    assert all(torch.isfinite(t).all() for t in groups["model"].values())
