@@ -33,7 +33,7 @@ TASK = "lm"
 #: the main job, ``rnnlab train`` with no arguments: a character LSTM on Python's own help text
 MAIN_JOB = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "embed_size": 64,
             "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",
-            "lr": 2e-3, "clip_norm": 5.0, "epochs": 4, "schedule": "cosine", "min_lr": 1e-4}
+            "lr": 2e-3, "clip_norm": 5.0, "epochs": 10, "schedule": "cosine", "min_lr": 1e-4}
 
 #: settings a resumed run may change: its limits and how it reports
 RESUME_SETTINGS = {"epochs", "max_steps", "max_time", "progress", "threads"}

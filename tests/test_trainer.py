@@ -53,10 +53,12 @@ def test_seed_makes_a_run_deterministic(corpus, tmp_path):
     assert not _same(ga["model"], gc["model"])
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_resume_after_sigkill_is_bit_identical(corpus, tmp_path, cell):
-    """A run killed with SIGKILL mid-training, resumed with --resume, ends with exactly the
-    parameters and optimizer state of an uninterrupted run (lstm: torch's kernel; gru: bptt)."""
+@pytest.mark.parametrize("cell, sig", [("lstm", signal.SIGKILL), ("gru", signal.SIGKILL),
+                                       ("lstm", signal.SIGINT)])
+def test_resume_after_a_kill_is_bit_identical(corpus, tmp_path, cell, sig):
+    """A run killed with SIGKILL (or stopped with Ctrl-C) mid-training, resumed with --resume,
+    ends with exactly the parameters and optimizer state of an uninterrupted run (lstm: torch's
+    kernel; gru: the bptt engine)."""
     args = ["--data", str(corpus), "--hidden-size", "24", "--embed-size", "8", "--batch-size", "4",
             "--tbptt", "20", "30", "--epochs", "3", "--dropout", "0.1", "--checkpoint-every", "5",
             "--seed", "3", "--cell", cell, "--no-progress", "--sample-length", "0"]
@@ -72,11 +74,14 @@ def test_resume_after_sigkill_is_bit_identical(corpus, tmp_path, cell):
         if len(recs) >= 3 and (broken / "checkpoint.safetensors").exists():
             break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    code = proc.wait()
+    assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     _, meta = read_checkpoint(broken / "checkpoint.safetensors")
     killed_at = meta["trainer"]["step"]
     assert 0 < killed_at < steps
+    if sig == signal.SIGINT:                             # Ctrl-C saves the update it was in
+        assert json.loads((broken / "summary.json").read_text())["stop_reason"] == "interrupted"
     subprocess.run(cmd + ["--resume", str(broken), "--no-progress", "--sample-length", "0"],
                    check=True, capture_output=True)
     gw, mw = _final(whole)

@@ -77,7 +77,7 @@ class LanguageModel(nn.Module):
         in_size = M if self.embedding is not None else N
         self.rnn = LAYERS[c.cell](in_size, H, num_layers=c.layers, dropout=c.dropout,
                                   engine=c.engine, init=c.init, **c.cell_options)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
         self.decoder = nn.Linear(H, N)
         self.reset_parameters()
 

@@ -44,14 +44,19 @@ class TrainingStopped(RnnlabError):
 
 @contextlib.contextmanager
 def deterministic_algorithms(on: bool):
-    """torch's deterministic mode (and rnnlab's fixed choice of matrix kernel) inside the block."""
+    """torch's deterministic mode (and rnnlab's fixed choice of matrix kernel) inside the block.
+    Fresh memory is not filled with NaN (a debugging aid of that mode that costs a pass over every
+    new tensor and changes no result)."""
+    import torch.utils.deterministic as det
     before = (torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled())
+              torch.is_deterministic_algorithms_warn_only_enabled(), det.fill_uninitialized_memory)
     torch.use_deterministic_algorithms(on, warn_only=True)
+    det.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        det.fill_uninitialized_memory = before[2]
 
 
 class Trainer:
