@@ -123,4 +123,6 @@ def load_weights(model: torch.nn.Module, weights: Dict[str, torch.Tensor], sourc
         if own[k].shape != v.shape:
             raise CheckpointError(f"{source}: weights of another model: {k} has shape "
                                   f"{tuple(v.shape)}, this model expects {tuple(own[k].shape)}")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{source}: {k} holds NaN or infinite values; the file is corrupt")
     model.load_state_dict(weights)
