@@ -66,7 +66,7 @@ class Trainer:
                  say: Callable[[str], None] = None):
         self.model, self.task, self.config = model, task, config.check()
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.say = say or (lambda s: print(s, file=sys.stderr, flush=True))
+        self.say = say or say_above_bar
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -201,8 +201,9 @@ class Trainer:
         from tqdm import tqdm
         c, st = self.config, self.state
         total = self.total_steps()
+        interactive = sys.stderr.isatty()
         bar = tqdm(total=total or None, initial=st["step"], disable=not c.progress, file=sys.stderr,
-                   unit="step", dynamic_ncols=True, leave=True,
+                   unit="step", dynamic_ncols=True, leave=True, mininterval=0.1 if interactive else 30,
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         t_start, elapsed0 = time.perf_counter(), st["elapsed"]
         self._start = (st["step"], st["tokens"])
@@ -288,6 +289,12 @@ class Trainer:
             write_json(self.run_dir / "summary.json", summary)
             self.metrics.plot(self.run_dir / "loss.png")
         return summary
+
+
+def say_above_bar(message: str) -> None:
+    """A line on stderr, printed above the progress bar rather than through it."""
+    from tqdm import tqdm
+    tqdm.write(message, file=sys.stderr)
 
 
 def format_seconds(s: float) -> str:
