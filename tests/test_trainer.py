@@ -106,7 +106,8 @@ def test_run_directory_records(corpus, tmp_path):
     assert len(valid) == 2                                # one validation per epoch
     best = min(valid, key=lambda r: r["loss"])
     assert s["best_step"] == best["step"] and s["valid"]["loss"] == pytest.approx(best["loss"])
-    assert {"loss", "perplexity", "bits_per_char", "tokens_per_s", "lr"} <= set(recs[0])
+    assert {"loss", "perplexity", "bits_per_char", "tokens_per_s", "lr", "rss_mib"} <= set(recs[0])
+    assert recs[0]["rss_mib"] is None or 10 < recs[0]["rss_mib"] < 1e5
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["hidden_size"] == 24 and cfg["train"]["tbptt"] == [20, 30]
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

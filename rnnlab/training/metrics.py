@@ -3,8 +3,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+
+def resident_mib() -> Optional[float]:
+    """This process's resident memory now, in MiB (None where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def token_metrics(loss_sum: float, count: int, level: str = "") -> Dict[str, float]:

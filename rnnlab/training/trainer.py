@@ -30,7 +30,7 @@ import torch
 from ..errors import RnnlabError
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, unflatten_optimizer
 from .config import TrainConfig
-from .metrics import MetricsLog
+from .metrics import MetricsLog, resident_mib
 from .optim import LRSchedule, clip_gradients, make_optimizer, set_lr
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -258,7 +258,7 @@ class Trainer:
         rate = (st["tokens"] - tokens0) / max(time.perf_counter() - t_start, 1e-9)
         rec = {"split": "train", "step": st["step"], "epoch": st["epoch"],
                **self.task.metrics(loss_sum, count), "lr": self.optimizer.param_groups[0]["lr"],
-               "tokens_per_s": rate, "elapsed": st["elapsed"]}
+               "tokens_per_s": rate, "elapsed": st["elapsed"], "rss_mib": resident_mib()}
         self.record(**rec)
         steps_rate = (st["step"] - step0) / max(time.perf_counter() - t_start, 1e-9)
         left = [(total - st["step"]) / steps_rate] if total and steps_rate > 0 else []
