@@ -36,7 +36,7 @@ MAIN_JOB = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "e
             "lr": 2e-3, "clip_norm": 5.0, "epochs": 10, "schedule": "cosine", "min_lr": 1e-4}
 
 #: settings a resumed run may change: its limits and how it reports
-RESUME_SETTINGS = {"epochs", "max_steps", "max_time", "progress", "threads"}
+RESUME_SETTINGS = {"epochs", "max_steps", "max_time", "progress", "threads", "tensorboard"}
 
 
 def read_toml(path) -> dict:

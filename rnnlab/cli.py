@@ -137,7 +137,7 @@ TRAIN_SETTINGS = {"level", "cell", "hidden_size", "layers", "embed_size", "input
                   "decay_start", "decay_factor", "patience", "min_lr", "epochs", "max_steps",
                   "max_time", "validate_every", "early_stopping", "checkpoint_every",
                   "eval_batch_size", "valid_fraction", "test_fraction", "max_vocab", "min_count",
-                  "encoding", "seed", "threads"}
+                  "encoding", "seed", "threads", "tensorboard"}
 
 
 def _add_train(sub) -> None:
@@ -198,6 +198,8 @@ def _add_train(sub) -> None:
     g.add_argument("--config", metavar="FILE.toml", default=None, help="settings from a TOML file")
     g.add_argument("--sample-length", type=int, default=400, help="symbols generated at the end")
     g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also log to RUN_DIR/tensorboard (needs the tensorboard package)")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
     t.set_defaults(func=_train)
 

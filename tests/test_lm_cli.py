@@ -128,3 +128,27 @@ def test_weights_of_another_model_are_refused(run, corpus, tmp_path, capsys):
     capsys.readouterr()
     (run / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
     assert "weights of another model" in _error(capsys, ["evaluate", str(run)])
+
+
+def test_tensorboard_scalars(corpus, tmp_path, capsys):
+    pytest.importorskip("tensorboard", reason="the tensorboard package (rnnlab[tensorboard]) is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(corpus), "--out", str(out), *FAST, "--max-steps", "60",
+            "--validate-every", "25", "--tensorboard"]
+    assert main(argv) == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/tokens_per_s", "valid/loss", "valid/perplexity"} <= tags
+    recs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [(r["step"], r["loss"]) for r in recs if r["split"] == "valid"]
+    assert [(e.step, pytest.approx(e.value, rel=1e-6)) for e in events.Scalars("valid/loss")] == valid
+
+
+def test_tensorboard_missing_is_one_line(corpus, tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # as if not installed
+    out = tmp_path / "run"
+    msg = _error(capsys, ["train", "--data", str(corpus), "--out", str(out), *FAST, "--tensorboard"])
+    assert "pip install 'rnnlab[tensorboard]'" in msg and not out.exists()

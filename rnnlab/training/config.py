@@ -41,6 +41,7 @@ class TrainConfig:
     deterministic: bool = True
     threads: int = 0                   # torch threads; 0: torch's choice
     progress: bool = True
+    tensorboard: bool = False          # also write the records as TensorBoard scalars
 
     def check(self) -> "TrainConfig":
         self.tbptt = check_tbptt(self.tbptt)
@@ -56,6 +57,9 @@ class TrainConfig:
             positive_number(name, getattr(self, name), allow_zero=True)
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must lie in (0, 1], got {self.decay_factor}")
+        if self.tensorboard:
+            from .metrics import check_tensorboard
+            check_tensorboard()
         if not (self.epochs or self.max_steps or self.max_time):
             raise ConfigError("training needs a limit: epochs, max_steps or max_time above 0")
         return self

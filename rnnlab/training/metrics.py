@@ -8,6 +8,24 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 
+def check_tensorboard() -> None:
+    """A ConfigError if the tensorboard package is not installed."""
+    import importlib
+    try:
+        importlib.import_module("torch.utils.tensorboard")
+    except ImportError:
+        from ..errors import ConfigError
+        raise ConfigError("--tensorboard needs the tensorboard package; install it with "
+                          "pip install 'rnnlab[tensorboard]'") from None
+
+
+def tensorboard_writer(folder, purge_step=None):
+    """torch's TensorBoard writer; on resume, events from ``purge_step`` on are dropped."""
+    check_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
+
+
 def resident_mib() -> Optional[float]:
     """This process's resident memory now, in MiB (None where /proc is not available)."""
     try:
@@ -29,14 +47,26 @@ def token_metrics(loss_sum: float, count: int, level: str = "") -> Dict[str, flo
 
 
 class MetricsLog:
-    """Appends records to ``metrics.jsonl``; on resume, drops records past the checkpoint."""
+    """Appends records to ``metrics.jsonl``; on resume, drops records past the checkpoint.
+    With ``tensorboard``, every number of a record is also a TensorBoard scalar
+    ``<split>/<name>`` at its step, in the run's ``tensorboard/`` folder."""
 
-    def __init__(self, path):
+    def __init__(self, path, tensorboard: bool = False):
         self.path = Path(path)
+        self.tensorboard, self.writer, self.purge_step = tensorboard, None, None
+        if tensorboard:
+            check_tensorboard()  # fail now, not at the first record
 
     def append(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard and "split" in record:
+            if self.writer is None:
+                self.writer = tensorboard_writer(self.path.parent / "tensorboard", self.purge_step)
+            for name, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and name != "step":
+                    self.writer.add_scalar(f"{record['split']}/{name}", value, record.get("step", 0))
+            self.writer.flush()
 
     def records(self) -> List[dict]:
         if not self.path.exists():
@@ -52,6 +82,7 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         """Keep only the records of updates up to ``step`` (the checkpoint a resume starts from)."""
         kept = [r for r in self.records() if r.get("step", 0) <= step]
+        self.purge_step = step + 1
         from .atomic import write_text
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 

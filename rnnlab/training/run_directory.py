@@ -5,11 +5,13 @@
     checkpoint.safetensors the latest training state (weights, optimizer, counters, random state)
     model.safetensors      the best weights by validation loss
     metrics.jsonl, loss.png, summary.json, sample.txt
+    tensorboard/           with --tensorboard: the same records as TensorBoard scalars
 
 Nothing in it is executed when it is loaded: JSON and safetensors only.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -46,6 +48,8 @@ def create(path, force: bool = False) -> Path:
         for name in RUN_FILES:
             if (path / name).exists():
                 (path / name).unlink()
+        if (path / "tensorboard").is_dir():
+            shutil.rmtree(path / "tensorboard")
     return path
 
 

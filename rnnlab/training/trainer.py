@@ -80,7 +80,8 @@ class Trainer:
                       "best_loss": None, "best_step": None, "bad_validations": 0,
                       "nonfinite_in_row": 0, "nonfinite_total": 0, "lr_scale": 1.0,
                       "stop_reason": None}
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl") if self.run_dir else None
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.tensorboard) \
+            if self.run_dir else None
         self._stop_request: Optional[str] = None
         self._plotted = -math.inf
 
