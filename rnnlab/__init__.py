@@ -6,9 +6,9 @@ from .cells import (DeepTransitionCell, GRUCell, LeakyRNNCell, LSTMCell, OutputF
                     RecurrentCell, ResidualRNNCell, RNNCell)
 from .layers import (DeepTransitionRNN, GRU, LeakyRNN, LSTM, OutputFeedbackRNN, RNN, RecurrentLayer,
                      ResidualRNN)
-from .api import evaluate, sample, train
+from .api import evaluate, predict, sample, train
 
 __all__ = ["DeepTransitionCell", "DeepTransitionRNN", "GRU", "GRUCell", "LeakyRNN", "LeakyRNNCell",
            "LSTM", "LSTMCell", "OutputFeedbackCell", "OutputFeedbackRNN", "RNN", "RNNCell",
            "RecurrentCell", "RecurrentLayer", "ResidualRNN", "ResidualRNNCell", "__version__", "errors",
-           "evaluate", "sample", "train"]
+           "evaluate", "predict", "sample", "train"]

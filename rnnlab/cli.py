@@ -12,7 +12,7 @@ class UsageError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
-def _bench(args) -> int:
+def _bench(args, extra: List[str]) -> int:
     import torch
 
     from .bench import CONFIGS, SIZES, format_table, run_bench, save_json
@@ -24,6 +24,8 @@ def _bench(args) -> int:
         bad = [c for c in args.cells if c not in labels]
         if bad:
             raise UsageError(f"--cells takes {', '.join(map(repr, labels))}; got {', '.join(map(repr, bad))}")
+    if extra:
+        raise UsageError(f"bench: unknown option {extra[0]}")
     if args.repeats < 1 or args.steps < 1:
         raise UsageError(f"--repeats and --steps must be positive, got {args.repeats} and {args.steps}")
     if args.threads:
@@ -66,8 +68,46 @@ def _cell_options(pairs: List[str]) -> dict:
     return out
 
 
-def _train(args) -> int:
-    from .api import stdout_stream, train
+def _extra_values(tokens: List[str], defaults: dict, command: str) -> dict:
+    """Flags the parser does not declare, ``--name VALUE [VALUE ...]`` / ``--flag`` /
+    ``--no-flag``, read by the type of the setting's default (lists take several values)."""
+    from .errors import closest
+    from .tasks.recipe import coerce
+    out, i = {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise UsageError(f"{command}: expected an option (--name value), found {token!r}")
+        key, eq, inline = token[2:].partition("=")
+        values = [inline] if eq else []
+        i += 1
+        while not eq and i < len(tokens) and not tokens[i].startswith("--"):
+            values.append(tokens[i])
+            i += 1
+        name = key.replace("-", "_")
+        if name not in defaults and name.startswith("no_") and isinstance(defaults.get(name[3:]), bool) \
+                and not values:
+            out[name[3:]] = False
+            continue
+        if name not in defaults:
+            raise UsageError(f"{command}: unknown option --{key}{closest(name, defaults)}")
+        default = defaults[name]
+        if isinstance(default, bool) and not values:
+            out[name] = True
+        elif isinstance(default, (list, tuple)):
+            kind = default[0] if default else ""
+            out[name] = [coerce(name, v, kind) for v in values]
+        elif len(values) != 1:
+            raise UsageError(f"{command}: --{key} takes one value, got {len(values)}")
+        else:
+            out[name] = coerce(name, values[0], default)
+    return out
+
+
+def _train(args, extra: List[str]) -> int:
+    from .api import read_toml, stdout_stream, train
+    from .tasks import get_recipe
+    from .training import run_directory
     settings = {k: v for k, v in vars(args).items() if k in TRAIN_SETTINGS}
     if "tbptt" in settings:
         settings["tbptt"] = _tbptt(settings["tbptt"])
@@ -77,40 +117,44 @@ def _train(args) -> int:
         settings["progress"] = False
     if getattr(args, "data", None) is not None:
         settings["data"] = args.data
-    sample_length = args.sample_length
-
-    def header():
-        print("\nsample (temperature 0.8):", flush=True)
-
+    task = getattr(args, "task", None)
+    if args.resume:
+        recipe = get_recipe(task or run_directory.read_config(args.resume).get("task"))
+    else:
+        if task is None and args.config:
+            task = read_toml(args.config).get("task")
+        recipe = get_recipe(task or "lm")
+    settings.update(_extra_values(extra, recipe.setting_defaults(), f"train --task {recipe.name}"))
     printed = []
 
     def stream(piece):
         if not printed:
-            header()
+            print("\nsample (temperature 0.8):", flush=True)
             printed.append(True)
         stdout_stream(piece)
 
-    summary = train(resume=args.resume, out=args.out, force=args.force, config_file=args.config,
-                    sample_length=sample_length, stream=stream, **settings)
+    summary = train(task=task, resume=args.resume, out=args.out, force=args.force,
+                    config_file=args.config, sample_length=args.sample_length, stream=stream,
+                    **settings)
     if printed:
         print(flush=True)
     run = summary["run_dir"]
-    for split in ("valid", "test"):
-        if split in summary:
-            r = summary[split]
-            bpc = f", {r['bits_per_char']:.3f} bits/char" if "bits_per_char" in r else ""
-            print(f"{split} loss {r['loss']:.4f} nats/token{bpc}, perplexity {r['perplexity']:.2f}")
+    for line in recipe.report(summary):
+        print(line)
     print(f"{summary['steps']} updates, {summary['tokens']:,} tokens in {summary['train_seconds']:.0f} s "
           f"(stopped by {summary['stop_reason']})")
     if summary["stop_reason"] == "interrupted":
         print(f"run saved to {run}; continue it with: rnnlab train --resume {run}")
         return 130
-    print(f"run saved to {run}; more text with: rnnlab sample {run} --prime \"...\"")
+    follow = f"rnnlab sample {run} --prime \"...\"" if recipe.name == "lm" else f"rnnlab predict {run}"
+    print(f"run saved to {run}; evaluate it with: rnnlab evaluate {run}; use it with: {follow}")
     return 0
 
 
-def _sample(args) -> int:
+def _sample(args, extra: List[str]) -> int:
     from .api import sample, stdout_stream
+    if extra:
+        raise UsageError(f"sample: unknown option {extra[0]}")
     temperature = 0.0 if args.greedy else args.temperature
     sample(args.run_dir, args.prime, args.length, temperature, args.top_k, args.top_p, args.seed,
            stream=stdout_stream)
@@ -118,15 +162,55 @@ def _sample(args) -> int:
     return 0
 
 
-def _evaluate(args) -> int:
+def _run_options(run_dir: str, extra: List[str], command: str) -> dict:
+    from .tasks import get_recipe
+    from .training import run_directory
+    recipe = get_recipe(run_directory.read_config(run_dir).get("task"))
+    return _extra_values(extra, recipe.options, f"{command} (task {recipe.name})")
+
+
+def _evaluate(args, extra: List[str]) -> int:
     import json
     from .api import evaluate
-    result = evaluate(args.run_dir, args.data, args.batch_size, args.encoding)
+    result = evaluate(args.run_dir, args.data, **_run_options(args.run_dir, extra, "evaluate"))
     if args.json:
         print(json.dumps(result))
     else:
         for k, v in result.items():
             print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
+def _predict(args, extra: List[str]) -> int:
+    from .api import iter_predict
+    from .data.corpus import read_text
+    from .tasks.recipe import load_run
+    options = _run_options(args.run_dir, extra, "predict")
+    run = load_run(args.run_dir)
+    if args.input is not None:
+        lines = read_text(args.input, args.encoding).splitlines()
+    else:
+        lines = (line.rstrip("\n") for line in sys.stdin)
+    for out in iter_predict(run, lines, options):
+        print(out, flush=True)
+    return 0
+
+
+def _tasks(args, extra: List[str]) -> int:
+    from .tasks import TASKS, get_recipe
+    if args.name is None:
+        for name in TASKS:
+            print(f"{name:10s} {get_recipe(name).description}")
+        print("\nrnnlab tasks NAME lists a task's settings (flags of rnnlab train --task NAME)")
+        return 0
+    recipe = get_recipe(args.name)
+    print(f"{recipe.name}: {recipe.description}\n\nsettings (--name value; defaults shown):")
+    for name, value in recipe.setting_defaults().items():
+        print(f"  --{name.replace('_', '-'):24s} {value!r}")
+    if recipe.options:
+        print("\nevaluate / predict options:")
+        for name, value in recipe.options.items():
+            print(f"  --{name.replace('_', '-'):24s} {value!r}")
     return 0
 
 
@@ -142,10 +226,12 @@ TRAIN_SETTINGS = {"level", "cell", "hidden_size", "layers", "embed_size", "input
 
 def _add_train(sub) -> None:
     S = argparse.SUPPRESS
-    t = sub.add_parser("train", help="train a language model (no arguments: the main job)",
-                       description="Train a character or word language model. With no arguments: a "
-                       "character LSTM on the text of Python's built-in help, about 3 minutes on 2 cores.",
-                       argument_default=S)
+    t = sub.add_parser("train", help="train a model of a task (no arguments: the main job)",
+                       description="Train a model. With no arguments: a character LSTM language model "
+                       "on the text of Python's built-in help, about 3 minutes on 2 cores.",
+                       epilog="Every task has more settings than listed here: rnnlab tasks NAME lists "
+                       "them, each given as --name value.", argument_default=S)
+    t.add_argument("--task", help="lm (default), classify, tag, translate, caption, forecast, music")
     g = t.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", help="a text file, or a folder with train/valid/test files "
                    "(default: Python's built-in help text)")
@@ -216,15 +302,25 @@ def _add_sample_evaluate(sub) -> None:
     s.add_argument("--seed", type=int)
     s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     s.set_defaults(func=_sample)
-    e = sub.add_parser("evaluate", help="loss, perplexity and bits per character of a trained model")
+    e = sub.add_parser("evaluate", help="the task's metrics for a trained model",
+                       epilog="Task options (e.g. --beam-size for translation, --batch-size for a "
+                       "language model) follow as --name value; rnnlab tasks NAME lists them.")
     e.add_argument("run_dir", metavar="RUN_DIR")
-    e.add_argument("--data", metavar="PATH", help="a text file, or a folder's test file "
-                   "(default: the run's own test text)")
+    e.add_argument("--data", metavar="PATH", help="a file or folder the task reads "
+                   "(default: the run's own test split)")
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    e.add_argument("--batch-size", type=int, default=1, help="parallel streams (1: one continuous read)")
-    e.add_argument("--encoding", default="utf-8")
     e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     e.set_defaults(func=_evaluate)
+    p = sub.add_parser("predict", help="a trained model's output for new input, line by line",
+                       epilog="Task options follow as --name value; rnnlab tasks NAME lists them.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--input", metavar="FILE", help="read input lines from FILE (default: stdin)")
+    p.add_argument("--encoding", default="utf-8", help="of --input (default utf-8)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=_predict)
+    k = sub.add_parser("tasks", help="the tasks, or one task's settings and options")
+    k.add_argument("name", nargs="?", metavar="NAME")
+    k.set_defaults(func=_tasks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,12 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        return args.func(args, extra)
     except (UsageError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise

@@ -3,17 +3,22 @@ summed cross-entropy of every step, and evaluation as one continuous read of hel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 import torch
 from torch.nn import functional as F
 
 from ..data import Vocabulary, batchify, load_text_corpus
+from ..data.vocabulary import EOS
+from ..decoding import generate
 from ..errors import ConfigError, check_choice
 from ..models import LanguageModel, LanguageModelConfig
 from ..training.config import TrainConfig, positive_int
 from ..training.metrics import token_metrics
+from ..training.atomic import write_text
 from ..training.tbptt import windows
+from .recipe import LoadedRun, Recipe
 
 #: logits computed at once during evaluation, at most (steps x streams x symbols)
 EVAL_CHUNK = 1 << 21
@@ -66,6 +71,7 @@ class LanguageModelling:
 
     def __init__(self, vocab: Vocabulary, splits: Dict[str, torch.Tensor], config: TrainConfig):
         self.vocab, self.config = vocab, config.check()
+        self.assets = vocab
         self.splits = splits
         self.rows = batchify(splits["train"], config.batch_size, "training text")  # (R, B)
         self.windows = windows(self.rows.shape[0] - 1, config.tbptt)
@@ -156,3 +162,110 @@ def build_model(data_vocab: Vocabulary, model: LanguageModelConfig) -> LanguageM
                           f"{len(data_vocab)} symbols")
     model.vocab_size = len(data_vocab)
     return LanguageModel(model)
+
+
+def sample_model(model: LanguageModel, vocab: Vocabulary, prime: str = "", length: int = 500,
+                 temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                 seed: Optional[int] = None, stream: Optional[Callable[[str], None]] = None) -> str:
+    """The prime followed by ``length`` generated symbols, as text."""
+    prime_ids = vocab.encode_symbols(list(prime) if vocab.level == "char" else prime.split())
+    start = prime_ids or [vocab.index.get("\n", 0) if vocab.level == "char" else vocab.index[EOS]]
+    pieces = [prime]
+    if stream and prime:
+        stream(prime)
+
+    def emit(i: int) -> None:
+        first = vocab.level == "word" and (not pieces[-1] or pieces[-1].endswith("\n"))
+        pieces.append(vocab.render(i, first))
+        if stream:
+            stream(pieces[-1])
+
+    generate(model, start, length, temperature, top_k, top_p, seed, on_symbol=emit)
+    return "".join(pieces)
+
+
+def held_out_text(data: TextDataConfig, path: Optional[str], encoding: str, run_dir) -> str:
+    """The text a saved run is evaluated on: ``path`` (a file, or a folder's test file), or the
+    run's own test text."""
+    from ..data.corpus import read_text, split_files
+    if path is None:
+        text = load_text_corpus(data.data, data.valid_fraction, data.test_fraction, data.encoding).test
+        if not text:
+            raise ConfigError(f"{run_dir} has no test text of its own (test_fraction 0); give --data")
+        return text
+    if Path(path).is_dir():
+        files = split_files(Path(path))
+        if "test" not in files:
+            raise ConfigError(f"{path}: expected a test file (a name containing 'test')")
+        return read_text(files["test"], encoding)
+    return read_text(path, encoding)
+
+
+class LanguageModelRecipe(Recipe):
+    """``--task lm``: the notes' recurrent language model (one-to-one at every step)."""
+
+    name = "lm"
+    description = "character or word language model: next-symbol prediction, sampling (the main job)"
+    data_config = TextDataConfig
+    model_config = LanguageModelConfig
+    #: the main job, ``rnnlab train`` with no arguments: a character LSTM on Python's own help text
+    defaults = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "embed_size": 64,
+                "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",
+                "lr": 2e-3, "clip_norm": 5.0, "epochs": 10, "schedule": "cosine", "min_lr": 1e-4}
+    options = {"batch_size": 1, "encoding": "utf-8", "length": 200, "temperature": 1.0,
+               "top_k": 0, "top_p": 0.0, "seed": 0}
+
+    def prepare(self, data: TextDataConfig, train: TrainConfig, assets: Optional[Vocabulary] = None):
+        return LanguageModelling.from_text(data, train, assets)
+
+    def build_model(self, assets: Vocabulary, model: LanguageModelConfig) -> LanguageModel:
+        return build_model(assets, model)
+
+    def save_assets(self, assets: Vocabulary, run_dir: Path) -> None:
+        assets.save(Path(run_dir) / "vocab.json")
+
+    def load_assets(self, run_dir: Path) -> Vocabulary:
+        return Vocabulary.load(Path(run_dir) / "vocab.json")
+
+    def run_name(self, data: TextDataConfig, model: LanguageModelConfig) -> str:
+        return f"lm-{data.level}-{model.cell}"
+
+    def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
+        """Loss per token (nats), perplexity, bits per character; ``batch_size`` streams."""
+        text = held_out_text(run.data, data, options["encoding"], run.dir)
+        ids = run.assets.encode(text)
+        if ids.numel() < 2:
+            raise ConfigError(f"{data}: the evaluation text needs at least 2 symbols, found {ids.numel()}")
+        positive_int("batch_size", options["batch_size"])
+        result = evaluate_ids(run.model, ids, options["batch_size"], run.assets.level)
+        result["tokens"] = ids.numel() - 1
+        return result
+
+    def predict(self, run: LoadedRun, lines: Iterable[str], options) -> Iterator[str]:
+        """Each line is a prime; the output is its continuation of ``length`` symbols."""
+        for line in lines:
+            text = sample_model(run.model, run.assets, line.rstrip("\n"), options["length"],
+                                options["temperature"], options["top_k"] or None,
+                                options["top_p"] or None, options["seed"])
+            yield text.replace("\n", " ")
+
+    def after_training(self, run: LoadedRun, task, summary: dict,
+                       stream: Optional[Callable[[str], None]] = None, sample_length: int = 400) -> None:
+        if sample_length:
+            text = sample_model(run.model, run.assets, "", sample_length, temperature=0.8,
+                                seed=run.train.seed, stream=stream)
+            write_text(run.dir / "sample.txt", text)
+            summary["sample"] = text
+
+    def report(self, summary: dict) -> List[str]:
+        lines = []
+        for split in ("valid", "test"):
+            if split in summary:
+                r = summary[split]
+                bpc = f", {r['bits_per_char']:.3f} bits/char" if "bits_per_char" in r else ""
+                lines.append(f"{split} loss {r['loss']:.4f} nats/token{bpc}, "
+                             f"perplexity {r['perplexity']:.2f}")
+        return lines
+
+
+RECIPE = LanguageModelRecipe()

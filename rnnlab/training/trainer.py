@@ -132,7 +132,7 @@ class Trainer:
         result = self.task.evaluate(self.model, "valid")
         if result is None:
             return None
-        loss = result["loss"]
+        loss = selection_score(self.task, result)
         self.record(split="valid", step=st["step"], epoch=st["epoch"], **result)
         self.schedule.validated(loss)
         if st["best_loss"] is None or loss < st["best_loss"]:
@@ -290,6 +290,14 @@ class Trainer:
             write_json(self.run_dir / "summary.json", summary)
             self.metrics.plot(self.run_dir / "loss.png")
         return summary
+
+
+def selection_score(task, result: Dict[str, float]) -> float:
+    """The figure that picks the best weights, lower is better: the validation loss, or the
+    metric a task names in ``selection = (name, "max" | "min")`` (e.g. accuracy, BLEU)."""
+    name, direction = getattr(task, "selection", ("loss", "min"))
+    value = float(result[name])
+    return -value if direction == "max" else value
 
 
 def say_above_bar(message: str) -> None:

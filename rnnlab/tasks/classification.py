@@ -1,0 +1,172 @@
+"""``--task classify``: sentence classification (many-to-one), e.g. sentiment on SST-2.
+
+The data is a folder with train / dev (valid) / test files of labelled sentences, or one file
+whose valid and test parts are cut from its end (:mod:`rnnlab.data.labelled` reads both line
+formats). The loss is the cross-entropy of each sentence's label, averaged over the batch; the
+figure is accuracy, which also picks the best weights.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import torch
+from torch.nn import functional as F
+
+from ..data.labelled import LabelledSentence, check_labels, cut_examples, read_labelled_splits
+from ..data.vocabulary import Vocabulary
+from ..errors import ConfigError, DataError
+from ..models.classifier import ClassifierConfig, SequenceClassifier
+from ..training.atomic import read_json, write_text
+from ..training.config import TrainConfig, positive_int
+from .examples import BatchLoss, ExampleTask, pad
+from .recipe import LoadedRun, Recipe
+
+
+@dataclass
+class LabelledDataConfig:
+    """Where the labelled sentences come from and how words become indices."""
+    data: Optional[str] = None
+    valid_fraction: float = 0.1        # cut from the training file when no valid file is given
+    test_fraction: float = 0.1         # cut from the training file when no test file is given
+    min_count: int = 1
+    max_vocab: int = 0                 # 0: no cap
+    lowercase: bool = False
+    encoding: str = "utf-8"
+
+    def check(self) -> "LabelledDataConfig":
+        if self.data is None:
+            raise ConfigError("--task classify needs --data: a file or folder of labelled sentences")
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise ConfigError(f"{name} must lie in [0, 0.5), got {getattr(self, name)}")
+        positive_int("min_count", self.min_count)
+        positive_int("max_vocab", self.max_vocab, allow_zero=True)
+        return self
+
+
+@dataclass
+class ClassifierAssets:
+    vocab: Vocabulary
+    classes: List[str]
+    lowercase: bool
+
+    def words(self, words: List[str]) -> torch.Tensor:
+        if self.lowercase:
+            words = [w.lower() for w in words]
+        return torch.tensor(self.vocab.encode_symbols(words), dtype=torch.long)
+
+    def encode(self, sentences: List[LabelledSentence]) -> list:
+        index = {c: i for i, c in enumerate(self.classes)}
+        return [(self.words(s.words), index[s.label]) for s in sentences]
+
+
+class Classification(ExampleTask):
+    """Trainer task: examples are (word ids (T,), class index)."""
+
+    selection = ("accuracy", "max")
+
+    def length(self, example) -> int:
+        return len(example[0])
+
+    def batch_loss(self, model: SequenceClassifier, examples: list, train: bool) -> BatchLoss:
+        tokens, lengths = pad([e[0] for e in examples])                      # (T, B), (B,)
+        labels = torch.tensor([e[1] for e in examples])                      # (B,)
+        logits = model(tokens, lengths)                                      # (B, C)
+        loss_sum = F.cross_entropy(logits, labels, reduction="sum")
+        correct = int((logits.argmax(-1) == labels).sum())
+        return BatchLoss(loss_sum / len(examples), float(loss_sum.detach()), len(examples),
+                         {"correct": correct, "total": len(examples)})
+
+    def metrics(self, loss_sum: float, count: int, stats=None) -> Dict[str, float]:
+        out = {"loss": loss_sum / max(count, 1)}
+        if stats:
+            out["accuracy"] = stats["correct"] / max(stats["total"], 1)
+        return out
+
+
+class ClassificationRecipe(Recipe):
+    name = "classify"
+    description = "sentence classification, many-to-one (sentiment on SST-2): accuracy"
+    data_config = LabelledDataConfig
+    model_config = ClassifierConfig
+    defaults = {"batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clip_norm": 5.0, "epochs": 8,
+                "schedule": "none", "checkpoint_every": 1000}
+    options = {"encoding": "utf-8"}
+
+    def prepare(self, data: LabelledDataConfig, train: TrainConfig,
+                assets: Optional[ClassifierAssets] = None) -> Classification:
+        splits = read_labelled_splits(data.data, data.encoding)
+        if "test" not in splits:
+            splits["train"], splits["test"] = cut_examples(splits["train"], data.test_fraction)
+        if "valid" not in splits:
+            splits["train"], splits["valid"] = cut_examples(splits["train"], data.valid_fraction)
+        if assets is None:
+            classes = sorted({s.label for s in splits["train"]})
+            if len(classes) < 2:
+                raise DataError(f"{data.data}: expected at least 2 labels in the training sentences, "
+                                f"found {classes}")
+            text = "\n".join(" ".join(s.words) for s in splits["train"])
+            vocab = Vocabulary.build(text.lower() if data.lowercase else text, "word",
+                                     data.max_vocab or None, data.min_count)
+            assets = ClassifierAssets(vocab, classes, data.lowercase)
+        for part in splits.values():
+            check_labels(part, assets.classes)
+        return Classification({k: assets.encode(v) for k, v in splits.items()}, train, assets)
+
+    def build_model(self, assets: ClassifierAssets, model: ClassifierConfig) -> SequenceClassifier:
+        for name, size in (("vocab_size", len(assets.vocab)), ("num_classes", len(assets.classes))):
+            if getattr(model, name) and getattr(model, name) != size:
+                raise ConfigError(f"{name} {getattr(model, name)} does not match the data's {size}")
+            setattr(model, name, size)
+        return SequenceClassifier(model)
+
+    def save_assets(self, assets: ClassifierAssets, run_dir: Path) -> None:
+        assets.vocab.save(Path(run_dir) / "vocab.json")
+        write_text(Path(run_dir) / "classes.json",
+                   json.dumps({"classes": assets.classes, "lowercase": assets.lowercase}))
+
+    def load_assets(self, run_dir: Path) -> ClassifierAssets:
+        meta = read_json(Path(run_dir) / "classes.json", "class list")
+        classes = meta.get("classes") if isinstance(meta, dict) else None
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise DataError(f"{run_dir}/classes.json: expected {{'classes': [str, ...]}}")
+        return ClassifierAssets(Vocabulary.load(Path(run_dir) / "vocab.json"), classes,
+                                bool(meta.get("lowercase", False)))
+
+    def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
+        """Accuracy and loss on ``data`` (a file, or a folder's test file) or the run's test split."""
+        if data is None:
+            task = self.prepare(run.data, run.train, run.assets)
+            examples = task.splits["test"]
+        else:
+            splits = read_labelled_splits(data, options["encoding"])
+            if Path(data).is_dir() and "test" not in splits:
+                raise DataError(f"{data}: expected a test file (a name containing 'test')")
+            sentences = splits["test"] if Path(data).is_dir() else splits["train"]
+            check_labels(sentences, run.assets.classes)
+            task = Classification({}, run.train, run.assets)
+            examples = run.assets.encode(sentences)
+        if not examples:
+            raise DataError(f"{run.dir}: no test sentences to evaluate on; give --data")
+        result = task.evaluate_examples(run.model, examples)
+        result["sentences"] = len(examples)
+        return result
+
+    @torch.no_grad()
+    def predict(self, run: LoadedRun, lines: Iterable[str], options) -> Iterator[str]:
+        """Each line a sentence (words split on whitespace) -> ``LABEL<TAB>probability``."""
+        for line in lines:
+            words = line.split()
+            if not words:
+                yield ""
+                continue
+            ids = run.assets.words(words)
+            probs = run.model(ids[:, None], torch.tensor([len(ids)])).softmax(-1)[0]   # (C,)
+            k = int(probs.argmax())
+            yield f"{run.assets.classes[k]}\t{float(probs[k]):.4f}"
+
+
+RECIPE = ClassificationRecipe()

@@ -1,0 +1,170 @@
+"""What a ``--task`` is, and a saved run of one.
+
+A :class:`Recipe` says how a task reads its data, builds its model, keeps its assets (vocabularies,
+normalisation statistics) in the run directory, evaluates a saved run and predicts on new input.
+The commands (``rnnlab train / evaluate / predict``) and the Python functions behind them are
+written once, over recipes; docs/writing-a-task.md is the guide.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, closest
+from ..training import run_directory
+from ..training.checkpoint import load_weights, read_checkpoint
+from ..training.config import TrainConfig, apply_settings, field_names, from_dict
+
+BEST = "model.safetensors"
+
+#: settings a resumed run may change: its limits and how it reports
+RESUME_SETTINGS = {"epochs", "max_steps", "max_time", "progress", "threads", "tensorboard"}
+
+
+@dataclass
+class LoadedRun:
+    """A saved run, ready to evaluate or predict: its settings, assets and best weights."""
+    dir: Path
+    recipe: "Recipe"
+    data: Any
+    model_config: Any
+    train: TrainConfig
+    assets: Any
+    model: nn.Module
+
+
+class Recipe:
+    """One task; subclasses fill in the attributes and methods (see docs/writing-a-task.md)."""
+
+    name: str = ""
+    description: str = ""
+    data_config: type = None
+    model_config: type = None
+    defaults: Dict[str, Any] = {}
+    options: Dict[str, Any] = {}
+    resume_settings = RESUME_SETTINGS
+
+    # ------------------------------------------------------------ what a task defines
+    def prepare(self, data, train: TrainConfig, assets=None):
+        """The trainer task over the data of ``data`` (with ``.assets``)."""
+        raise NotImplementedError(f"task {self.name!r} defines no prepare()")
+
+    def build_model(self, assets, model) -> nn.Module:
+        raise NotImplementedError(f"task {self.name!r} defines no build_model()")
+
+    def save_assets(self, assets, run_dir: Path) -> None:
+        raise NotImplementedError(f"task {self.name!r} defines no save_assets()")
+
+    def load_assets(self, run_dir: Path):
+        raise NotImplementedError(f"task {self.name!r} defines no load_assets()")
+
+    def evaluate(self, run: LoadedRun, data: Optional[str], options: Dict[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError(f"task {self.name!r} defines no evaluate()")
+
+    def predict(self, run: LoadedRun, lines: Iterable[str], options: Dict[str, Any]) -> Iterator[str]:
+        raise ConfigError(f"task {self.name!r} has no prediction on new input")
+
+    def after_training(self, run: LoadedRun, task, summary: dict,
+                       stream: Optional[Callable[[str], None]] = None, sample_length: int = 400) -> None:
+        """Extras once training has ended (a sample, generated files), noted in ``summary``;
+        ``sample_length``: how much to generate, for tasks that generate (0: nothing)."""
+
+    def report(self, summary: dict) -> List[str]:
+        """What the command prints about the finished run's held-out figures."""
+        lines = []
+        for split in ("valid", "test"):
+            if split in summary:
+                figures = ", ".join(format_metric(k, v) for k, v in summary[split].items())
+                lines.append(f"{split}: {figures}")
+        return lines
+
+    def run_name(self, data, model) -> str:
+        cell = getattr(model, "cell", "")
+        return f"{self.name}-{cell}" if cell else self.name
+
+    # ------------------------------------------------------------ shared machinery
+    def configs(self, settings: Dict[str, Any], source: str) -> Tuple[Any, Any, TrainConfig]:
+        """(data, model, train) configs: the task's defaults, then ``settings``."""
+        data, model, train = self.data_config(), self.model_config(), TrainConfig()
+        apply_settings([data, model, train], dict(self.defaults), f"task {self.name} defaults")
+        apply_settings([data, model, train], settings, source)
+        return data.check(), model, train.check()
+
+    def setting_defaults(self) -> Dict[str, Any]:
+        """Every setting of the task with its default (the task's defaults applied)."""
+        configs = [self.data_config(), self.model_config(), TrainConfig()]
+        apply_settings(configs, dict(self.defaults), f"task {self.name} defaults")
+        return {name: getattr(c, name) for c in configs for name in field_names(type(c))}
+
+    def check_options(self, options: Dict[str, Any], command: str) -> Dict[str, Any]:
+        """``options`` over the task's defaults; unknown names refused with a suggestion, values
+        coerced to the default's type."""
+        out = dict(self.options)
+        for key, value in options.items():
+            name = key.replace("-", "_")
+            if name not in self.options:
+                known = ", ".join(sorted(self.options)) or "none"
+                raise ConfigError(f"{command} --task {self.name}: unknown option {key!r}"
+                                  f"{closest(name, self.options)}; options: {known}")
+            out[name] = coerce(name, value, self.options[name])
+        return out
+
+    def load_run(self, run_dir, cfg: dict) -> LoadedRun:
+        run_dir = Path(run_dir)
+        data = from_dict(self.data_config, cfg.get("data"), f"{run_dir}/config.json [data]")
+        mcfg = from_dict(self.model_config, cfg.get("model"), f"{run_dir}/config.json [model]")
+        train = from_dict(TrainConfig, cfg.get("train"), f"{run_dir}/config.json [train]")
+        assets = self.load_assets(run_dir)
+        try:
+            model = self.build_model(assets, mcfg)
+        except ConfigError as e:
+            raise CheckpointError(f"{run_dir}: its files do not fit together ({e})") from None
+        path = run_dir / BEST
+        groups, _ = read_checkpoint(path)
+        load_weights(model, groups["model"], path)
+        model.eval()
+        return LoadedRun(run_dir, self, data, mcfg, train, assets, model)
+
+
+def load_run(run_dir) -> LoadedRun:
+    """The saved run at ``run_dir``, whatever its task."""
+    from . import TASKS, get_recipe
+    cfg = run_directory.read_config(run_dir)
+    task = cfg.get("task")
+    if task not in TASKS:
+        raise CheckpointError(f"{run_dir}: a run of task {task!r}, which this rnnlab does not know")
+    return get_recipe(task).load_run(run_dir, cfg)
+
+
+def coerce(name: str, value, default):
+    """``value`` as the type of ``default`` (command-line strings and TOML numbers alike)."""
+    if default is None or value is None:
+        return value
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value) if not isinstance(value, str) else int(value, 10)
+        if kind is float:
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} takes a {kind.__name__}, got {value!r}") from None
+    return value
+
+
+def format_metric(name: str, value) -> str:
+    if isinstance(value, float):
+        return f"{name} {value:.4g}"
+    return f"{name} {value}"
