@@ -141,7 +141,7 @@ def _train(args, extra: List[str]) -> int:
     run = summary["run_dir"]
     for line in recipe.report(summary):
         print(line)
-    print(f"{summary['steps']} updates, {summary['tokens']:,} tokens in {summary['train_seconds']:.0f} s "
+    print(f"{summary['steps']} updates, {summary['tokens']:,} {recipe.unit} in {summary['train_seconds']:.0f} s "
           f"(stopped by {summary['stop_reason']})")
     if summary["stop_reason"] == "interrupted":
         print(f"run saved to {run}; continue it with: rnnlab train --resume {run}")

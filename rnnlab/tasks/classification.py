@@ -95,6 +95,7 @@ class ClassificationRecipe(Recipe):
     defaults = {"batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clip_norm": 5.0, "epochs": 8,
                 "schedule": "none", "checkpoint_every": 1000}
     options = {"encoding": "utf-8"}
+    unit = "sentences"
 
     def prepare(self, data: LabelledDataConfig, train: TrainConfig,
                 assets: Optional[ClassifierAssets] = None) -> Classification:

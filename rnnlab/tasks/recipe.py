@@ -45,6 +45,7 @@ class Recipe:
     model_config: type = None
     defaults: Dict[str, Any] = {}
     options: Dict[str, Any] = {}
+    unit: str = "tokens"               # what the trainer's count counts (predictions made)
     resume_settings = RESUME_SETTINGS
 
     # ------------------------------------------------------------ what a task defines
