@@ -39,6 +39,7 @@ class ClassifierConfig:
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.5         # on the projected words and on z
+    word_dropout: float = 0.0    # while training, each word becomes <unk> (index 0) with this probability
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
@@ -51,8 +52,9 @@ class ClassifierConfig:
                 raise ConfigError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 2:
             raise ConfigError(f"a classifier needs at least 2 classes, got {self.num_classes!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        for name in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         return self
 
 
@@ -88,6 +90,9 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(T, B) tokens, (B,) lengths -> (B, C) logits."""
+        if self.training and self.config.word_dropout:
+            drop = torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout
+            tokens = tokens.masked_fill(drop, 0)                               # <unk>
         x = self.drop(self.embedding(tokens))                                  # (T, B, M)
         out, state = self.rnn(x, lengths=lengths)                              # (T, B, D*H)
         if self.config.pooling == "last":
