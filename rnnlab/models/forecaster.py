@@ -1,0 +1,246 @@
+r"""A recurrent forecaster: the notes' many-to-one and many-to-many structures on a time series.
+
+A window gives the lookback x_{t-L} .. x_{t-1} (F input columns, the first C of them the targets)
+and asks for the targets y_t .. y_{t+H-1}. Each window is first brought to its own scale, per
+target c, by ``window_norm`` (inputs that are features pass unchanged):
+
+    "last":      m_c = x_{t-1, c},                        s_c = 1     (forecast the change)
+    "mean_std":  m_c = mean_s x_{s, c},  s_c = sqrt(var_s x_{s, c} + 1e-5)   (over the lookback)
+    "none":      m_c = 0,                                 s_c = 1
+
+the network sees z = (x - m) / s and its forecasts are brought back, y^ = m + s z^. Every
+recurrence is an rnnlab layer (any cell):
+
+    h_s = cells(z_s, h_{s-1})                                s = t-L .. t-1
+
+``mode="many_to_one"``: the final state gives all H steps at once (a linear head), plus, with
+``highway``, a linear autoregression on the last w = ``highway_steps`` values of each target
+(LSTNet's highway, weights shared by the targets):
+
+    z^_{t+k, c} = (W_o h_{t-1} + b_o)[k C + c] + sum_{j<w} a_{k, j} z_{t-w+j, c} + b_k      k < H
+
+``mode="many_to_many"``: a prediction at every step, of the next value,
+
+    z^_{s+1} = W_o h_s + b_o + sum_{j<w} a_j z_{s-w+1+j} + b          (the highway, per target)
+
+trained with the true next value fed at every step (teacher forcing over lookback and horizon,
+with m and s of the lookback, and z before the first step taken as 0); forecasts run in open
+loop: after the lookback, each prediction z^_{s+1} is fed back as the input of step s + 1, H
+times. Open loop needs every input column forecast, so this mode takes no feature columns.
+
+``highway_init="least_squares"``: before training, the highway is fitted by least squares alone on
+the training windows, in the model's own coordinates (z, the same pairs of inputs and targets as
+above), and the head W_o, b_o starts at zero: the forecaster starts as the best linear forecaster
+of its highway's form, and the recurrent part learns what that leaves.
+
+Shapes: lookback (L, B, F) -> forecast (H, B, C); teacher forcing (T, B, F) -> (T, B, C).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, check_choice
+from ..layers import LAYERS
+
+MODES = ("many_to_one", "many_to_many")
+HIGHWAY_INITS = ("least_squares", "random")
+WINDOW_NORMS = ("last", "mean_std", "none")
+#: added to a window's variance before its square root
+VARIANCE_FLOOR = 1e-5
+
+#: a window's (m, s): (B, C) each
+WindowStats = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class ForecasterConfig:
+    """Everything needed to rebuild a :class:`Forecaster`."""
+    input_size: int = 0          # F, set from the data: columns read per step, targets first
+    output_size: int = 0         # C, set from the data: target columns
+    horizon: int = 0             # H, set from the data: steps forecast
+    mode: str = "many_to_one"
+    cell: str = "lstm"
+    hidden_size: int = 64
+    layers: int = 1
+    dropout: float = 0.0         # between layers and on the state the head reads
+    highway: bool = True         # add a linear autoregression (LSTNet's highway)
+    highway_steps: int = 0       # w, the values it reads per target; 0: the whole lookback
+    highway_init: str = "least_squares"   # or "random" (torch.nn.Linear's)
+    window_norm: str = "last"    # each window's own shift and scale: "last", "mean_std", "none"
+    engine: str = "auto"
+    init: str = "rnnlab"
+    cell_options: Dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> "ForecasterConfig":
+        check_choice("mode", self.mode, MODES)
+        check_choice("cell", self.cell, LAYERS)
+        for name in ("input_size", "output_size", "horizon", "hidden_size", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        check_choice("highway_init", self.highway_init, HIGHWAY_INITS)
+        check_choice("window_norm", self.window_norm, WINDOW_NORMS)
+        w = self.highway_steps
+        if isinstance(w, bool) or not isinstance(w, int) or w < (1 if self.highway else 0):
+            raise ConfigError(f"highway_steps must be a whole number of steps >= 1, got {w!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.output_size > self.input_size:
+            raise ConfigError(f"output_size {self.output_size} exceeds input_size {self.input_size}: "
+                              f"the targets are among the inputs")
+        if self.mode == "many_to_many" and self.input_size != self.output_size:
+            raise ConfigError(f"mode many_to_many feeds its forecasts back as inputs, so every input "
+                              f"must be a target; got {self.input_size - self.output_size} feature "
+                              f"column(s): drop the features or use mode many_to_one")
+        return self
+
+
+class Forecaster(nn.Module):
+    """Lookback in, forecast out; see the module docstring for the equations."""
+
+    def __init__(self, config: ForecasterConfig):
+        super().__init__()
+        self.config = c = config.check()
+        self.rnn = LAYERS[c.cell](c.input_size, c.hidden_size, num_layers=c.layers,
+                                  dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine,
+                                  init=c.init, **c.cell_options)
+        self.drop = nn.Dropout(c.dropout)
+        direct = c.mode == "many_to_one"
+        self.head = nn.Linear(c.hidden_size, c.horizon * c.output_size if direct else c.output_size)
+        self.highway = nn.Linear(c.highway_steps, c.horizon if direct else 1) if c.highway else None
+
+    # ------------------------------------------------------------------ window scale
+    def window_stats(self, past: torch.Tensor) -> WindowStats:
+        """(m, s) of each window's targets, by ``window_norm``: (L, B, F) -> (B, C), (B, C)."""
+        x = past[..., :self.config.output_size]                             # (L, B, C)
+        how = self.config.window_norm
+        if how == "last":
+            return x[-1], torch.ones_like(x[-1])
+        if how == "mean_std":
+            return x.mean(0), (x.var(0, unbiased=False) + VARIANCE_FLOOR).sqrt()
+        return torch.zeros_like(x[-1]), torch.ones_like(x[-1])
+
+    def _normed(self, x: torch.Tensor, stats: WindowStats) -> torch.Tensor:
+        """z = (x - m) / s on the target columns of x (T, B, F)."""
+        C = self.config.output_size
+        m, s = stats
+        return torch.cat([(x[..., :C] - m) / s, x[..., C:]], dim=-1)       # (T, B, F)
+
+    @staticmethod
+    def _restored(z: torch.Tensor, stats: WindowStats) -> torch.Tensor:
+        """y = m + s z for forecasts z (T, B, C)."""
+        m, s = stats
+        return m + s * z
+
+    def _recent(self, z: torch.Tensor) -> torch.Tensor:
+        """The last w normalised targets of a lookback, zeros before its start: (w, B, C)."""
+        w, C = self.config.highway_steps, self.config.output_size
+        recent = z[-w:, :, :C]
+        if recent.shape[0] < w:
+            pad = recent.new_zeros((w - recent.shape[0],) + tuple(recent.shape[1:]))
+            recent = torch.cat([pad, recent], dim=0)
+        return recent
+
+    # ------------------------------------------------------------------ forecasting
+    def forward(self, past: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        """(L, B, F) lookback -> (H, B, C) forecast (many_to_many: ``steps`` in open loop, H by
+        default)."""
+        if self.config.mode == "many_to_one":
+            return self.direct(past)
+        return self.open_loop(past, steps or self.config.horizon)
+
+    def direct(self, past: torch.Tensor) -> torch.Tensor:
+        """many_to_one: all H steps from the final state. (L, B, F) -> (H, B, C)."""
+        c = self.config
+        B = past.shape[1]
+        stats = self.window_stats(past)
+        z = self._normed(past, stats)                                       # (L, B, F)
+        out, _ = self.rnn(z)                                                # (L, B, D)
+        y = self.head(self.drop(out[-1]))                                   # (B, H C)
+        y = y.view(B, c.horizon, c.output_size).transpose(0, 1)             # (H, B, C)
+        if self.highway is not None:
+            recent = self._recent(z).permute(1, 2, 0)                       # (B, C, w)
+            y = y + self.highway(recent).permute(2, 0, 1)                   # (H, B, C)
+        return self._restored(y, stats)
+
+    def _step_output(self, h: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
+        """many_to_many: the normalised next value from a state (B, D) and the last w
+        normalised targets (w, B, C) -> (B, C)."""
+        y = self.head(self.drop(h))                                         # (B, C)
+        if self.highway is not None:
+            y = y + self.highway(recent.permute(1, 2, 0)).squeeze(-1)       # (B, C)
+        return y
+
+    def teacher_forced(self, inputs: torch.Tensor, stats: WindowStats) -> torch.Tensor:
+        """many_to_many with the true values fed: (T, B, F) -> (T, B, C), row s the prediction
+        of step s + 1; ``stats`` :meth:`window_stats` of the window's lookback."""
+        z = self._normed(inputs, stats)                                     # (T, B, F)
+        out, _ = self.rnn(z)                                                # (T, B, D)
+        y = self.head(self.drop(out))                                       # (T, B, C)
+        if self.highway is not None:
+            y = y + self.highway(self._recent_every_step(z)).squeeze(-1)   # (T, B, C)
+        return self._restored(y, stats)
+
+    def _recent_every_step(self, z: torch.Tensor) -> torch.Tensor:
+        """The last w normalised targets at every step of ``z`` (T, B, F), zeros before its start:
+        (T, B, C, w)."""
+        w = self.config.highway_steps
+        zt = z[..., :self.config.output_size]                               # (T, B, C)
+        padded = torch.cat([zt.new_zeros((w - 1,) + tuple(zt.shape[1:])), zt], dim=0)
+        return padded.unfold(0, w, 1)                                       # (T, B, C, w)
+
+    def open_loop(self, past: torch.Tensor, steps: int) -> torch.Tensor:
+        """many_to_many: run over the lookback, then feed each prediction back ``steps`` times.
+        (L, B, C) -> (steps, B, C)."""
+        stats = self.window_stats(past)
+        z = self._normed(past, stats)                                       # (L, B, C)
+        out, state = self.rnn(z)                                            # (L, B, D)
+        recent = self._recent(z) if self.highway is not None else None      # (w, B, C)
+        y = self._step_output(out[-1], recent)                              # (B, C)
+        forecast = [y]
+        for _ in range(steps - 1):
+            out, state = self.rnn(y.unsqueeze(0), state)                    # (1, B, D)
+            if recent is not None:
+                recent = torch.cat([recent[1:], y.unsqueeze(0)], dim=0)     # (w, B, C)
+            y = self._step_output(out[0], recent)
+            forecast.append(y)
+        return self._restored(torch.stack(forecast), stats)                 # (steps, B, C)
+
+    # ------------------------------------------------------------------ initialisation
+    def _highway_pairs(self, past: torch.Tensor, future: torch.Tensor):
+        """What the highway reads and what it should output, for windows past (L, N, F) and
+        future (H, N, C): (M, w) and (M, K), K = H (many_to_one) or 1 (many_to_many)."""
+        c = self.config
+        stats = self.window_stats(past)                                     # (N, C) each
+        if c.mode == "many_to_one":
+            z = self._normed(past, stats)                                   # (L, N, F)
+            x = self._recent(z).permute(1, 2, 0)                            # (N, C, w)
+            y = self._normed(future, stats).permute(1, 2, 0)                # (N, C, H)
+            return x.reshape(-1, c.highway_steps), y.reshape(-1, c.horizon)
+        z = self._normed(torch.cat([past, future], dim=0), stats)           # (L+H, N, C)
+        x = self._recent_every_step(z[:-1])                                 # (L+H-1, N, C, w)
+        return x.reshape(-1, c.highway_steps), z[1:].reshape(-1, 1)
+
+    @torch.no_grad()
+    def fit_highway(self, past: torch.Tensor, future: torch.Tensor, chunk: int = 128) -> None:
+        """``highway_init="least_squares"``: the highway fitted alone by least squares on windows
+        past (L, N, F), future (H, N, C) (normal equations in float64, summed over chunks of
+        windows), and the head set to zero."""
+        if self.highway is None:
+            return
+        w = self.config.highway_steps
+        gram, cross = None, None
+        for s in range(0, past.shape[1], chunk):
+            x, y = self._highway_pairs(past[:, s:s + chunk].double(), future[:, s:s + chunk].double())
+            x = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)           # (M, w + 1)
+            gram = x.T @ x if gram is None else gram + x.T @ x              # (w + 1, w + 1)
+            cross = x.T @ y if cross is None else cross + x.T @ y           # (w + 1, K)
+        solution = torch.linalg.lstsq(gram, cross).solution                 # (w + 1, K)
+        self.highway.weight.copy_(solution[:w].T)
+        self.highway.bias.copy_(solution[w])
+        self.head.weight.zero_()
+        self.head.bias.zero_()
