@@ -11,7 +11,8 @@ from rnnlab.cli import main
 from rnnlab.data import scenes as gen
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.captioner import CONTEXTS, Captioner, CaptionerConfig
-from rnnlab.tasks.captioning import RECIPE, bleu, caption_images, exact_match, pixels
+from rnnlab.decoding.bleu import corpus_bleu as bleu
+from rnnlab.tasks.captioning import RECIPE, caption_images, exact_match, pixels
 from rnnlab.training.config import TrainConfig
 
 

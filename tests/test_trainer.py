@@ -193,6 +193,18 @@ def test_resume_refuses_new_settings(corpus, tmp_path):
         rnnlab.train(resume=str(tmp_path / "run"), hidden_size=32)
 
 
+def test_resuming_a_cosine_run_with_new_limits_says_the_span_moved(corpus, tmp_path):
+    run = tmp_path / "run"
+    _train(corpus, run, max_steps=4, epochs=0, schedule="cosine")
+    said = []
+    rnnlab.train(resume=str(run), max_steps=4, say=said.append)          # limits unchanged
+    assert not any("cosine" in s for s in said)
+    rnnlab.train(resume=str(run), max_steps=8, say=said.append)
+    assert any("spans 8 updates (it spanned 4" in s for s in said)
+    _, meta = _final(run)
+    assert meta["trainer"]["step"] == 8 and meta["trainer"]["schedule"]["total"] == 8
+
+
 def test_step_decay_is_zarembas():
     """lr of epoch i = lr * factor ** max(i + 1 - decay_start, 0)."""
     s = LRSchedule("step", 1.0, decay_start=4, decay_factor=0.5)

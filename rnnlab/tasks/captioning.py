@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from ..data import scenes as gen
 from ..data.vocabulary import EOS, Vocabulary
+from ..decoding.bleu import corpus_bleu as bleu
 from ..decoding.search import beam_search, greedy
 from ..errors import ConfigError, DataError
 from ..models.captioner import Captioner, CaptionerConfig
@@ -109,12 +110,6 @@ def to_examples(scenes: gen.SceneSet, assets: CaptionAssets, where: str) -> List
 def pixels(images: Sequence[torch.Tensor], device) -> torch.Tensor:
     """uint8 images (3, H, W) -> one float batch (B, 3, H, W) in [0, 1]."""
     return torch.stack(list(images)).to(device=device, dtype=torch.float32) / 255.0
-
-
-def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU of sacrebleu, one reference per caption."""
-    import sacrebleu
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
 
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:

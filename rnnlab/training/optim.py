@@ -6,6 +6,8 @@ Schedules (``lr_t`` from the base rate ``lr``):
 - ``step`` (Zaremba et al. 2014): after ``decay_start`` epochs at ``lr``, multiplied by
   ``decay_factor`` at the end of every further epoch.
 - ``cosine``: lr_t = min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2 over the run's T updates.
+  A resume that changes the run's limits changes T; the trainer says so, and the rate follows
+  the new span from the resumed step (a run resumed with its limits unchanged is bit-identical).
 - ``plateau``: multiplied by ``decay_factor`` when the validation loss has not improved for
   ``patience`` + 1 validations in a row.
 
@@ -72,11 +74,17 @@ class LRSchedule:
 
     def state_dict(self) -> dict:
         return {"scale": self.scale, "best": self.best if math.isfinite(self.best) else None,
-                "waited": self.waited}
+                "waited": self.waited, "total": self.total}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> Optional[str]:
+        """Restore; returns a notice when a resumed cosine run's horizon moved with its limits."""
         self.scale, self.waited = float(state["scale"]), int(state["waited"])
         self.best = math.inf if state["best"] is None else float(state["best"])
+        saved = state.get("total")
+        if self.kind == "cosine" and saved is not None and int(saved) != self.total:
+            return (f"the cosine schedule now spans {self.total} updates (it spanned {saved} "
+                    f"before the resume): the learning rate follows the new span from here")
+        return None
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -113,7 +113,9 @@ class Trainer:
         except (ValueError, KeyError) as e:
             raise RnnlabError(f"{path}: optimizer state of another configuration ({e})") from None
         trainer = dict(meta["trainer"])
-        self.schedule.load_state_dict(trainer.pop("schedule"))
+        notice = self.schedule.load_state_dict(trainer.pop("schedule"))
+        if notice:
+            self.say(notice)
         self.state.update(trainer)
         self.state["stop_reason"] = None
         torch.set_rng_state(groups["rng"]["torch"])
