@@ -172,3 +172,14 @@ def test_command_line_task_settings_and_errors(tmp_path, capsys):
     (tmp_path / "other.txt").write_text("1 good\n7 bad\n")
     assert main(["evaluate", str(tmp_path / "run"), "--data", str(tmp_path / "other.txt")]) == 2
     assert "other.txt:2: expected a label among 0, 1" in capsys.readouterr().err
+
+
+def test_sizes_read_from_the_data_are_not_settings(tmp_path, capsys):
+    """vocab_size and num_classes come from the data: not listed, not settable, still saved."""
+    assert main(["tasks", "classify"]) == 0
+    listed = capsys.readouterr().out
+    assert "--vocab-size" not in listed and "--num-classes" not in listed and "--pooling" in listed
+    data = _toy(tmp_path / "toy")
+    with pytest.raises(rnnlab.errors.ConfigError, match="'vocab_size' is read from the data"):
+        rnnlab.train(task="classify", data=str(data), vocab_size=5, out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()

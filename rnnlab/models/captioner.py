@@ -43,6 +43,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 from .seq2seq import DecoderState
 
 CONTEXTS = ("init", "first", "input", "both")
@@ -51,9 +52,9 @@ CONTEXTS = ("init", "first", "input", "both")
 @dataclass
 class CaptionerConfig:
     """Everything needed to rebuild a :class:`Captioner` (saved in the run's config.json)."""
-    vocab_size: int = 0            # set from the data
-    image_height: int = 0          # set from the data
-    image_width: int = 0           # set from the data
+    vocab_size: int = from_data()            # set from the data
+    image_height: int = from_data()          # set from the data
+    image_width: int = from_data()           # set from the data
     conv_layers: int = 3           # convolution blocks, each halving the height and width
     channels: int = 16             # filters of the first block, doubled at each next one
     feature_size: int = 256        # F, the image vector v

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 from ..sequence import length_mask
 
 POOLINGS = ("last", "mean", "max")
@@ -30,8 +31,8 @@ POOLINGS = ("last", "mean", "max")
 @dataclass
 class ClassifierConfig:
     """Everything needed to rebuild a :class:`SequenceClassifier`."""
-    vocab_size: int = 0          # set from the data
-    num_classes: int = 0         # set from the data
+    vocab_size: int = from_data()          # set from the data
+    num_classes: int = from_data()         # set from the data
     embed_size: int = 300
     cell: str = "lstm"
     hidden_size: int = 150

@@ -45,6 +45,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 
 MODES = ("many_to_one", "many_to_many")
 HIGHWAY_INITS = ("least_squares", "random")
@@ -59,9 +60,9 @@ WindowStats = Tuple[torch.Tensor, torch.Tensor]
 @dataclass
 class ForecasterConfig:
     """Everything needed to rebuild a :class:`Forecaster`."""
-    input_size: int = 0          # F, set from the data: columns read per step, targets first
-    output_size: int = 0         # C, set from the data: target columns
-    horizon: int = 0             # H, set from the data: steps forecast
+    input_size: int = from_data()          # F, set from the data: columns read per step, targets first
+    output_size: int = from_data()         # C, set from the data: target columns
+    horizon: int = from_data()             # H, set from the data: steps forecast
     mode: str = "many_to_one"
     cell: str = "lstm"
     hidden_size: int = 64

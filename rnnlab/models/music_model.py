@@ -31,13 +31,14 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 from ..sequence import length_mask
 
 
 @dataclass
 class MusicModelConfig:
     """Everything needed to rebuild a :class:`MusicModel` (saved in the run's config.json)."""
-    keys: int = 0                # set from the data: the piano roll's width (88)
+    keys: int = from_data()                # set from the data: the piano roll's width (88)
     cell: str = "lstm"
     hidden_size: int = 256
     layers: int = 1

@@ -53,6 +53,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 
 CONTEXTS = ("init", "input", "both", "attention")
 
@@ -60,8 +61,8 @@ CONTEXTS = ("init", "input", "both", "attention")
 @dataclass
 class Seq2SeqConfig:
     """Everything needed to rebuild a :class:`Seq2Seq` (saved in the run's config.json)."""
-    source_vocab: int = 0
-    target_vocab: int = 0
+    source_vocab: int = from_data()        # words of the source vocabulary
+    target_vocab: int = from_data()        # words of the target vocabulary
     context: str = "attention"     # init | input | both | attention (see the module docstring)
     cell: str = "lstm"
     embed_size: int = 256          # source and target word embeddings, and the output layer o_t

@@ -34,15 +34,16 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 from .classifier import final_hidden
 
 
 @dataclass
 class TaggerConfig:
     """Everything needed to rebuild a :class:`Tagger` (saved in the run's config.json)."""
-    vocab_size: int = 0          # words, set from the data
-    char_vocab_size: int = 0     # characters, set from the data
-    num_tags: int = 0            # set from the data
+    vocab_size: int = from_data()          # words, set from the data
+    char_vocab_size: int = from_data()     # characters, set from the data
+    num_tags: int = from_data()            # set from the data
     embed_size: int = 100        # M, the word embedding
     char_embed_size: int = 50    # the character embedding
     char_hidden_size: int = 50   # H_c per direction; 0: no character features

@@ -98,7 +98,8 @@ class Recipe:
         """Every setting of the task with its default (the task's defaults applied)."""
         configs = [self.data_config(), self.model_config(), TrainConfig()]
         apply_settings(configs, dict(self.defaults), f"task {self.name} defaults")
-        return {name: getattr(c, name) for c in configs for name in field_names(type(c))}
+        return {name: getattr(c, name) for c in configs
+                for name in field_names(type(c), settable=True)}
 
     def check_options(self, options: Dict[str, Any], command: str) -> Dict[str, Any]:
         """``options`` over the task's defaults; unknown names refused with a suggestion, values

@@ -79,17 +79,27 @@ def positive_number(name: str, value, allow_zero: bool = False) -> float:
     return float(value)
 
 
-def field_names(config_class) -> List[str]:
-    return [f.name for f in dataclasses.fields(config_class)]
+def from_data(default: Any = 0):
+    """A config field the task sets from the data (a vocabulary's size, a series' columns): saved
+    with the run, never a setting of the user's."""
+    return dataclasses.field(default=default, metadata={"from_data": True})
+
+
+def field_names(config_class, settable: bool = False) -> List[str]:
+    """The fields of a config dataclass; with ``settable`` only those a user may set."""
+    return [f.name for f in dataclasses.fields(config_class)
+            if not (settable and f.metadata.get("from_data"))]
 
 
 def apply_settings(configs: Iterable[Any], settings: Dict[str, Any], source: str) -> None:
     """Set each ``name: value`` of ``settings`` on the one config object that has the field
     ``name`` (dashes read as underscores); an unknown name is a ConfigError with a suggestion."""
     configs = list(configs)
-    owners = {name: c for c in configs for name in field_names(type(c))}
+    owners = {name: c for c in configs for name in field_names(type(c), settable=True)}
     for key, value in settings.items():
         name = key.replace("-", "_")
+        if any(name in field_names(type(c)) for c in configs) and name not in owners:
+            raise ConfigError(f"{source}: {key!r} is read from the data, not a setting")
         if name not in owners:
             raise ConfigError(f"{source}: unknown setting {key!r}{closest(name, owners)}")
         current = getattr(owners[name], name)
