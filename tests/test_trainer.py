@@ -1,5 +1,6 @@
 """The trainer: determinism, resume after SIGKILL, schedules, clipping, best checkpoint, records."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -111,6 +112,11 @@ def test_run_directory_records(corpus, tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["hidden_size"] == 24 and cfg["train"]["tbptt"] == [20, 30]
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in run.iterdir():                               # as open(path, "w") would make them
+        if f.is_file():
+            assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f.name
 
 
 def test_training_lowers_the_loss(corpus, tmp_path):

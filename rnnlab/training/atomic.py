@@ -1,6 +1,7 @@
 """Files written whole or not at all: a temporary file in the same folder, then a rename.
 
 A crash or a kill at any moment leaves either the old file or the new one, never half of one.
+The file gets the permissions a plain ``open(path, "w")`` would give it (0666 less the umask).
 """
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ from typing import Callable
 from ..errors import CheckpointError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: the mode new files get (mkstemp's temporary files are 0600)
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_atomic(path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the result onto ``path`` in one rename."""
     path = Path(path)
@@ -20,6 +31,7 @@ def write_atomic(path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
