@@ -10,9 +10,12 @@ test windows for H = 168, 2161 for H = 720).
 Airline passengers: train 1949-1956, valid 1957-1958 (early stopping: the best validation MSE),
 test 1959-1960 (24 months, 13 windows of 12), lookback 24 months.
 
-Each line also reports "start": the network before its first update, i.e. its linear highway
-fitted by least squares in the network's own coordinates, the recurrent head at zero. The
-difference between "start" and "network" is what training the recurrent part changed.
+The network is the recurrent forecaster with a linear highway from the window to the forecast
+(LSTNet's autoregressive component, Lai et al. 2018). Each table also reports "start": the network
+before its first update, i.e. its linear highway fitted by least squares in the network's own
+coordinates, the recurrent head at zero (the difference between "start" and "network" is what
+training the recurrent part changed), and "recurrent only": the same settings with the highway
+off, the recurrent network alone.
 
     python benchmarks/forecasting.py [--only NAME] [--out runs/bench-forecasting] [--json FILE]
 """
@@ -64,9 +67,14 @@ def run(name: str, out: Path, threads: int) -> dict:
     wall = time.time() - t0
     figures = rnnlab.evaluate(summary["run_dir"])
     start = start_figures(data, settings)
+    alone = rnnlab.train(task="forecast", data=data, out=str(out / (name + "-recurrent-only")),
+                         force=True, progress=False, say=lambda m: None,
+                         **dict(settings, highway=False))
+    alone = rnnlab.evaluate(alone["run_dir"], baselines=False)
     horizons = sorted(settings["horizons"])
     rows = {"network": {k: v for k, v in figures.items() if k.startswith("m")},
-            "start": {k: v for k, v in start.items() if k.startswith("m")}}
+            "start": {k: v for k, v in start.items() if k.startswith("m")},
+            "recurrent only": {k: v for k, v in alone.items() if k.startswith("m")}}
     for baseline in ("persistence", "linear_ar"):
         rows[baseline] = {k[len(baseline) + 1:]: v for k, v in figures.items()
                           if k.startswith(baseline + "_")}
@@ -85,9 +93,9 @@ def print_table(r: dict) -> None:
           f"{r['settings']['lookback']}, {r['windows']} test windows; {r['wall_seconds']:.0f} s wall "
           f"({r['train_seconds']:.0f} s training, {r['steps']} updates, best at {r['best_step']}), "
           f"{r['threads']} thread(s)")
-    print(f"{'':12s}" + "".join(f"{'mse h' + str(h):>10s}{'mae h' + str(h):>10s}" for h in hs))
+    print(f"{'':15s}" + "".join(f"{'mse h' + str(h):>10s}{'mae h' + str(h):>10s}" for h in hs))
     for label, row in r["rows"].items():
-        print(f"{label:12s}" + "".join(f"{row[f'mse_h{h}']:10.4f}{row[f'mae_h{h}']:10.4f}" for h in hs))
+        print(f"{label:15s}" + "".join(f"{row[f'mse_h{h}']:10.4f}{row[f'mae_h{h}']:10.4f}" for h in hs))
     print(f"network beats persistence and linear AR in MSE at every horizon: "
           f"{'yes' if r['network_beats_both_in_mse_at_every_horizon'] else 'NO'}")
 
