@@ -5,6 +5,8 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from fuzzing import EDITS, corrupt
+
 import rnnlab
 from rnnlab.api import read_toml
 from rnnlab.data import Vocabulary
@@ -26,26 +28,6 @@ def run(tmp_path_factory):
     rnnlab.train(data=str(corpus), out=str(out), hidden_size=8, embed_size=4, batch_size=2,
                  tbptt=8, max_steps=3, epochs=0, progress=False, sample_length=0, say=lambda s: None)
     return out
-
-
-def corrupt(data: bytes, edits):
-    """Apply (position, action, value) edits: overwrite a byte, cut the file, or insert bytes."""
-    b = bytearray(data)
-    for pos, action, value in edits:
-        if not b:
-            break
-        pos %= len(b)
-        if action == 0:
-            b[pos] = value
-        elif action == 1:
-            del b[pos:]
-        else:
-            b[pos:pos] = bytes([value]) * 3
-    return bytes(b)
-
-
-EDITS = st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 2), st.integers(0, 255)),
-                 min_size=1, max_size=4)
 
 
 def _only_documented_errors(read, path):
