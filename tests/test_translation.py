@@ -406,3 +406,15 @@ def test_settings_and_data_errors_are_one_clear_line(toy, tmp_path, capsys):
     code = main(["train", "--task", "translate", "--data", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "expected a tok/ subfolder" in err[0]
+
+
+def test_teacher_forced_inputs_outputs_and_loss_per_word():
+    from rnnlab.tasks.teacher_forcing import IGNORE, decoder_sequences, word_loss
+    y_in, y_out, lengths = decoder_sequences([torch.tensor([5, 6]), torch.tensor([7])], eos=1)
+    assert y_in.tolist() == [[1, 1], [5, 7], [6, 1]]
+    assert y_out.tolist() == [[5, 7], [6, 1], [1, IGNORE]] and lengths.tolist() == [3, 2]
+    logits = torch.randn(3, 2, 9, dtype=torch.float64)
+    loss = word_loss(logits, y_out)
+    words = [(0, 0, 5), (1, 0, 6), (2, 0, 1), (0, 1, 7), (1, 1, 1)]      # (t, b, word): 5 words
+    expected = -sum(logits[t, b].log_softmax(-1)[w] for t, b, w in words) / 5
+    assert loss.count == 5 and float(loss.objective) == pytest.approx(float(expected), rel=1e-12)

@@ -20,14 +20,12 @@ run's image size. Each output line is a caption.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..data import scenes as gen
 from ..data.vocabulary import EOS, Vocabulary
@@ -37,8 +35,9 @@ from ..errors import ConfigError, DataError
 from ..models.captioner import Captioner, CaptionerConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
-from .examples import BatchLoss, ExampleTask, pad
+from .examples import BatchLoss, ExampleTask
 from .recipe import LoadedRun, Recipe
+from .teacher_forcing import decoder_sequences, word_loss, word_metrics
 
 
 @dataclass
@@ -161,20 +160,12 @@ class Captioning(ExampleTask):
         return len(example.target)
 
     def batch_loss(self, model: Captioner, examples: List[Example], train: bool) -> BatchLoss:
-        eos = self.eos
         device = next(model.parameters()).device
-        end = torch.tensor([eos])
-        y_in, lengths = pad([torch.cat([end, e.target]) for e in examples], eos)    # (T, B)
-        y_out, _ = pad([torch.cat([e.target, end]) for e in examples], -100)        # (T, B)
+        y_in, y_out, _ = decoder_sequences([e.target for e in examples], self.eos)    # (T, B)
         logits = model(pixels([e.image for e in examples], device), y_in.to(device))  # (T, B, V)
-        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1).to(device),
-                                   ignore_index=-100, reduction="sum")
-        count = int(lengths.sum())
-        return BatchLoss(loss_sum / count, float(loss_sum.detach()), count)
+        return word_loss(logits, y_out)
 
-    def metrics(self, loss_sum: float, count: int, stats: Optional[Dict[str, float]] = None):
-        loss = loss_sum / max(count, 1)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+    metrics = staticmethod(word_metrics)
 
     @torch.no_grad()
     def evaluate(self, model: Captioner, split: str) -> Optional[Dict[str, float]]:

@@ -18,13 +18,11 @@ During training, validation and test figures include ``greedy_bleu`` (greedy sea
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import torch
-from torch.nn import functional as F
 
 from ..data.parallel import (SentencePair, pair_paths, read_parallel, read_parallel_splits,
                              tokenize_like_tok, untokenize_entities)
@@ -36,6 +34,7 @@ from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, sampling_probability
 from ..training.config import TrainConfig, positive_int, positive_number
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe
+from .teacher_forcing import decoder_sequences, word_loss, word_metrics
 
 
 @dataclass
@@ -164,19 +163,12 @@ class Translation(ExampleTask):
         eos = self.eos
         device = next(model.parameters()).device
         src, src_len = pad([e.source for e in examples], eos)                      # (S, B)
-        end = torch.tensor([eos])
-        y_in, tgt_len = pad([torch.cat([end, e.target]) for e in examples], eos)   # (T, B)
-        y_out, _ = pad([torch.cat([e.target, end]) for e in examples], -100)       # (T, B)
+        y_in, y_out, _ = decoder_sequences([e.target for e in examples], eos)     # (T, B)
         logits = model(src.to(device), src_len.to(device), y_in.to(device),
                        sampling_rate=self.sampling if train else 0.0)              # (T, B, V)
-        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1).to(device),
-                                   ignore_index=-100, reduction="sum")
-        count = int(tgt_len.sum())
-        return BatchLoss(loss_sum / count, float(loss_sum.detach()), count)
+        return word_loss(logits, y_out)
 
-    def metrics(self, loss_sum: float, count: int, stats: Optional[Dict[str, float]] = None):
-        loss = loss_sum / max(count, 1)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+    metrics = staticmethod(word_metrics)
 
     @torch.no_grad()
     def evaluate(self, model: Seq2Seq, split: str) -> Optional[Dict[str, float]]:
