@@ -208,6 +208,7 @@ class LanguageModelRecipe(Recipe):
     description = "character or word language model: next-symbol prediction, sampling (the main job)"
     data_config = TextDataConfig
     model_config = LanguageModelConfig
+    unused_settings = ()
     #: the main job, ``rnnlab train`` with no arguments: a character LSTM on Python's own help text
     defaults = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "embed_size": 64,
                 "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",

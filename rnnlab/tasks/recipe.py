@@ -47,6 +47,9 @@ class Recipe:
     options: Dict[str, Any] = {}
     unit: str = "tokens"               # what the trainer's count counts (predictions made)
     resume_settings = RESUME_SETTINGS
+    #: trainer settings that mean nothing to this task (a task over independent examples has no
+    #: truncated BPTT): not listed, and refused if given
+    unused_settings: Tuple[str, ...] = ("tbptt",)
 
     # ------------------------------------------------------------ what a task defines
     def prepare(self, data, train: TrainConfig, assets=None):
@@ -89,6 +92,9 @@ class Recipe:
     # ------------------------------------------------------------ shared machinery
     def configs(self, settings: Dict[str, Any], source: str) -> Tuple[Any, Any, TrainConfig]:
         """(data, model, train) configs: the task's defaults, then ``settings``."""
+        unused = [k for k in settings if k.replace("-", "_") in self.unused_settings]
+        if unused:
+            raise ConfigError(f"{source}: {unused[0]!r} is not a setting of --task {self.name}")
         data, model, train = self.data_config(), self.model_config(), TrainConfig()
         apply_settings([data, model, train], dict(self.defaults), f"task {self.name} defaults")
         apply_settings([data, model, train], settings, source)
@@ -99,7 +105,7 @@ class Recipe:
         configs = [self.data_config(), self.model_config(), TrainConfig()]
         apply_settings(configs, dict(self.defaults), f"task {self.name} defaults")
         return {name: getattr(c, name) for c in configs
-                for name in field_names(type(c), settable=True)}
+                for name in field_names(type(c), settable=True) if name not in self.unused_settings}
 
     def check_options(self, options: Dict[str, Any], command: str) -> Dict[str, Any]:
         """``options`` over the task's defaults; unknown names refused with a suggestion, values
