@@ -109,7 +109,7 @@ class MusicRecipe(Recipe):
     description = "polyphonic music (JSB Chorales): 88 Bernoulli notes per step, NLL, MIDI samples"
     data_config = MusicDataConfig
     model_config = MusicModelConfig
-    #: benchmarks/jsb_chorales.py: test NLL 8.40 per step in about 3 minutes on one thread
+    #: what benchmarks/jsb_chorales.py trains (its figure and time: BENCHMARKS.md)
     defaults = {"cell": "lstm", "hidden_size": 256, "layers": 1, "dropout": 0.5,
                 "batch_size": 8, "optimizer": "adam", "lr": 3e-3, "clip_norm": 5.0, "epochs": 80,
                 "early_stopping": 10, "eval_batch_size": 64, "checkpoint_every": 1000}
