@@ -1,6 +1,9 @@
 r"""The many-to-one structure of the notes: a sequence in, one label out.
 
-    x_t = P w_t                                     (learned projection of word w_t, M wide)
+    e_t = P w_t                                     (learned projection of word w_t, M wide)
+    s_t = [g_m^->; g_1^<-]                          (w_t's spelling through a character biRNN,
+                                                     2 H_c; :class:`~rnnlab.models.spelling.Spelling`)
+    x_t = [e_t; s_t]                                (M + 2 H_c; just e_t when char_hidden_size is 0)
     h_t = cells(x_t, h_{t-1})                       (any rnnlab cell; bidirectional: [h_t^->; h_t^<-])
     z   = pool(h_1 .. h_n)                          (n the sentence's own length)
     y   = softmax(W z + b)                          (C classes)
@@ -8,14 +11,23 @@ r"""The many-to-one structure of the notes: a sequence in, one label out.
 ``pooling``: ``"last"`` the final state of each direction at the sentence's true end (the notes'
 "the output at the last step"), ``"mean"`` the average of h_1 .. h_n, ``"max"`` their element-wise
 maximum. Padding past a sentence's end never reaches z: the layers run each sequence only over its
-own steps (``lengths``), and the pools mask the padded steps.
+own steps (``lengths``), and the pools mask the padded steps. The character states s_t give a word
+never seen in training (or too rare to have its own embedding) a representation from its spelling.
 
-Shapes: tokens (T, B) int64, lengths (B,) -> logits (B, C).
+Dropout (``dropout``, as the tagger's) on x_t and on z. Word dropout, while training only, turns a
+word into ``<unk>`` (index 0; its spelling s_t stays): ``word_dropout`` p, every word with
+probability p; or ``word_dropout_alpha`` alpha, a word seen k times in the training data with
+probability alpha / (alpha + k), so ``<unk>``'s embedding is learned from the rare words, the kind an
+unseen word is.
+
+Shapes: tokens (T, B) int64, lengths (B,), and with character features chars (S, U) int64 holding
+the U distinct words of the batch spelled out, char_lengths (U,), spelling (T, B) the index in
+0..U-1 of each word's spelling -> logits (B, C).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +36,7 @@ from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
 from ..sequence import length_mask
+from .spelling import Spelling, final_hidden
 
 POOLINGS = ("last", "mean", "max")
 
@@ -33,14 +46,18 @@ class ClassifierConfig:
     """Everything needed to rebuild a :class:`SequenceClassifier`."""
     vocab_size: int = from_data()          # set from the data
     num_classes: int = from_data()         # set from the data
+    char_vocab_size: int = from_data()     # characters, set from the data
     embed_size: int = 300
+    char_embed_size: int = 50    # the character embedding
+    char_hidden_size: int = 0    # H_c per direction of the character biRNN; 0: no character features
     cell: str = "lstm"
     hidden_size: int = 150
     layers: int = 1
     bidirectional: bool = True
     pooling: str = "max"
-    dropout: float = 0.5         # on the projected words and on z
+    dropout: float = 0.5         # on x_t and on z
     word_dropout: float = 0.0    # while training, each word becomes <unk> (index 0) with this probability
+    word_dropout_alpha: float = 0.0  # while training, a word seen k times becomes <unk> w.p. alpha/(alpha+k)
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
@@ -48,21 +65,28 @@ class ClassifierConfig:
     def check(self) -> "ClassifierConfig":
         check_choice("cell", self.cell, LAYERS)
         check_choice("pooling", self.pooling, POOLINGS)
-        for name in ("vocab_size", "embed_size", "hidden_size", "layers"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
+        sizes = ("vocab_size", "embed_size", "hidden_size", "layers")
+        if self.char_hidden_size:
+            sizes += ("char_vocab_size", "char_embed_size")
+        for name in sizes:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if isinstance(self.char_hidden_size, bool) or not isinstance(self.char_hidden_size, int) \
+                or self.char_hidden_size < 0:
+            raise ConfigError(f"char_hidden_size must be a whole number >= 0 (0: no character "
+                              f"features), got {self.char_hidden_size!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 2:
             raise ConfigError(f"a classifier needs at least 2 classes, got {self.num_classes!r}")
         for name in ("dropout", "word_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if not isinstance(self.word_dropout_alpha, (int, float)) or self.word_dropout_alpha < 0:
+            raise ConfigError(f"word_dropout_alpha must be a number >= 0, got {self.word_dropout_alpha!r}")
+        if self.word_dropout and self.word_dropout_alpha:
+            raise ConfigError(f"give one form of word dropout: word_dropout {self.word_dropout} (a "
+                              f"probability) or word_dropout_alpha {self.word_dropout_alpha} (by count)")
         return self
-
-
-def final_hidden(state, num_directions: int) -> torch.Tensor:
-    """The last layer's final h of every direction, (B, D*H), from a layer's h_n (or (h_n, c_n))."""
-    h = state[0] if isinstance(state, tuple) else state            # (D*L, B, H)
-    return torch.cat(list(h[-num_directions:]), dim=-1)            # (B, D*H)
 
 
 def pool(outputs: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
@@ -74,13 +98,22 @@ def pool(outputs: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor
 
 
 class SequenceClassifier(nn.Module):
-    """Words in, class logits out; see the module docstring for the equations."""
+    """Words in, class logits out; see the module docstring for the equations.
 
-    def __init__(self, config: ClassifierConfig):
+    ``word_counts``: how often each word of the vocabulary occurs in the training data (index 0,
+    ``<unk>``, counts nothing); ``word_dropout_alpha`` needs them, and is off without them.
+    """
+
+    def __init__(self, config: ClassifierConfig, word_counts: Optional[Sequence[int]] = None):
         super().__init__()
         self.config = c = config.check()
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
-        self.rnn = LAYERS[c.cell](c.embed_size, c.hidden_size, num_layers=c.layers,
+        char_out = 0
+        if c.char_hidden_size:
+            self.spelling = Spelling(c.char_vocab_size, c.char_embed_size, c.char_hidden_size, c.cell,
+                                     engine=c.engine, init=c.init, **c.cell_options)
+            char_out = self.spelling.output_size                               # 2 H_c
+        self.rnn = LAYERS[c.cell](c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
                                   dropout=c.dropout if c.layers > 1 else 0.0,
                                   bidirectional=c.bidirectional, engine=c.engine, init=c.init,
                                   **c.cell_options)
@@ -88,14 +121,32 @@ class SequenceClassifier(nn.Module):
         D = 2 if c.bidirectional else 1
         self.output = nn.Linear(D * c.hidden_size, c.num_classes)
         nn.init.normal_(self.embedding.weight, 0.0, 0.1)
+        p_unk = torch.zeros(c.vocab_size)
+        if word_counts is not None and c.word_dropout_alpha > 0:
+            if len(word_counts) != c.vocab_size:
+                raise ConfigError(f"word_counts has {len(word_counts)} entries for a vocabulary of "
+                                  f"{c.vocab_size} words")
+            k = torch.tensor(list(word_counts), dtype=torch.float32)
+            p_unk = torch.where(k > 0, c.word_dropout_alpha / (c.word_dropout_alpha + k), torch.zeros(()))
+        self.register_buffer("unk_probability", p_unk, persistent=False)      # (V,)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(T, B) tokens, (B,) lengths -> (B, C) logits."""
-        if self.training and self.config.word_dropout:
-            drop = torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, chars: Optional[torch.Tensor] = None,
+                char_lengths: Optional[torch.Tensor] = None,
+                spelling: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(T, B) tokens, (B,) lengths and, with character features, the batch's spellings ->
+        (B, C) logits."""
+        c = self.config
+        if self.training and (c.word_dropout or c.word_dropout_alpha):
+            p = c.word_dropout if c.word_dropout else self.unk_probability[tokens]    # (T, B) or a number
+            drop = torch.rand(tokens.shape, device=tokens.device) < p
             tokens = tokens.masked_fill(drop, 0)                               # <unk>
-        x = self.drop(self.embedding(tokens))                                  # (T, B, M)
-        out, state = self.rnn(x, lengths=lengths)                              # (T, B, D*H)
+        x = self.embedding(tokens)                                             # (T, B, M)
+        if c.char_hidden_size:
+            if chars is None or char_lengths is None or spelling is None:
+                raise ValueError("this classifier reads characters: give chars, char_lengths and spelling")
+            s = self.spelling(chars, char_lengths)                             # (U, 2 H_c)
+            x = torch.cat([x, s[spelling]], dim=-1)                            # (T, B, M + 2 H_c)
+        out, state = self.rnn(self.drop(x), lengths=lengths)                   # (T, B, D*H)
         if self.config.pooling == "last":
             z = final_hidden(state, 2 if self.config.bidirectional else 1)     # (B, D*H)
         else:

@@ -5,7 +5,8 @@ For a sentence of words w_1 .. w_n, each word w_t spelled as characters c_1 .. c
 
     e_t   = E w_t                                      (word embedding, M wide; E learned)
     g_j   = cells_c(C c_j, g_{j-1})                    (character cells, forward and backward)
-    s_t   = [g_m^->; g_1^<-]                           (each direction's state at its own end)
+    s_t   = [g_m^->; g_1^<-]                           (each direction's state at its own end;
+                                                        :class:`~rnnlab.models.spelling.Spelling`)
     x_t   = [e_t; s_t]                                 (M + 2 H_c)
     h_t   = [h_t^->; h_t^<-] = cells(x_t, h_{t-1}^->, h_{t+1}^<-)     (bidirectional, L layers)
     y_t   = softmax(W h_t + b)                         (K tags)
@@ -35,7 +36,7 @@ from torch import nn
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
-from .classifier import final_hidden
+from .spelling import Spelling
 
 
 @dataclass
@@ -89,11 +90,9 @@ class Tagger(nn.Module):
         nn.init.normal_(self.embedding.weight, 0.0, 0.1)
         char_out = 0
         if c.char_hidden_size:
-            self.char_embedding = nn.Embedding(c.char_vocab_size, c.char_embed_size)
-            nn.init.normal_(self.char_embedding.weight, 0.0, 0.1)
-            self.char_rnn = LAYERS[c.cell](c.char_embed_size, c.char_hidden_size, bidirectional=True,
-                                           engine=c.engine, init=c.init, **c.cell_options)
-            char_out = 2 * c.char_hidden_size
+            self.spelling = Spelling(c.char_vocab_size, c.char_embed_size, c.char_hidden_size, c.cell,
+                                     engine=c.engine, init=c.init, **c.cell_options)
+            char_out = self.spelling.output_size                          # 2 H_c
         self.rnn = LAYERS[c.cell](c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
                                   dropout=c.dropout if c.layers > 1 else 0.0,
                                   bidirectional=c.bidirectional, engine=c.engine, init=c.init,
@@ -110,13 +109,6 @@ class Tagger(nn.Module):
             p_unk = torch.where(k > 0, c.word_dropout / (c.word_dropout + k), torch.zeros(()))
         self.register_buffer("unk_probability", p_unk, persistent=False)      # (V,)
 
-    def spell(self, chars: torch.Tensor, char_lengths: torch.Tensor) -> torch.Tensor:
-        """(S, U) characters of U words, (U,) their lengths -> (U, 2 H_c) the final states of
-        the forward and backward character cells."""
-        x = self.char_embedding(chars)                                   # (S, U, C)
-        _, state = self.char_rnn(x, lengths=char_lengths)
-        return final_hidden(state, 2)                                     # (U, 2 H_c)
-
     def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: Optional[torch.Tensor] = None,
                 char_lengths: Optional[torch.Tensor] = None,
                 spelling: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -128,7 +120,7 @@ class Tagger(nn.Module):
         if self.config.char_hidden_size:
             if chars is None or char_lengths is None or spelling is None:
                 raise ValueError("this tagger reads characters: give chars, char_lengths and spelling")
-            s = self.spell(chars, char_lengths)                           # (U, 2 H_c)
+            s = self.spelling(chars, char_lengths)                        # (U, 2 H_c)
             x = torch.cat([x, s[spelling]], dim=-1)                       # (T, B, M + 2 H_c)
         out, _ = self.rnn(self.drop(x), lengths=lengths)                  # (T, B, D H)
         return self.output(self.drop(out))                                # (T, B, K)

@@ -4,10 +4,16 @@ The data is a folder with train / dev (valid) / test files of labelled sentences
 whose valid and test parts are cut from its end (:mod:`rnnlab.data.labelled` reads both line
 formats). The loss is the cross-entropy of each sentence's label, averaged over the batch; the
 figure is accuracy, which also picks the best weights.
+
+The run keeps its assets as JSON: ``vocab.json`` the words, ``classes.json`` the labels and whether
+words are lowercased, ``words.json`` the characters of the training words (``--char-hidden-size``
+spells words with them) and each vocabulary word's training count (``--word-dropout-alpha`` reads
+them). A run saved before ``words.json`` existed loads without them: no character features.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -15,9 +21,10 @@ from typing import Dict, Iterable, Iterator, List, Optional
 import torch
 from torch.nn import functional as F
 
+from ..data.characters import Characters
 from ..data.labelled import LabelledSentence, check_labels, cut_examples, read_labelled_splits
 from ..data.vocabulary import Vocabulary
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
@@ -48,33 +55,56 @@ class LabelledDataConfig:
 
 
 @dataclass
+class ClassifiedExample:
+    """A sentence ready for the model: its words (their spelling feeds the character cells), their
+    indices (T,) and its class index (None for a sentence to predict)."""
+    words: List[str]
+    word_ids: torch.Tensor
+    label: Optional[int] = None
+
+
+@dataclass
 class ClassifierAssets:
+    """The run's words, classes and case rule; the training words' characters and each word's
+    training count (None in runs saved before character features)."""
     vocab: Vocabulary
     classes: List[str]
     lowercase: bool
+    characters: Optional[Characters] = None
+    counts: Optional[List[int]] = None
 
     def words(self, words: List[str]) -> torch.Tensor:
         if self.lowercase:
             words = [w.lower() for w in words]
-        return torch.tensor(self.vocab.encode_symbols(words), dtype=torch.long)
+        return torch.tensor(self.vocab.encode_symbols(words), dtype=torch.long)      # (T,)
 
-    def encode(self, sentences: List[LabelledSentence]) -> list:
+    def encode(self, sentences: List[LabelledSentence]) -> List[ClassifiedExample]:
         index = {c: i for i, c in enumerate(self.classes)}
-        return [(self.words(s.words), index[s.label]) for s in sentences]
+        return [ClassifiedExample(s.words, self.words(s.words), index[s.label]) for s in sentences]
+
+    def batch(self, examples: List[ClassifiedExample], spell: bool) -> Dict[str, torch.Tensor]:
+        """The model's inputs for B sentences: tokens (T, B), lengths (B,) and, if ``spell``, each
+        distinct word spelled once (chars (S, U), char_lengths (U,), spelling (T, B))."""
+        tokens, lengths = pad([e.word_ids for e in examples])                        # (T, B), (B,)
+        inputs = {"tokens": tokens, "lengths": lengths}
+        if spell:
+            inputs.update(self.characters.spell_batch([e.words for e in examples]))
+        return inputs
 
 
 class Classification(ExampleTask):
-    """Trainer task: examples are (word ids (T,), class index)."""
+    """Trainer task: examples are :class:`ClassifiedExample`."""
 
     selection = ("accuracy", "max")
 
-    def length(self, example) -> int:
-        return len(example[0])
+    def length(self, example: ClassifiedExample) -> int:
+        return len(example.words)
 
-    def batch_loss(self, model: SequenceClassifier, examples: list, train: bool) -> BatchLoss:
-        tokens, lengths = pad([e[0] for e in examples])                      # (T, B), (B,)
-        labels = torch.tensor([e[1] for e in examples])                      # (B,)
-        logits = model(tokens, lengths)                                      # (B, C)
+    def batch_loss(self, model: SequenceClassifier, examples: List[ClassifiedExample],
+                   train: bool) -> BatchLoss:
+        inputs = self.assets.batch(examples, spell=model.config.char_hidden_size > 0)
+        labels = torch.tensor([e.label for e in examples])                   # (B,)
+        logits = model(**inputs)                                             # (B, C)
         loss_sum = F.cross_entropy(logits, labels, reduction="sum")
         correct = int((logits.argmax(-1) == labels).sum())
         return BatchLoss(loss_sum / len(examples), float(loss_sum.detach()), len(examples),
@@ -112,30 +142,55 @@ class ClassificationRecipe(Recipe):
             text = "\n".join(" ".join(s.words) for s in splits["train"])
             vocab = Vocabulary.build(text.lower() if data.lowercase else text, "word",
                                      data.max_vocab or None, data.min_count)
-            assets = ClassifierAssets(vocab, classes, data.lowercase)
+            counts = Counter(text.lower().split() if data.lowercase else text.split())
+            characters = Characters.build(w for s in splits["train"] for w in s.words)
+            assets = ClassifierAssets(vocab, classes, data.lowercase, characters,
+                                      [0 if i < 2 else counts[w] for i, w in enumerate(vocab.symbols)])
         for part in splits.values():
             check_labels(part, assets.classes)
         return Classification({k: assets.encode(v) for k, v in splits.items()}, train, assets)
 
     def build_model(self, assets: ClassifierAssets, model: ClassifierConfig) -> SequenceClassifier:
-        for name, size in (("vocab_size", len(assets.vocab)), ("num_classes", len(assets.classes))):
+        chars = len(assets.characters) if assets.characters is not None else 0
+        if model.char_hidden_size and not chars:
+            raise ConfigError("char_hidden_size needs the characters of the training words, and "
+                              "this run's assets hold none (words.json); set char_hidden_size 0")
+        for name, size in (("vocab_size", len(assets.vocab)), ("num_classes", len(assets.classes)),
+                           ("char_vocab_size", chars)):
             if getattr(model, name) and getattr(model, name) != size:
                 raise ConfigError(f"{name} {getattr(model, name)} does not match the data's {size}")
             setattr(model, name, size)
-        return SequenceClassifier(model)
+        return SequenceClassifier(model, assets.counts)
 
     def save_assets(self, assets: ClassifierAssets, run_dir: Path) -> None:
         assets.vocab.save(Path(run_dir) / "vocab.json")
         write_text(Path(run_dir) / "classes.json",
                    json.dumps({"classes": assets.classes, "lowercase": assets.lowercase}))
+        if assets.characters is not None:
+            write_text(Path(run_dir) / "words.json",
+                       json.dumps({"chars": assets.characters.chars, "counts": assets.counts},
+                                  ensure_ascii=False))
 
     def load_assets(self, run_dir: Path) -> ClassifierAssets:
         meta = read_json(Path(run_dir) / "classes.json", "class list")
         classes = meta.get("classes") if isinstance(meta, dict) else None
         if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
             raise DataError(f"{run_dir}/classes.json: expected {{'classes': [str, ...]}}")
-        return ClassifierAssets(Vocabulary.load(Path(run_dir) / "vocab.json"), classes,
-                                bool(meta.get("lowercase", False)))
+        vocab = Vocabulary.load(Path(run_dir) / "vocab.json")
+        characters, counts = None, None
+        path = Path(run_dir) / "words.json"
+        if path.exists():           # runs from before character features have none
+            words = read_json(path, "characters and word counts")
+            counts = words.get("counts") if isinstance(words, dict) else None
+            try:
+                characters = Characters(words["chars"])
+            except (DataError, KeyError, TypeError):
+                characters = None
+            if characters is None or not isinstance(counts, list) or len(counts) != len(vocab) \
+                    or not all(isinstance(k, int) and not isinstance(k, bool) for k in counts):
+                raise CheckpointError(f"{path}: expected {{'chars': ['<unk>', one character, ...], "
+                                      f"'counts': [int per word of vocab.json]}}")
+        return ClassifierAssets(vocab, classes, bool(meta.get("lowercase", False)), characters, counts)
 
     def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
         """Accuracy and loss on ``data`` (a file, or a folder's test file) or the run's test split."""
@@ -164,8 +219,9 @@ class ClassificationRecipe(Recipe):
             if not words:
                 yield ""
                 continue
-            ids = run.assets.words(words)
-            probs = run.model(ids[:, None], torch.tensor([len(ids)])).softmax(-1)[0]   # (C,)
+            example = ClassifiedExample(words, run.assets.words(words))
+            inputs = run.assets.batch([example], spell=run.model.config.char_hidden_size > 0)
+            probs = run.model(**inputs).softmax(-1)[0]                                # (C,)
             k = int(probs.argmax())
             yield f"{run.assets.classes[k]}\t{float(probs[k]):.4f}"
 

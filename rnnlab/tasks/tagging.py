@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Iterator, List, Optional
 import torch
 from torch.nn import functional as F
 
+from ..data.characters import Characters
 from ..data.conllu import UPOS_TAGS, TaggedSentence, conllu_files, read_conllu, read_conllu_splits
 from ..data.labelled import cut_examples
 from ..errors import CheckpointError, ConfigError, DataError, check_choice
@@ -75,12 +76,12 @@ class TaggingVocabulary:
 
     def __init__(self, words: List[str], counts: List[int], chars: List[str], tags: List[str],
                  tagset: str, lowercase: bool):
-        self.words, self.counts, self.chars, self.tags = list(words), list(counts), list(chars), list(tags)
+        self.words, self.counts, self.tags = list(words), list(counts), list(tags)
+        self.characters = Characters(chars)
+        self.chars, self.char_index = self.characters.chars, self.characters.index
         self.tagset, self.lowercase = tagset, bool(lowercase)
         self.word_index = {w: i for i, w in enumerate(self.words)}
-        self.char_index = {c: i for i, c in enumerate(self.chars)}
         self.tag_index = {t: i for i, t in enumerate(self.tags)}
-        self._spelling: Dict[str, torch.Tensor] = {}
 
     @classmethod
     def build(cls, sentences: List[TaggedSentence], tagset: str, lowercase: bool = False,
@@ -89,14 +90,13 @@ class TaggingVocabulary:
         every character seen, and the tags: all 17 UPOS tags, or the XPOS tags of ``sentences``."""
         counts = Counter(w.lower() if lowercase else w for s in sentences for w in s.words)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        chars = sorted({ch for s in sentences for w in s.words for ch in w})
         if tagset == "upos":
             tags = list(UPOS_TAGS)
         else:
             check_xpos(sentences)
             tags = sorted({t for s in sentences for t in s.xpos})
-        return cls([UNK] + ranked, [0] + [counts[w] for w in ranked], [UNK] + chars, tags,
-                   tagset, lowercase)
+        chars = Characters.build(w for s in sentences for w in s.words).chars
+        return cls([UNK] + ranked, [0] + [counts[w] for w in ranked], chars, tags, tagset, lowercase)
 
     def word_ids(self, words: List[str]) -> torch.Tensor:
         get = self.word_index.get
@@ -105,11 +105,7 @@ class TaggingVocabulary:
 
     def spelling(self, word: str) -> torch.Tensor:
         """(S,) the character indices of ``word``."""
-        ids = self._spelling.get(word)
-        if ids is None:
-            ids = torch.tensor([self.char_index.get(ch, 0) for ch in word], dtype=torch.long)
-            self._spelling[word] = ids
-        return ids
+        return self.characters.spell(word)
 
     def encode(self, sentences: List[TaggedSentence]) -> List[TaggedExample]:
         """The sentences as examples; a DataError at the first tag this vocabulary lacks."""
@@ -130,14 +126,7 @@ class TaggingVocabulary:
         """The model's inputs for B sentences: words (T, B), lengths (B,), and each distinct word
         spelled once, chars (S, U), char_lengths (U,), with spelling (T, B) pointing into them."""
         words, lengths = pad([self.word_ids(s) for s in sentences])                  # (T, B), (B,)
-        distinct: Dict[str, int] = {}
-        spelling = torch.zeros(words.shape, dtype=torch.long)                         # (T, B)
-        for b, sentence in enumerate(sentences):
-            for t, w in enumerate(sentence):
-                spelling[t, b] = distinct.setdefault(w, len(distinct))
-        chars, char_lengths = pad([self.spelling(w) for w in distinct])              # (S, U), (U,)
-        return {"words": words, "lengths": lengths, "chars": chars, "char_lengths": char_lengths,
-                "spelling": spelling}
+        return {"words": words, "lengths": lengths, **self.characters.spell_batch(sentences)}
 
     def to_json(self) -> dict:
         return {"tagset": self.tagset, "lowercase": self.lowercase, "tags": self.tags,
