@@ -283,3 +283,43 @@ def test_nonfinite_updates_are_skipped_then_stop(tmp_path):
     groups, meta = read_checkpoint(tmp_path / "checkpoint.safetensors")
     assert meta["trainer"]["step"] == 4                        # the checkpoint of the last good state
     assert all(torch.isfinite(t).all() for t in groups["model"].values())
+
+
+def test_weight_average_follows_its_equation():
+    """theta_bar_t = d_t theta_bar_{t-1} + (1 - d_t) theta_t with d_t = min(d, (1+t)/(10+t))."""
+    from rnnlab.training.averaging import WeightAverage, average_decay
+    model = torch.nn.Linear(3, 2).double()
+    avg = WeightAverage(model, 0.9)
+    expected = [p.detach().clone() for p in model.parameters()]
+    for step in range(30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        avg.update(step)
+        d = average_decay(0.9, step)
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, model.parameters())]
+    assert average_decay(0.9, 0) == pytest.approx(0.1) and average_decay(0.9, 200) == 0.9
+    for s, e in zip(avg.shadow, expected):
+        torch.testing.assert_close(s, e, rtol=1e-12, atol=1e-12)
+    own = [p.detach().clone() for p in model.parameters()]
+    with avg.applied():
+        assert all(torch.equal(p, e) for p, e in zip(model.parameters(), avg.shadow))
+    assert all(torch.equal(p, o) for p, o in zip(model.parameters(), own))
+
+
+def test_ema_run_keeps_the_average_and_resumes_exactly(corpus, tmp_path):
+    """With --ema the best weights are the average, the checkpoint holds it, and a run stopped
+    and resumed ends exactly as an uninterrupted one."""
+    kw = dict(ema=0.9, epochs=0, validate_every=8, checkpoint_every=2, schedule="none")
+    _train(corpus, tmp_path / "whole", max_steps=8, **kw)
+    _train(corpus, tmp_path / "broken", max_steps=5, **kw)
+    rnnlab.train(resume=str(tmp_path / "broken"), max_steps=8, say=lambda s: None)
+    gw, _ = _final(tmp_path / "whole")
+    gb, _ = _final(tmp_path / "broken")
+    assert _same(gw["model"], gb["model"]) and _same(gw["average"], gb["average"])
+    assert not _same(gw["model"], {k: gw["average"][k] for k in gw["model"]})   # the average differs
+    best = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    assert json.loads((tmp_path / "whole" / "summary.json").read_text())["best_step"] == 8
+    assert all(torch.equal(best[f"model/{k}"], v) for k, v in gw["average"].items())  # kept: the average
+    with pytest.raises(ConfigError, match="ema must lie in"):
+        _train(corpus, tmp_path / "bad", ema=1.0)

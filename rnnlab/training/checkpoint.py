@@ -58,7 +58,7 @@ def unflatten_optimizer(tensors: Dict[str, torch.Tensor], meta: dict) -> dict:
 
 def save_checkpoint(path, model: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
                     trainer: Optional[dict] = None, carry: Optional[Dict[str, torch.Tensor]] = None,
-                    kind: str = FORMAT) -> None:
+                    kind: str = FORMAT, average: Optional[Dict[str, torch.Tensor]] = None) -> None:
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     meta = {"format": kind, "format_version": str(FORMAT_VERSION), "rnnlab_version": __version__}
     if optimizer is not None:
@@ -70,6 +70,8 @@ def save_checkpoint(path, model: torch.nn.Module, optimizer: Optional[torch.opti
         tensors["rng/torch"] = torch.get_rng_state()
     for k, v in (carry or {}).items():
         tensors[f"carry/{k}"] = v
+    for k, v in (average or {}).items():
+        tensors[f"average/{k}"] = v
     tensors = _plain(tensors)
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
@@ -81,7 +83,8 @@ def read_checkpoint(path) -> Tuple[Dict[str, Dict[str, torch.Tensor]], dict]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"expected a checkpoint file {path}; it does not exist")
-    groups: Dict[str, Dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "carry": {}, "rng": {}}
+    groups: Dict[str, Dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "carry": {}, "rng": {},
+                                                  "average": {}}
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

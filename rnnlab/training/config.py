@@ -37,6 +37,7 @@ class TrainConfig:
     log_every: int = 25                # updates between training records in metrics.jsonl
     eval_batch_size: int = 1
     max_nonfinite: int = 5             # stop after this many non-finite losses in a row
+    ema: float = 0.0                   # 0: off; else d of the weights' moving average (averaging.py)
     seed: int = 0
     deterministic: bool = True
     threads: int = 0                   # torch threads; 0: torch's choice
@@ -57,6 +58,8 @@ class TrainConfig:
             positive_number(name, getattr(self, name), allow_zero=True)
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must lie in (0, 1], got {self.decay_factor}")
+        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
+            raise ConfigError(f"ema must lie in [0, 1) (0: no weight average), got {self.ema!r}")
         if self.tensorboard:
             from .metrics import check_tensorboard
             check_tensorboard()

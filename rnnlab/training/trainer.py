@@ -28,6 +28,7 @@ from typing import Callable, Dict, Optional
 import torch
 
 from ..errors import RnnlabError
+from .averaging import WeightAverage
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, unflatten_optimizer
 from .config import TrainConfig
 from .metrics import MetricsLog, resident_mib
@@ -80,6 +81,7 @@ class Trainer:
                       "best_loss": None, "best_step": None, "bad_validations": 0,
                       "nonfinite_in_row": 0, "nonfinite_total": 0, "lr_scale": 1.0,
                       "stop_reason": None}
+        self.average = WeightAverage(model, config.ema) if config.ema else None
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.tensorboard) \
             if self.run_dir else None
         self._stop_request: Optional[str] = None
@@ -99,7 +101,7 @@ class Trainer:
             return
         trainer = dict(self.state, schedule=self.schedule.state_dict())
         save_checkpoint(self.run_dir / CHECKPOINT, self.model, self.optimizer, trainer,
-                        self.task.carry())
+                        self.task.carry(), average=self.average.state_dict() if self.average else None)
 
     def resume(self, path=None) -> None:
         """Continue from a checkpoint (default: the run directory's)."""
@@ -108,6 +110,8 @@ class Trainer:
         if "trainer" not in meta or "optimizer" not in meta:
             raise RnnlabError(f"{path}: holds weights only, not a training state to resume")
         load_weights(self.model, groups["model"], path)
+        if self.average:
+            self.average.load_state_dict(groups["average"], str(path))
         try:
             self.optimizer.load_state_dict(unflatten_optimizer(groups["optim"], meta["optimizer"]))
         except (ValueError, KeyError) as e:
@@ -131,16 +135,18 @@ class Trainer:
     def validate(self) -> Optional[Dict[str, float]]:
         """Validation loss; keeps the best weights; counts validations without improvement."""
         st = self.state
-        result = self.task.evaluate(self.model, "valid")
-        if result is None:
-            return None
-        loss = selection_score(self.task, result)
+        with self.evaluated_weights():
+            result = self.task.evaluate(self.model, "valid")
+            if result is None:
+                return None
+            loss = selection_score(self.task, result)
+            improved = st["best_loss"] is None or loss < st["best_loss"]
+            if improved and self.run_dir:
+                save_checkpoint(self.run_dir / BEST, self.model, kind="rnnlab-weights")
         self.record(split="valid", step=st["step"], epoch=st["epoch"], **result)
         self.schedule.validated(loss)
-        if st["best_loss"] is None or loss < st["best_loss"]:
+        if improved:
             st["best_loss"], st["best_step"], st["bad_validations"] = loss, st["step"], 0
-            if self.run_dir:
-                save_checkpoint(self.run_dir / BEST, self.model, kind="rnnlab-weights")
         else:
             st["bad_validations"] += 1
             if self.config.early_stopping and st["bad_validations"] >= self.config.early_stopping:
@@ -154,6 +160,11 @@ class Trainer:
                 self.metrics.plot(self.run_dir / "loss.png")
                 self._plotted = time.perf_counter()
         return result
+
+    def evaluated_weights(self):
+        """A context in which the model holds the weights that are evaluated and kept as the
+        best: the moving average with ``ema``, else its own."""
+        return self.average.applied() if self.average else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ loop
     def _update(self, epoch: int, index: int):
@@ -179,6 +190,8 @@ class Trainer:
         st["nonfinite_in_row"] = 0
         set_lr(self.optimizer, self.schedule.lr(st["step"]) * st["lr_scale"])
         self.optimizer.step()
+        if self.average:
+            self.average.update(st["step"])
         return float(loss_sum), count
 
     def _on_sigint(self, signum, frame):
@@ -273,6 +286,8 @@ class Trainer:
     def finish(self) -> dict:
         """Test loss of the best weights; the summary (also written to summary.json)."""
         st = self.state
+        if self.average:                      # the trained model is the average from here on
+            self.average.copy_to_model()
         if self.run_dir and st["best_step"] is not None and (self.run_dir / BEST).exists():
             groups, _ = read_checkpoint(self.run_dir / BEST)
             load_weights(self.model, groups["model"], self.run_dir / BEST)
