@@ -230,7 +230,7 @@ class Forecaster(nn.Module):
     def fit_highway(self, past: torch.Tensor, future: torch.Tensor, chunk: int = 128) -> None:
         """``highway_init="least_squares"``: the highway fitted alone by least squares on windows
         past (L, N, F), future (H, N, C) (normal equations in float64, summed over chunks of
-        windows), and the head set to zero."""
+        windows, with a vanishing ridge), and the head set to zero."""
         if self.highway is None:
             return
         w = self.config.highway_steps
@@ -240,7 +240,11 @@ class Forecaster(nn.Module):
             x = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)           # (M, w + 1)
             gram = x.T @ x if gram is None else gram + x.T @ x              # (w + 1, w + 1)
             cross = x.T @ y if cross is None else cross + x.T @ y           # (w + 1, K)
-        solution = torch.linalg.lstsq(gram, cross).solution                 # (w + 1, K)
+        # A column can be constant (window_norm="last" makes each window's last value 0), which
+        # leaves the Gram matrix singular and the solution at the mercy of the BLAS's last bits;
+        # a ridge of 1e-9 of its mean diagonal makes it unique and the same on every run.
+        gram = gram + 1e-9 * gram.diagonal().mean() * torch.eye(w + 1, dtype=gram.dtype)
+        solution = torch.linalg.solve(gram, cross)                          # (w + 1, K)
         self.highway.weight.copy_(solution[:w].T)
         self.highway.bias.copy_(solution[w])
         self.head.weight.zero_()
