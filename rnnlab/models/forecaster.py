@@ -242,8 +242,8 @@ class Forecaster(nn.Module):
             cross = x.T @ y if cross is None else cross + x.T @ y           # (w + 1, K)
         # A column can be constant (window_norm="last" makes each window's last value 0), which
         # leaves the Gram matrix singular and the solution at the mercy of the BLAS's last bits;
-        # a ridge of 1e-9 of its mean diagonal makes it unique and the same on every run.
-        gram = gram + 1e-9 * gram.diagonal().mean() * torch.eye(w + 1, dtype=gram.dtype)
+        # a ridge of 1e-12 of its mean diagonal makes it unique and the same on every run.
+        gram = gram + 1e-12 * gram.diagonal().mean() * torch.eye(w + 1, dtype=gram.dtype)
         solution = torch.linalg.solve(gram, cross)                          # (w + 1, K)
         self.highway.weight.copy_(solution[:w].T)
         self.highway.bias.copy_(solution[w])
