@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -204,9 +205,12 @@ def _tasks(args, extra: List[str]) -> int:
         print("\nrnnlab tasks NAME lists a task's settings (flags of rnnlab train --task NAME)")
         return 0
     recipe = get_recipe(args.name)
-    print(f"{recipe.name}: {recipe.description}\n\nsettings (--name value; defaults shown):")
-    for name, value in recipe.setting_defaults().items():
-        print(f"  --{name.replace('_', '-'):24s} {value!r}")
+    print(f"{recipe.name}: {recipe.description}\n\nsettings of rnnlab train --task {recipe.name} "
+          f"(--name value; defaults shown)")
+    for group, settings in recipe.setting_groups():
+        print(f"\n{group}:")
+        for name, value in settings.items():
+            print(f"  --{name.replace('_', '-'):24s} {value!r}")
     if recipe.options:
         print("\nevaluate / predict options:")
         for name, value in recipe.options.items():
@@ -365,6 +369,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:               # the reader went away (rnnlab tasks lm | head): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())      # so the interpreter's final flush stays quiet
+        return 0
 
 
 if __name__ == "__main__":

@@ -277,6 +277,8 @@ def test_sizes_read_from_the_data_are_not_settings(tmp_path, capsys):
     assert main(["tasks", "classify"]) == 0
     listed = capsys.readouterr().out
     assert "--vocab-size" not in listed and "--num-classes" not in listed and "--pooling" in listed
+    assert listed.index("\ndata:") < listed.index("--min-count") < listed.index("\nmodel:") \
+        < listed.index("--pooling") < listed.index("\ntraining:") < listed.index("--lr")
     data = _toy(tmp_path / "toy")
     with pytest.raises(rnnlab.errors.ConfigError, match="'vocab_size' is read from the data"):
         rnnlab.train(task="classify", data=str(data), vocab_size=5, out=str(tmp_path / "r"))

@@ -152,3 +152,16 @@ def test_tensorboard_missing_is_one_line(corpus, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     msg = _error(capsys, ["train", "--data", str(corpus), "--out", str(out), *FAST, "--tensorboard"])
     assert "pip install 'rnnlab[tensorboard]'" in msg and not out.exists()
+
+
+def test_a_closed_pipe_is_not_an_error(monkeypatch, capsys):
+    """rnnlab tasks lm | head -1: the command stops quietly when its reader has gone away."""
+    import os
+    import sys
+    read_end, write_end = os.pipe()
+    os.close(read_end)                                    # the reader is gone before the first line
+    with os.fdopen(write_end, "w", buffering=1) as out:
+        monkeypatch.setattr(sys, "stdout", out)
+        assert main(["tasks", "lm"]) == 0
+        monkeypatch.undo()
+    assert "rror" not in capsys.readouterr().err

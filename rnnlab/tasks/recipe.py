@@ -100,12 +100,18 @@ class Recipe:
         apply_settings([data, model, train], settings, source)
         return data.check(), model, train.check()
 
-    def setting_defaults(self) -> Dict[str, Any]:
-        """Every setting of the task with its default (the task's defaults applied)."""
+    def setting_groups(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """The task's settings with their defaults (the task's defaults applied), by what they
+        set: [("data", {...}), ("model", {...}), ("training", {...})]."""
         configs = [self.data_config(), self.model_config(), TrainConfig()]
         apply_settings(configs, dict(self.defaults), f"task {self.name} defaults")
-        return {name: getattr(c, name) for c in configs
-                for name in field_names(type(c), settable=True) if name not in self.unused_settings}
+        return [(group, {name: getattr(c, name) for name in field_names(type(c), settable=True)
+                         if name not in self.unused_settings})
+                for group, c in zip(("data", "model", "training"), configs)]
+
+    def setting_defaults(self) -> Dict[str, Any]:
+        """Every setting of the task with its default, in one table."""
+        return {name: value for _, group in self.setting_groups() for name, value in group.items()}
 
     def check_options(self, options: Dict[str, Any], command: str) -> Dict[str, Any]:
         """``options`` over the task's defaults; unknown names refused with a suggestion, values
