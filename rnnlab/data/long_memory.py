@@ -40,7 +40,7 @@ def copy_baseline_loss(T: int) -> float:
     return COPY_SYMBOLS * math.log(COPY_CATEGORIES) / (T + 2 * COPY_SYMBOLS)
 
 
-def _check_length(T: int, least: int) -> None:
+def check_length(T: int, least: int) -> None:
     if isinstance(T, bool) or not isinstance(T, int) or T < least:
         raise ConfigError(f"length must be a whole number >= {least}, got {T!r}")
 
@@ -54,7 +54,7 @@ def adding_problem(n: int, T: int, form: str = "modern",
     lengths (n,) int64, and targets (n,) float32.
     """
     check_choice("form", form, ADDING_FORMS)
-    _check_length(T, 4 if form == "modern" else 24)
+    check_length(T, 4 if form == "modern" else 24)
     g = generator
     if form == "modern":
         x = torch.zeros(T, n, 2)
@@ -89,7 +89,7 @@ def copy_task(n: int, T: int, generator: Optional[torch.Generator] = None
               ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``n`` sequences of copying memory with delay T: inputs and targets, (T + 20, n) int64,
     symbols 0 (blank), 1..8 (data), 9 (delimiter)."""
-    _check_length(T, 1)
+    check_length(T, 1)
     S = COPY_SYMBOLS
     data = torch.randint(1, COPY_CATEGORIES + 1, (S, n), generator=generator)   # (10, n)
     x = torch.full((T + 2 * S, n), COPY_BLANK, dtype=torch.long)

@@ -15,6 +15,8 @@ TASKS = {
     "caption": "rnnlab.tasks.captioning:RECIPE",
     "forecast": "rnnlab.tasks.forecasting:RECIPE",
     "music": "rnnlab.tasks.music:RECIPE",
+    "adding": "rnnlab.tasks.long_memory:ADDING",
+    "copy": "rnnlab.tasks.long_memory:COPY",
 }
 
 
