@@ -197,6 +197,40 @@ def _predict(args, extra: List[str]) -> int:
     return 0
 
 
+def _diagnose(args, extra: List[str]) -> int:
+    from .data.corpus import read_text
+    from .diagnostics import diagnose
+    from .tasks import get_recipe
+    settings = {}
+    run_dir = extra.pop(0) if extra and not extra[0].startswith("-") else None   # RUN_DIR comes first
+    if run_dir is None:
+        recipe = get_recipe(args.task)
+        settings = _extra_values(extra, recipe.setting_defaults(), f"diagnose --task {recipe.name}")
+    elif extra:
+        raise UsageError(f"diagnose {run_dir}: the run keeps its own settings; {extra[0]} "
+                         f"applies only to a fresh model (no RUN_DIR)")
+    text = read_text(args.text, args.encoding) if args.text else None
+    r = diagnose(run_dir, out=args.out, task=args.task, initial=args.initial, batch=args.batch,
+                 window=args.window, text=text, force=args.force, **settings)
+    flow = r["gradient_flow"]
+    norms = [v for v in flow["norm"] if v is not None]
+    print(f"{r['model']}: {r['cell']}, {r['hidden_size']} units, {r['sequences']} sequences of "
+          f"{r['steps']} steps")
+    print(f"gradient flow: ||dL/dh_k|| {norms[0]:.3g} at lag 0, {norms[-1]:.3g} at lag "
+          f"{len(norms) - 1}; x{flow['factor_per_step']:.4f} per step")
+    jac = [v for v in r["jacobian_product_norms"]["norm"] if v is not None]
+    print(f"product of step Jacobians: norm {jac[0]:.3g} over 1 step, {jac[-1]:.3g} over {len(jac)}")
+    print("spectral radius of W_hh: " + ", ".join(
+        f"{'W_h' + n if n != 'h' else 'W_hh'} {s['radius']:.4g}" for n, s in r["spectra"].items()))
+    for name, g in r["gates"].items():
+        print(f"{name} gate: mean {g['mean']:.3f}, {100 * g['below']:.1f}% below 0.1, "
+              f"{100 * g['above']:.1f}% above 0.9")
+    for u in r.get("units", []):
+        print(f"{u['state']} unit {u['unit']} tracks {u['feature']} (r = {u['correlation']:.2f})")
+    print(f"pictures and diagnostics.json in {r['out']}")
+    return 0
+
+
 def _tasks(args, extra: List[str]) -> int:
     from .tasks import TASKS, get_recipe
     if args.name is None:
@@ -223,7 +257,7 @@ TRAIN_SETTINGS = {"level", "cell", "hidden_size", "layers", "embed_size", "input
                   "dropout", "engine", "init", "cell_options", "tbptt", "batch_size", "clip_norm",
                   "clip_value", "optimizer", "lr", "momentum", "weight_decay", "schedule",
                   "decay_start", "decay_factor", "patience", "min_lr", "epochs", "max_steps",
-                  "max_time", "validate_every", "early_stopping", "checkpoint_every",
+                  "max_time", "validate_every", "early_stopping", "target_loss", "checkpoint_every",
                   "eval_batch_size", "valid_fraction", "test_fraction", "max_vocab", "min_count",
                   "encoding", "seed", "threads", "tensorboard"}
 
@@ -277,6 +311,8 @@ def _add_train(sub) -> None:
     g.add_argument("--max-time", type=float, metavar="SECONDS")
     g.add_argument("--validate-every", type=int, metavar="STEPS", help="0: every epoch")
     g.add_argument("--early-stopping", type=int, metavar="N", help="stop after N validations without improvement")
+    g.add_argument("--target-loss", type=float, metavar="LOSS",
+                   help="stop at the first validation loss at or below LOSS (0: off)")
     g.add_argument("--checkpoint-every", type=int, metavar="STEPS")
     g.add_argument("--eval-batch-size", type=int)
     g.add_argument("--seed", type=int)
@@ -322,6 +358,25 @@ def _add_sample_evaluate(sub) -> None:
     p.add_argument("--encoding", default="utf-8", help="of --input (default utf-8)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=_predict)
+    d = sub.add_parser("diagnose", help="gradient flow, Jacobians, spectrum, gates of a model (PNG, JSON)",
+                       description="Measure why a recurrent network remembers or forgets: the norm of "
+                       "dL/dh_k against the lag, the product of step Jacobians, the eigenvalues of "
+                       "W_hh, gate saturation, and (character language models) what single units track.",
+                       epilog="RUN_DIR, a saved run, comes first; without it a fresh model of "
+                       "--task is measured, its settings "
+                       "follow as --name value (rnnlab tasks NAME lists them).")
+    d.usage = "rnnlab diagnose [RUN_DIR] [options] [--setting value ...]"
+    d.add_argument("--task", default="adding", help="the task of a fresh model: adding (default), copy, lm")
+    d.add_argument("--initial", action="store_true", help="the run's starting weights, not its best")
+    d.add_argument("--out", metavar="DIR", help="where the PNGs and diagnostics.json go "
+                   "(default RUN_DIR/diagnostics, or runs/diagnose-TASK)")
+    d.add_argument("--force", action="store_true", help="replace diagnostics already in --out")
+    d.add_argument("--batch", type=int, default=32, help="sequences measured (default 32)")
+    d.add_argument("--window", type=int, default=200, help="language model: symbols per sequence")
+    d.add_argument("--text", metavar="FILE", help="language model: the text read (default: held-out text)")
+    d.add_argument("--encoding", default="utf-8", help="of --text")
+    d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    d.set_defaults(func=_diagnose)
     k = sub.add_parser("tasks", help="the tasks, or one task's settings and options")
     k.add_argument("name", nargs="?", metavar="NAME")
     k.set_defaults(func=_tasks)

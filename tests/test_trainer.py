@@ -323,3 +323,15 @@ def test_ema_run_keeps_the_average_and_resumes_exactly(corpus, tmp_path):
     assert all(torch.equal(best[f"model/{k}"], v) for k, v in gw["average"].items())  # kept: the average
     with pytest.raises(ConfigError, match="ema must lie in"):
         _train(corpus, tmp_path / "bad", ema=1.0)
+
+
+def test_target_loss_stops_at_the_first_validation_that_reaches_it(tmp_path):
+    from rnnlab.training.config import TrainConfig
+    from rnnlab.training.trainer import Trainer
+    cfg = TrainConfig(epochs=100, validate_every=3, target_loss=3.95, progress=False)
+    trainer = Trainer(torch.nn.Linear(3, 2), ScriptedTask([5.0, 4.0, 4.5, 3.9, 4.2, 1.0]), cfg, tmp_path,
+                      say=lambda s: None)
+    s = trainer.fit()
+    assert s["stop_reason"] == "target_loss" and s["steps"] == 12 and s["best_step"] == 12
+    with pytest.raises(ConfigError, match="target_loss"):
+        TrainConfig(target_loss=-1.0).check()

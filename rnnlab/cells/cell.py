@@ -165,6 +165,16 @@ class RecurrentCell(nn.Module):
                         new: State, saved: State) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    @property
+    def block_names(self) -> Tuple[str, ...]:
+        """A name for each of the G blocks of ``weight_hh``'s rows (the gate it feeds)."""
+        return ("h",) if self.gate_count == 1 else tuple(f"block {k}" for k in range(self.gate_count))
+
+    def gate_activations(self, saved: State) -> Dict[str, torch.Tensor]:
+        """The gates of one step, by name, each (B, H) in (0, 1), read from the step's ``saved``
+        (a cell without gates: none). For diagnostics: how often a gate saturates."""
+        return {}
+
     def bias_grads(self, p: Params, d_xw: torch.Tensor) -> Dict[str, torch.Tensor]:
         """dL/d(bias_ih) (and dL/d(bias_hh) when folded): both are sum_t sum_b dL/d(xw_t)."""
         if "bias_ih" not in p:

@@ -97,6 +97,14 @@ class GRUCell(RecurrentCell):
         h_new = torch.lerp(n, h, rz[:, H:], out=out[0] if fast else None)
         return (h_new,), (rz, n, m)
 
+    block_names = ("r", "z", "n")
+
+    def gate_activations(self, saved):
+        """r_t and z_t, each (B, H), from the saved gates."""
+        rz = saved[0]
+        H = self.hidden_size
+        return {"reset": rz[:, :H], "update": rz[:, H:]}
+
     # ------------------------------------------------------------------ backward
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """The GRU's derivative, term by term. a_r, a_z, a_n are the pre-activations

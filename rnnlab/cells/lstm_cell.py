@@ -147,6 +147,20 @@ class LSTMCell(RecurrentCell):
         gates = z if fast else torch.cat((sig, g, o), dim=1)  # (B, G*H)
         return (h_new, c_new), (gates,)
 
+    @property
+    def block_names(self):
+        return ("i", "f", "g", "o") if self.forget_gate else ("i", "g", "o")
+
+    def gate_activations(self, saved):
+        """i_t, f_t (with the forget gate) and o_t, each (B, H), from the saved gates."""
+        (gates,) = saved
+        H = self.hidden_size
+        out = {"input": gates[:, :H]}
+        if self.forget_gate:
+            out["forget"] = gates[:, H:2 * H]
+        out["output"] = gates[:, -H:]
+        return out
+
     # ------------------------------------------------------------------ backward
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """The notes' LSTM_cell.backward, term by term; dz_* are written into ``d_xw``.

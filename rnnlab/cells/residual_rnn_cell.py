@@ -69,6 +69,14 @@ class ResidualRNNCell(RecurrentCell):
         r = activate(self.nonlinearity, z[:, H:], out=None if gates is None else gates[:, H:])
         return (torch.addcmul(s, i, r, out=s_new),), (i, r)
 
+    @property
+    def block_names(self):
+        return ("i", "r") if self.gated else ("r",)
+
+    def gate_activations(self, saved):
+        """i_t (B, H) of the gated form; the plain form has no gate."""
+        return {"input": saved[0]} if self.gated else {}
+
     # ------------------------------------------------------------------ backward
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """With ds = dL/ds_t:

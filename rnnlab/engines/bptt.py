@@ -19,10 +19,15 @@ Backward, the notes' derivation run in reverse: with dL/dstate_T = 0,
 Variable lengths: ``mask`` (T, B, 1) marks real steps. At a padded step the state is carried:
 state_t = m state~_t + (1 - m) state_{t-1}, so dL/dstate_{t-1} gets (1 - m) dL/dstate_t directly
 and the cell's backward sees m dL/dstate_t.
+
+Inside ``with record_state_gradients() as record`` every backward of this engine also keeps the
+total dL/dstate_t of every step (what the notes' product of Jacobians carries back from the loss):
+``record`` is a list of (cell, (dL/dstate_1..T per state tensor, each (T, B, S_k))).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from contextlib import contextmanager
+from typing import List, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -30,6 +35,21 @@ from torch.autograd.function import once_differentiable
 from ..cells.cell import Params, RecurrentCell, State
 from ..linalg import addmm, mm, outer_sum
 from .steps import StepStack
+
+
+#: the lists ``record_state_gradients`` contexts are filling, innermost last
+_RECORDS: List[list] = []
+
+
+@contextmanager
+def record_state_gradients():
+    """Keep dL/dstate_t of every step of every backward run by this engine (module docstring)."""
+    record: list = []
+    _RECORDS.append(record)
+    try:
+        yield record
+    finally:
+        _RECORDS.remove(record)
 
 
 def forward_pass(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
@@ -116,8 +136,12 @@ class BPTTFunction(torch.autograd.Function):
         d_xw_t = d_xw.unbind(0)
         if mask is not None:
             keep_t, carry_t = keep.unbind(0), carry.unbind(0)
+        kept = tuple(x.new_empty((T, B, s.shape[-1])) for s in states) if _RECORDS else None
         for t in range(T - 1, -1, -1):
             d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seq_t))
+            if kept is not None:  # dL/dstate_t in full: this step's loss and all later ones
+                for buf, d in zip(kept, d_state):
+                    buf[t].copy_(d)
             d_new = d_state if mask is None else tuple(d * keep_t[t] for d in d_state)
             d_prev, d_rec_steps[t] = cell.step_backward(p, saved_steps[t], state_t[t],
                                                         state_t[t + 1], d_new, d_xw_t[t])
@@ -130,6 +154,8 @@ class BPTTFunction(torch.autograd.Function):
                                      tuple(s[:-1] for s in states), tuple(s[1:] for s in states),
                                      StepStack(saved_steps))
         grads["weight_ih"] = outer_sum(d_xw, x)
+        for record in _RECORDS:
+            record.append((cell, kept))
         d_params = tuple(grads.get(n) for n in ctx.names)
         return (None, None, None, dx, *d_state, *d_params)
 

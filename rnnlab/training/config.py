@@ -33,6 +33,7 @@ class TrainConfig:
     min_lr: float = 0.0
     validate_every: int = 0            # updates; 0: at the end of every epoch
     early_stopping: int = 0            # stop after this many validations without improvement
+    target_loss: float = 0.0           # stop at the first validation loss at or below this; 0: off
     checkpoint_every: int = 200        # updates (and at every validation and at the end)
     log_every: int = 25                # updates between training records in metrics.jsonl
     eval_batch_size: int = 1
@@ -54,7 +55,7 @@ class TrainConfig:
                      "log_every", "decay_start", "patience", "threads", "seed"):
             positive_int(name, getattr(self, name), allow_zero=True)
         positive_number("lr", self.lr)
-        for name in ("max_time", "momentum", "weight_decay", "clip_norm", "clip_value", "min_lr"):
+        for name in ("max_time", "target_loss", "momentum", "weight_decay", "clip_norm", "clip_value", "min_lr"):
             positive_number(name, getattr(self, name), allow_zero=True)
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must lie in (0, 1], got {self.decay_factor}")

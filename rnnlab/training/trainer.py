@@ -151,6 +151,8 @@ class Trainer:
             st["bad_validations"] += 1
             if self.config.early_stopping and st["bad_validations"] >= self.config.early_stopping:
                 self._stop_request = "early stopping"
+        if self.config.target_loss and loss <= self.config.target_loss:
+            self._stop_request = self._stop_request or "target_loss"
         shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items())
         self.say(f"step {st['step']}  valid: {shown}"
                  f"{'  (best)' if st['best_step'] == st['step'] else ''}")
