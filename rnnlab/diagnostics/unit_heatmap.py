@@ -101,9 +101,10 @@ def tracking_units(activity: Dict[str, torch.Tensor], text: str) -> List[dict]:
 
 
 def plot_heatmap(text: str, panels: Sequence[dict], activity: Dict[str, torch.Tensor], path,
-                 width: int = 80) -> None:
+                 max_width: int = 120) -> None:
     """PNG at ``path``: ``text`` once per panel ({"state", "unit", "title"}), each character's
-    background coloured by the unit's value there; lines wrapped at ``width`` characters."""
+    background coloured by the unit's value there; lines longer than ``max_width`` wrapped."""
+    width = max(1, min(max_width, max(len(line) + 1 for line in text.split("\n"))))
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
     from matplotlib import colormaps
