@@ -358,7 +358,7 @@ def _add_sample_evaluate(sub) -> None:
     p.add_argument("--encoding", default="utf-8", help="of --input (default utf-8)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=_predict)
-    d = sub.add_parser("diagnose", help="gradient flow, Jacobians, spectrum, gates of a model (PNG, JSON)",
+    d = sub.add_parser("diagnose", allow_abbrev=False, help="gradient flow, Jacobians, spectrum, gates of a model (PNG, JSON)",
                        description="Measure why a recurrent network remembers or forgets: the norm of "
                        "dL/dh_k against the lag, the product of step Jacobians, the eigenvalues of "
                        "W_hh, gate saturation, and (character language models) what single units track.",
