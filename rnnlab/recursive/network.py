@@ -1,0 +1,57 @@
+r"""A recursive network: a composition cell run over whole trees, one batched call per level.
+
+For each node j of a tree, with label l_j and children j1 .. jN (see
+:mod:`rnnlab.recursive.cells` for the compositions):
+
+    x_j = E l_j                                   (learned label embedding, E wide)
+    s_j = compose(x_j, (s_{j1}, .., s_{jN}))      (s = (h,) or (h, c); a missing child is 0)
+
+The tree's representation is the root's h. Run over a :class:`~rnnlab.recursive.tree.TreeBatch`,
+the network composes every node of height 0 (all leaves of all trees) in one call, then every node
+of height 1, and so on: L + 1 calls for a batch whose tallest tree has height L, against one call
+per node for the plain recursion. A gradient from the root to a leaf crosses height + 1
+compositions, where a chain RNN reading the same expression as T tokens crosses T steps.
+
+Shapes: a batch of B trees with N nodes -> root h (B, H); with ``return_states`` also the tuple
+of every node's states, each (N + 1, H), row n the state of node n (row 0 the zero state).
+Parameters: ``embedding.weight`` (num_labels, E); ``cell.*`` the composition's.
+"""
+from __future__ import annotations
+
+from typing import Tuple, Union
+
+import torch
+from torch import nn
+
+from ..errors import check_choice
+from .cells import COMPOSITIONS
+from .tree import TreeBatch
+
+
+class TreeNetwork(nn.Module):
+    """Labels embedded, composed bottom-up level by level; see the module docstring."""
+
+    def __init__(self, num_labels: int, embed_size: int, hidden_size: int,
+                 composition: str = "treelstm", arity: int = 2, **options):
+        super().__init__()
+        check_choice("composition", composition, COMPOSITIONS)
+        self.embedding = nn.Embedding(num_labels, embed_size)
+        self.cell = COMPOSITIONS[composition](embed_size, hidden_size, arity, **options)
+        self.hidden_size, self.arity = hidden_size, arity
+
+    def forward(self, batch: TreeBatch, return_states: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]]:
+        if batch.arity != self.arity:
+            raise ValueError(f"expected trees batched with arity {self.arity}, found {batch.arity}")
+        H, N = self.hidden_size, self.arity
+        x = self.embedding(batch.labels)                                     # (N_nodes + 1, E)
+        zero = x.new_zeros(1, H)                                             # node 0: no node
+        states = tuple(zero for _ in range(self.cell.state_count))           # each (1, H)
+        for level in batch.levels:
+            M = level.end - level.start
+            index = level.children.reshape(-1)                               # (M N,)
+            children = tuple(s.index_select(0, index).view(M, N, H) for s in states)   # gather
+            new = self.cell(x[level.start:level.end], children)              # compose, (M, H) each
+            states = tuple(torch.cat([s, n]) for s, n in zip(states, new))   # scatter: next block
+        root = states[0].index_select(0, batch.roots)                        # (B, H)
+        return (root, states) if return_states else root
