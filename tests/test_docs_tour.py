@@ -38,6 +38,10 @@ TRAIN_BY_TASK = {
     "caption": {"--hidden-size": "16", "--embed-size": "8", "--channels": "4", "--feature-size": "16",
                 "--train-scenes": "40", "--valid-scenes": "8", "--test-scenes": "8"},
     "translate": {"--hidden-size": "16", "--embed-size": "8"},
+    "expressions": {"--hidden-size": "8", "--embed-size": "8", "--train-trees": "40",
+                    "--valid-trees": "8", "--test-per-depth": "4"},
+    "sequence-copy": {"--hidden-size": "8", "--memory-size": "8", "--memory-width": "4",
+                      "--train-sequences": "20", "--valid-sequences": "4", "--test-sequences": "8"},
 }
 #: settings appended to other commands; ``rnnlab diagnose --task T`` of a fresh model also gets
 #: FRESH[T]

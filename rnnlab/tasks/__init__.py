@@ -17,6 +17,8 @@ TASKS = {
     "music": "rnnlab.tasks.music:RECIPE",
     "adding": "rnnlab.tasks.long_memory:ADDING",
     "copy": "rnnlab.tasks.long_memory:COPY",
+    "sequence-copy": "rnnlab.tasks.sequence_copy:RECIPE",
+    "expressions": "rnnlab.tasks.expressions:RECIPE",
 }
 
 
