@@ -36,7 +36,7 @@ from ..models.captioner import Captioner, CaptionerConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
 from .examples import BatchLoss, ExampleTask
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 from .teacher_forcing import decoder_sequences, word_loss, word_metrics
 
 
@@ -211,12 +211,8 @@ class CaptioningRecipe(Recipe):
         return Captioning(examples, train, assets)
 
     def build_model(self, assets: CaptionAssets, model: CaptionerConfig) -> Captioner:
-        for name, size in (("vocab_size", len(assets.vocab)), ("image_height", assets.height),
-                           ("image_width", assets.width)):
-            given = getattr(model, name)
-            if given and given != size:
-                raise ConfigError(f"{name} {given} does not match the data's {size}")
-            setattr(model, name, size)
+        set_data_sizes(model, {"vocab_size": len(assets.vocab), "image_height": assets.height,
+                               "image_width": assets.width})
         return Captioner(model)
 
     def save_assets(self, assets: CaptionAssets, run_dir: Path) -> None:

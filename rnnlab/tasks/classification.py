@@ -29,7 +29,7 @@ from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 
 
 @dataclass
@@ -157,11 +157,8 @@ class ClassificationRecipe(Recipe):
         if model.char_hidden_size and not chars:
             raise ConfigError("char_hidden_size needs the characters of the training words, and "
                               "this run's assets hold none (words.json); set char_hidden_size 0")
-        for name, size in (("vocab_size", len(assets.vocab)), ("num_classes", len(assets.classes)),
-                           ("char_vocab_size", chars)):
-            if getattr(model, name) and getattr(model, name) != size:
-                raise ConfigError(f"{name} {getattr(model, name)} does not match the data's {size}")
-            setattr(model, name, size)
+        set_data_sizes(model, {"vocab_size": len(assets.vocab), "num_classes": len(assets.classes),
+                               "char_vocab_size": chars})
         return SequenceClassifier(model, assets.counts)
 
     def save_assets(self, assets: ClassifierAssets, run_dir: Path) -> None:

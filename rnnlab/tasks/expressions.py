@@ -39,7 +39,7 @@ from ..recursive import Tree, TreeBatch
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "expressions.json"
@@ -161,11 +161,7 @@ class ExpressionsRecipe(Recipe):
         return ExpressionTask({s: split_examples(data, s) for s in SPLITS}, train, dict(SIZES))
 
     def build_model(self, assets: dict, model: ExpressionModelConfig):
-        for name, size in assets.items():
-            given = getattr(model, name)
-            if given and given != size:
-                raise ConfigError(f"{name} {given} does not match the data's {size}")
-            setattr(model, name, size)
+        set_data_sizes(model, assets)
         return build_expression_model(model)
 
     def save_assets(self, assets: dict, run_dir: Path) -> None:

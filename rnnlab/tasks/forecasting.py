@@ -29,7 +29,7 @@ from ..models.forecaster import Forecaster, ForecasterConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 
 BASELINES = ("persistence", "linear_ar")
 
@@ -206,12 +206,8 @@ class ForecastRecipe(Recipe):
         return Forecasting(assets.scaler.transform(series.values), origins, train, assets)
 
     def build_model(self, assets: SeriesAssets, model: ForecasterConfig) -> Forecaster:
-        given = {"input_size": len(assets.columns), "output_size": assets.targets,
-                 "horizon": assets.horizon}
-        for name, size in given.items():
-            if getattr(model, name) and getattr(model, name) != size:
-                raise ConfigError(f"{name} {getattr(model, name)} does not match the data's {size}")
-            setattr(model, name, size)
+        set_data_sizes(model, {"input_size": len(assets.columns), "output_size": assets.targets,
+                               "horizon": assets.horizon})
         if model.highway and not model.highway_steps:
             model.highway_steps = assets.lookback
         if model.highway_steps > assets.lookback:

@@ -45,7 +45,7 @@ from ..models.long_memory import AddingModel, AddingModelConfig, CopyModel, Copy
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "long_memory.json"
@@ -209,11 +209,7 @@ class LongMemoryRecipe(Recipe):
         return self.make_task(data, train, {s: self.examples(data, s) for s in SPLITS})
 
     def build_model(self, assets: dict, model):
-        for name, size in assets.items():
-            given = getattr(model, name)
-            if given and given != size:
-                raise ConfigError(f"{name} {given} does not match the data's {size}")
-            setattr(model, name, size)
+        set_data_sizes(model, assets)
         return self.model_class(model)
 
     def save_assets(self, assets: dict, run_dir: Path) -> None:

@@ -153,6 +153,16 @@ def load_run(run_dir) -> LoadedRun:
     return get_recipe(task).load_run(run_dir, cfg)
 
 
+def set_data_sizes(model_config, sizes: Dict[str, int]) -> None:
+    """Set each size the data gives (``from_data`` fields: a vocabulary's size, a series' columns)
+    on ``model_config``; one already set to another value is a ConfigError."""
+    for name, size in sizes.items():
+        given = getattr(model_config, name)
+        if given and given != size:
+            raise ConfigError(f"{name} {given} does not match the data's {size}")
+        setattr(model_config, name, size)
+
+
 def coerce(name: str, value, default):
     """``value`` as the type of ``default`` (command-line strings and TOML numbers alike)."""
     if default is None or value is None:

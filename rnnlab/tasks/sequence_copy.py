@@ -36,7 +36,7 @@ from ..models.sequence_copy import SequenceCopyModel, SequenceCopyModelConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "sequence_copy.json"
@@ -162,9 +162,7 @@ class SequenceCopyRecipe(Recipe):
         return SequenceCopy({s: split_examples(data, s) for s in SPLITS}, train, {"bits": data.bits})
 
     def build_model(self, assets: dict, model: SequenceCopyModelConfig) -> SequenceCopyModel:
-        if model.bits and model.bits != assets["bits"]:
-            raise ConfigError(f"bits {model.bits} does not match the data's {assets['bits']}")
-        model.bits = assets["bits"]
+        set_data_sizes(model, {"bits": assets["bits"]})
         return SequenceCopyModel(model)
 
     def save_assets(self, assets: dict, run_dir: Path) -> None:

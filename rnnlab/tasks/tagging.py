@@ -30,7 +30,7 @@ from ..models.tagger import Tagger, TaggerConfig
 from ..training.atomic import read_json, write_json
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe
+from .recipe import LoadedRun, Recipe, set_data_sizes
 
 UNK = "<unk>"
 TAGSETS = ("upos", "xpos")
@@ -235,11 +235,8 @@ class TaggingRecipe(Recipe):
         return Tagging({k: assets.encode(v) for k, v in splits.items()}, train, assets)
 
     def build_model(self, assets: TaggingVocabulary, model: TaggerConfig) -> Tagger:
-        for name, size in (("vocab_size", len(assets.words)), ("char_vocab_size", len(assets.chars)),
-                           ("num_tags", len(assets.tags))):
-            if getattr(model, name) and getattr(model, name) != size:
-                raise ConfigError(f"{name} {getattr(model, name)} does not match the data's {size}")
-            setattr(model, name, size)
+        set_data_sizes(model, {"vocab_size": len(assets.words), "char_vocab_size": len(assets.chars),
+                               "num_tags": len(assets.tags)})
         return Tagger(model, assets.counts)
 
     def save_assets(self, assets: TaggingVocabulary, run_dir: Path) -> None:
