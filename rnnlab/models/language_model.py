@@ -11,10 +11,16 @@ cross-entropy. ``input="onehot"`` feeds the one-hot vectors themselves to the fi
 W_ih is then the projection); ``input="embedding"`` learns P as its own M-wide layer. With
 ``tie_weights`` the output layer reuses P (W_hy = P^T, needs H = M).
 
+``architecture="nplm"`` selects the notes' non-recurrent baseline instead, the neural
+probabilistic language model of Bengio et al. (2003) over a window of ``context`` words
+(:mod:`rnnlab.models.nplm`); the same config describes both, and settings of one architecture
+given to the other are refused by :meth:`LanguageModelConfig.check`.
+
 Shapes: tokens (T, B) int64 -> logits (T, B, N); the state is the layers' state.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
@@ -24,13 +30,19 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
+from ..training.config import from_data
 
 INPUTS = ("embedding", "onehot")
+ARCHITECTURES = ("recurrent", "nplm")
+#: settings only the recurrent model reads, and only the NPLM reads
+RECURRENT_ONLY = ("input", "cell", "layers", "tie_weights", "engine", "init", "cell_options")
+NPLM_ONLY = ("context", "direct")
 
 
 @dataclass
 class LanguageModelConfig:
-    """Everything needed to rebuild a :class:`LanguageModel` (saved in the run's config.json)."""
+    """Everything needed to rebuild a :class:`LanguageModel` or, with ``architecture="nplm"``,
+    an :class:`rnnlab.models.nplm.NPLM` (saved in the run's config.json)."""
     vocab_size: int = 0
     input: str = "embedding"
     embed_size: int = 0          # 0: the hidden size
@@ -43,8 +55,20 @@ class LanguageModelConfig:
     init: str = "rnnlab"
     init_range: float = 0.1      # uniform(-r, r) for the projection and the output layer
     cell_options: Dict[str, Any] = field(default_factory=dict)
+    architecture: str = "recurrent"  # "nplm": Bengio et al.'s feedforward model (models/nplm.py)
+    context: int = 5                 # nplm: words in the window, w_{t-n+1} .. w_t
+    direct: bool = False             # nplm: direct connections W from the window to the output
+    boundary_id: int = from_data(0)  # nplm: the id that pads the window before the text begins
 
     def check(self) -> "LanguageModelConfig":
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        self.check_foreign_settings()
+        if self.architecture == "nplm":
+            if isinstance(self.context, bool) or not isinstance(self.context, int) or self.context < 1:
+                raise ConfigError(f"context must be a positive whole number (words in the window), "
+                                  f"got {self.context!r}")
+            if not isinstance(self.direct, bool):
+                raise ConfigError(f"direct must be true or false, got {self.direct!r}")
         check_choice("input", self.input, INPUTS)
         check_choice("cell", self.cell, LAYERS)
         for name in ("vocab_size", "hidden_size", "layers"):
@@ -64,6 +88,20 @@ class LanguageModelConfig:
                                   f"{self.embed_size} and {self.hidden_size}")
         return self
 
+    def check_foreign_settings(self) -> None:
+        """Refuse a setting of the other architecture moved away from its default (the NPLM has
+        no cell, layers or engine; the recurrent model no window): it would be silently ignored."""
+        foreign = NPLM_ONLY if self.architecture == "recurrent" else RECURRENT_ONLY
+        owner = "nplm" if self.architecture == "recurrent" else "recurrent"
+        for f in dataclasses.fields(self):
+            if f.name not in foreign:
+                continue
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            if getattr(self, f.name) != default:
+                raise ConfigError(f"{f.name} is a setting of architecture {owner!r}, not "
+                                  f"{self.architecture!r}; expected the default {default!r}, "
+                                  f"got {getattr(self, f.name)!r}")
+
 
 class LanguageModel(nn.Module):
     """Symbols in, next-symbol logits out; see the module docstring for the equations."""
@@ -71,6 +109,9 @@ class LanguageModel(nn.Module):
     def __init__(self, config: LanguageModelConfig):
         super().__init__()
         self.config = c = config.check()
+        if c.architecture != "recurrent":
+            raise ConfigError(f"LanguageModel is the recurrent architecture, got architecture "
+                              f"{c.architecture!r}; build it with rnnlab.models.nplm.NPLM")
         N, H = c.vocab_size, c.hidden_size
         M = c.embed_size or H
         self.embedding = nn.Embedding(N, M) if c.input == "embedding" else None

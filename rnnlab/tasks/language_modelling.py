@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 
 import torch
 from torch.nn import functional as F
@@ -14,11 +14,16 @@ from ..data.vocabulary import EOS
 from ..decoding import generate
 from ..errors import ConfigError, check_choice
 from ..models import LanguageModel, LanguageModelConfig
+from ..models.nplm import NPLM
 from ..training.config import TrainConfig, positive_int
 from ..training.metrics import token_metrics
 from ..training.atomic import write_text
 from ..training.tbptt import windows
 from .recipe import LoadedRun, Recipe
+
+#: the two architectures of ``--task lm``: both map (T, B) tokens and a state to (T, B, H)
+#: features (``features``) and (T, B, N) logits (``forward``), and have a ``decoder``
+AnyLanguageModel = Union[LanguageModel, NPLM]
 
 #: logits computed at once during evaluation, at most (steps x streams x symbols)
 EVAL_CHUNK = 1 << 21
@@ -94,7 +99,7 @@ class LanguageModelling:
     def start_epoch(self, epoch: int) -> None:
         self.state = None                  # every stream restarts from its beginning
 
-    def train_step(self, model: LanguageModel, epoch: int, index: int):
+    def train_step(self, model: AnyLanguageModel, epoch: int, index: int):
         """Truncated BPTT window ``index``: (sum_t mean_b CE_t, sum of CE, tokens)."""
         w = self.windows[index]
         x = self.rows[w.start:w.end]                                   # (T, B) inputs
@@ -118,7 +123,7 @@ class LanguageModelling:
         return token_metrics(loss_sum, count, self.vocab.level)
 
     @torch.no_grad()
-    def evaluate(self, model: LanguageModel, split: str) -> Optional[Dict[str, float]]:
+    def evaluate(self, model: AnyLanguageModel, split: str) -> Optional[Dict[str, float]]:
         ids = self.splits.get(split)
         if ids is None or ids.numel() < 2:
             return None
@@ -132,7 +137,7 @@ class LanguageModelling:
 
 
 @torch.no_grad()
-def evaluate_ids(model: LanguageModel, ids: torch.Tensor, batch_size: int = 1,
+def evaluate_ids(model: AnyLanguageModel, ids: torch.Tensor, batch_size: int = 1,
                  level: str = "") -> Dict[str, float]:
     """Loss of the model reading ``ids`` as ``batch_size`` continuous streams (1: the whole text
     as one read, every symbol predicted from all that precedes it)."""
@@ -156,20 +161,28 @@ def evaluate_ids(model: LanguageModel, ids: torch.Tensor, batch_size: int = 1,
         model.train(was_training)
 
 
-def build_model(data_vocab: Vocabulary, model: LanguageModelConfig) -> LanguageModel:
+def boundary_id(vocab: Vocabulary) -> int:
+    """The symbol between texts: ``<eos>`` for words, the newline for characters (``<unk>`` if
+    the text has none); generation starts from it and the NPLM's window is padded with it."""
+    return vocab.index[EOS] if vocab.level == "word" else vocab.index.get("\n", 0)
+
+
+def build_model(data_vocab: Vocabulary, model: LanguageModelConfig) -> AnyLanguageModel:
+    """The model of ``model.architecture``: :class:`LanguageModel` (recurrent) or :class:`NPLM`."""
     if model.vocab_size and model.vocab_size != len(data_vocab):
         raise ConfigError(f"vocab_size {model.vocab_size} does not match the vocabulary's "
                           f"{len(data_vocab)} symbols")
     model.vocab_size = len(data_vocab)
-    return LanguageModel(model)
+    model.boundary_id = boundary_id(data_vocab)
+    return NPLM(model) if model.architecture == "nplm" else LanguageModel(model)
 
 
-def sample_model(model: LanguageModel, vocab: Vocabulary, prime: str = "", length: int = 500,
+def sample_model(model: AnyLanguageModel, vocab: Vocabulary, prime: str = "", length: int = 500,
                  temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
                  seed: Optional[int] = None, stream: Optional[Callable[[str], None]] = None) -> str:
     """The prime followed by ``length`` generated symbols, as text."""
     prime_ids = vocab.encode_symbols(list(prime) if vocab.level == "char" else prime.split())
-    start = prime_ids or [vocab.index.get("\n", 0) if vocab.level == "char" else vocab.index[EOS]]
+    start = prime_ids or [boundary_id(vocab)]
     pieces = [prime]
     if stream and prime:
         stream(prime)
@@ -202,7 +215,8 @@ def held_out_text(data: TextDataConfig, path: Optional[str], encoding: str, run_
 
 
 class LanguageModelRecipe(Recipe):
-    """``--task lm``: the notes' recurrent language model (one-to-one at every step)."""
+    """``--task lm``: the notes' recurrent language model (one-to-one at every step), or with
+    ``architecture="nplm"`` Bengio et al.'s feedforward model over a window of words."""
 
     name = "lm"
     description = "character or word language model: next-symbol prediction, sampling (the main job)"
@@ -219,7 +233,7 @@ class LanguageModelRecipe(Recipe):
     def prepare(self, data: TextDataConfig, train: TrainConfig, assets: Optional[Vocabulary] = None):
         return LanguageModelling.from_text(data, train, assets)
 
-    def build_model(self, assets: Vocabulary, model: LanguageModelConfig) -> LanguageModel:
+    def build_model(self, assets: Vocabulary, model: LanguageModelConfig) -> AnyLanguageModel:
         return build_model(assets, model)
 
     def save_assets(self, assets: Vocabulary, run_dir: Path) -> None:
@@ -229,7 +243,8 @@ class LanguageModelRecipe(Recipe):
         return Vocabulary.load(Path(run_dir) / "vocab.json")
 
     def run_name(self, data: TextDataConfig, model: LanguageModelConfig) -> str:
-        return f"lm-{data.level}-{model.cell}"
+        kind = model.cell if model.architecture == "recurrent" else model.architecture
+        return f"lm-{data.level}-{kind}"
 
     def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
         """Loss per token (nats), perplexity, bits per character; ``batch_size`` streams."""
