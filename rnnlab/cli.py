@@ -281,8 +281,8 @@ def _add_train(sub) -> None:
     g.add_argument("--min-count", type=int)
     g.add_argument("--encoding", help="text encoding of the files (default utf-8)")
     g = t.add_argument_group("model")
-    g.add_argument("--architecture", choices=["recurrent", "nplm"],
-                   help="lm: a recurrent network (default) or the neural probabilistic LM")
+    g.add_argument("--architecture", help="lm: recurrent (default) or nplm (the neural "
+                   "probabilistic LM); expressions: treelstm, recursive or chain")
     g.add_argument("--context", type=int, help="nplm: words in the window")
     g.add_argument("--direct", action="store_true", help="nplm: direct connections to the output")
     g.add_argument("--cell", help="lstm, gru, rnn, leaky, residual, deep_transition")
