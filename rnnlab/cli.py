@@ -253,7 +253,7 @@ def _tasks(args, extra: List[str]) -> int:
 
 
 #: flags of ``rnnlab train`` that are settings of the run (the rest steer the command)
-TRAIN_SETTINGS = {"level", "architecture", "context", "direct", "cell", "hidden_size", "layers", "embed_size", "input", "tie_weights",
+TRAIN_SETTINGS = {"level", "architecture", "cell", "hidden_size", "layers", "embed_size", "input", "tie_weights",
                   "dropout", "engine", "init", "cell_options", "tbptt", "batch_size", "clip_norm",
                   "clip_value", "optimizer", "lr", "momentum", "weight_decay", "schedule",
                   "decay_start", "decay_factor", "patience", "min_lr", "epochs", "max_steps",
@@ -283,8 +283,6 @@ def _add_train(sub) -> None:
     g = t.add_argument_group("model")
     g.add_argument("--architecture", help="lm: recurrent (default) or nplm (the neural "
                    "probabilistic LM); expressions: treelstm, recursive or chain")
-    g.add_argument("--context", type=int, help="nplm: words in the window")
-    g.add_argument("--direct", action="store_true", help="nplm: direct connections to the output")
     g.add_argument("--cell", help="lstm, gru, rnn, leaky, residual, deep_transition")
     g.add_argument("--hidden-size", type=int)
     g.add_argument("--layers", type=int)
