@@ -16,7 +16,8 @@ def plot_curves(curves: Mapping[str, torch.Tensor], path, title: str, xlabel: st
                 styles: Optional[Dict[str, str]] = None) -> None:
     """One line per label on a logarithmic y axis against 0, 1, 2, ... (or 1, 2, ... when the
     curve starts at lag 1; ``xlabel`` says which); non-finite and non-positive points skipped."""
-    fig = _figure()
+    many = len(curves) > 4                      # the legend goes beside the axes, not over them
+    fig = _figure(9.0 if many else 6.4)
     ax = fig.add_subplot(1, 1, 1)
     for label, curve in curves.items():
         y = [float(v) for v in curve]
@@ -29,7 +30,9 @@ def plot_curves(curves: Mapping[str, torch.Tensor], path, title: str, xlabel: st
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    if curves:
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    elif curves:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
