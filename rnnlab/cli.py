@@ -211,7 +211,7 @@ def _diagnose(args, extra: List[str]) -> int:
                          f"applies only to a fresh model (no RUN_DIR)")
     text = read_text(args.text, args.encoding) if args.text else None
     r = diagnose(run_dir, out=args.out, task=args.task, initial=args.initial, batch=args.batch,
-                 window=args.window, text=text, force=args.force, **settings)
+                 window=args.window, text=text, force=args.force, units=args.units, **settings)
     flow = r["gradient_flow"]
     norms = [v for v in flow["norm"] if v is not None]
     print(f"{r['model']}: {r['cell']}, {r['hidden_size']} units, {r['sequences']} sequences of "
@@ -226,7 +226,7 @@ def _diagnose(args, extra: List[str]) -> int:
         print(f"{name} gate: mean {g['mean']:.3f}, {100 * g['below']:.1f}% below 0.1, "
               f"{100 * g['above']:.1f}% above 0.9")
     for u in r.get("units", []):
-        print(f"{u['state']} unit {u['unit']} tracks {u['feature']} (r = {u['correlation']:.2f})")
+        print(f"{u['state']} unit {u['unit']}: r = {u['correlation']:.2f} with {u['feature']}")
     print(f"pictures and diagnostics.json in {r['out']}")
     return 0
 
@@ -378,6 +378,8 @@ def _add_sample_evaluate(sub) -> None:
     d.add_argument("--window", type=int, default=200, help="language model: symbols per sequence")
     d.add_argument("--text", metavar="FILE", help="language model: the text read (default: held-out text)")
     d.add_argument("--encoding", default="utf-8", help="of --text")
+    d.add_argument("--units", nargs="+", metavar="STATE:UNIT", help="language model: the units the "
+                   "heatmap shows, e.g. h:12 c:40 (default: those that track the text)")
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     d.set_defaults(func=_diagnose)
     k = sub.add_parser("tasks", help="the tasks, or one task's settings and options")

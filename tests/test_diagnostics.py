@@ -12,6 +12,7 @@ from rnnlab.diagnostics.gates import gate_statistics
 from rnnlab.diagnostics.gradient_flow import decay_rate, norms_by_lag, state_gradients
 from rnnlab.diagnostics.jacobians import jacobian_products
 from rnnlab.diagnostics.spectrum import recurrent_spectra, spectral_radius
+from rnnlab.errors import ConfigError
 from rnnlab.layers import LAYERS
 
 CASES = [("rnn", {}), ("lstm", {}), ("lstm", {"peephole": "diagonal"}), ("gru", {}),
@@ -196,6 +197,8 @@ def test_diagnose_on_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["diagnose", str(run), "--cell", "rnn"]) == 2
     assert "applies only to a fresh model" in capsys.readouterr().err
+    assert main(["diagnose", str(run), "--units", "h:1", "--force"]) == 2
+    assert "heatmap of a character language model" in capsys.readouterr().err
     assert main(["diagnose", "--task", "classify"]) == 2
     assert "diagnose knows the models of tasks adding, copy, lm" in capsys.readouterr().err
 
@@ -212,6 +215,15 @@ def test_diagnose_a_character_language_model_finds_tracking_units(tmp_path):
     assert {u["feature"] for u in r["units"]} == {"quote", "column", "indentation", "brackets"}
     assert all(abs(u["correlation"]) > 0 for u in r["units"])
     assert (tmp_path / "lm" / "diagnostics" / "heatmap.png").stat().st_size > 0
+    chosen = diagnose(s["run_dir"], window=30, batch=4, units=["h:3", "c:15"], force=True)["units"]
+    assert [(u["state"], u["unit"]) for u in chosen] == [("h", 3), ("c", 15)]
+    best = max(r["units"], key=lambda u: abs(u["correlation"]))     # chosen: its best property
+    again = diagnose(s["run_dir"], window=30, batch=4, units=[f"{best['state']}:{best['unit']}"],
+                     force=True)["units"][0]
+    assert abs(again["correlation"]) >= abs(best["correlation"]) - 1e-12       # at least that one
+    for bad, message in ((["x:1"], "STATE:UNIT"), (["h:16"], "units 0..15"), (["h"], "STATE:UNIT")):
+        with pytest.raises(ConfigError, match=message):
+            diagnose(s["run_dir"], window=30, batch=4, units=bad, force=True)
     f = text_features('ab "c\'d" (e[f])\n  g')
     assert f["quote"].tolist()[:9] == [0, 0, 0, 1, 1, 1, 1, 1, 0]
     assert f["brackets"].tolist()[9:14] == [1, 1, 2, 2, 1]

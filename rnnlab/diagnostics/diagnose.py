@@ -8,8 +8,8 @@ own data (:mod:`.probes`):
 - jacobians.png: ||ds_n/ds_{n-k}||_2 along the first sequence, from the cell's step backward;
 - spectrum.png: the eigenvalues of each block of W_hh and the unit circle;
 - gates.png: each gate's saturation and its mean over time (gated cells);
-- heatmap.png: the units that track quotes, line position, indentation and brackets, over a text
-  (character language models);
+- heatmap.png: chosen units, or those that track quotes, line position, indentation and brackets,
+  over a text, character by character (character language models);
 - diagnostics.json: every figure behind the pictures.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -29,7 +29,7 @@ from .jacobians import jacobian_product_norms
 from .plots import plot_curves, plot_gates, plot_spectrum
 from .probes import check_probed, make_probe
 from .spectrum import recurrent_spectra, spectral_radius
-from .unit_heatmap import plot_heatmap, tracking_units, unit_activity
+from .unit_heatmap import chosen_units, plot_heatmap, tracking_units, unit_activity
 
 RESULT = "diagnostics.json"
 
@@ -71,11 +71,12 @@ def load_model(run_dir=None, task: str = "adding", initial: bool = False, settin
 
 def diagnose(run_dir=None, *, out=None, task: str = "adding", initial: bool = False,
              batch: int = 32, window: int = 200, text: Optional[str] = None, force: bool = False,
-             plots: bool = True, **settings) -> Dict[str, Any]:
+             plots: bool = True, units: Optional[Sequence[str]] = None, **settings) -> Dict[str, Any]:
     """Measure a model (module docstring); write the pictures and diagnostics.json to ``out``
     (default RUN_DIR/diagnostics, or runs/diagnose-TASK for a fresh model) and return the figures.
     ``batch``: sequences probed; ``window``: symbols per sequence for a language model; ``text``:
-    the text a language model reads (default its held-out text)."""
+    the text a language model reads (default its held-out text); ``units``: the units the heatmap
+    shows, as "STATE:UNIT" ("h:12", "c:40"; default: those that track the text's properties)."""
     for name, value in (("batch", batch), ("window", window)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -89,6 +90,9 @@ def diagnose(run_dir=None, *, out=None, task: str = "adding", initial: bool = Fa
     if (out / RESULT).exists() and not force:
         raise ConfigError(f"{out} already holds diagnostics; give --force to replace them "
                           f"or --out another folder")
+    if units and recipe.name != "lm":
+        raise ConfigError(f"units choose what the heatmap of a character language model shows; "
+                          f"this is a model of --task {recipe.name}")
     if recipe.name == "lm" and text is None:
         from ..tasks.language_modelling import held_out_text
         text = held_out_text(data, None, data.encoding, run_dir or "the data")
@@ -121,12 +125,12 @@ def diagnose(run_dir=None, *, out=None, task: str = "adding", initial: bool = Fa
     if recipe.name == "lm" and assets.level == "char":
         shown = text[:600]
         activity = unit_activity(model, assets, shown)
-        units = tracking_units(activity, shown)
-        result["units"] = units
+        found = chosen_units(activity, shown, units) if units else tracking_units(activity, shown)
+        result["units"] = found
         if plots:
             panels = [{"state": u["state"], "unit": u["unit"],
                        "title": f"{u['state']} unit {u['unit']}: r = {u['correlation']:.2f} "
-                                f"with {u['feature']}"} for u in units]
+                                f"with {u['feature']}"} for u in found]
             plot_heatmap(shown, panels, activity, out / "heatmap.png")
     if plots:
         plot_curves({label: flow}, out / "gradient_flow.png", f"gradient flow, {label}",

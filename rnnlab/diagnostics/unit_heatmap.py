@@ -100,6 +100,26 @@ def tracking_units(activity: Dict[str, torch.Tensor], text: str) -> List[dict]:
     return found
 
 
+def chosen_units(activity: Dict[str, torch.Tensor], text: str, specs: Sequence[str]) -> List[dict]:
+    """The units named by ``specs`` ("STATE:UNIT", e.g. "h:12", "c:40"), each with the text
+    property it follows most closely; a ConfigError for a state or unit the layer does not have."""
+    features = {f: v for f, v in text_features(text).items() if np.ptp(v) > 0}
+    found = []
+    for spec in specs:
+        state, _, unit = str(spec).partition(":")
+        if state not in activity or not unit.isdigit():
+            raise ConfigError(f"units are given as STATE:UNIT with STATE one of "
+                              f"{', '.join(activity)} (e.g. {next(iter(activity))}:0), got {spec!r}")
+        k, H = int(unit), activity[state].shape[1]
+        if k >= H:
+            raise ConfigError(f"unit {spec!r}: the layer's {state} has units 0..{H - 1}")
+        r = {f: float(correlations(activity[state][:, k:k + 1], v)[0]) for f, v in features.items()}
+        best = max(r, key=lambda f: abs(r[f])) if r else None
+        found.append({"feature": best, "state": state, "unit": k,
+                      "correlation": r[best] if best else 0.0, "chosen": True})
+    return found
+
+
 def plot_heatmap(text: str, panels: Sequence[dict], activity: Dict[str, torch.Tensor], path,
                  max_width: int = 120) -> None:
     """PNG at ``path``: ``text`` once per panel ({"state", "unit", "title"}), each character's
