@@ -4,11 +4,12 @@ __version__ = "0.1.0"
 from . import errors
 from .cells import (DeepTransitionCell, GRUCell, LeakyRNNCell, LSTMCell, OutputFeedbackCell,
                     RecurrentCell, ResidualRNNCell, RNNCell)
-from .layers import (DeepTransitionRNN, GRU, LeakyRNN, LSTM, OutputFeedbackRNN, RNN, RecurrentLayer,
-                     ResidualRNN)
+from .layers import (DeepTransitionRNN, GRU, GridRNN, LeakyRNN, LSTM, OutputFeedbackRNN,
+                     OutputRecurrentRNN, RNN, RecurrentLayer, ResidualRNN)
 from .api import evaluate, predict, sample, train
 
-__all__ = ["DeepTransitionCell", "DeepTransitionRNN", "GRU", "GRUCell", "LeakyRNN", "LeakyRNNCell",
-           "LSTM", "LSTMCell", "OutputFeedbackCell", "OutputFeedbackRNN", "RNN", "RNNCell",
+__all__ = ["DeepTransitionCell", "DeepTransitionRNN", "GRU", "GRUCell", "GridRNN", "LeakyRNN",
+           "LeakyRNNCell", "LSTM", "LSTMCell", "OutputFeedbackCell", "OutputFeedbackRNN",
+           "OutputRecurrentRNN", "RNN", "RNNCell",
            "RecurrentCell", "RecurrentLayer", "ResidualRNN", "ResidualRNNCell", "__version__", "errors",
            "evaluate", "predict", "sample", "train"]

@@ -20,13 +20,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 import torch
 
-from .errors import ConfigError, CheckpointError
+from .errors import ConfigError, CheckpointError, RnnlabError
 from .tasks import get_recipe
 from .tasks.language_modelling import sample_model
 from .tasks.recipe import LoadedRun, load_run
-from .training import run_directory
+from .training import distributed, run_directory
 from .training.config import TrainConfig, apply_settings, from_dict, to_dict
-from .training.trainer import Trainer
+from .training.trainer import CHECKPOINT, Trainer
 
 
 def read_toml(path) -> dict:
@@ -61,7 +61,12 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
     ``resume``: continue the run in that directory (only its limits may change). ``out``: the new
     run's directory (default ``runs/TASK-...``; an existing non-empty one only with ``force``).
     ``stream`` receives a language model's final sample as it is generated.
+
+    Started by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process trains its part
+    of each batch under DistributedDataParallel and rank 0 writes the run directory
+    (:mod:`rnnlab.training.distributed`).
     """
+    world = distributed.init_from_environment()
     if config_file is not None:
         settings = {**read_toml(config_file), **settings}
     task = settings.pop("task", None) if task is None else task
@@ -80,26 +85,46 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
         apply_settings([tcfg], settings, "resume")
         assets = recipe.load_assets(Path(resume))
         job = recipe.prepare(data, tcfg.check(), assets)
+        torch.manual_seed(tcfg.seed)  # the first run's weights, should it have saved no checkpoint
         model = recipe.build_model(assets, mcfg)
         run = Path(resume)
+        if world.main:
+            run_directory.remove_partial_writes(run)
         trainer = Trainer(model, job, tcfg, run, say=say)
-        trainer.resume()
+        if (run / CHECKPOINT).exists():
+            trainer.resume()
+        else:  # stopped before its first checkpoint: start it over, as it began
+            (say or print)(f"{run}: no checkpoint yet; training from the first update")
+            trainer.start_over()
     else:
         recipe = get_recipe(task or "lm")
         data, mcfg, tcfg = recipe.configs(settings, "settings")
         job = recipe.prepare(data, tcfg)
         torch.manual_seed(tcfg.seed)
         model = recipe.build_model(job.assets, mcfg)
-        run = run_directory.create(out or run_directory.default_run_path(recipe.run_name(data, mcfg)),
-                                   force)
-        run_directory.write_config(run, recipe.name, {"data": to_dict(data), "model": to_dict(mcfg),
-                                                      "train": to_dict(tcfg)})
-        recipe.save_assets(job.assets, run)
+        made = None
+        if world.main:  # rank 0 makes the run directory; the others learn where, or why not
+            try:
+                run = run_directory.create(
+                    out or run_directory.default_run_path(recipe.run_name(data, mcfg)), force)
+                recipe.save_assets(job.assets, run)
+                # config.json last: a run directory that has one is complete enough to resume
+                run_directory.write_config(run, recipe.name, {"data": to_dict(data), "model": to_dict(mcfg),
+                                                              "train": to_dict(tcfg)})
+                made = (str(run), None)
+            except RnnlabError as e:
+                made = (None, str(e))
+                if not world.distributed:
+                    raise
+        made = distributed.broadcast(made, world)
+        if made[1] is not None:
+            raise CheckpointError(made[1])
+        run = Path(made[0])
         trainer = Trainer(model, job, tcfg, run, say=say)
     summary = trainer.fit()
     summary["run_dir"] = str(run)
     summary["task"] = recipe.name
-    if summary["stop_reason"] != "interrupted":
+    if summary["stop_reason"] != "interrupted" and world.main:
         model.eval()
         loaded = LoadedRun(run, recipe, data, mcfg, tcfg, job.assets, model)
         recipe.after_training(loaded, job, summary, stream=stream, sample_length=sample_length)

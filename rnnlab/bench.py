@@ -154,7 +154,7 @@ def engines_for(layer: nn.Module, engines: Sequence[str]) -> List[str]:
 
 def run_bench(sizes: Sequence[str] = ("small", "medium", "large"), steps: int = 100,
               repeats: int = 7, configs: Optional[Sequence[str]] = None,
-              engines: Sequence[str] = ("auto", "native", "bptt", "loop"), memory: bool = True,
+              engines: Sequence[str] = ("auto", "native", "compiled", "bptt", "loop"), memory: bool = True,
               dtype: torch.dtype = torch.float32, device: str = "cpu",
               progress: Optional[Callable[[str], None]] = None) -> List[dict]:
     """Measure every configuration; returns one row per (size, name, engine)."""

@@ -13,6 +13,22 @@ class UsageError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """The parser of every command: its own complaints (a word where a number belongs, a choice
+    not offered, an ambiguous abbreviation) are one line like rnnlab's other errors, not the usage
+    text, with the closest choice suggested."""
+
+    def error(self, message: str):
+        import re
+
+        from .errors import closest
+        m = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if m:
+            message += closest(m.group(2), re.findall(r"'([^']*)'", m.group(3)))
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        raise UsageError(f"{command}{message}")
+
+
 def _bench(args, extra: List[str]) -> int:
     import torch
 
@@ -29,6 +45,15 @@ def _bench(args, extra: List[str]) -> int:
         raise UsageError(f"bench: unknown option {extra[0]}")
     if args.repeats < 1 or args.steps < 1:
         raise UsageError(f"--repeats and --steps must be positive, got {args.repeats} and {args.steps}")
+    if args.threads < 0:
+        raise UsageError(f"--threads takes a whole number >= 0 (0: torch's choice), got {args.threads}")
+    try:
+        torch.empty(0, device=args.device)
+    except RuntimeError as e:
+        raise UsageError(f"--device takes a device of this torch (cpu, cuda, cuda:1, ...); got "
+                         f"{args.device!r} ({str(e).splitlines()[0][:120]})") from None
+    if args.json:
+        _check_output_file("--json", args.json)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
@@ -41,6 +66,17 @@ def _bench(args, extra: List[str]) -> int:
     if args.json:
         save_json(rows, args.json)
     return 0
+
+
+def _check_output_file(option: str, path: str) -> None:
+    """A file the command will write: its folder must exist and the name must not be a folder (the
+    check comes before any work, so a long run never ends in an unwritable path)."""
+    from pathlib import Path
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} expected a file name; found the folder {p}")
+    if not p.parent.is_dir():
+        raise UsageError(f"{option} {p}: expected an existing folder {p.parent}; nothing is there")
 
 
 def _tbptt(values: List[str]):
@@ -108,7 +144,6 @@ def _extra_values(tokens: List[str], defaults: dict, command: str) -> dict:
 def _train(args, extra: List[str]) -> int:
     from .api import read_toml, stdout_stream, train
     from .tasks import get_recipe
-    from .training import run_directory
     settings = {k: v for k, v in vars(args).items() if k in TRAIN_SETTINGS}
     if "tbptt" in settings:
         settings["tbptt"] = _tbptt(settings["tbptt"])
@@ -120,12 +155,14 @@ def _train(args, extra: List[str]) -> int:
         settings["data"] = args.data
     task = getattr(args, "task", None)
     if args.resume:
-        recipe = get_recipe(task or run_directory.read_config(args.resume).get("task"))
+        recipe = get_recipe(task) if task else _run_recipe(args.resume)
     else:
         if task is None and args.config:
             task = read_toml(args.config).get("task")
         recipe = get_recipe(task or "lm")
     settings.update(_extra_values(extra, recipe.setting_defaults(), f"train --task {recipe.name}"))
+    if args.sample_length < 0:
+        raise UsageError(f"--sample-length takes a whole number >= 0 (0: no sample), got {args.sample_length}")
     printed = []
 
     def stream(piece):
@@ -137,6 +174,11 @@ def _train(args, extra: List[str]) -> int:
     summary = train(task=task, resume=args.resume, out=args.out, force=args.force,
                     config_file=args.config, sample_length=args.sample_length, stream=stream,
                     **settings)
+    from .training import distributed
+    world = distributed.current()
+    distributed.shutdown()
+    if not world.main:  # under torchrun, rank 0 reports
+        return 130 if summary["stop_reason"] == "interrupted" else 0
     if printed:
         print(flush=True)
     run = summary["run_dir"]
@@ -163,10 +205,20 @@ def _sample(args, extra: List[str]) -> int:
     return 0
 
 
-def _run_options(run_dir: str, extra: List[str], command: str) -> dict:
-    from .tasks import get_recipe
+def _run_recipe(run_dir: str):
+    """The recipe of the saved run at ``run_dir``; an error naming the run if its task is unknown."""
+    from .errors import CheckpointError, closest
+    from .tasks import TASKS, get_recipe
     from .training import run_directory
-    recipe = get_recipe(run_directory.read_config(run_dir).get("task"))
+    task = run_directory.read_config(run_dir).get("task")
+    if task not in TASKS:
+        raise CheckpointError(f"{run_dir}: a run of task {task!r}, which this rnnlab does not know"
+                              f"{closest(str(task), TASKS)}")
+    return get_recipe(task)
+
+
+def _run_options(run_dir: str, extra: List[str], command: str) -> dict:
+    recipe = _run_recipe(run_dir)
     return _extra_values(extra, recipe.options, f"{command} (task {recipe.name})")
 
 
@@ -209,6 +261,11 @@ def _diagnose(args, extra: List[str]) -> int:
     elif extra:
         raise UsageError(f"diagnose {run_dir}: the run keeps its own settings; {extra[0]} "
                          f"applies only to a fresh model (no RUN_DIR)")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"diagnose --out expected a folder for the pictures; found the file {args.out}")
+    bad = [u for u in args.units or [] if u.count(":") != 1 or not u.split(":")[1].isdigit()]
+    if bad:
+        raise UsageError(f"diagnose --units takes STATE:UNIT (e.g. h:12 c:40); got {bad[0]!r}")
     text = read_text(args.text, args.encoding) if args.text else None
     r = diagnose(run_dir, out=args.out, task=args.task, initial=args.initial, batch=args.batch,
                  window=args.window, text=text, force=args.force, units=args.units, **settings)
@@ -290,7 +347,7 @@ def _add_train(sub) -> None:
     g.add_argument("--input", choices=["embedding", "onehot"])
     g.add_argument("--tie-weights", action="store_true")
     g.add_argument("--dropout", type=float)
-    g.add_argument("--engine", choices=["auto", "native", "bptt", "loop"])
+    g.add_argument("--engine", choices=["auto", "native", "compiled", "bptt", "loop"])
     g.add_argument("--init", choices=["rnnlab", "torch"])
     g.add_argument("--cell-option", dest="cell_options", action="append", metavar="KEY=VALUE",
                    help="a cell option, e.g. peephole=full (repeatable)")
@@ -388,7 +445,7 @@ def _add_sample_evaluate(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnnlab", description="Recurrent neural networks from the textbook.")
+    p = _Parser(prog="rnnlab", description="Recurrent neural networks from the textbook.")
     p.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -400,8 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=100, help="sequence length T (default 100)")
     b.add_argument("--repeats", type=int, default=7, help="timed rounds; medians are reported")
     b.add_argument("--cells", nargs="+", help="only these configurations (labels as in the table)")
-    b.add_argument("--engines", nargs="+", default=["auto", "native", "bptt", "loop"],
-                   choices=["auto", "native", "bptt", "loop"])
+    b.add_argument("--engines", nargs="+", default=["auto", "native", "compiled", "bptt", "loop"],
+                   choices=["auto", "native", "compiled", "bptt", "loop"])
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     b.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     b.add_argument("--device", default="cpu")
@@ -413,18 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if not getattr(args, "func", None):
-        if extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        parser.print_help()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if not getattr(args, "func", None):
+            if extra:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            parser.print_help()
+            return 2
+    except UsageError as e:
+        print(f"rnnlab: error: {e}", file=sys.stderr)
         return 2
     try:
         return args.func(args, extra)
     except (UsageError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise
-        print(f"rnnlab: error: {e}", file=sys.stderr)
+        print(f"rnnlab: error: {' '.join(str(e).splitlines())}", file=sys.stderr)   # one line
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
@@ -433,6 +494,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())      # so the interpreter's final flush stays quiet
         return 0
+    except OSError as e:                  # a file the system refused (permissions, a full disk)
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rnnlab: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

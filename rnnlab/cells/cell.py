@@ -37,6 +37,11 @@ The contract a cell implements (``p`` is a dict of parameter tensors by name):
   state sequences before and after each step, each (T, B, S); ``d_rec[k]`` and ``saved[k]`` are
   item k of every step's ``d_rec`` / ``saved`` stacked over time, (T, ...)); each gradient is one
   matrix product or sum over all steps.
+
+The recurrent matrix product W_hh h_{t-1} goes through :meth:`RecurrentCell.recurrent_product`
+and :meth:`RecurrentCell.recurrent_product_grad` (and dW_hh reads :func:`recurrent_input`), so
+that variational recurrent dropout (a mask ``p["recurrent_mask"]``) and layer normalisation
+(:mod:`rnnlab.cells.layer_norm`) reach every cell; see :mod:`rnnlab.regularization`.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ import torch
 from torch import nn
 
 from ..init import INIT_SCHEMES, init_parameter
+from ..linalg import addmm, addmm_, mm
 
 State = Tuple[torch.Tensor, ...]
 Params = Dict[str, torch.Tensor]
@@ -157,6 +163,27 @@ class RecurrentCell(nn.Module):
     def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
         raise NotImplementedError
 
+    def recurrent_product(self, p: Params, xw: Optional[torch.Tensor], h: torch.Tensor,
+                          rows: Optional[slice] = None, inplace: bool = False) -> torch.Tensor:
+        """xw + W_hh[rows] (m * h_{t-1}): the recurrent matrix product added to ``xw`` (B, R) (in
+        place with ``inplace``; ``xw`` None: the product alone). ``rows`` picks a block of the rows
+        of W_hh (all by default); m is the recurrent-dropout mask (:func:`recurrent_input`). Every
+        cell computes its W_hh h_{t-1} here, and a wrapper that changes that term (layer
+        normalisation, :mod:`rnnlab.cells.layer_norm`) overrides this and
+        :meth:`recurrent_product_grad`."""
+        W = p["weight_hh"] if rows is None else p["weight_hh"][rows]
+        hd = recurrent_input(p, h)
+        if xw is None:
+            return mm(hd, W.t())
+        return addmm_(xw, hd, W.t()) if inplace else addmm(xw, hd, W.t())
+
+    def recurrent_product_grad(self, p: Params, base: Optional[torch.Tensor], dz: torch.Tensor,
+                               rows: Optional[slice] = None) -> torch.Tensor:
+        """dL/dh_{t-1} = base + m * (dz W_hh[rows]), dz = dL/d(the product's sum) (B, R); the
+        derivative of :meth:`recurrent_product`."""
+        W = p["weight_hh"] if rows is None else p["weight_hh"][rows]
+        return add_recurrent_grad(p, base, dz, W)
+
     def step_backward(self, p: Params, saved: State, state: State, new_state: State,
                       d_new_state: State, d_xw: torch.Tensor) -> Tuple[State, State]:
         raise NotImplementedError
@@ -220,6 +247,29 @@ class RecurrentCell(nn.Module):
                                  f"{(B, size) if not unbatched else (size,)}, got {tuple(state[len(out)].shape)}")
             out.append(s)
         return tuple(out)
+
+
+#: the key in a cell's ``p`` of the variational recurrent-dropout mask m (B, H), already scaled by
+#: 1/(1 - p) (see :mod:`rnnlab.regularization`); absent when recurrent dropout is off
+RECURRENT_MASK = "recurrent_mask"
+
+
+def recurrent_input(p: Params, h: torch.Tensor) -> torch.Tensor:
+    """h_{t-1} as it enters the recurrent matrix product: m * h_{t-1} under variational recurrent
+    dropout (one mask m (B, H) per sequence, the same at every step), else h_{t-1} itself.
+    Works for a whole sequence (T, B, H) too (the weight gradients' products)."""
+    m = p.get(RECURRENT_MASK)
+    return h if m is None else h * m
+
+
+def add_recurrent_grad(p: Params, base: Optional[torch.Tensor], dz: torch.Tensor,
+                       W: torch.Tensor) -> torch.Tensor:
+    """dL/dh_{t-1} = base + m * (dz W): the recurrent product's part of the gradient, masked by
+    the same m as the forward (``base`` None: the product's part alone)."""
+    m = p.get(RECURRENT_MASK)
+    if m is None:
+        return mm(dz, W) if base is None else addmm(base, dz, W)
+    return mm(dz, W) * m if base is None else torch.addcmul(base, mm(dz, W), m)
 
 
 def glorot_bound(fan_in: int, fan_out: int) -> float:

@@ -6,8 +6,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import addmm, addmm_, mm, outer_sum
-from .cell import Params, RecurrentCell, State, check_size
+from ..linalg import addmm, mm, outer_sum
+from .cell import Params, RecurrentCell, State, check_size, recurrent_input
 
 
 class DeepTransitionCell(RecurrentCell):
@@ -71,7 +71,7 @@ class DeepTransitionCell(RecurrentCell):
         (h,) = state
         act, L = self.nonlinearity, self.depth
         fast = out is not None
-        z = addmm_(xw, h, p["weight_hh"].t()) if fast else addmm(xw, h, p["weight_hh"].t())
+        z = self.recurrent_product(p, xw, h, inplace=fast)
         u = activate(act, z, out=(out[0] if L == 1 and not self.skip else z) if fast else None)
         us = [u]  # u^(1)   (B, H)
         for j in range(2, L + 1):
@@ -104,7 +104,7 @@ class DeepTransitionCell(RecurrentCell):
             dzs.append(dz)
             du = mm(dz, p[f"weight_t{j}"])  # du^(j-1)
         activate_backward(act, us[0], du, out=d_xw)  # dz^(1)
-        dh_prev = addmm(dh, d_xw, p["weight_hh"]) if self.skip else mm(d_xw, p["weight_hh"])
+        dh_prev = self.recurrent_product_grad(p, dh if self.skip else None, d_xw)
         return (dh_prev,), tuple(reversed(dzs))
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
@@ -114,7 +114,7 @@ class DeepTransitionCell(RecurrentCell):
             db_j = sum_t sum_b dz^(j)_t.
         """
         T, B, H = d_xw.shape
-        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
+        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
         grads.update(self.bias_grads(p, d_xw))
         for j, dz in zip(range(2, self.depth + 1), d_rec):  # dz^(j)   (T, B, H)
             grads[f"weight_t{j}"] = outer_sum(dz, saved[j - 2])  # u^(j-1)

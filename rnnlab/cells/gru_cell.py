@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import torch
 
 from ..linalg import addmm, addmm_, mm, outer_sum
-from .cell import Params, RecurrentCell, State
+from .cell import Params, RecurrentCell, State, recurrent_input
 
 
 class GRUCell(RecurrentCell):
@@ -81,17 +81,14 @@ class GRUCell(RecurrentCell):
         W = p["weight_hh"]
         fast = out is not None
         a_rz, a_n = xw[:, :2 * H], xw[:, 2 * H:]  # pre-activations so far: input part and biases
-        if fast:
-            rz = addmm_(a_rz, h, W[:2 * H].t()).sigmoid_()  # (B, 2H) r, z
-        else:
-            rz = addmm(a_rz, h, W[:2 * H].t()).sigmoid_()
+        rz = self.recurrent_product(p, a_rz, h, slice(0, 2 * H), inplace=fast).sigmoid_()  # (B, 2H) r, z
         r = rz[:, :H]
         if self.reset_after:  # a_n = W_in x + b_in + r (W_hn h + b_hn)
             b = p.get("bias_hh")
-            m = addmm(b[2 * H:], h, W[2 * H:].t()) if b is not None else mm(h, W[2 * H:].t())
+            m = self.recurrent_product(p, None if b is None else b[2 * H:], h, slice(2 * H, 3 * H))
             n = (a_n.addcmul_(r, m) if fast else torch.addcmul(a_n, r, m)).tanh_()
         else:                 # a_n = W_in x + b_in + b_hn + W_hn (r h)
-            m = r * h
+            m = r * recurrent_input(p, h)  # m * h_{t-1} where it enters W_hh, under recurrent dropout
             n = (addmm_(a_n, m, W[2 * H:].t()) if fast else addmm(a_n, m, W[2 * H:].t())).tanh_()
         # h_t = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
         h_new = torch.lerp(n, h, rz[:, H:], out=out[0] if fast else None)
@@ -134,14 +131,16 @@ class GRUCell(RecurrentCell):
             da_rz = d_xw[:, :2 * H].mul_(d_sig)                   # da_{r,z} = d{r,z} sigma'
             # (a_r, a_z, hn) = ... + W_hh h_{t-1}:  dh_{t-1} += (da_r, da_z, d(hn)) W_hh
             d_hh = torch.cat((da_rz, d_hn), dim=1)  # (B, 3H)
-            return (addmm(dh_prev, d_hh, W),), (d_hn,)
-        # a_n = ... + W_hn (r h_{t-1}):  d(r h) = da_n W_hn,  dh_{t-1} += d(r h) r,  dr = d(r h) h_{t-1}
+            return (self.recurrent_product_grad(p, dh_prev, d_hh),), (d_hn,)
+        # a_n = ... + W_hn (r h~):  d(r h~) = da_n W_hn,  dh_{t-1} += m d(r h~) r,  dr = d(r h~) h~
+        # (h~ = m h_{t-1} under recurrent dropout, else h_{t-1})
         d_rh = mm(da_n, W[2 * H:])
-        dh_prev = torch.addcmul(dh_prev, d_rh, r)
-        torch.mul(d_rh, h, out=d_xw[:, :H])                       # dr, into r's slot
+        d_hd = d_rh * r                                           # read r before its slot is reused
+        torch.mul(d_rh, recurrent_input(p, h), out=d_xw[:, :H])   # dr, into r's slot
         da_rz = d_xw[:, :2 * H].mul_(d_sig)                       # da_{r,z} = d{r,z} sigma'
-        # a_{r,z} = ... + W_h{r,z} h_{t-1}:  dh_{t-1} += da_{r,z} W_h{r,z}
-        return (addmm(dh_prev, da_rz, W[:2 * H]),), ()
+        # a_{r,z} = ... + W_h{r,z} h~:  dh_{t-1} += m da_{r,z} W_h{r,z}
+        d_hd = addmm(d_hd, da_rz, W[:2 * H])                      # dL/dh~
+        return (recurrent_input(p, d_hd).add_(dh_prev),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved) -> Dict[str, torch.Tensor]:
         """reset_after: with d_hh = (da_r, da_z, da_n r), dW_hh = sum_t d_hh_t^T h_{t-1} (one
@@ -149,7 +148,7 @@ class GRUCell(RecurrentCell):
         r h_{t-1}: dW_h{r,z} = sum_t da_{r,z}^T h_{t-1} and dW_hn = sum_t da_n^T (r h_{t-1}), one
         product per row block, all steps at once; b_hh is folded (db_hh = db_ih)."""
         H = self.hidden_size
-        h_prev = prev[0]  # (T, B, H)
+        h_prev = recurrent_input(p, prev[0])  # (T, B, H): m * h_{t-1} under recurrent dropout
         grads = self.bias_grads(p, d_xw)
         da_rz, da_n = d_xw[..., :2 * H], d_xw[..., 2 * H:]  # (T, B, 2H), (T, B, H)
         if self.reset_after:

@@ -6,8 +6,8 @@ from typing import Optional
 import torch
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import addmm, addmm_, outer_sum
-from .cell import Params, RecurrentCell, check_size
+from ..linalg import outer_sum
+from .cell import Params, RecurrentCell, check_size, recurrent_input
 
 LEAK_MODES = ("fixed", "learned")
 LEAK_SHAPES = (None, "scalar", "unit")
@@ -118,9 +118,9 @@ class LeakyRNNCell(RecurrentCell):
         (h,) = state
         a = self.leak_rate(p, xw)
         if out is None:
-            v = activate(self.nonlinearity, addmm(xw, h, p["weight_hh"].t()))  # (B, H)
+            v = activate(self.nonlinearity, self.recurrent_product(p, xw, h))  # (B, H)
             return (torch.lerp(v, h, a),), (v,)
-        v = activate(self.nonlinearity, addmm_(xw, h, p["weight_hh"].t()), out=xw)
+        v = activate(self.nonlinearity, self.recurrent_product(p, xw, h, inplace=True), out=xw)
         return (torch.lerp(v, h, a, out=out[0]),), (v,)
 
     # ------------------------------------------------------------------ backward
@@ -137,7 +137,7 @@ class LeakyRNNCell(RecurrentCell):
         a = self.leak_rate(p, d_xw)
         d_rec = ((dh * (state[0] - v)).sum(0),) if self.leak_mode == "learned" else ()  # (H,)
         torch.mul(activate_backward(self.nonlinearity, v, dh), 1 - a, out=d_xw)
-        dh_prev = addmm(dh * a, d_xw, p["weight_hh"])
+        dh_prev = self.recurrent_product_grad(p, dh * a, d_xw)
         return (dh_prev,), d_rec
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
@@ -146,7 +146,7 @@ class LeakyRNNCell(RecurrentCell):
         dL/da = sum_t da_t, one sum of the stacked da_t (T, H) (over units too for a scalar a);
         dL/d(leak_logit) = dL/da * a (1 - a).
         """
-        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
+        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
         grads.update(self.bias_grads(p, d_xw))
         if self.leak_mode == "learned":
             a = torch.sigmoid(p["leak_logit"])

@@ -5,8 +5,8 @@ from typing import Dict, Optional
 
 import torch
 
-from ..linalg import addmm, addmm_, mm, outer_sum
-from .cell import Params, RecurrentCell, State
+from ..linalg import mm, outer_sum
+from .cell import Params, RecurrentCell, State, recurrent_input
 
 PEEPHOLES = (None, "diagonal", "full")
 
@@ -115,10 +115,7 @@ class LSTMCell(RecurrentCell):
         H = self.hidden_size
         fast = out is not None
         h_out, c_out = out if fast else (None, None)
-        if fast:
-            z = addmm_(xw, h, p["weight_hh"].t())  # (B, G*H) pre-activations, in place
-        else:
-            z = addmm(xw, h, p["weight_hh"].t())
+        z = self.recurrent_product(p, xw, h, inplace=fast)  # (B, G*H) pre-activations
         if self.peephole:
             z[:, :H] += self._peep(p["weight_ci"], c)
             if self.forget_gate:
@@ -142,10 +139,19 @@ class LSTMCell(RecurrentCell):
             else:
                 z_o = z_o + self._peep(p["weight_co"], c_new)
         o = z_o.sigmoid_() if fast else torch.sigmoid(z_o)
-        tc = torch.tanh(c_new)
+        tc = self.output_squash(p, c_new)
         h_new = torch.mul(o, tc, out=h_out)  # h_t = o * tanh(C_t)
         gates = z if fast else torch.cat((sig, g, o), dim=1)  # (B, G*H)
         return (h_new, c_new), (gates,)
+
+    def output_squash(self, p: Params, c: torch.Tensor) -> torch.Tensor:
+        """tanh(C_t), what h_t = o * tanh(C_t) reads (layer normalisation changes it)."""
+        return torch.tanh(c)
+
+    def output_squash_grad(self, p: Params, c: torch.Tensor, tc: torch.Tensor, d_tc: torch.Tensor,
+                           dc: torch.Tensor) -> torch.Tensor:
+        """dC_t + d_tc * (1 - tanh^2 C_t): :meth:`output_squash`'s derivative added to ``dc``."""
+        return torch.addcmul(dc, d_tc, 1 - tc * tc)
 
     @property
     def block_names(self):
@@ -174,10 +180,10 @@ class LSTMCell(RecurrentCell):
         H = self.hidden_size
         nf = 2 * H if self.forget_gate else H
         i, g, o = gates[:, :H], gates[:, nf:nf + H], gates[:, -H:]
-        tc = torch.tanh(new_state[1])  # recomputed: cheaper than keeping (T, B, H) more
+        tc = self.output_squash(p, new_state[1])  # recomputed: cheaper than keeping (T, B, H) more
         # h_t = o * tanh(C_t):  do = dh * tanh(C_t);  dC_t += dh * o * (1 - tanh^2 C_t)
         do = dh * tc
-        dc = torch.addcmul(dc_in, dh * o, 1 - tc * tc)
+        dc = self.output_squash_grad(p, new_state[1], tc, dh * o, dc_in)
         d_sig_o = o * (1 - o)
         if self.peephole:  # z_o = ... + w_co * C_t:  dC_t += dz_o w_co
             dc = dc + self._peep_backward(p["weight_co"], do * d_sig_o)
@@ -198,7 +204,7 @@ class LSTMCell(RecurrentCell):
             if self.forget_gate:
                 dc_prev = dc_prev + self._peep_backward(p["weight_cf"], d_xw[:, H:2 * H])
         # z = ... + W_hh h_{t-1}:  dh_{t-1} = dz W_hh
-        dh_prev = mm(d_xw, p["weight_hh"])
+        dh_prev = self.recurrent_product_grad(p, None, d_xw)  # (m *) dz W_hh
         return (dh_prev, dc_prev), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
@@ -207,7 +213,7 @@ class LSTMCell(RecurrentCell):
         T, B, GH = d_xw.shape
         H = self.hidden_size
         grads: Dict[str, torch.Tensor] = {
-            "weight_hh": outer_sum(d_xw, h_prev)}
+            "weight_hh": outer_sum(d_xw, recurrent_input(p, h_prev))}
         grads.update(self.bias_grads(p, d_xw))
         if self.peephole:
             grads["weight_ci"] = self._peep_weight_grad(p["weight_ci"], d_xw[..., :H], c_prev)

@@ -8,7 +8,8 @@ from torch.nn import functional as F
 
 from ..activations import activate, activate_backward, check_activation
 from ..linalg import addmm, mm, outer_sum
-from .cell import Params, RecurrentCell, State, check_size, glorot_bound
+from .cell import (RECURRENT_MASK, Params, RecurrentCell, State, check_size,
+                   glorot_bound, recurrent_input)
 from .rnn_cell import RNNCell
 
 OUTPUT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
@@ -101,7 +102,7 @@ class OutputFeedbackCell(RecurrentCell):
     def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
         """s_t = a(xw_t + V s_{t-1} + W y_{t-1}),  y_t = g(W_hy s_t + b_y); nothing else saved."""
         s, y = state
-        z = addmm(addmm(xw, s, p["weight_hh"].t()), y, p["weight_yh"].t())  # (B, H)
+        z = addmm(self.recurrent_product(p, xw, s), y, p["weight_yh"].t())  # (B, H)
         s_new = activate(self.nonlinearity, z)
         b_y = p.get("bias_hy")
         zy = addmm(b_y, s_new, p["weight_hy"].t()) if b_y is not None else mm(s_new, p["weight_hy"].t())
@@ -120,7 +121,7 @@ class OutputFeedbackCell(RecurrentCell):
         ds, dy = d_new_state
         dzy = activate_backward(self.output_activation, y_new, dy)  # (B, O)
         activate_backward(self.nonlinearity, s_new, addmm(ds, dzy, p["weight_hy"]), out=d_xw)
-        return (mm(d_xw, p["weight_hh"]), mm(d_xw, p["weight_yh"])), (dzy,)
+        return (self.recurrent_product_grad(p, None, d_xw), mm(d_xw, p["weight_yh"])), (dzy,)
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """One product each over all T*B rows:
@@ -129,7 +130,7 @@ class OutputFeedbackCell(RecurrentCell):
             db_y = sum_t sum_b dzy_t.
         """
         (dzy,) = d_rec
-        grads = {"weight_hh": outer_sum(d_xw, prev[0]),
+        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0])),
                  "weight_yh": outer_sum(d_xw, prev[1]),
                  "weight_hy": outer_sum(dzy, new[0])}
         grads.update(self.bias_grads(p, d_xw))
@@ -150,6 +151,8 @@ class OutputFeedbackCell(RecurrentCell):
         """
         s_p = {"weight_ih": torch.cat((p["weight_ih"], p["weight_yh"]), 1),  # [U, W]   (H, I+O)
                "weight_hh": p["weight_hh"]}
+        if RECURRENT_MASK in p:  # recurrent dropout on s_{t-1}: the inner RNN cell applies it
+            s_p[RECURRENT_MASK] = p[RECURRENT_MASK]
         if self.bias:
             s_p.update(bias_ih=p["bias_ih"], bias_hh=p["bias_hh"])
         xy = torch.cat((x, y_prev), -1)  # (T, B, I+O)

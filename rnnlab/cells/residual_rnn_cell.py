@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import addmm, addmm_, outer_sum
-from .cell import RecurrentCell
+from ..linalg import outer_sum
+from .cell import RecurrentCell, recurrent_input
 
 
 class ResidualRNNCell(RecurrentCell):
@@ -57,8 +57,7 @@ class ResidualRNNCell(RecurrentCell):
         Saves r_t (plain) or (i_t, r_t) (gated). With ``out`` (bptt, no autograd) z and the gates
         are built in ``xw``'s storage and s_t written into ``out``."""
         (s,) = state
-        W = p["weight_hh"]
-        z = addmm(xw, s, W.t()) if out is None else addmm_(xw, s, W.t())  # (B, G*H)
+        z = self.recurrent_product(p, xw, s, inplace=out is not None)  # (B, G*H)
         gates = None if out is None else z  # where the activations go: new tensors, or over z
         s_new = None if out is None else out[0]
         if not self.gated:
@@ -95,10 +94,10 @@ class ResidualRNNCell(RecurrentCell):
             dz_r = activate_backward(self.nonlinearity, r, ds * i)
             torch.mul(ds * r, i * (1 - i), out=d_xw[:, :H])
             d_xw[:, H:].copy_(dz_r)
-        return (addmm(ds, d_xw, p["weight_hh"]),), ()
+        return (self.recurrent_product_grad(p, ds, d_xw),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """dW_hh = sum_t dz_t^T s_{t-1}: one (G*H, T*B) x (T*B, H) product."""
-        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
+        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
         grads.update(self.bias_grads(p, d_xw))
         return grads

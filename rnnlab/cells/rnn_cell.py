@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import addmm, addmm_, mm, outer_sum
-from .cell import RecurrentCell
+from ..linalg import outer_sum
+from .cell import RecurrentCell, recurrent_input
 
 
 class RNNCell(RecurrentCell):
@@ -38,20 +38,19 @@ class RNNCell(RecurrentCell):
         With ``out`` (bptt, no autograd) the pre-activation is built in ``xw``'s storage and
         H_t written into ``out``.
         """
-        (h,) = state
         if out is None:
-            return (activate(self.nonlinearity, addmm(xw, h, p["weight_hh"].t())),), ()
-        z = addmm_(xw, h, p["weight_hh"].t())  # (B, H)
+            return (activate(self.nonlinearity, self.recurrent_product(p, xw, state[0])),), ()
+        z = self.recurrent_product(p, xw, state[0], inplace=True)  # (B, H)
         return (activate(self.nonlinearity, z, out=out[0]),), ()
 
     def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
         """dz = dH_t * phi'(z) (from H_t);  dH_{t-1} = dz W_hh."""
         activate_backward(self.nonlinearity, new_state[0], d_new_state[0], out=d_xw)
-        return (mm(d_xw, p["weight_hh"]),), ()
+        return (self.recurrent_product_grad(p, None, d_xw),), ()
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """dW_hh = sum_t dz_t^T H_{t-1}: one (H, T*B) x (T*B, H) product."""
         T, B, H = d_xw.shape
-        grads = {"weight_hh": outer_sum(d_xw, prev[0])}
+        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
         grads.update(self.bias_grads(p, d_xw))
         return grads

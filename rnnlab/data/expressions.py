@@ -231,10 +231,13 @@ def read_expressions(path) -> List[Tree]:
     if not p.is_file():
         raise DataError(f"expected a file of expressions, one per line, at {p}; "
                         f"{'found a folder' if p.is_dir() else 'nothing is there'}")
+    data = p.read_bytes()
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
-        raise DataError(f"{p}: expected UTF-8 text, found a byte it cannot decode at {e.start}") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{p}:{line}: expected UTF-8 text, found a byte it cannot decode "
+                        f"({data[e.start:e.end]!r} at byte {e.start})") from None
     trees = []
     for number, line in enumerate(lines, 1):
         if line.strip() and not line.lstrip().startswith("#"):

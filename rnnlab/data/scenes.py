@@ -307,7 +307,7 @@ def read_scene_folder(path) -> Dict[str, SceneSet]:
 
 def read_image(path, height: int, width: int) -> np.ndarray:
     """An image file (PNG, PPM, ... anything Pillow reads) as (H, W, 3) uint8 of the given size."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     path = Path(path)
     if not path.is_file():
         raise DataError(f"expected an image file at {path}; "
@@ -315,7 +315,7 @@ def read_image(path, height: int, width: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             image = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as e:
+    except Exception as e:      # Pillow raises many kinds on a damaged file (OSError, SyntaxError, ...)
         raise DataError(f"{path}: expected an image file Pillow can read ({e})") from None
     if image.shape[:2] != (height, width):
         raise DataError(f"{path}: expected an image of {width}x{height} pixels, found "

@@ -216,11 +216,17 @@ class Standardiser:
 
     @classmethod
     def from_dict(cls, d, source: str) -> "Standardiser":
+        def numbers(values):
+            return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in values)
+
         ok = isinstance(d, dict) and all(isinstance(d.get(k), list) for k in ("columns", "mean", "std")) \
-            and len(d["columns"]) == len(d["mean"]) == len(d["std"]) > 0
+            and len(d["columns"]) == len(d["mean"]) == len(d["std"]) > 0 \
+            and all(isinstance(c, str) for c in d["columns"]) and numbers(d["mean"]) and numbers(d["std"]) \
+            and all(v > 0 for v in d["std"])
         if not ok:
-            raise DataError(f"{source}: expected {{'columns': [...], 'mean': [...], 'std': [...]}} "
-                            f"of equal lengths")
+            raise DataError(f"{source}: expected {{'columns': [names], 'mean': [numbers], 'std': "
+                            f"[numbers > 0]}} of equal lengths")
         return cls(list(d["columns"]), np.asarray(d["mean"], dtype=np.float64),
                    np.asarray(d["std"], dtype=np.float64))
 

@@ -42,7 +42,8 @@ class Vocabulary:
         self.symbols: List[str] = list(symbols)
         self.index: Dict[str, int] = {s: i for i, s in enumerate(self.symbols)}
         if len(self.index) != len(self.symbols):
-            raise DataError("vocabulary has repeated symbols")
+            twice = next(s for i, s in enumerate(self.symbols) if s in self.symbols[:i])
+            raise DataError(f"expected a vocabulary of distinct symbols, found {twice!r} twice")
         if self.symbols[:1] != [UNK] or (level == "word" and self.symbols[1:2] != [EOS]):
             raise DataError(f"vocabulary must start with {UNK!r}"
                             f"{' and ' + repr(EOS) if level == 'word' else ''}; got {self.symbols[:2]}")
@@ -114,4 +115,9 @@ class Vocabulary:
     @classmethod
     def load(cls, path) -> "Vocabulary":
         from ..training.atomic import read_json
-        return cls.from_json(read_json(path, "vocabulary"))
+        from ..errors import RnnlabError
+        obj = read_json(path, "vocabulary")
+        try:
+            return cls.from_json(obj)
+        except RnnlabError as e:                      # name the file the mistake is in
+            raise DataError(f"{path}: {e}") from None

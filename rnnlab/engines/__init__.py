@@ -1,12 +1,13 @@
-"""Engines that run a cell over time: ``native``, ``bptt`` and ``loop``; ``auto`` picks one."""
+"""Engines that run a cell over time: ``native``, ``compiled``, ``bptt`` and ``loop``; ``auto`` picks one."""
 from __future__ import annotations
 
 from .bptt import BPTTFunction, run_bptt
+from .compiled import compiled_broken, compiled_layer_unsupported, compiled_unsupported, run_compiled
 from .loop import run_loop
 from .native import native_is_fastest, native_unsupported, run_native
 
-ENGINES = ("auto", "native", "bptt", "loop")
-RUNNERS = {"bptt": run_bptt, "loop": run_loop}
+ENGINES = ("auto", "native", "compiled", "bptt", "loop")
+RUNNERS = {"compiled": run_compiled, "bptt": run_bptt, "loop": run_loop}
 
 
 def check_engine(name: str) -> str:
@@ -15,5 +16,6 @@ def check_engine(name: str) -> str:
     return name
 
 
-__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "check_engine", "native_is_fastest", "native_unsupported",
+__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "check_engine", "compiled_broken",
+           "compiled_layer_unsupported", "compiled_unsupported", "run_compiled", "native_is_fastest", "native_unsupported",
            "run_bptt", "run_loop", "run_native"]

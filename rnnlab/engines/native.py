@@ -18,6 +18,9 @@ KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu
 def native_unsupported(layer) -> Optional[str]:
     """Why torch's fused kernel cannot run ``layer``'s configuration, or None if it can."""
     cell = layer.cells[0]
+    regularization = getattr(layer, "regularization", None)
+    if regularization is not None:
+        return f"torch's fused kernel has no {regularization.describe()}"
     if cell.native_mode is None:
         return f"torch has no fused kernel for {cell.__class__.__name__}({cell.extra_repr()})"
     if layer.dtype_of_params() not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):

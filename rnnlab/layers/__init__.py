@@ -1,10 +1,13 @@
 from .deep_transition import DeepTransitionRNN
 from .extra import LeakyRNN, ResidualRNN
+from .grid_rnn import GridRNN
 from .output_feedback import OutputFeedbackRNN
+from .output_recurrent import OutputRecurrentRNN
 from .recurrent_layer import RecurrentLayer
 from .standard import GRU, LSTM, RNN
 
-__all__ = ["LAYERS", "RecurrentLayer", "DeepTransitionRNN", "GRU", "LeakyRNN", "LSTM", "OutputFeedbackRNN",
+__all__ = ["LAYERS", "RecurrentLayer", "DeepTransitionRNN", "GRU", "GridRNN", "LeakyRNN", "LSTM", "OutputFeedbackRNN",
+           "OutputRecurrentRNN",
            "ResidualRNN", "RNN"]
 
 #: the layers a model can be built from, by the name used in configs and on the command line

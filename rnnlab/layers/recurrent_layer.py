@@ -15,8 +15,12 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..cells.cell import RecurrentCell, check_size
+from ..cells.layer_norm import layer_normed
+from ..cells.skip_connections import with_skip_connections
 from ..init import init_parameter
-from ..engines import RUNNERS, check_engine, native_is_fastest, native_unsupported, run_native
+from ..engines import (RUNNERS, check_engine, compiled_layer_unsupported, native_is_fastest,
+                       native_unsupported, run_native)
+from ..regularization import Regularization
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
 
 log = logging.getLogger("rnnlab")
@@ -38,7 +42,13 @@ class RecurrentLayer(nn.Module):
             ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through a loop of the cell).
             :attr:`last_engine` says which engine ran.
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
-        **cell_options: passed to every cell (e.g. ``peephole="full"``).
+        skip_steps: d > 0 adds skip connections through time, every gate also reading h_{t-d}
+            through a weight ``weight_skip_l{k}`` (:mod:`rnnlab.cells.skip_connections`; the cells
+            then carry one more state, the delay line ``delay`` (D*L, B, d*H)); 0: none.
+        **cell_options: passed to every cell (e.g. ``peephole="full"``); among them the
+            regularizers ``weight_drop``, ``recurrent_dropout``, ``zoneout``
+            (:mod:`rnnlab.regularization`, kept by the layer, masks drawn per call, off in
+            ``eval()``) and ``layer_norm`` (:mod:`rnnlab.cells.layer_norm`).
 
     Forward: ``forward(input, hx=None, lengths=None, return_states=False)``.
 
@@ -59,7 +69,7 @@ class RecurrentLayer(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, engine: str = "auto", init: str = "rnnlab", device=None, dtype=None,
-                 **cell_options):
+                 skip_steps: int = 0, **cell_options):
         super().__init__()
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
@@ -71,16 +81,21 @@ class RecurrentLayer(nn.Module):
         self.bidirectional = bool(bidirectional)
         self.engine = check_engine(engine)
         self.init = init
+        # weight_drop, recurrent_dropout, zoneout: masks drawn per call (rnnlab.regularization)
+        regularization = Regularization.from_options(cell_options, self.cell_class.state_names)
+        self.regularization = regularization if regularization.active else None
         self.cell_options = dict(cell_options)
         self.last_engine: Optional[str] = None
         D = 2 if self.bidirectional else 1
+        self.skip_steps, cell_class = skip_connected(self, skip_steps, cell_options)
+        cell_class = layer_normed(self, cell_class, cell_options)  # layer_norm=True: cells/layer_norm.py
         cells: List[RecurrentCell] = []
         self._param_names: List[dict] = []
         layer_input = self.input_size
         for k in range(self.num_layers):
             for d in range(D):
-                cell = self.cell_class(layer_input, hidden_size, bias=bias, init=init, device=device,
-                                       dtype=dtype, **cell_options)
+                cell = cell_class(layer_input, hidden_size, bias=bias, init=init, device=device,
+                                  dtype=dtype, **cell_options)
                 suffix = f"_l{k}" + ("_reverse" if d else "")
                 names = {}
                 for name, param in list(cell._parameters.items()):
@@ -97,6 +112,8 @@ class RecurrentLayer(nn.Module):
                 self._param_names.append(names)
             layer_input = D * cells[-1].output_size
         self._cells = tuple(cells)  # a tuple, not a ModuleList: parameters live on the layer
+        if self.regularization is not None:
+            self.regularization.check_layer(self)
 
     @property
     def cells(self) -> Tuple[RecurrentCell, ...]:
@@ -136,12 +153,24 @@ class RecurrentLayer(nn.Module):
             s += f", dropout={self.dropout}"
         for k, v in self.cell_options.items():
             s += f", {k}={v!r}"
+        if self.skip_steps:
+            s += f", skip_steps={self.skip_steps}"
+        if self.regularization is not None:
+            s += ", " + self.regularization.describe()
         return s + f", engine={self.engine!r}"
 
     # ------------------------------------------------------------------ engine choice
     def resolve_engine(self, return_states: bool = False, x: Optional[torch.Tensor] = None) -> str:
-        """The engine a forward call on ``x`` will use; ``native`` refuses what its kernel lacks,
-        ``auto`` takes torch's kernel where it computes this configuration and is the faster."""
+        """The engine a forward call on ``x`` will use; ``native`` and ``compiled`` refuse what they
+        cannot run, ``auto`` picks the fastest engine that computes this configuration:
+
+        - on a GPU, torch's fused kernel where it has one (``native``), else ``bptt``;
+        - on the CPU, ``compiled`` wherever it runs (built here and on its whitelist,
+          :func:`rnnlab.engines.compiled.compiled_layer_unsupported`): it outruns ``bptt``
+          everywhere and torch's CPU kernels at the benchmark sizes (BENCHMARKS.md), padded
+          batches with ``lengths`` included; else ``native`` where it is the faster
+          (:func:`~rnnlab.engines.native.native_is_fastest`: the float32 LSTM), else ``bptt``.
+        """
         why = native_unsupported(self)
         if return_states:
             why = why or "torch's fused kernel does not return the state of every step"
@@ -150,8 +179,17 @@ class RecurrentLayer(nn.Module):
                 raise ValueError(f"engine='native' cannot run this layer: {why}; "
                                  f"use engine='bptt' or 'auto'")
             return "native"
+        if self.engine == "compiled":
+            why_compiled = compiled_layer_unsupported(self, x)
+            if why_compiled:
+                raise ValueError(f"engine='compiled' cannot run this layer: {why_compiled}; "
+                                 f"use engine='bptt' or 'auto'")
+            return "compiled"
         if self.engine == "auto":
             fastest = x is None or native_is_fastest(self, x)
+            on_cpu = x is None or x.device.type == "cpu"
+            if on_cpu and not compiled_layer_unsupported(self, x):
+                return "compiled"
             return "native" if (not why and fastest) else "bptt"
         return self.engine
 
@@ -217,7 +255,8 @@ class RecurrentLayer(nn.Module):
                 cell = self.cells[i]
                 state0 = tuple(h[i] for h in hx)
                 xin = layer_in if d == 0 else reverse_padded(layer_in, lengths)
-                seqs = self.run_cell(i, runner, xin, state0, mask, lengths, extras)  # each (T, B, S)
+                run = runner if self.regularization is None else self.regularization.runner(runner, self.training)
+                seqs = self.run_cell(i, run, xin, state0, mask, lengths, extras)  # each (T, B, S)
                 for f, s in zip(finals, seqs):
                     f.append(s[-1])  # the state at each true end, carried through the padding
                 if d == 1:
@@ -272,3 +311,17 @@ class RecurrentLayer(nn.Module):
         if return_states:
             return out, h_n, states
         return out, h_n
+
+
+def skip_connected(layer: RecurrentLayer, skip_steps, cell_options: dict):
+    """(d, the cell class to build): ``layer.cell_class``, or its skip-connected version for
+    ``skip_steps`` d > 0 (:mod:`rnnlab.cells.skip_connections`), ``cell_options`` then given d."""
+    if isinstance(skip_steps, bool) or not isinstance(skip_steps, int) or skip_steps < 0:
+        raise ValueError(f"skip_steps must be a whole number >= 0, got {skip_steps!r}")
+    if not skip_steps:
+        return 0, layer.cell_class
+    if type(layer).run_cell is not RecurrentLayer.run_cell:
+        raise ValueError(f"{type(layer).__name__} feeds its cells more than their input; it takes "
+                         f"no skip_steps (got {skip_steps})")
+    cell_options["skip_steps"] = skip_steps
+    return skip_steps, with_skip_connections(layer.cell_class)

@@ -35,7 +35,10 @@ from ..training.config import from_data
 INPUTS = ("embedding", "onehot")
 ARCHITECTURES = ("recurrent", "nplm")
 #: settings only the recurrent model reads, and only the NPLM reads
-RECURRENT_ONLY = ("input", "cell", "layers", "tie_weights", "engine", "init", "cell_options")
+RECURRENT_ONLY = ("input", "cell", "layers", "tie_weights", "engine", "init", "cell_options",
+                  "layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
+#: the recurrent layer's regularizers (rnnlab.regularization; layer_norm is a cell option)
+REGULARIZERS = ("layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
 NPLM_ONLY = ("context", "direct")
 
 
@@ -55,6 +58,10 @@ class LanguageModelConfig:
     init: str = "rnnlab"
     init_range: float = 0.1      # uniform(-r, r) for the projection and the output layer
     cell_options: Dict[str, Any] = field(default_factory=dict)
+    layer_norm: bool = False         # layer normalisation inside the cell
+    recurrent_dropout: float = 0.0   # variational dropout on h_{t-1} in W_hh h_{t-1}, one mask per sequence
+    zoneout: float = 0.0             # each state unit keeps its previous value with this probability
+    weight_drop: float = 0.0         # DropConnect on weight_hh, one mask per forward call
     architecture: str = "recurrent"  # "nplm": Bengio et al.'s feedforward model (models/nplm.py)
     context: int = 5                 # nplm: words in the window, w_{t-n+1} .. w_t
     direct: bool = False             # nplm: direct connections W from the window to the output
@@ -116,8 +123,9 @@ class LanguageModel(nn.Module):
         M = c.embed_size or H
         self.embedding = nn.Embedding(N, M) if c.input == "embedding" else None
         in_size = M if self.embedding is not None else N
+        regularizers = {k: getattr(c, k) for k in REGULARIZERS if getattr(c, k)}
         self.rnn = LAYERS[c.cell](in_size, H, num_layers=c.layers, dropout=c.dropout,
-                                  engine=c.engine, init=c.init, **c.cell_options)
+                                  engine=c.engine, init=c.init, **regularizers, **c.cell_options)
         self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
         self.decoder = nn.Linear(H, N)
         self.reset_parameters()

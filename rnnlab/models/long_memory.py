@@ -19,6 +19,9 @@ s_t in 0..9 (0 blank, 1..8 data, 9 delimiter):
 
 trained on the cross-entropy of every step, averaged over the steps.
 
+Either model's ``skip_steps`` d > 0 gives its layer skip connections through time (every gate
+also reads h_{t-d}; :mod:`rnnlab.cells.skip_connections`).
+
 Shapes: adding x (T, B, 2) float, lengths (B,) -> (B,); copying tokens (T, B) int64 ->
 logits (T, B, 9).
 """
@@ -44,6 +47,16 @@ def _check_sizes(config, names) -> None:
             raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
 
 
+def _check_skip_steps(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"skip_steps must be a whole number >= 0 (0: no skip connections), got {value!r}")
+
+
+def _skip(config) -> Dict[str, int]:
+    """The layer's ``skip_steps`` option, given only when set (a saved run's layer is unchanged)."""
+    return {"skip_steps": config.skip_steps} if config.skip_steps else {}
+
+
 @dataclass
 class AddingModelConfig:
     """Everything needed to rebuild an :class:`AddingModel`."""
@@ -54,9 +67,11 @@ class AddingModelConfig:
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
+    skip_steps: int = 0                # d > 0: skip connections through time from h_{t-d}
 
     def check(self) -> "AddingModelConfig":
         _check_sizes(self, ("inputs", "hidden_size", "layers"))
+        _check_skip_steps(self.skip_steps)
         return self
 
 
@@ -67,14 +82,17 @@ class AddingModel(nn.Module):
         super().__init__()
         self.config = c = config.check()
         self.rnn = LAYERS[c.cell](c.inputs, c.hidden_size, num_layers=c.layers, engine=c.engine,
-                                  init=c.init, **c.cell_options)
+                                  init=c.init, **_skip(c), **c.cell_options)
         self.output = nn.Linear(c.hidden_size, 1)
 
-    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x (T, B, 2), lengths (B,) (all T if None) -> y^ (B,)."""
-        _, state = self.rnn(x, lengths=lengths)
+    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None,
+                return_states: bool = False):
+        """x (T, B, 2), lengths (B,) (all T if None) -> y^ (B,); with ``return_states`` also the
+        layer's states at every step (one (T, B, S) tensor per state)."""
+        _, state, *states = self.rnn(x, lengths=lengths, return_states=return_states)
         h = final_hidden(state, 1)                                           # (B, H)
-        return self.output(h).squeeze(-1)                                    # (B,)
+        y = self.output(h).squeeze(-1)                                       # (B,)
+        return (y, states[0]) if return_states else y
 
 
 @dataclass
@@ -89,9 +107,11 @@ class CopyModelConfig:
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
+    skip_steps: int = 0                # d > 0: skip connections through time from h_{t-d}
 
     def check(self) -> "CopyModelConfig":
         _check_sizes(self, ("symbols", "classes", "embed_size", "hidden_size", "layers"))
+        _check_skip_steps(self.skip_steps)
         return self
 
 
@@ -103,10 +123,12 @@ class CopyModel(nn.Module):
         self.config = c = config.check()
         self.embedding = nn.Embedding(c.symbols, c.embed_size)
         self.rnn = LAYERS[c.cell](c.embed_size, c.hidden_size, num_layers=c.layers, engine=c.engine,
-                                  init=c.init, **c.cell_options)
+                                  init=c.init, **_skip(c), **c.cell_options)
         self.output = nn.Linear(c.hidden_size, c.classes)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (T, B) -> logits (T, B, C)."""
-        h, _ = self.rnn(self.embedding(tokens))                               # (T, B, H)
-        return self.output(h)                                                 # (T, B, C)
+    def forward(self, tokens: torch.Tensor, return_states: bool = False):
+        """tokens (T, B) -> logits (T, B, C); with ``return_states`` also the layer's states at
+        every step (one (T, B, S) tensor per state)."""
+        h, _, *states = self.rnn(self.embedding(tokens), return_states=return_states)  # (T, B, H)
+        logits = self.output(h)                                               # (T, B, C)
+        return (logits, states[0]) if return_states else logits

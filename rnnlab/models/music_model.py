@@ -92,11 +92,16 @@ class MusicModel(nn.Module):
     def nll(self, rolls: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The summed NLL of each piece of a padded batch of rolls (T, B, K) over its own
         ``lengths`` steps (all T if None): (B,)."""
+        return self.step_nll(rolls, lengths).sum(0)                             # (B,)
+
+    def step_nll(self, rolls: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The NLL of every step of a padded batch of rolls (T, B, K), zero past each piece's
+        ``lengths``: (T, B)."""
         logits, _ = self(start_inputs(rolls), lengths)                          # (T, B, K)
         per_step = bernoulli_nll(logits, rolls)                                 # (T, B)
         if lengths is not None:
             per_step = per_step * length_mask(lengths, rolls.shape[0]).squeeze(-1)
-        return per_step.sum(0)                                                  # (B,)
+        return per_step
 
     @torch.no_grad()
     def sample(self, primer: torch.Tensor, length: int, temperature: float = 1.0,

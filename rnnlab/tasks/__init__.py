@@ -11,6 +11,7 @@ TASKS = {
     "lm": "rnnlab.tasks.language_modelling:RECIPE",
     "classify": "rnnlab.tasks.classification:RECIPE",
     "tag": "rnnlab.tasks.tagging:RECIPE",
+    "ctc": "rnnlab.tasks.ctc:RECIPE",
     "translate": "rnnlab.tasks.translation:RECIPE",
     "caption": "rnnlab.tasks.captioning:RECIPE",
     "forecast": "rnnlab.tasks.forecasting:RECIPE",
@@ -19,6 +20,8 @@ TASKS = {
     "copy": "rnnlab.tasks.long_memory:COPY",
     "sequence-copy": "rnnlab.tasks.sequence_copy:RECIPE",
     "expressions": "rnnlab.tasks.expressions:RECIPE",
+    "word2vec": "rnnlab.tasks.word_vectors:RECIPE",
+    "bars": "rnnlab.tasks.bar_images:RECIPE",
 }
 
 

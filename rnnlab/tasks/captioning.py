@@ -163,7 +163,7 @@ class Captioning(ExampleTask):
         device = next(model.parameters()).device
         y_in, y_out, _ = decoder_sequences([e.target for e in examples], self.eos)    # (T, B)
         logits = model(pixels([e.image for e in examples], device), y_in.to(device))  # (T, B, V)
-        return word_loss(logits, y_out)
+        return word_loss(logits, y_out, self.config.step_weights if train else None)
 
     metrics = staticmethod(word_metrics)
 
@@ -193,6 +193,7 @@ class CaptioningRecipe(Recipe):
     description = "image captioning, one-to-many, on generated scenes of shapes: exact match, BLEU"
     data_config = SceneDataConfig
     model_config = CaptionerConfig
+    unused_settings = ("tbptt",)
     #: the configuration of benchmarks/captioning.py
     defaults = {"cell": "lstm", "batch_size": 64, "eval_batch_size": 256, "optimizer": "adam",
                 "lr": 2e-3, "clip_norm": 5.0, "epochs": 8, "schedule": "cosine", "min_lr": 1e-4,

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..training.config import TrainConfig
+from ..training.distributed import shard
 
 #: batches sorted together by length
 POOL = 50
@@ -106,8 +107,15 @@ class ExampleTask:
         self.batches(epoch)
 
     def train_step(self, model, epoch: int, index: int):
-        examples = [self.splits["train"][i] for i in self.batches(epoch)[index]]
+        """Batch ``index`` of the epoch; under distributed training this process's part of it
+        (a process left with no example computes on one and weights it zero, so that every
+        process runs the same collectives)."""
+        batch = self.batches(epoch)[index]
+        mine = shard(batch)
+        examples = [self.splits["train"][i] for i in (mine or batch[:1])]
         out = self.batch_loss(model, examples, train=True)
+        if not mine:
+            return out.objective * 0.0, torch.tensor(0.0), 0
         return out.objective, torch.tensor(out.loss_sum), out.count
 
     @torch.no_grad()

@@ -28,6 +28,7 @@ from ..forecasting.baselines import LinearAR, error_sums, errors_from_sums, pers
 from ..models.forecaster import Forecaster, ForecasterConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
+from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask
 from .recipe import LoadedRun, Recipe, set_data_sizes
 
@@ -127,12 +128,26 @@ class Forecasting(ExampleTask):
             seq = torch.cat([past, future], dim=0)                            # (L+H, B, F)
             predicted = model.teacher_forced(seq[:-1], model.window_stats(past))     # (L+H-1, B, C)
             sq = (predicted - seq[1:, :, :self.assets.targets]) ** 2
-            return BatchLoss(sq.mean(), float(sq.detach().sum()), sq.numel())
+            return self.weighted(sq) or BatchLoss(sq.mean(), float(sq.detach().sum()), sq.numel())
         forecast = model(past)                                                # (H, B, C)
         sq = (forecast - future) ** 2
+        if train:
+            weighted = self.weighted(sq)
+            if weighted:
+                return weighted
         stats = {} if train else error_sums(forecast.transpose(0, 1), future.transpose(0, 1),
                                             self.assets.horizons)
         return BatchLoss(sq.mean(), float(sq.detach().sum()), sq.numel(), stats)
+
+    def weighted(self, sq: torch.Tensor) -> Optional[BatchLoss]:
+        """The training loss of squared errors ``sq`` (T, B, C) under ``step_weights``:
+        sum_t w_t sum_{b,c} sq_{t,b,c} / (T B C), t the steps of the forecast (many_to_one) or of
+        the teacher-forced sequence (many_to_many); None when every w_t is 1."""
+        weights = step_weights(self.config.step_weights, sq.shape[0], like=sq)      # (T, 1)
+        if weights is None:
+            return None
+        weighted, logged = weigh(sq.sum(-1), weights)                              # of (T, B)
+        return BatchLoss(weighted / sq.numel(), logged, sq.numel())
 
     def metrics(self, loss_sum: float, count: int, stats=None) -> Dict[str, float]:
         out = {"loss": loss_sum / max(count, 1)}
@@ -169,6 +184,7 @@ class ForecastRecipe(Recipe):
     description = "time-series forecasting, many-to-one or many-to-many (ETTh1, airline): MSE, MAE"
     data_config = SeriesDataConfig
     model_config = ForecasterConfig
+    unused_settings = ("tbptt",)
     defaults = {"batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clip_norm": 1.0, "epochs": 10,
                 "schedule": "none", "eval_batch_size": 512, "checkpoint_every": 1000}
     options = {"part": "test", "baselines": True, "encoding": "utf-8", "steps": 0}
@@ -232,6 +248,9 @@ class ForecastRecipe(Recipe):
         try:
             targets, lookback = int(meta["targets"]), int(meta["lookback"])
             horizons = [int(h) for h in meta["horizons"]]
+            if not (horizons and min(horizons) >= 1 and lookback >= 1
+                    and 1 <= targets <= len(scaler.columns)):
+                raise ValueError
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{path}: expected 'targets', 'lookback' and 'horizons' beside the "
                             f"statistics") from None

@@ -12,11 +12,13 @@ from torch.nn import functional as F
 from ..data import Vocabulary, batchify, load_text_corpus
 from ..data.vocabulary import EOS
 from ..decoding import generate
-from ..errors import ConfigError, check_choice
+from ..errors import ConfigError, DataError, check_choice
 from ..models import LanguageModel, LanguageModelConfig
 from ..models.nplm import NPLM
+from ..training import distributed
 from ..training.config import TrainConfig, positive_int
 from ..training.metrics import token_metrics
+from ..training.step_weights import step_weights, weigh
 from ..training.atomic import write_text
 from ..training.tbptt import windows
 from .recipe import LoadedRun, Recipe
@@ -79,6 +81,16 @@ class LanguageModelling:
         self.assets = vocab
         self.splits = splits
         self.rows = batchify(splits["train"], config.batch_size, "training text")  # (R, B)
+        if config.tbptt and self.rows.shape[0] - 1 < config.tbptt[0]:
+            raise DataError(f"the training text has {splits['train'].numel()} tokens, "
+                            f"{self.rows.shape[0]} in each of {config.batch_size} streams: expected "
+                            f"at least {config.tbptt[0] + 1} per stream, one truncated-BPTT window "
+                            f"of {config.tbptt[0]} steps; use a smaller --batch-size or --tbptt, or more text")
+        world = distributed.current()
+        if world.distributed:  # this process's streams: B / N of the B columns
+            distributed.check_divisible("batch_size", config.batch_size, world)
+            mine = distributed.shard(range(config.batch_size), world)
+            self.rows = self.rows[:, mine.start:mine.stop].contiguous()                # (R, B/N)
         self.windows = windows(self.rows.shape[0] - 1, config.tbptt)
         self.state = None
 
@@ -100,7 +112,9 @@ class LanguageModelling:
         self.state = None                  # every stream restarts from its beginning
 
     def train_step(self, model: AnyLanguageModel, epoch: int, index: int):
-        """Truncated BPTT window ``index``: (sum_t mean_b CE_t, sum of CE, tokens)."""
+        """Truncated BPTT window ``index``: (sum_t w_t mean_b CE_t, sum of CE, tokens), every
+        w_t = 1 unless ``step_weights`` says otherwise (the logged sum is then weighted, see
+        :mod:`rnnlab.training.step_weights`)."""
         w = self.windows[index]
         x = self.rows[w.start:w.end]                                   # (T, B) inputs
         y = self.rows[w.loss_start + 1:w.end + 1]                      # (K, B) next symbols
@@ -115,6 +129,12 @@ class LanguageModelling:
             h = h_b if h_a is None else torch.cat([h_a, h_b])
         self.state = detach(state_a)                                   # where window index+1 starts
         logits = model.decoder(h[w.loss_start - w.start:])             # (K, B, N)
+        weights = step_weights(self.config.step_weights, y.shape[0], like=logits)  # (K, 1) or None
+        if weights is not None:  # sum_t w_t CE_t: t counts the window's loss steps
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                 reduction="none").view(y.shape)       # (K, B)
+            weighted, logged = weigh(ce, weights)
+            return weighted / x.shape[1], torch.tensor(logged, dtype=torch.float64), y.numel()
         loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                    reduction="sum")
         return loss_sum / x.shape[1], loss_sum.detach(), y.numel()

@@ -22,6 +22,10 @@ the cross-entropy of every step, per step (nats). Figures: ``loss``, ``baseline_
 10 log 8 / (T + 20) (blanks, then a uniform guess), and ``accuracy`` over the last 10 steps (the
 copied symbols).
 
+Both tasks take ``--information-flow lambda`` (a one-layer vanilla RNN only): training minimises
+``loss + lambda * Omega``, the regularizer of :mod:`rnnlab.training.information_flow`; the figures
+are the loss's alone. ``--skip-steps d`` gives the model skip connections through time.
+
 Prediction, one sequence per line (an empty line gives an empty line):
 
 - adding: comma-separated numbers ``v_1, m_1, v_2, m_2, ...`` (each step's value and marker) ->
@@ -32,6 +36,7 @@ Prediction, one sequence per line (an empty line gives an empty line):
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional
@@ -44,6 +49,7 @@ from ..errors import CheckpointError, ConfigError, DataError, check_choice
 from ..models.long_memory import AddingModel, AddingModelConfig, CopyModel, CopyModelConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
+from ..training.information_flow import bptt_engine, check_layer, information_flow_of_loss
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
 
@@ -97,6 +103,18 @@ class AddingDataConfig(LongMemoryDataConfig):
         return self
 
 
+@contextmanager
+def regularized(layer, weight: float):
+    """With a non-zero information-flow weight, the layer checked and run under ``bptt``
+    (whose backward records the deltas Omega reads); else nothing changes."""
+    if not weight:
+        yield
+        return
+    check_layer(layer)
+    with bptt_engine(layer):
+        yield
+
+
 def read_line_numbers(line: str, where: str, kind=float) -> List:
     """The comma-separated numbers of a prediction line; a DataError naming ``where`` if not."""
     try:
@@ -133,10 +151,16 @@ class Adding(ExampleTask):
     def batch_loss(self, model: AddingModel, examples: List[AddingExample], train: bool) -> BatchLoss:
         x, lengths = pad([e.x for e in examples])                            # (T, B, 2), (B,)
         y = torch.tensor([e.y for e in examples])                            # (B,)
-        error = model(x, lengths) - y                                        # (B,)
-        loss_sum = (error ** 2).sum()
+        weight = self.config.information_flow if train else 0.0
+        with regularized(model.rnn, weight):
+            y_hat, states = model(x, lengths, return_states=True) if weight else (model(x, lengths), None)
+            error = y_hat - y                                                # (B,)
+            loss_sum = (error ** 2).sum()
+            objective = loss_sum / len(examples)
+            if weight:  # + lambda Omega (rnnlab.training.information_flow)
+                objective = objective + weight * information_flow_of_loss(model.rnn, objective, states, lengths)
         solved = int((error.detach().abs() < SOLVED).sum())
-        return BatchLoss(loss_sum / len(examples), float(loss_sum.detach()), len(examples),
+        return BatchLoss(objective, float(loss_sum.detach()), len(examples),
                          {"solved": solved, "total": len(examples)})
 
     def metrics(self, loss_sum: float, count: int, stats=None) -> Dict[str, float]:
@@ -175,11 +199,16 @@ class Copying(ExampleTask):
     def batch_loss(self, model: CopyModel, examples: List[CopyExample], train: bool) -> BatchLoss:
         x = torch.stack([e.x for e in examples], dim=1)                      # (T + 20, B)
         y = torch.stack([e.y for e in examples], dim=1)                      # (T + 20, B)
-        logits = model(x)                                                    # (T + 20, B, C)
-        loss_sum = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
+        weight = self.config.information_flow if train else 0.0
+        with regularized(model.rnn, weight):
+            logits, states = model(x, return_states=True) if weight else (model(x), None)  # (T + 20, B, C)
+            loss_sum = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
+            objective = loss_sum / y.numel()
+            if weight:  # + lambda Omega (rnnlab.training.information_flow)
+                objective = objective + weight * information_flow_of_loss(model.rnn, objective, states)
         S = gen.COPY_SYMBOLS
         correct = int((logits[-S:].argmax(-1) == y[-S:]).sum())
-        return BatchLoss(loss_sum / y.numel(), float(loss_sum.detach()), y.numel(),
+        return BatchLoss(objective, float(loss_sum.detach()), y.numel(),
                          {"correct": correct, "total": S * len(examples)})
 
     def metrics(self, loss_sum: float, count: int, stats=None) -> Dict[str, float]:
@@ -194,9 +223,19 @@ class LongMemoryRecipe(Recipe):
     """What the two tasks share: generated splits, constant sizes as assets."""
 
     options: Dict[str, object] = {}
+    applies_information_flow = True    # the objective adds lambda Omega (batch_loss)
     defaults = {"batch_size": 50, "eval_batch_size": 500, "optimizer": "adam", "lr": 1e-3,
                 "clip_norm": 1.0, "epochs": 10, "schedule": "none", "checkpoint_every": 1000}
     sizes: Dict[str, int] = {}
+
+    def configs(self, settings, source: str):
+        """As every recipe's, and ``information_flow`` refused here, before anything is written,
+        for a model it is not defined for (rnnlab.training.information_flow.check_layer)."""
+        data, model, train = super().configs(settings, source)
+        if train.information_flow and (model.cell != "rnn" or model.layers != 1):
+            raise ConfigError(f"{source}: information_flow is defined for one layer of the vanilla "
+                              f"RNN (--cell rnn --layers 1), got --cell {model.cell} --layers {model.layers}")
+        return data, model, train
 
     def make_task(self, data, train: TrainConfig, splits: Dict[str, list]) -> ExampleTask:
         raise NotImplementedError

@@ -29,8 +29,10 @@ from ..data.music import (KEYS, LOWEST_NOTE, UNSPLIT, Piece, cut_pieces, format_
                           parse_chords, piano_roll, read_music, roll_to_piece)
 from ..errors import CheckpointError, ConfigError, DataError
 from ..models.music_model import MusicModel, MusicModelConfig
+from ..sequence import length_mask
 from ..training.atomic import read_json, write_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe
 
@@ -72,8 +74,14 @@ class MusicModelling(ExampleTask):
 
     def batch_loss(self, model: MusicModel, examples: List[torch.Tensor], train: bool) -> BatchLoss:
         rolls, lengths = pad(examples)                                        # (T, B, K), (B,)
-        nll = model.nll(rolls, lengths)                                       # (B,)
         steps = int(lengths.sum())
+        weights = step_weights(self.config.step_weights, rolls.shape[0], lengths,
+                               rolls) if train else None                     # (T, B) or None
+        if weights is not None:  # sum_t w_t NLL_t over each piece's steps
+            nll = model.step_nll(rolls, lengths)                              # (T, B)
+            weighted, logged = weigh(nll, weights, length_mask(lengths, rolls.shape[0]).squeeze(-1))
+            return BatchLoss(weighted / steps, logged, steps)
+        nll = model.nll(rolls, lengths)                                       # (B,)
         loss_sum = nll.sum()
         return BatchLoss(loss_sum / steps, float(loss_sum.detach()), steps)
 
@@ -109,12 +117,13 @@ class MusicRecipe(Recipe):
     description = "polyphonic music (JSB Chorales): 88 Bernoulli notes per step, NLL, MIDI samples"
     data_config = MusicDataConfig
     model_config = MusicModelConfig
+    unused_settings = ("tbptt",)
     #: what benchmarks/jsb_chorales.py trains (its figure and time: BENCHMARKS.md)
     defaults = {"cell": "lstm", "hidden_size": 256, "layers": 1, "dropout": 0.5,
                 "batch_size": 8, "optimizer": "adam", "lr": 3e-3, "clip_norm": 5.0, "epochs": 80,
                 "early_stopping": 10, "eval_batch_size": 64, "checkpoint_every": 1000}
     options = {"length": 32, "temperature": 1.0, "seed": 0, "output": "continuation.mid",
-               "tempo": 100.0, "encoding": "utf-8"}
+               "tempo": 100.0, "encoding": "utf-8", "force": False}
 
     def prepare(self, data: MusicDataConfig, train: TrainConfig,
                 assets: Optional[MusicAssets] = None) -> MusicModelling:
@@ -167,10 +176,19 @@ class MusicRecipe(Recipe):
     def predict(self, run: LoadedRun, lines: Iterable[str], options) -> Iterator[str]:
         """The lines are one primer in chord text (none: start from silence); the output is
         ``length`` sampled steps in chord text; primer and continuation are written as MIDI to
-        ``output`` (an empty name: no file)."""
+        ``output`` (an empty name: no file; an existing file is replaced only with ``force``)."""
         positive_int("length", options["length"])
         positive_number("temperature", options["temperature"], allow_zero=True)
         positive_number("tempo", options["tempo"])
+        if options["output"]:
+            out = Path(options["output"])
+            if out.is_dir():
+                raise ConfigError(f"output expected a MIDI file name; found the folder {out}")
+            if not out.parent.is_dir():
+                raise ConfigError(f"output {out}: expected an existing folder {out.parent}; nothing is there")
+            if out.exists() and not options["force"]:
+                raise ConfigError(f"output {out} already exists; choose another --output, or give "
+                                  f"--force to replace it")
         pieces = parse_chords("\n".join(lines), "primer")
         if len(pieces) > 1:
             raise DataError(f"primer: expected one piece (a blank line ends a piece), found {len(pieces)}")

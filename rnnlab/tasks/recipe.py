@@ -17,6 +17,7 @@ from ..errors import CheckpointError, ConfigError, closest
 from ..training import run_directory
 from ..training.checkpoint import load_weights, read_checkpoint
 from ..training.config import TrainConfig, apply_settings, field_names, from_dict
+from ..training.information_flow import check_task as check_information_flow
 
 BEST = "model.safetensors"
 
@@ -48,8 +49,12 @@ class Recipe:
     unit: str = "tokens"               # what the trainer's count counts (predictions made)
     resume_settings = RESUME_SETTINGS
     #: trainer settings that mean nothing to this task (a task over independent examples has no
-    #: truncated BPTT): not listed, and refused if given
-    unused_settings: Tuple[str, ...] = ("tbptt",)
+    #: truncated BPTT; one without a per-step sequence loss has no per-step weights): not listed,
+    #: and refused if given
+    unused_settings: Tuple[str, ...] = ("tbptt", "step_weights")
+    #: whether the task's objective adds the information-flow regularizer (a non-zero
+    #: ``information_flow`` is refused otherwise; rnnlab.training.information_flow)
+    applies_information_flow: bool = False
 
     # ------------------------------------------------------------ what a task defines
     def prepare(self, data, train: TrainConfig, assets=None):
@@ -98,7 +103,10 @@ class Recipe:
         data, model, train = self.data_config(), self.model_config(), TrainConfig()
         apply_settings([data, model, train], dict(self.defaults), f"task {self.name} defaults")
         apply_settings([data, model, train], settings, source)
-        return data.check(), model, train.check()
+        check_cell_options(model, source)
+        data = data.check()
+        check_information_flow(self, train.check(), source)
+        return data, model, train
 
     def setting_groups(self) -> List[Tuple[str, Dict[str, Any]]]:
         """The task's settings with their defaults (the task's defaults applied), by what they
@@ -131,10 +139,12 @@ class Recipe:
         data = from_dict(self.data_config, cfg.get("data"), f"{run_dir}/config.json [data]")
         mcfg = from_dict(self.model_config, cfg.get("model"), f"{run_dir}/config.json [model]")
         train = from_dict(TrainConfig, cfg.get("train"), f"{run_dir}/config.json [train]")
+        for section, config in (("data", data), ("model", mcfg), ("train", train)):
+            check_types(config, f"{run_dir}/config.json [{section}]")
         assets = self.load_assets(run_dir)
         try:
             model = self.build_model(assets, mcfg)
-        except ConfigError as e:
+        except (ValueError, TypeError) as e:      # ConfigError, or a config.json value of another kind
             raise CheckpointError(f"{run_dir}: its files do not fit together ({e})") from None
         path = run_dir / BEST
         groups, _ = read_checkpoint(path)
@@ -149,7 +159,8 @@ def load_run(run_dir) -> LoadedRun:
     cfg = run_directory.read_config(run_dir)
     task = cfg.get("task")
     if task not in TASKS:
-        raise CheckpointError(f"{run_dir}: a run of task {task!r}, which this rnnlab does not know")
+        raise CheckpointError(f"{run_dir}: a run of task {task!r}, which this rnnlab does not know"
+                              f"{closest(str(task), TASKS)}")
     return get_recipe(task).load_run(run_dir, cfg)
 
 
@@ -161,6 +172,64 @@ def set_data_sizes(model_config, sizes: Dict[str, int]) -> None:
         if given and given != size:
             raise ConfigError(f"{name} {given} does not match the data's {size}")
         setattr(model_config, name, size)
+
+
+def check_types(config, source: str) -> None:
+    """Every value of a config read from a file (config.json) of the kind of its default: a
+    whole number where the default is one, a number for a float, text for text, a list for a
+    list, a table for a table (None is left to the config's own checks)."""
+    import dataclasses
+    fresh = type(config)()
+    for f in dataclasses.fields(config):
+        default, value = getattr(fresh, f.name), getattr(config, f.name)
+        if value is None or default is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple)) or (f.name == "tbptt" and isinstance(value, (int, str)))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise CheckpointError(f"{source}: {f.name} takes a {type(default).__name__} (like "
+                                  f"{default!r}), found {value!r}")
+
+
+#: parameters of a cell's or layer's constructor that are not cell options
+_NOT_CELL_OPTIONS = {"self", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                     "dropout", "bidirectional", "engine", "init", "device", "dtype"}
+
+
+def check_cell_options(model_config, source: str) -> None:
+    """``cell_options`` of a model config: a table whose names the chosen cell (or its layer)
+    takes; an unknown name is a ConfigError with the closest one, not a TypeError deep inside."""
+    import inspect
+
+    from ..layers import LAYERS
+    options = getattr(model_config, "cell_options", None)
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ConfigError(f"{source}: cell_options takes a table of KEY = VALUE (e.g. peephole = "
+                          f"\"full\"), got {options!r}")
+    layer = LAYERS.get(getattr(model_config, "cell", None))
+    if layer is None or not options:
+        return
+    cell = inspect.signature(layer.cell_class.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in cell.values()):
+        return
+    named = {name for c in layer.__mro__ if "__init__" in vars(c)          # the layers' own keywords
+             for name, p in inspect.signature(c.__init__).parameters.items()
+             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    known = sorted((set(cell) | named) - _NOT_CELL_OPTIONS)
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"{source}: cell {model_config.cell!r} takes the cell options "
+                              f"{', '.join(known) or 'none'}; got {key!r}{closest(str(key), known)}")
 
 
 def coerce(name: str, value, default):

@@ -29,6 +29,7 @@ from ..errors import CheckpointError, ConfigError, DataError, check_choice
 from ..models.tagger import Tagger, TaggerConfig
 from ..training.atomic import read_json, write_json
 from ..training.config import TrainConfig, positive_int
+from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
 
@@ -177,12 +178,19 @@ class Tagging(ExampleTask):
         inputs = self.assets.batch([e.words for e in examples])
         tags, _ = pad([e.tag_ids for e in examples], NO_TAG)                         # (T, B)
         logits = model(**inputs)                                                     # (T, B, K)
-        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tags.reshape(-1),
-                                   ignore_index=NO_TAG, reduction="sum")
         words = int(inputs["lengths"].sum())
         correct = int(((logits.argmax(-1) == tags) & (tags != NO_TAG)).sum())
-        return BatchLoss(loss_sum / words, float(loss_sum.detach()), words,
-                         {"correct": correct, "words": words})
+        stats = {"correct": correct, "words": words}
+        weights = step_weights(self.config.step_weights, tags.shape[0], inputs["lengths"],
+                               logits) if train else None                     # (T, B) or None
+        if weights is not None:  # sum_t w_t CE_t over each sentence's words
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tags.reshape(-1),
+                                 ignore_index=NO_TAG, reduction="none").view(tags.shape)  # (T, B)
+            weighted, logged = weigh(ce, weights, tags != NO_TAG)
+            return BatchLoss(weighted / words, logged, words, stats)
+        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tags.reshape(-1),
+                                   ignore_index=NO_TAG, reduction="sum")
+        return BatchLoss(loss_sum / words, float(loss_sum.detach()), words, stats)
 
     def metrics(self, loss_sum: float, count: int, stats=None) -> Dict[str, float]:
         out = {"loss": loss_sum / max(count, 1)}
@@ -220,6 +228,7 @@ class TaggingRecipe(Recipe):
     description = "part-of-speech tagging, synchronous many-to-many (UD English EWT): accuracy"
     data_config = TaggingDataConfig
     model_config = TaggerConfig
+    unused_settings = ("tbptt",)
     defaults = {"cell": "lstm", "embed_size": 100, "char_embed_size": 50, "char_hidden_size": 50,
                 "hidden_size": 150, "layers": 1, "dropout": 0.25, "word_dropout": 0.25,
                 "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "clip_norm": 5.0, "epochs": 10,

@@ -18,6 +18,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch.nn import functional as F
 
+from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, pad
 
 #: the target index cross-entropy ignores (padding)
@@ -33,8 +34,19 @@ def decoder_sequences(targets: Sequence[torch.Tensor], eos: int
     return y_in, y_out, lengths
 
 
-def word_loss(logits: torch.Tensor, y_out: torch.Tensor) -> BatchLoss:
-    """(T, B, V) logits against (T, B) outputs: the mean cross-entropy per word to train on."""
+def word_loss(logits: torch.Tensor, y_out: torch.Tensor, weights: Optional[list] = None) -> BatchLoss:
+    """(T, B, V) logits against (T, B) outputs: the mean cross-entropy per word to train on.
+
+    ``weights``: a ``step_weights`` setting (:mod:`rnnlab.training.step_weights`), w_t of the
+    decoder's step t of each sentence: sum_t w_t CE_t / words; None or all ones: the plain mean."""
+    real = y_out != IGNORE                                                        # (T, B)
+    w = step_weights(weights, y_out.shape[0], real.sum(0), logits) if weights else None
+    if w is not None:
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1).to(logits.device),
+                             ignore_index=IGNORE, reduction="none").view(y_out.shape)  # (T, B)
+        weighted, logged = weigh(ce, w.to(ce.device), real.to(ce.device))
+        count = int(real.sum())
+        return BatchLoss(weighted / count, logged, count)
     loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1).to(logits.device),
                                ignore_index=IGNORE, reduction="sum")
     count = int((y_out != IGNORE).sum())

@@ -166,7 +166,7 @@ class Translation(ExampleTask):
         y_in, y_out, _ = decoder_sequences([e.target for e in examples], eos)     # (T, B)
         logits = model(src.to(device), src_len.to(device), y_in.to(device),
                        sampling_rate=self.sampling if train else 0.0)              # (T, B, V)
-        return word_loss(logits, y_out)
+        return word_loss(logits, y_out, self.config.step_weights if train else None)
 
     metrics = staticmethod(word_metrics)
 
@@ -191,11 +191,13 @@ class TranslationRecipe(Recipe):
     description = "encoder-decoder translation (context init/input/both or attention), BLEU"
     data_config = ParallelDataConfig
     model_config = Seq2SeqConfig
+    unused_settings = ("tbptt",)
     #: the configuration of benchmarks/multi30k.py (which sets its own number of epochs)
     defaults = {"cell": "lstm", "hidden_size": 256, "embed_size": 128, "context": "attention",
                 "batch_size": 64, "eval_batch_size": 128, "optimizer": "adam", "lr": 2e-3,
                 "clip_norm": 1.0, "epochs": 10, "schedule": "cosine", "min_lr": 1e-4}
-    options = {"beam_size": 5, "length_penalty": 1.0, "max_length": 0, "batch_size": 64}
+    options = {"beam_size": 5, "length_penalty": 1.0, "max_length": 0, "batch_size": 64,
+               "encoding": "utf-8"}
 
     def prepare(self, data: ParallelDataConfig, train: TrainConfig, assets: Optional[Vocabularies] = None):
         data.check()
@@ -228,11 +230,12 @@ class TranslationRecipe(Recipe):
     def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
         """``bleu`` of beam search (``beam_size`` 1: greedy), ``loss`` and ``perplexity`` per target
         word on ``data`` (a folder's test pair, or a prefix PREFIX of PREFIX.src and PREFIX.tgt) or,
-        if None, on the run's own test pair."""
+        if None, on the run's own test pair (``encoding``: of ``data``; the run's own files are read
+        in the run's)."""
         d: ParallelDataConfig = run.data
         where = d.data if data is None else data
         source, target = pair_paths(where, d.source, d.target, d.tokenized, "test")
-        pairs = read_parallel(source, target, d.encoding)
+        pairs = read_parallel(source, target, d.encoding if data is None else options["encoding"])
         examples = to_examples(pairs, run.assets)
         task = Translation({"test": examples}, run.train, run.assets, d.tokenized)
         result = task.evaluate_examples(run.model, examples)

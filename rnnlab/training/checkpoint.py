@@ -4,7 +4,8 @@ A checkpoint is one file, written atomically (``atomic.write_atomic``):
 
 - tensors ``model/<name>`` (the model's state dict), ``optim/<param>/<key>`` (the optimizer's
   per-parameter state), ``carry/<name>`` (state a task carries across updates, e.g. the hidden
-  state of truncated BPTT) and ``rng/torch`` (the random generator);
+  state of truncated BPTT) and ``rng/torch`` (the random generator); a distributed run keeps
+  each process's as ``carry/rank<r>/<name>`` and ``rng/torch.rank<r>``;
 - metadata: ``format`` and ``format_version``, ``rnnlab_version``, and ``trainer``, the JSON of
   the trainer's counters, the optimizer's hyper-parameters and the schedule.
 
@@ -47,6 +48,13 @@ def flatten_optimizer(optimizer: torch.optim.Optimizer) -> Tuple[Dict[str, torch
 
 
 def unflatten_optimizer(tensors: Dict[str, torch.Tensor], meta: dict) -> dict:
+    ok = isinstance(meta, dict) and isinstance(meta.get("param_groups"), list) \
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in meta["param_groups"]) \
+        and isinstance(meta.get("state"), dict) \
+        and all(isinstance(k, str) and k.isdigit() and isinstance(v, dict) for k, v in meta["state"].items())
+    if not ok:
+        raise CheckpointError("expected the optimizer record {'param_groups': [{'params': [...], ...}], "
+                              "'state': {'0': {...}, ...}}")
     state: Dict[int, dict] = {}
     for pid, values in meta["state"].items():
         state.setdefault(int(pid), {}).update(values)
@@ -58,7 +66,10 @@ def unflatten_optimizer(tensors: Dict[str, torch.Tensor], meta: dict) -> dict:
 
 def save_checkpoint(path, model: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
                     trainer: Optional[dict] = None, carry: Optional[Dict[str, torch.Tensor]] = None,
-                    kind: str = FORMAT, average: Optional[Dict[str, torch.Tensor]] = None) -> None:
+                    kind: str = FORMAT, average: Optional[Dict[str, torch.Tensor]] = None,
+                    rng: Optional[Dict[str, torch.Tensor]] = None) -> None:
+    """Write a checkpoint (see the module docstring). ``rng``: the random states to keep with a
+    training state (default: this process's generator as ``rng/torch``)."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     meta = {"format": kind, "format_version": str(FORMAT_VERSION), "rnnlab_version": __version__}
     if optimizer is not None:
@@ -67,7 +78,8 @@ def save_checkpoint(path, model: torch.nn.Module, optimizer: Optional[torch.opti
         meta["optimizer"] = json.dumps(opt_meta)
     if trainer is not None:
         meta["trainer"] = json.dumps(trainer)
-        tensors["rng/torch"] = torch.get_rng_state()
+        for k, v in (rng or {"torch": torch.get_rng_state()}).items():
+            tensors[f"rng/{k}"] = v
     for k, v in (carry or {}).items():
         tensors[f"carry/{k}"] = v
     for k, v in (average or {}).items():
@@ -82,7 +94,8 @@ def read_checkpoint(path) -> Tuple[Dict[str, Dict[str, torch.Tensor]], dict]:
     format or version."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"expected a checkpoint file {path}; it does not exist")
+        raise CheckpointError(f"expected a checkpoint file {path}; "
+                              f"{'found a folder' if path.is_dir() else 'it does not exist'}")
     groups: Dict[str, Dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "carry": {}, "rng": {},
                                                   "average": {}}
     try:
@@ -96,6 +109,17 @@ def read_checkpoint(path) -> Tuple[Dict[str, Dict[str, torch.Tensor]], dict]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         if isinstance(e, CheckpointError):
             raise
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            head = b""
+        zipped = head == b"PK\x03\x04"                               # torch.save's archive
+        pickled = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5    # PROTO opcode
+        if zipped or pickled:
+            raise CheckpointError(f"{path}: expected a safetensors file; found a "
+                                  f"{'torch.save zip archive' if zipped else 'pickle'}, which "
+                                  f"rnnlab never loads (unpickling can run code)") from None
         raise CheckpointError(f"{path}: not a readable rnnlab checkpoint (truncated or corrupt?): "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if meta.get("format") not in (FORMAT, "rnnlab-weights"):
@@ -126,6 +150,9 @@ def load_weights(model: torch.nn.Module, weights: Dict[str, torch.Tensor], sourc
         if own[k].shape != v.shape:
             raise CheckpointError(f"{source}: weights of another model: {k} has shape "
                                   f"{tuple(v.shape)}, this model expects {tuple(own[k].shape)}")
+        if own[k].is_floating_point() != v.is_floating_point():
+            raise CheckpointError(f"{source}: weights of another model: {k} holds {v.dtype}, this "
+                                  f"model expects {own[k].dtype}")
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise CheckpointError(f"{source}: {k} holds NaN or infinite values; the file is corrupt")
     model.load_state_dict(weights)

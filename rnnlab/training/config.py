@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterable, List
 from ..errors import ConfigError, check_choice, closest
 from .optim import OPTIMIZERS, SCHEDULES
 from .tbptt import check_tbptt
+from .step_weights import check_step_weights
 
 
 @dataclass
@@ -44,9 +45,16 @@ class TrainConfig:
     threads: int = 0                   # torch threads; 0: torch's choice
     progress: bool = True
     tensorboard: bool = False          # also write the records as TensorBoard scalars
+    # w_t of the sequence loss sum_t w_t Div_t: [] all ones, numbers (the last repeats), "linear"
+    # or "last" (training only; step_weights.py)
+    step_weights: List[Any] = dataclasses.field(default_factory=list)
+    # lambda of the information-flow regularizer (Pascanu et al. 2013; information_flow.py):
+    # the objective is L + lambda * Omega; 0: off. Tasks adding and copy only
+    information_flow: float = 0.0
 
     def check(self) -> "TrainConfig":
         self.tbptt = check_tbptt(self.tbptt)
+        self.step_weights = check_step_weights(self.step_weights)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         for name in ("batch_size", "eval_batch_size", "max_nonfinite"):
@@ -55,7 +63,8 @@ class TrainConfig:
                      "log_every", "decay_start", "patience", "threads", "seed"):
             positive_int(name, getattr(self, name), allow_zero=True)
         positive_number("lr", self.lr)
-        for name in ("max_time", "target_loss", "momentum", "weight_decay", "clip_norm", "clip_value", "min_lr"):
+        for name in ("max_time", "target_loss", "momentum", "weight_decay", "clip_norm", "clip_value", "min_lr",
+                     "information_flow"):
             positive_number(name, getattr(self, name), allow_zero=True)
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must lie in (0, 1], got {self.decay_factor}")

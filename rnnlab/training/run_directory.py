@@ -53,6 +53,15 @@ def create(path, force: bool = False) -> Path:
     return path
 
 
+def remove_partial_writes(path) -> None:
+    """Delete the temporary files a kill in the middle of an atomic write left behind
+    (``.<name>.<random>.tmp``, see :mod:`rnnlab.training.atomic`); the files they were to
+    replace are intact."""
+    for name in RUN_FILES:
+        for tmp in Path(path).glob(f".{name}.*.tmp"):
+            tmp.unlink()
+
+
 def write_config(path, task: str, sections: dict) -> None:
     write_json(Path(path) / "config.json", {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION,
                                             "rnnlab_version": __version__, "task": task, **sections})
@@ -70,4 +79,7 @@ def read_config(path) -> dict:
     if cfg.get("format_version") != RUN_FORMAT_VERSION:
         raise CheckpointError(f"{path / 'config.json'}: run format version {cfg.get('format_version')!r}; "
                               f"this rnnlab {__version__} reads version {RUN_FORMAT_VERSION}")
+    if not isinstance(cfg.get("task"), str):
+        raise CheckpointError(f"{path / 'config.json'}: expected the name of the run's task, found "
+                              f"{cfg.get('task')!r}")
     return cfg

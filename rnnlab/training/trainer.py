@@ -13,11 +13,16 @@ curve, the progress bar). What a batch is and what the loss is belongs to a *tas
 
 A run is deterministic given its seed: the random generator, the carried state and every counter
 are in the checkpoint, so a resumed run continues exactly as the uninterrupted one.
+
+Started by ``torchrun``, the same trainer runs on every process under DistributedDataParallel
+(:mod:`rnnlab.training.distributed`): the batch split across processes, the records and the run
+directory kept by rank 0.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -27,14 +32,19 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from ..errors import RnnlabError
+from ..errors import CheckpointError, ConfigError, RnnlabError
+from . import distributed
 from .averaging import WeightAverage
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, unflatten_optimizer
 from .config import TrainConfig
-from .metrics import MetricsLog, resident_mib
+from .metrics import MetricsLog, load_plotting, release_free_memory, resident_mib
 from .optim import LRSchedule, clip_gradients, make_optimizer, set_lr
 
 CHECKPOINT = "checkpoint.safetensors"
+#: process r of a distributed run seeds its generator (dropout) with seed + r * this
+RANK_SEED_STRIDE = 1_000_003
+#: stop reasons one process may see before the others (distributed runs agree on them)
+LOCAL_STOP_REASONS = ("interrupted", "max_time")
 BEST = "model.safetensors"
 PLOT_EVERY = 30.0  # seconds between redraws of loss.png during training (and once at the end)
 
@@ -67,10 +77,15 @@ class Trainer:
                  say: Callable[[str], None] = None):
         self.model, self.task, self.config = model, task, config.check()
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.say = say or say_above_bar
+        self.world = distributed.current()
+        self.writes = self.run_dir is not None and self.world.main  # rank 0 keeps the records
+        self.say = (say or say_above_bar) if self.world.main else (lambda message: None)
         if config.threads:
             torch.set_num_threads(config.threads)
-        torch.manual_seed(config.seed)
+        elif self.world.distributed:  # the processes on one machine share its cores
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world.local_size))
+        torch.manual_seed(config.seed + RANK_SEED_STRIDE * self.world.rank)
+        self.step_module = distributed.wrap(model, task, self.world)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, self.params, config.lr, config.momentum,
                                         config.weight_decay)
@@ -80,10 +95,12 @@ class Trainer:
         self.state = {"epoch": 0, "position": 0, "step": 0, "tokens": 0, "elapsed": 0.0,
                       "best_loss": None, "best_step": None, "bad_validations": 0,
                       "nonfinite_in_row": 0, "nonfinite_total": 0, "lr_scale": 1.0,
-                      "stop_reason": None}
+                      "stop_reason": None, "world_size": self.world.size}
         self.average = WeightAverage(model, config.ema) if config.ema else None
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.tensorboard) \
-            if self.run_dir else None
+            if self.writes else None
+        if self.writes:
+            load_plotting()  # loss.png is drawn during the run
         self._stop_request: Optional[str] = None
         self._plotted = -math.inf
 
@@ -97,35 +114,85 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def save(self) -> None:
+        """Write the training state (every process takes part: rank 0 collects the others' random
+        and carried state and writes one file)."""
         if self.run_dir is None:
             return
+        carry, rng = self.task.carry(), {"torch": torch.get_rng_state()}
+        if self.world.distributed:
+            parts = distributed.gather((carry, rng["torch"]), self.world)
+            carry = {f"rank{r}/{k}": v for r, (c, _) in enumerate(parts) for k, v in c.items()}
+            rng = {f"torch.rank{r}": g for r, (_, g) in enumerate(parts)}
+        if not self.writes:
+            return
         trainer = dict(self.state, schedule=self.schedule.state_dict())
-        save_checkpoint(self.run_dir / CHECKPOINT, self.model, self.optimizer, trainer,
-                        self.task.carry(), average=self.average.state_dict() if self.average else None)
+        save_checkpoint(self.run_dir / CHECKPOINT, self.model, self.optimizer, trainer, carry,
+                        average=self.average.state_dict() if self.average else None, rng=rng)
+        release_free_memory()  # the copies the file was written from
 
     def resume(self, path=None) -> None:
-        """Continue from a checkpoint (default: the run directory's)."""
+        """Continue from a checkpoint (default: the run directory's). A damaged training record is a
+        CheckpointError naming the file; nothing of the trainer changes until every part is read."""
         path = Path(path) if path is not None else self.run_dir / CHECKPOINT
         groups, meta = read_checkpoint(path)
         if "trainer" not in meta or "optimizer" not in meta:
             raise RnnlabError(f"{path}: holds weights only, not a training state to resume")
+        trainer = self._checked_record(meta["trainer"], path)
+        if trainer["world_size"] != self.world.size:
+            raise ConfigError(f"{path}: a run trained on {trainer['world_size']} process(es) resumes "
+                              f"on as many; this is {self.world.size}")
+        carry, rng = groups["carry"], groups["rng"].get("torch")
+        if self.world.distributed:
+            prefix = f"rank{self.world.rank}/"
+            carry = {k[len(prefix):]: v for k, v in carry.items() if k.startswith(prefix)}
+            rng = groups["rng"].get(f"torch.rank{self.world.rank}")
+        if rng is None or rng.dtype != torch.uint8 or rng.dim() != 1:
+            raise CheckpointError(f"{path}: expected the random state of process {self.world.rank} "
+                                  f"(a 1-D uint8 tensor); found {'none' if rng is None else tuple(rng.shape)}")
         load_weights(self.model, groups["model"], path)
         if self.average:
             self.average.load_state_dict(groups["average"], str(path))
         try:
             self.optimizer.load_state_dict(unflatten_optimizer(groups["optim"], meta["optimizer"]))
-        except (ValueError, KeyError) as e:
-            raise RnnlabError(f"{path}: optimizer state of another configuration ({e})") from None
-        trainer = dict(meta["trainer"])
-        notice = self.schedule.load_state_dict(trainer.pop("schedule"))
+            notice = self.schedule.load_state_dict(trainer.pop("schedule"))
+            torch.set_rng_state(rng)
+            self.task.load_carry(carry)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: the optimizer, schedule, random or carried state does not "
+                                  f"fit this run ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         if notice:
             self.say(notice)
         self.state.update(trainer)
         self.state["stop_reason"] = None
-        torch.set_rng_state(groups["rng"]["torch"])
-        self.task.load_carry(groups["carry"])
         if self.metrics:
             self.metrics.truncate_after(self.state["step"])
+
+    def _checked_record(self, record, path) -> dict:
+        """The checkpoint's trainer record, each counter of the kind this trainer keeps."""
+        if not isinstance(record, dict) or not isinstance(record.get("schedule"), dict):
+            raise CheckpointError(f"{path}: expected a trainer record with a schedule; found "
+                                  f"{type(record).__name__}")
+        record = dict(record)
+        record.setdefault("world_size", 1)
+        for key, now in self.state.items():
+            value = record.get(key, now) if key in ("stop_reason", "world_size") else record.get(key, KeyError)
+            if value is KeyError:
+                raise CheckpointError(f"{path}: the trainer record lacks {key!r}")
+            numeric = isinstance(now, (int, float)) and not isinstance(now, bool)
+            ok = (value is None or isinstance(value, (int, float, str))) if now is None else \
+                (isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and math.isfinite(value) and value >= 0) if numeric else isinstance(value, type(now))
+            if not ok:
+                raise CheckpointError(f"{path}: the trainer record's {key!r} is {value!r}; expected "
+                                      f"{'a number >= 0' if numeric else type(now).__name__}")
+            if isinstance(now, int) and numeric and value != int(value):
+                raise CheckpointError(f"{path}: the trainer record's {key!r} is {value!r}; expected a whole number")
+        return record
+
+    def start_over(self) -> None:
+        """Train a run that saved no checkpoint from its first update (its records dropped)."""
+        if self.metrics:
+            self.metrics.truncate_after(0)
 
     # --------------------------------------------------------------- records
     def record(self, **rec) -> None:
@@ -135,13 +202,14 @@ class Trainer:
     def validate(self) -> Optional[Dict[str, float]]:
         """Validation loss; keeps the best weights; counts validations without improvement."""
         st = self.state
-        with self.evaluated_weights():
-            result = self.task.evaluate(self.model, "valid")
+        with self.evaluated_weights():  # on rank 0; every process gets its figures
+            result = self.task.evaluate(self.model, "valid") if self.world.main else None
+            result = distributed.broadcast(result, self.world)
             if result is None:
                 return None
             loss = selection_score(self.task, result)
             improved = st["best_loss"] is None or loss < st["best_loss"]
-            if improved and self.run_dir:
+            if improved and self.writes:
                 save_checkpoint(self.run_dir / BEST, self.model, kind="rnnlab-weights")
         self.record(split="valid", step=st["step"], epoch=st["epoch"], **result)
         self.schedule.validated(loss)
@@ -153,11 +221,12 @@ class Trainer:
                 self._stop_request = "early stopping"
         if self.config.target_loss and loss <= self.config.target_loss:
             self._stop_request = self._stop_request or "target_loss"
+        release_free_memory()  # what the evaluation allocated and freed
         shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items())
         self.say(f"step {st['step']}  valid: {shown}"
                  f"{'  (best)' if st['best_step'] == st['step'] else ''}")
-        if self.run_dir:
-            self.save()
+        self.save()
+        if self.writes:
             if time.perf_counter() - self._plotted > PLOT_EVERY:
                 self.metrics.plot(self.run_dir / "loss.png")
                 self._plotted = time.perf_counter()
@@ -173,7 +242,11 @@ class Trainer:
         """One update; returns (loss sum, tokens) or None when it was skipped as non-finite."""
         c, st = self.config, self.state
         self.model.train()
-        objective, loss_sum, count = self.task.train_step(self.model, epoch, index)
+        objective, loss_sum, count = self.step_module(epoch, index)
+        if self.world.distributed:  # the mean over the global batch (distributed.py)
+            total_loss, total_count = distributed.all_sum([float(loss_sum), count], self.world)
+            objective = objective * (count * self.world.size / total_count if total_count else 0.0)
+            loss_sum, count = total_loss, int(total_count)
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
         norm = clip_gradients(self.params, c.clip_value, c.clip_norm)
@@ -220,7 +293,8 @@ class Trainer:
         c, st = self.config, self.state
         total = self.total_steps()
         interactive = sys.stderr.isatty()
-        bar = tqdm(total=total or None, initial=st["step"], disable=not c.progress, file=sys.stderr,
+        bar = tqdm(total=total or None, initial=st["step"], disable=not (c.progress and self.world.main),
+                   file=sys.stderr,
                    unit="step", dynamic_ncols=True, leave=True, mininterval=0.1 if interactive else 30,
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         t_start, elapsed0 = time.perf_counter(), st["elapsed"]
@@ -257,6 +331,8 @@ class Trainer:
                         self._stop_request = self._stop_request or "max_steps"
                     if c.max_time and st["elapsed"] >= c.max_time:
                         self._stop_request = self._stop_request or "max_time"
+                    if self.world.distributed:
+                        self._agree_on_stop()
                     if self._stop_request:
                         break
                 if st["position"] >= n:
@@ -269,6 +345,14 @@ class Trainer:
         finally:
             bar.close()
         self.save()
+
+    def _agree_on_stop(self) -> None:
+        """Stop every process at the same update: a Ctrl-C or the time limit seen by any of them
+        counts for all (the other reasons follow from figures all processes share)."""
+        local = [float(self._stop_request == reason) for reason in LOCAL_STOP_REASONS]
+        for reason, seen in zip(LOCAL_STOP_REASONS, distributed.all_sum(local, self.world)):
+            if seen and not self._stop_request:
+                self._stop_request = reason
 
     def _log_train(self, bar, loss_sum: float, count: int, t_start: float, total: int):
         st = self.state
@@ -290,21 +374,22 @@ class Trainer:
         st = self.state
         if self.average:                      # the trained model is the average from here on
             self.average.copy_to_model()
+        distributed.barrier(self.world)  # rank 0's last writes are done
         if self.run_dir and st["best_step"] is not None and (self.run_dir / BEST).exists():
             groups, _ = read_checkpoint(self.run_dir / BEST)
             load_weights(self.model, groups["model"], self.run_dir / BEST)
-        elif self.run_dir:
+        elif self.writes:
             save_checkpoint(self.run_dir / BEST, self.model, kind="rnnlab-weights")
         summary = {"stop_reason": st["stop_reason"], "steps": st["step"], "epochs": st["epoch"],
                    "tokens": st["tokens"], "train_seconds": st["elapsed"],
                    "best_step": st["best_step"], "nonfinite_updates": st["nonfinite_total"]}
-        if st["stop_reason"] != "interrupted":
+        if st["stop_reason"] != "interrupted" and self.world.main:
             for split in ("valid", "test"):
                 result = self.task.evaluate(self.model, split)
                 if result is not None:
                     summary[split] = result
                     self.record(split=split + "_final", step=st["step"], **result)
-        if self.run_dir:
+        if self.writes:
             from .atomic import write_json
             write_json(self.run_dir / "summary.json", summary)
             self.metrics.plot(self.run_dir / "loss.png")

@@ -1,0 +1,616 @@
+// The ``compiled`` engine's time loops: the ``bptt`` engine's forward and backward loops in C++.
+//
+// The equations are the cells' own (rnnlab/cells/*.py, step and step_backward), term by term:
+// per step one product with W_hh (torch's BLAS, into preallocated buffers), then one fused
+// element-wise loop over batch and units for the gates, the state and their derivatives.
+// tests/test_compiled_engine.py keeps the two in step (float64, relative 1e-7).
+//
+// Layout, as the Python engine: xw (T, B, G*H) holds the input projection; the forward overwrites
+// each step's slice with that step's gate activations (the saved gates), the backward overwrites
+// them with dL/dxw_t. states[k] (T+1, B, S) holds state k before the first step (row 0) and after
+// every step. mask (T, B) bool marks real steps: at a padded step the state is carried
+// (state_t = state_{t-1}), dL/dxw_t is zero and dL/dstate_{t-1} = dL/dstate_t.
+//
+// Cells (kind, opt): LSTM (0; opt = forget_gate + 2 * peephole, peephole 0 none, 1 diagonal,
+// 2 full), GRU (1; opt = reset_after), RNN (2; opt = nonlinearity 0 tanh, 1 relu, 2 sigmoid).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// ---------------------------------------------------------------- activations
+// float: exp by range reduction and a degree-6 polynomial (plain arithmetic, so the loops
+// vectorise); double: the C library's, as torch's own double kernels.
+inline float exp_f(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // ternaries, not fmin: they vectorise
+  const float t = x * 1.44269504088896341f;
+  const int32_t ni = static_cast<int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f));  // round(x / ln 2)
+  const float n = static_cast<float>(ni);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln 2 in two parts
+  const float r2 = r * r;
+  float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+              + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const int32_t bits = (ni + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline float sigm(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+inline double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+inline float tanh_(float x) {
+  // 1 - 2 / (1 + e^{2x}), and near 0 its series (the closed form loses the relative accuracy);
+  // blended by a 0/1 weight rather than chosen by a branch, so that the loops vectorise
+  const float big = 1.0f - 2.0f / (1.0f + exp_f(2.0f * x));
+  const float w = static_cast<float>(std::fabs(x) < 0.1f);
+  const float xs = x * w, x2 = xs * xs;
+  const float small = xs * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f - x2 * 0.0539682540f)));
+  return big + w * (small - big);
+}
+inline double tanh_(double x) { return std::tanh(x); }
+
+// phi and phi' from phi's output a, for the vanilla RNN (0 tanh, 1 relu, 2 sigmoid)
+template <typename T, int kind> inline T act(T z) {
+  return kind == 0 ? tanh_(z) : kind == 1 ? (z > T(0) ? z : T(0)) : sigm(z);
+}
+template <typename T, int kind> inline T act_grad(T a, T da) {
+  return kind == 0 ? da * (T(1) - a * a) : kind == 1 ? (a > T(0) ? da : T(0)) : da * (T(1) - a) * a;
+}
+// torch.lerp(a, b, w) = a + w (b - a)
+template <typename T> inline T lerp(T a, T b, T w) { return a + w * (b - a); }
+
+// run f(b) for every row b of a (B, H) block; several threads only where a row block is big
+template <typename F> inline void rows(int64_t B, int64_t H, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1));
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) f(b);
+  });
+}
+
+struct Step {  // the mask of one step: keep(b) is whether row b is a real step
+  const bool* m;
+  bool keep(int64_t b) const { return m == nullptr || m[b]; }
+};
+
+// a padded step: row b of the state after the step is the state before it
+template <typename T>
+inline void carry(const T* h0, const T* c0, T* h1, T* c1, int64_t b, int64_t H) {
+  std::memcpy(h1 + b * H, h0 + b * H, H * sizeof(T));
+  if (c0) std::memcpy(c1 + b * H, c0 + b * H, H * sizeof(T));
+}
+
+// row t of a contiguous sequence (T, ...), without making a tensor of it
+template <typename T> T* at_step(const Tensor& seq, int64_t t) {
+  return seq.data_ptr<T>() + t * seq.stride(0);
+}
+// dst += src over n elements: the loss's own gradient at a step (dL/d(output_t)), if any
+template <typename T> void add_seq(T* __restrict__ dst, const Tensor& seq, int64_t t, int64_t n) {
+  if (!seq.defined()) return;
+  const T* __restrict__ src = at_step<T>(seq, t);
+  for (int64_t k = 0; k < n; ++k) dst[k] += src[k];
+}
+
+// W^T for the per-step products h W^T: a row-major copy makes each product faster (about a
+// third at the benchmark sizes) but costs a pass over W, worth it only over many steps
+inline Tensor transposed(const Tensor& w, int64_t steps) {
+  return steps >= 16 ? w.t().contiguous() : w.t();
+}
+
+template <typename T> T* ptr(const Tensor& t) { return t.data_ptr<T>(); }
+template <typename T> const T* cptr(const c10::optional<Tensor>& t) {
+  return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
+}
+
+// ================================================================= LSTM
+// forward: z = xw_t + W_hh h_{t-1} (+ peepholes on C_{t-1}); i, f = sigma, g = tanh,
+// C_t = f C_{t-1} + i g (no forget gate: C_{t-1} + i g), o = sigma(z_o (+ w_co C_t)),
+// h_t = o tanh(C_t)
+// one row of the forward's gate loop; each gate block its own __restrict__ pointer (the blocks
+// never overlap), so the loop vectorises without alias checks
+template <typename T, bool fg, int pk>
+inline void lstm_row(T* __restrict__ zi, T* __restrict__ zf, T* __restrict__ zg,
+                     T* __restrict__ zo, const T* __restrict__ c, T* __restrict__ cn,
+                     T* __restrict__ hn, const T* __restrict__ wci, const T* __restrict__ wcf,
+                     const T* __restrict__ wco, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    T a = zi[j];
+    if (pk == 1) a += wci[j] * c[j];
+    const T i = sigm(a);
+    const T g = tanh_(zg[j]);
+    T cnew;
+    if (fg) {
+      T af = zf[j];
+      if (pk == 1) af += wcf[j] * c[j];
+      const T f = sigm(af);
+      zf[j] = f;
+      cnew = f * c[j] + i * g;
+    } else {
+      cnew = c[j] + i * g;
+    }
+    zi[j] = i;
+    zg[j] = g;
+    cn[j] = cnew;
+    if (pk != 2) {  // (full peepholes: the output gate waits for the product w_co C_t)
+      T ao = zo[j];
+      if (pk == 1) ao += wco[j] * cnew;
+      const T o = sigm(ao);
+      zo[j] = o;
+      hn[j] = o * tanh_(cnew);
+    }
+  }
+}
+
+template <typename T, bool fg, int pk>
+void lstm_forward(Tensor& xw, const Tensor& w_hh, const std::vector<Tensor>& peep, Tensor& hs,
+                  Tensor& cs, const bool* mask) {
+  const int64_t Tn = xw.size(0), B = xw.size(1), GH = xw.size(2), H = hs.size(2);
+  const int64_t nf = fg ? 2 * H : H;
+  const Tensor wT = transposed(w_hh, Tn);
+  const T* wci = pk == 1 ? ptr<T>(peep[0]) : nullptr;
+  const T* wcf = pk == 1 && fg ? ptr<T>(peep[1]) : nullptr;
+  const T* wco = pk == 1 ? ptr<T>(peep.back()) : nullptr;
+  std::vector<Tensor> peepT;  // full peepholes: W_c^T, row-major for the per-step products
+  if (pk == 2) for (const Tensor& w : peep) peepT.push_back(transposed(w, Tn));
+  for (int64_t t = 0; t < Tn; ++t) {
+    Tensor z = xw[t], h0 = hs[t], c1 = pk == 2 ? cs[t + 1] : Tensor(), c0 = pk == 2 ? cs[t] : Tensor();
+    z.addmm_(h0, wT);
+    if (pk == 2) {
+      z.narrow(1, 0, H).addmm_(c0, peepT[0]);
+      if (fg) z.narrow(1, H, H).addmm_(c0, peepT[1]);
+    }
+    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *cp0 = at_step<T>(cs, t), *hp1 = at_step<T>(hs, t + 1),
+      *cp1 = at_step<T>(cs, t + 1);
+    Step s{mask ? mask + t * B : nullptr};
+    rows(B, H, [&](int64_t b) {
+      T* zr = zp + b * GH;
+      lstm_row<T, fg, pk>(zr, zr + H, zr + nf, zr + GH - H, cp0 + b * H, cp1 + b * H, hp1 + b * H,
+                          wci, wcf, wco, H);
+      if (pk != 2 && !s.keep(b)) carry(hp0, cp0, hp1, cp1, b, H);
+    });
+    if (pk == 2) {
+      z.narrow(1, GH - H, H).addmm_(c1, peepT.back());
+      rows(B, H, [&](int64_t b) {
+        T* zo = zp + b * GH + GH - H;
+        T* cn = cp1 + b * H;
+        T* hn = hp1 + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const T o = sigm(zo[j]);
+          zo[j] = o;
+          hn[j] = o * tanh_(cn[j]);
+        }
+        if (!s.keep(b)) carry(hp0, cp0, hp1, cp1, b, H);
+      });
+    }
+  }
+}
+
+// backward, the cell's step_backward term by term: do = dh tanh(C_t),
+// dC_t = dC + dh o (1 - tanh^2 C_t) (+ dz_o w_co), dz_o = do o (1 - o), dz_i = dC_t g i (1 - i),
+// dz_f = dC_t C_{t-1} f (1 - f), dz_g = dC_t i (1 - g^2), dC_{t-1} = dC_t f (+ peepholes),
+// dh_{t-1} = dz W_hh
+// one row of the backward's gate loop (dz over the saved gates, dC_{t-1} into dcq); with full
+// peepholes dcq comes in holding dC_t, w_co's part already added
+template <typename T, bool fg, int pk>
+inline void lstm_back_row(T* __restrict__ zi, T* __restrict__ zf, T* __restrict__ zg,
+                          T* __restrict__ zo, const T* __restrict__ c0, const T* __restrict__ c1,
+                          const T* __restrict__ dh, const T* __restrict__ dc, T* __restrict__ dcq,
+                          const T* __restrict__ wci, const T* __restrict__ wcf,
+                          const T* __restrict__ wco, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    T dct;
+    if (pk == 2) {
+      dct = dcq[j];
+    } else {
+      const T tc = tanh_(c1[j]), o = zo[j], d = dh[j];
+      dct = dc[j] + d * o * (T(1) - tc * tc);
+      const T dzo = d * tc * (o * (T(1) - o));
+      if (pk == 1) dct += dzo * wco[j];
+      zo[j] = dzo;
+    }
+    const T i = zi[j], g = zg[j];
+    const T dzi = dct * g * (i * (T(1) - i));
+    T dcprev = dct;
+    if (fg) {
+      const T f = zf[j];
+      const T dzf = dct * c0[j] * (f * (T(1) - f));
+      zf[j] = dzf;
+      dcprev = dct * f;
+      if (pk == 1) dcprev += dzf * wcf[j];
+    }
+    if (pk == 1) dcprev += dzi * wci[j];
+    zi[j] = dzi;
+    zg[j] = dct * i * (T(1) - g * g);
+    dcq[j] = dcprev;
+  }
+}
+
+template <typename T, bool fg, int pk>
+std::vector<Tensor> lstm_backward(Tensor& gx, const Tensor& w_hh, const std::vector<Tensor>& peep,
+                                  const Tensor& hs, const Tensor& cs, const Tensor& dhs,
+                                  const Tensor& dcs, const bool* mask) {
+  const int64_t Tn = gx.size(0), B = gx.size(1), GH = gx.size(2), H = hs.size(2);
+  const int64_t nf = fg ? 2 * H : H;
+  const T* wci = pk == 1 ? ptr<T>(peep[0]) : nullptr;
+  const T* wcf = pk == 1 && fg ? ptr<T>(peep[1]) : nullptr;
+  const T* wco = pk == 1 ? ptr<T>(peep.back()) : nullptr;
+  Tensor dh = at::zeros({B, H}, hs.options()), dc = at::zeros({B, H}, hs.options());
+  Tensor dhp = at::empty({B, H}, hs.options()), dcp = at::empty({B, H}, hs.options());
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    add_seq<T>(ptr<T>(dc), dcs, t, B * H);
+    Tensor z = gx[t];
+    T *zp = ptr<T>(z), *dhp_ = ptr<T>(dh), *dcp_ = ptr<T>(dc), *dhq = ptr<T>(dhp), *dcq = ptr<T>(dcp);
+    const T *c0p = at_step<T>(cs, t), *c1p = at_step<T>(cs, t + 1);
+    Step s{mask ? mask + t * B : nullptr};
+    if (pk == 2) {  // dz_o first: dC_t needs dz_o W_co (a product) before the rest
+      rows(B, H, [&](int64_t b) {
+        T* zo = zp + b * GH + GH - H;
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t k = b * H + j;
+          const T tc = tanh_(c1p[k]), o = zo[j], d = dhp_[k];
+          dcq[k] = dcp_[k] + d * o * (T(1) - tc * tc);
+          zo[j] = d * tc * (o * (T(1) - o));
+        }
+        if (!s.keep(b)) std::memset(zo, 0, H * sizeof(T));  // a padded step: no dz_o
+      });
+      dcp.addmm_(z.narrow(1, GH - H, H), peep.back());
+    }
+    rows(B, H, [&](int64_t b) {
+      T* zr = zp + b * GH;
+      const bool keep = s.keep(b);
+      if (!keep) {
+        for (int64_t j = 0; j < GH; ++j) zr[j] = T(0);
+        for (int64_t j = 0; j < H; ++j) dcq[b * H + j] = dcp_[b * H + j];
+        return;
+      }
+      lstm_back_row<T, fg, pk>(zr, zr + H, zr + nf, zr + GH - H, c0p + b * H, c1p + b * H,
+                               dhp_ + b * H, dcp_ + b * H, dcq + b * H, wci, wcf, wco, H);
+    });
+    if (pk == 2) {
+      dcp.addmm_(z.narrow(1, 0, H), peep[0]);
+      if (fg) dcp.addmm_(z.narrow(1, H, H), peep[1]);
+    }
+    at::mm_out(dhp, z, w_hh);
+    if (mask) rows(B, H, [&](int64_t b) {
+      if (!s.keep(b)) std::memcpy(dhq + b * H, dhp_ + b * H, H * sizeof(T));
+    });
+    std::swap(dh, dhp);
+    std::swap(dc, dcp);
+  }
+  return {dh, dc};
+}
+
+// ================================================================= GRU
+// reset_after: r, z = sigma(xw_{r,z} + W_h{r,z} h), hn = W_hn h + b_hn, n = tanh(xw_n + r hn);
+// otherwise m = r h, n = tanh(xw_n + W_hn m). h_t = lerp(n, h_{t-1}, z) = (1 - z) n + z h_{t-1}.
+// saved: the gates r, z, n in xw, and m (hn, or r h) per step.
+// one row of the reset_after forward: gates over xw's pre-activations, q = W_hh h_{t-1}
+template <typename T>
+inline void gru_row(T* __restrict__ xr, T* __restrict__ xz, T* __restrict__ xn,
+                    const T* __restrict__ qr, const T* __restrict__ qz, const T* __restrict__ qn,
+                    const T* __restrict__ bn, const T* __restrict__ h, T* __restrict__ m,
+                    T* __restrict__ h1, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T r = sigm(xr[j] + qr[j]);
+    const T z = sigm(xz[j] + qz[j]);
+    const T hn = bn[j] + qn[j];
+    const T n = tanh_(xn[j] + r * hn);
+    xr[j] = r;
+    xz[j] = z;
+    xn[j] = n;
+    m[j] = hn;
+    h1[j] = lerp(n, h[j], z);
+  }
+}
+
+// one row of the reset_after backward: dL/d(r, z, n) over the gates, (da_r, da_z, d(hn)) into q
+template <typename T>
+inline void gru_back_row(T* __restrict__ xr, T* __restrict__ xz, T* __restrict__ xn,
+                         T* __restrict__ qr, T* __restrict__ qz, T* __restrict__ qn,
+                         T* __restrict__ dhn, const T* __restrict__ h, const T* __restrict__ m,
+                         const T* __restrict__ d, T* __restrict__ dq, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const T r = xr[j], z = xz[j], n = xn[j], g = d[j];
+    const T dprev = g * z, dn = g - dprev;
+    const T da_n = dn - dn * n * n;
+    const T da_z = g * (h[j] - n) * (z - z * z);
+    const T da_r = da_n * m[j] * (r - r * r);
+    const T d_hn = da_n * r;
+    dq[j] = dprev;
+    xr[j] = da_r;
+    xz[j] = da_z;
+    xn[j] = da_n;
+    qr[j] = da_r;
+    qz[j] = da_z;
+    qn[j] = d_hn;
+    dhn[j] = d_hn;
+  }
+}
+
+template <typename T, bool reset_after>
+void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs, Tensor& ms,
+                 const bool* mask) {
+  const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2), GH = 3 * H;
+  Tensor hh = reset_after ? at::empty({B, GH}, hs.options()) : Tensor();
+  const Tensor wT = transposed(w_hh, Tn);
+  const Tensor wrzT = wT.narrow(1, 0, 2 * H), wnT = wT.narrow(1, 2 * H, H);
+  const Tensor bias = b_hn.defined() ? b_hn : at::zeros({H}, hs.options());
+  const T* bn = ptr<T>(bias);
+  for (int64_t t = 0; t < Tn; ++t) {
+    Tensor x = xw[t], h0 = hs[t], m = reset_after ? Tensor() : ms[t];
+    T *xp = ptr<T>(x), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1), *mp = at_step<T>(ms, t);
+    Step s{mask ? mask + t * B : nullptr};
+    if (reset_after) {
+      at::mm_out(hh, h0, wT);
+      const T* hhp = ptr<T>(hh);
+      rows(B, H, [&](int64_t b) {
+        T* xr = xp + b * GH;
+        const T* q = hhp + b * GH;
+        gru_row<T>(xr, xr + H, xr + 2 * H, q, q + H, q + 2 * H, bn, hp0 + b * H, mp + b * H,
+                   hp1 + b * H, H);
+        if (!s.keep(b)) carry<T>(hp0, nullptr, hp1, nullptr, b, H);
+      });
+    } else {
+      x.narrow(1, 0, 2 * H).addmm_(h0, wrzT);
+      rows(B, H, [&](int64_t b) {
+        T* xr = xp + b * GH;
+        for (int64_t j = 0; j < H; ++j) {
+          const T r = sigm(xr[j]);
+          xr[j] = r;
+          xr[H + j] = sigm(xr[H + j]);
+          mp[b * H + j] = r * hp0[b * H + j];
+        }
+      });
+      x.narrow(1, 2 * H, H).addmm_(m, wnT);
+      rows(B, H, [&](int64_t b) {
+        T* xr = xp + b * GH;
+        const T* h = hp0 + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const T n = tanh_(xr[2 * H + j]);
+          xr[2 * H + j] = n;
+          hp1[b * H + j] = lerp(n, h[j], xr[H + j]);
+        }
+        if (!s.keep(b)) carry<T>(hp0, nullptr, hp1, nullptr, b, H);
+      });
+    }
+  }
+}
+
+// backward: dh_{t-1} = dh z, dn = dh (1 - z), da_z = dh (h_{t-1} - n) z (1 - z),
+// da_n = dn (1 - n^2); reset_after: d(hn) = da_n r, da_r = da_n hn r (1 - r),
+// dh_{t-1} += (da_r, da_z, d(hn)) W_hh; otherwise d(r h) = da_n W_hn, dh_{t-1} += d(r h) r,
+// da_r = d(r h) h_{t-1} r (1 - r), dh_{t-1} += da_{r,z} W_h{r,z}.
+// Returns dh_0 and, with reset_after, d(hn) of every step (T, B, H).
+template <typename T, bool reset_after>
+std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& hs, const Tensor& ms,
+                                 const Tensor& dhs, const bool* mask) {
+  const int64_t Tn = gx.size(0), B = gx.size(1), H = hs.size(2), GH = 3 * H;
+  Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
+  const Tensor zeros = at::zeros({B, H}, hs.options());
+  Tensor dhn = reset_after ? at::empty({Tn, B, H}, hs.options()) : Tensor();
+  Tensor dd = at::empty({B, reset_after ? GH : H}, hs.options());  // (da_r, da_z, d(hn)) or d(r h)
+  const Tensor wrz = w_hh.narrow(0, 0, 2 * H), wn = w_hh.narrow(0, 2 * H, H);
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    Tensor x = gx[t];
+    T *xp = ptr<T>(x), *dcur = ptr<T>(dh), *dq = ptr<T>(dhp), *ddp = ptr<T>(dd);
+    const T* zero = ptr<T>(zeros);
+    const T *hp0 = at_step<T>(hs, t), *mp = at_step<T>(ms, t);
+    T* dhnp = reset_after ? at_step<T>(dhn, t) : nullptr;
+    Step s{mask ? mask + t * B : nullptr};
+    rows(B, H, [&](int64_t b) {
+      T* xr = xp + b * GH;
+      const T* d = s.keep(b) ? dcur : zero;  // a padded step: the cell sees no gradient
+      if (reset_after) {
+        T* q = ddp + b * GH;
+        gru_back_row<T>(xr, xr + H, xr + 2 * H, q, q + H, q + 2 * H, dhnp + b * H, hp0 + b * H,
+                        mp + b * H, d + b * H, dq + b * H, H);
+        return;
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t k = b * H + j;
+        const T r = xr[j], zz = xr[H + j], n = xr[2 * H + j], g = d[k];
+        const T dprev = g * zz, dn = g - dprev;
+        dq[k] = dprev;
+        xr[H + j] = g * (hp0[k] - n) * (zz - zz * zz);  // da_z
+        xr[2 * H + j] = dn - dn * n * n;                 // da_n
+        xr[j] = r;  // kept for the second loop, which writes da_r
+      }
+    });
+    if (reset_after) {
+      dhp.addmm_(dd, w_hh);
+      if (mask) rows(B, H, [&](int64_t b) {  // the carried state's gradient at padded steps
+        if (!s.keep(b)) std::memcpy(dq + b * H, dcur + b * H, H * sizeof(T));
+      });
+    } else {
+      at::mm_out(dd, x.narrow(1, 2 * H, H), wn);
+      rows(B, H, [&](int64_t b) {
+        T* xr = xp + b * GH;
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t k = b * H + j;
+          const T r = xr[j], drh = ddp[k];
+          dq[k] += drh * r;
+          xr[j] = drh * hp0[k] * (r - r * r);
+        }
+      });
+      dhp.addmm_(x.narrow(1, 0, 2 * H), wrz);
+      if (mask) rows(B, H, [&](int64_t b) {
+        if (!s.keep(b)) std::memcpy(dq + b * H, dcur + b * H, H * sizeof(T));
+      });
+    }
+    std::swap(dh, dhp);
+  }
+  return {dh, dhn};
+}
+
+// ================================================================= vanilla RNN
+// forward: H_t = phi(xw_t + W_hh H_{t-1});  backward: dz = dH_t phi'(z), dH_{t-1} = dz W_hh
+template <typename T, int kind>
+void rnn_forward(Tensor& xw, const Tensor& w_hh, Tensor& hs, const bool* mask) {
+  const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
+  const Tensor wT = transposed(w_hh, Tn);
+  for (int64_t t = 0; t < Tn; ++t) {
+    Tensor z = xw[t], h0 = hs[t];
+    z.addmm_(h0, wT);
+    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
+    Step s{mask ? mask + t * B : nullptr};
+    rows(B, H, [&](int64_t b) {
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t k = b * H + j;
+        hp1[k] = act<T, kind>(zp[k]);
+      }
+      if (!s.keep(b)) carry<T>(hp0, nullptr, hp1, nullptr, b, H);
+    });
+  }
+}
+
+template <typename T, int kind>
+std::vector<Tensor> rnn_backward(Tensor& gx, const Tensor& w_hh, const Tensor& hs, const Tensor& dhs,
+                                 const bool* mask) {
+  const int64_t Tn = gx.size(0), B = gx.size(1), H = hs.size(2);
+  Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    Tensor z = gx[t];
+    T *zp = ptr<T>(z), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
+    const T* hp1 = at_step<T>(hs, t + 1);
+    Step s{mask ? mask + t * B : nullptr};
+    rows(B, H, [&](int64_t b) {
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t k = b * H + j;
+        zp[k] = act_grad<T, kind>(hp1[k], d[k]);
+      }
+      if (!s.keep(b)) std::memset(zp + b * H, 0, H * sizeof(T));  // a padded step: no dz
+    });
+    at::mm_out(dhp, z, w_hh);
+    if (mask) rows(B, H, [&](int64_t b) {
+      if (!s.keep(b)) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));
+    });
+    std::swap(dh, dhp);
+  }
+  return {dh};
+}
+
+// ================================================================= entry points
+const bool* mask_ptr(const c10::optional<Tensor>& mask) { return cptr<bool>(mask); }
+
+// Runs the forward loop in place: gates into xw, states into states[k][1:]. Returns the extra
+// saved sequences (the GRU's m, (T, B, H)); none for the other cells.
+std::vector<Tensor> forward(int64_t kind, int64_t opt, Tensor xw, Tensor w_hh,
+                            std::vector<Tensor> extra, std::vector<Tensor> states,
+                            c10::optional<Tensor> mask) {
+  at::NoGradGuard no_grad;
+  const bool* m = mask_ptr(mask);
+  std::vector<Tensor> saved;
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_compiled_forward", [&] {
+    using T = scalar_t;
+    if (kind == 0) {
+      auto& h = states[0];
+      auto& c = states[1];
+      switch (opt) {
+        case 1: lstm_forward<T, true, 0>(xw, w_hh, extra, h, c, m); break;
+        case 0: lstm_forward<T, false, 0>(xw, w_hh, extra, h, c, m); break;
+        case 3: lstm_forward<T, true, 1>(xw, w_hh, extra, h, c, m); break;
+        case 2: lstm_forward<T, false, 1>(xw, w_hh, extra, h, c, m); break;
+        case 5: lstm_forward<T, true, 2>(xw, w_hh, extra, h, c, m); break;
+        default: lstm_forward<T, false, 2>(xw, w_hh, extra, h, c, m); break;
+      }
+    } else if (kind == 1) {
+      Tensor ms = at::empty({xw.size(0), xw.size(1), states[0].size(2)}, xw.options());
+      const Tensor b_hn = extra.empty() ? Tensor() : extra[0];
+      if (opt) gru_forward<T, true>(xw, w_hh, b_hn, states[0], ms, m);
+      else gru_forward<T, false>(xw, w_hh, b_hn, states[0], ms, m);
+      saved.push_back(ms);
+    } else {
+      switch (opt) {
+        case 0: rnn_forward<T, 0>(xw, w_hh, states[0], m); break;
+        case 1: rnn_forward<T, 1>(xw, w_hh, states[0], m); break;
+        default: rnn_forward<T, 2>(xw, w_hh, states[0], m); break;
+      }
+    }
+  });
+  return saved;
+}
+
+// The whole forward in one call, for short sequences (generation's one step at a time): the
+// input projection xw = x W_ih^T + b, the state buffers (row 0 = state0), the loop. Returns xw
+// (now the gates), the states (T+1, B, S_k), then the extra saved sequences.
+std::vector<Tensor> run(int64_t kind, int64_t opt, Tensor x, Tensor w_ih, c10::optional<Tensor> bias,
+                        Tensor w_hh, std::vector<Tensor> extra, std::vector<Tensor> state0,
+                        c10::optional<Tensor> mask) {
+  at::NoGradGuard no_grad;
+  const int64_t Tn = x.size(0), B = x.size(1);
+  const Tensor x2 = x.reshape({Tn * B, x.size(2)});
+  Tensor xw = (bias.has_value() && bias->defined() ? at::addmm(*bias, x2, w_ih.t()) : at::mm(x2, w_ih.t()))
+                  .view({Tn, B, -1});
+  std::vector<Tensor> out{xw};
+  for (const Tensor& s0 : state0) {
+    Tensor buf = at::empty({Tn + 1, B, s0.size(1)}, x.options());
+    buf[0].copy_(s0);
+    out.push_back(buf);
+  }
+  std::vector<Tensor> states(out.begin() + 1, out.end());
+  for (Tensor& t : forward(kind, opt, xw, w_hh, extra, states, mask)) out.push_back(t);
+  return out;
+}
+
+// Runs the backward loop: gates (the forward's xw) are overwritten with dL/dxw. d_seqs[k] is
+// dL/d(states[k][1:]) or undefined. Returns dL/dstate_0 per state, then the cell's per-step
+// recurrent gradients (the GRU reset_after's d(hn), (T, B, H)).
+std::vector<Tensor> backward(int64_t kind, int64_t opt, Tensor gates, Tensor w_hh,
+                             std::vector<Tensor> extra, std::vector<Tensor> states,
+                             std::vector<Tensor> saved, std::vector<c10::optional<Tensor>> d_seqs,
+                             c10::optional<Tensor> mask) {
+  at::NoGradGuard no_grad;
+  const bool* m = mask_ptr(mask);
+  auto seq = [&](size_t k) { return d_seqs[k].has_value() ? *d_seqs[k] : Tensor(); };
+  std::vector<Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnlab_compiled_backward", [&] {
+    using T = scalar_t;
+    Tensor& g = gates;
+    if (kind == 0) {
+      const Tensor &h = states[0], &c = states[1], dh = seq(0), dc = seq(1);
+      switch (opt) {
+        case 1: out = lstm_backward<T, true, 0>(g, w_hh, extra, h, c, dh, dc, m); break;
+        case 0: out = lstm_backward<T, false, 0>(g, w_hh, extra, h, c, dh, dc, m); break;
+        case 3: out = lstm_backward<T, true, 1>(g, w_hh, extra, h, c, dh, dc, m); break;
+        case 2: out = lstm_backward<T, false, 1>(g, w_hh, extra, h, c, dh, dc, m); break;
+        case 5: out = lstm_backward<T, true, 2>(g, w_hh, extra, h, c, dh, dc, m); break;
+        default: out = lstm_backward<T, false, 2>(g, w_hh, extra, h, c, dh, dc, m); break;
+      }
+    } else if (kind == 1) {
+      if (opt) {
+        out = gru_backward<T, true>(g, w_hh, states[0], saved[0], seq(0), m);
+      } else {
+        out = gru_backward<T, false>(g, w_hh, states[0], saved[0], seq(0), m);
+        out.pop_back();
+      }
+    } else {
+      switch (opt) {
+        case 0: out = rnn_backward<T, 0>(g, w_hh, states[0], seq(0), m); break;
+        case 1: out = rnn_backward<T, 1>(g, w_hh, states[0], seq(0), m); break;
+        default: out = rnn_backward<T, 2>(g, w_hh, states[0], seq(0), m); break;
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnlab_compiled, lib) {
+  lib.def("forward(int kind, int opt, Tensor xw, Tensor w_hh, Tensor[] extra, Tensor[] states, "
+          "Tensor? mask) -> Tensor[]", &forward);
+  lib.def("run(int kind, int opt, Tensor x, Tensor w_ih, Tensor? bias, Tensor w_hh, Tensor[] extra, "
+          "Tensor[] state0, Tensor? mask) -> Tensor[]", &run);
+  lib.def("backward(int kind, int opt, Tensor gates, Tensor w_hh, Tensor[] extra, Tensor[] states, "
+          "Tensor[] saved, Tensor?[] d_seqs, Tensor? mask) -> Tensor[]", &backward);
+}

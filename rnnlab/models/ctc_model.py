@@ -1,0 +1,73 @@
+r"""The model of the order-synchronous, time-asynchronous structure: a distribution over the
+symbols and the blank at every input step, read by CTC (:mod:`rnnlab.ctc`).
+
+For input frames x_1 .. x_T:
+
+    h_t = [h_t^->; h_t^<-] = cells(x_t, h_{t-1}^->, h_{t+1}^<-)   (bidirectional, L layers; any
+                                                                   rnnlab cell)
+    z_t = W h_t + b                                                 (C = symbols + 1 logits)
+    log y_t = log_softmax(z_t)                                      (class 0 the blank)
+
+trained on the CTC divergence -log P(l | x) = -log sum over alignments prod_t y_t(pi_t).
+Each sequence runs only over its own steps (``lengths``), so padding never reaches a real step,
+and the backward direction starts at each sequence's true end.
+
+Shapes: x (T, B, F) float, lengths (B,) -> log_probs (T, B, C).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, check_choice
+from ..layers import LAYERS
+from ..training.config import from_data
+
+
+@dataclass
+class CTCModelConfig:
+    """Everything needed to rebuild a :class:`CTCModel` (saved in the run's config.json)."""
+    features: int = from_data()        # F, set from the data
+    classes: int = from_data()         # C: the blank and the symbols, set from the data
+    cell: str = "lstm"
+    hidden_size: int = 64              # H per direction
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.0               # between layers and on h_t
+    engine: str = "auto"
+    init: str = "rnnlab"
+    cell_options: Dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> "CTCModelConfig":
+        check_choice("cell", self.cell, LAYERS)
+        for name in ("features", "classes", "hidden_size", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.classes < 2:
+            raise ConfigError(f"classes counts the blank and at least one symbol, got {self.classes}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        return self
+
+
+class CTCModel(nn.Module):
+    """Frames in, log-probabilities of the blank and the symbols at every step out."""
+
+    def __init__(self, config: CTCModelConfig):
+        super().__init__()
+        self.config = c = config.check()
+        self.rnn = LAYERS[c.cell](c.features, c.hidden_size, num_layers=c.layers,
+                                  dropout=c.dropout if c.layers > 1 else 0.0,
+                                  bidirectional=c.bidirectional, engine=c.engine, init=c.init,
+                                  **c.cell_options)
+        self.drop = nn.Dropout(c.dropout)
+        self.output = nn.Linear((2 if c.bidirectional else 1) * c.hidden_size, c.classes)
+
+    def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x (T, B, F), lengths (B,) (all T if None) -> log_probs (T, B, C)."""
+        h, _ = self.rnn(x, lengths=lengths)                                  # (T, B, D H)
+        return self.output(self.drop(h)).log_softmax(-1)                     # (T, B, C)

@@ -1,0 +1,199 @@
+"""The ``compiled`` engine (C++ time loops) equals the Python ``bptt`` engine it was written from.
+
+Values and gradients w.r.t. input, initial states and every parameter, float64 within a relative
+1e-7, for every cell and option it supports, with and without ``lengths``, one and two layers,
+one and two directions; gradcheck on tiny cases; step-by-step generation; the whitelist (what it
+does not know runs on ``bptt`` under ``auto`` and raises under ``engine="compiled"``); and the
+fallback when the C++ cannot be built (one warning, ``bptt`` results).
+"""
+import logging
+
+import pytest
+import torch
+
+import rnnlab
+from rnnlab.engines import compiled
+from engine_check import LENGTHS, assert_engines_agree, loss_of, make_inputs
+
+pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
+                                reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
+
+CASES = [(rnnlab.RNN, o) for o in (
+    {}, {"nonlinearity": "relu"}, {"nonlinearity": "sigmoid"}, {"bias": False},
+)] + [(rnnlab.LSTM, o) for o in (
+    {}, {"peephole": "diagonal"}, {"peephole": "full"}, {"forget_gate": False},
+    {"forget_gate": False, "peephole": "diagonal"}, {"forget_gate": False, "peephole": "full"},
+    {"bias": False, "peephole": "full"}, {"bias": False},
+)] + [(rnnlab.GRU, o) for o in (
+    {"reset_after": True}, {"reset_after": False},
+    {"reset_after": True, "bias": False}, {"reset_after": False, "bias": False},
+)]
+IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for cls, o in CASES]
+
+
+@pytest.mark.parametrize("cls,options", CASES, ids=IDS)
+def test_equals_bptt(cls, options):
+    """Every cell and option: one layer and two bidirectional layers, with and without lengths,
+    the states of every step included."""
+    torch.manual_seed(0)
+    for layers, bidirectional in ((1, False), (2, True)):
+        for lengths in (None, LENGTHS):
+            layer = cls(4, 5, num_layers=layers, bidirectional=bidirectional, dtype=torch.float64,
+                        **options)
+            assert_engines_agree(layer, lengths=lengths, return_states=True,
+                                 engines=("bptt", "compiled"))
+
+
+@pytest.mark.parametrize("cls,options", [(rnnlab.LSTM, {}), (rnnlab.GRU, {}), (rnnlab.RNN, {})])
+def test_float32_close_to_bptt(cls, options):
+    """float32 (the fast exp/tanh of the C++ loops) within float32 rounding of bptt."""
+    torch.manual_seed(1)
+    layer = cls(6, 8, num_layers=2, bidirectional=True, **options)
+    x, hx = make_inputs(layer, T=7, B=3, dtype=torch.float32)
+    results = []
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        out, h_n = layer(x, hx, lengths=LENGTHS.new_tensor([7, 3, 5]))
+        assert layer.last_engine == engine
+        grads = torch.autograd.grad(loss_of(out, h_n), [x, *hx, *layer.parameters()])
+        results.append((out, grads))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,options,lengths", [
+    (rnnlab.LSTM, {"peephole": "diagonal"}, torch.tensor([3, 2])),
+    (rnnlab.LSTM, {"peephole": "full", "forget_gate": False}, None),
+    (rnnlab.GRU, {"reset_after": False}, torch.tensor([2, 3])),
+    (rnnlab.GRU, {}, None),
+    (rnnlab.RNN, {"nonlinearity": "sigmoid"}, torch.tensor([3, 1])),
+])
+def test_gradcheck(cls, options, lengths):
+    """torch.autograd.gradcheck of the compiled engine, float64, w.r.t. input, states, parameters."""
+    torch.manual_seed(2)
+    layer = cls(3, 4, dtype=torch.float64, engine="compiled", **options)
+    x, hx = make_inputs(layer, T=3, B=2)
+    names = [n for n, _ in layer.named_parameters()]
+
+    def f(x, *rest):
+        hx_, ps = rest[:len(hx)], rest[len(hx):]
+        o, h = torch.func.functional_call(layer, dict(zip(names, ps)),
+                                          (x, hx_ if len(hx_) > 1 else hx_[0]), {"lengths": lengths})
+        return (o,) + (h if isinstance(h, tuple) else (h,))
+
+    assert torch.autograd.gradcheck(f, (x, *hx, *layer.parameters()), eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert layer.last_engine == "compiled"
+
+
+def test_retained_graph_second_backward():
+    """A second backward through a retained graph recomputes the spent forward: same gradients."""
+    torch.manual_seed(3)
+    layer = rnnlab.LSTM(3, 4, dtype=torch.float64, engine="compiled", peephole="full")
+    x, hx = make_inputs(layer, T=4, B=2)
+    loss = loss_of(*layer(x, hx))
+    g1 = torch.autograd.grad(loss, [x, *layer.parameters()], retain_graph=True)
+    g2 = torch.autograd.grad(loss, [x, *layer.parameters()])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [rnnlab.LSTM, rnnlab.GRU, rnnlab.RNN])
+def test_generation_steps_equal_bptt(cls):
+    """Generation's path: batch 1, one step per call, the state fed back, no gradients."""
+    torch.manual_seed(4)
+    layer = cls(5, 6, num_layers=2, dtype=torch.float64)
+    xs = torch.randn(12, 1, 1, 5, dtype=torch.float64)
+    outs = {}
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        state, seq = None, []
+        with torch.no_grad():
+            for x in xs:
+                out, state = layer(x, state)
+                seq.append(out)
+        assert layer.last_engine == engine
+        outs[engine] = (torch.cat(seq), state)
+    torch.testing.assert_close(outs["compiled"][0], outs["bptt"][0], rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(outs["compiled"][1], outs["bptt"][1], rtol=1e-7, atol=1e-9)
+
+
+def test_auto_prefers_compiled_on_cpu():
+    x = torch.randn(4, 2, 3)
+    for layer in (rnnlab.LSTM(3, 4), rnnlab.GRU(3, 4, reset_after=False), rnnlab.RNN(3, 4)):
+        layer(x)
+        assert layer.last_engine == "compiled"
+    lstm = rnnlab.LSTM(3, 4)
+    lstm(x, lengths=torch.tensor([4, 2]))
+    assert lstm.last_engine == "compiled"  # not torch's kernel, slow on a padded batch
+
+
+def test_whitelist_unknown_configurations():
+    """A cell class, a cell option or a layer option the engine does not know: ``auto`` runs
+    bptt, ``engine='compiled'`` raises one line naming it."""
+    x = torch.randn(4, 2, 3)
+    leaky = rnnlab.LeakyRNN(3, 4)
+    leaky(x)
+    assert leaky.last_engine == "bptt"
+    leaky.engine = "compiled"
+    with pytest.raises(ValueError, match="LeakyRNNCell"):
+        leaky(x)
+    gru = rnnlab.GRU(3, 4, reset_after=False)
+    gru.cells[0].layer_norm = True  # an option added after the engine: not on its whitelist
+    gru(x)
+    assert gru.last_engine == "bptt"
+    gru.engine = "compiled"
+    with pytest.raises(ValueError, match="layer_norm") as e:
+        gru(x)
+    assert "\n" not in str(e.value)
+    gru = rnnlab.GRU(3, 4, reset_after=False)
+    gru.zoneout = 0.1  # likewise on the layer
+    gru(x)
+    assert gru.last_engine == "bptt"
+    gru.zoneout = 0.0  # switched off: the configuration the engine knows
+    gru(x)
+    assert gru.last_engine == "compiled"
+
+
+def test_per_call_extras_run_on_bptt():
+    """Per-call inputs only bptt knows (a tensor in p beyond the parameters, zoneout keep
+    weights) are handed to bptt: its results exactly."""
+    torch.manual_seed(5)
+    cell = rnnlab.cells.rnn_cell.RNNCell(3, 4, dtype=torch.float64)
+    p = dict(cell.params())
+    p["recurrent_mask"] = torch.full((2, 4), 2.0, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    h0 = (torch.zeros(2, 4, dtype=torch.float64),)
+    from rnnlab.engines import run_bptt, run_compiled
+    torch.testing.assert_close(run_compiled(cell, p, x, h0, None)[0], run_bptt(cell, p, x, h0, None)[0],
+                               rtol=0, atol=0)
+
+
+def test_build_failure_falls_back_with_one_warning(monkeypatch, caplog):
+    """If the C++ cannot be built or loaded: one warning, ``auto`` runs bptt (same results),
+    ``engine='compiled'`` raises one line saying why."""
+    def broken():
+        raise RuntimeError("Error building extension 'rnnlab_compiled'\nc++: not found")
+
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    layer = rnnlab.GRU(3, 4, dtype=torch.float64, engine="bptt")
+    want = layer(x)[0]
+    monkeypatch.setattr(compiled, "_build", broken)
+    compiled._ops.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="rnnlab"):
+            layer.engine = "auto"
+            got = layer(x)[0]
+            assert layer.last_engine == "bptt"
+            layer(x)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        warnings = [r for r in caplog.records if "compiled engine is unavailable" in r.getMessage()]
+        assert len(warnings) == 1 and "c++: not found" in warnings[0].getMessage()
+        layer.engine = "compiled"
+        with pytest.raises(ValueError, match="could not be built") as e:
+            layer(x)
+        assert "\n" not in str(e.value)
+    finally:
+        monkeypatch.undo()
+        compiled._ops.cache_clear()
+    assert compiled.compiled_available()
