@@ -22,21 +22,18 @@ model's probability of the bar.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 import torch
 from torch.nn import functional as F
 
 from ..data import bar_images as gen
-from ..errors import CheckpointError, ConfigError, DataError, check_choice
+from ..errors import ConfigError, DataError, check_choice
 from ..models.image_classifier import ImageClassifier, ImageClassifierConfig
-from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
 from .examples import BatchLoss, ExampleTask
-from .recipe import LoadedRun, Recipe, set_data_sizes
+from .recipe import LoadedRun, Recipe, SizeAssets, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "bar_images.json"
@@ -124,7 +121,7 @@ def read_image(line: str, where: str) -> torch.Tensor:
     return x
 
 
-class BarImagesRecipe(Recipe):
+class BarImagesRecipe(SizeAssets, Recipe):
     name = "bars"
     description = ("is there a vertical bar in a noisy image: a 2-D RNN (--architecture grid) "
                    "against a raster-order RNN (raster)")
@@ -134,6 +131,7 @@ class BarImagesRecipe(Recipe):
     defaults = {"batch_size": 32, "eval_batch_size": 500, "optimizer": "adam", "lr": 3e-3,
                 "clip_norm": 1.0, "epochs": 3, "schedule": "none", "checkpoint_every": 500}
     unit = "images"
+    assets_file, sizes = ASSETS, SIZES
 
     def prepare(self, data: BarImagesDataConfig, train: TrainConfig, assets=None) -> BarImages:
         data.check()
@@ -143,14 +141,7 @@ class BarImagesRecipe(Recipe):
         set_data_sizes(model, assets)
         return ImageClassifier(model)
 
-    def save_assets(self, assets: dict, run_dir: Path) -> None:
-        write_text(Path(run_dir) / ASSETS, json.dumps(assets))
 
-    def load_assets(self, run_dir: Path) -> dict:
-        assets = read_json(Path(run_dir) / ASSETS, "model sizes")
-        if assets != SIZES:
-            raise CheckpointError(f"{run_dir}/{ASSETS}: expected {json.dumps(SIZES)}, found {assets!r}")
-        return assets
 
     def run_name(self, data, model) -> str:
         return f"bars-{model.architecture}-{model.cell}"

@@ -23,23 +23,20 @@ prints the predicted value 0..9 (an empty line gives an empty line).
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 import torch
 from torch.nn import functional as F
 
 from ..data import expressions as ex
-from ..errors import CheckpointError, ConfigError, DataError, check_choice
+from ..errors import ConfigError, DataError, check_choice
 from ..models.expressions import ExpressionModelConfig, build_expression_model
 from ..recursive import Tree, TreeBatch
-from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe, set_data_sizes
+from .recipe import LoadedRun, Recipe, SizeAssets, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "expressions.json"
@@ -145,7 +142,7 @@ class ExpressionTask(ExampleTask):
         return out
 
 
-class ExpressionsRecipe(Recipe):
+class ExpressionsRecipe(SizeAssets, Recipe):
     name = "expressions"
     description = ("arithmetic expression trees mod 10: a recursive network or Tree-LSTM against a "
                    "chain RNN, accuracy per depth")
@@ -155,6 +152,7 @@ class ExpressionsRecipe(Recipe):
                 "clip_norm": 5.0, "epochs": 10, "schedule": "none", "checkpoint_every": 1000}
     options: Dict[str, object] = {}
     unit = "expressions"
+    assets_file, sizes = ASSETS, SIZES
 
     def prepare(self, data: ExpressionsDataConfig, train: TrainConfig, assets=None) -> ExpressionTask:
         data.check()
@@ -164,14 +162,7 @@ class ExpressionsRecipe(Recipe):
         set_data_sizes(model, assets)
         return build_expression_model(model)
 
-    def save_assets(self, assets: dict, run_dir: Path) -> None:
-        write_text(Path(run_dir) / ASSETS, json.dumps(assets))
 
-    def load_assets(self, run_dir: Path) -> dict:
-        assets = read_json(Path(run_dir) / ASSETS, "model sizes")
-        if assets != SIZES:
-            raise CheckpointError(f"{run_dir}/{ASSETS}: expected {json.dumps(SIZES)}, found {assets!r}")
-        return assets
 
     def run_name(self, data: ExpressionsDataConfig, model: ExpressionModelConfig) -> str:
         kind = model.architecture if model.is_tree else f"chain-{model.cell}"

@@ -35,23 +35,20 @@ Prediction, one sequence per line (an empty line gives an empty line):
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 import torch
 from torch.nn import functional as F
 
 from ..data import long_memory as gen
-from ..errors import CheckpointError, ConfigError, DataError, check_choice
+from ..errors import ConfigError, DataError, check_choice
 from ..models.long_memory import AddingModel, AddingModelConfig, CopyModel, CopyModelConfig
-from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from ..training.information_flow import bptt_engine, check_layer, information_flow_of_loss
 from .examples import BatchLoss, ExampleTask, pad
-from .recipe import LoadedRun, Recipe, set_data_sizes
+from .recipe import LoadedRun, Recipe, SizeAssets, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "long_memory.json"
@@ -219,7 +216,7 @@ class Copying(ExampleTask):
 
 
 # ------------------------------------------------------------------------------ recipes
-class LongMemoryRecipe(Recipe):
+class LongMemoryRecipe(SizeAssets, Recipe):
     """What the two tasks share: generated splits, constant sizes as assets."""
 
     options: Dict[str, object] = {}
@@ -227,6 +224,7 @@ class LongMemoryRecipe(Recipe):
     defaults = {"batch_size": 50, "eval_batch_size": 500, "optimizer": "adam", "lr": 1e-3,
                 "clip_norm": 1.0, "epochs": 10, "schedule": "none", "checkpoint_every": 1000}
     sizes: Dict[str, int] = {}
+    assets_file = ASSETS
 
     def configs(self, settings, source: str):
         """As every recipe's, and ``information_flow`` refused here, before anything is written,
@@ -251,15 +249,10 @@ class LongMemoryRecipe(Recipe):
         set_data_sizes(model, assets)
         return self.model_class(model)
 
-    def save_assets(self, assets: dict, run_dir: Path) -> None:
-        write_text(Path(run_dir) / ASSETS, json.dumps(assets))
-
-    def load_assets(self, run_dir: Path) -> dict:
-        assets = read_json(Path(run_dir) / ASSETS, "model sizes")
-        if not isinstance(assets, dict) or set(assets) != set(self.sizes) \
-                or not all(isinstance(v, int) for v in assets.values()):
-            raise CheckpointError(f"{run_dir}/{ASSETS}: expected {json.dumps(self.sizes)}, found {assets!r}")
-        return assets
+    def sizes_fit(self, assets) -> bool:
+        """The sizes the data set (their values follow the data settings)."""
+        return isinstance(assets, dict) and set(assets) == set(self.sizes) \
+            and all(isinstance(v, int) for v in assets.values())
 
     def run_name(self, data, model) -> str:
         return f"{self.name}-T{data.length}-{model.cell}"

@@ -164,6 +164,32 @@ def load_run(run_dir) -> LoadedRun:
     return get_recipe(task).load_run(run_dir, cfg)
 
 
+class SizeAssets:
+    """Assets of a task whose data fixes only a few model sizes (no vocabulary): kept in the run
+    directory as the JSON file ``assets_file`` and checked on load by :meth:`sizes_fit` (default:
+    equal to the recipe's ``sizes``). Mixed into a :class:`Recipe`."""
+
+    assets_file: str = ""
+    sizes: Dict[str, int] = {}
+
+    def save_assets(self, assets: dict, run_dir: Path) -> None:
+        import json
+        from ..training.atomic import write_text
+        write_text(Path(run_dir) / self.assets_file, json.dumps(assets))
+
+    def load_assets(self, run_dir: Path) -> dict:
+        import json
+        from ..training.atomic import read_json
+        assets = read_json(Path(run_dir) / self.assets_file, "model sizes")
+        if not self.sizes_fit(assets):
+            raise CheckpointError(f"{run_dir}/{self.assets_file}: expected {json.dumps(self.sizes)}, "
+                                  f"found {assets!r}")
+        return assets
+
+    def sizes_fit(self, assets) -> bool:
+        return assets == self.sizes
+
+
 def set_data_sizes(model_config, sizes: Dict[str, int]) -> None:
     """Set each size the data gives (``from_data`` fields: a vocabulary's size, a series' columns)
     on ``model_config``; one already set to another value is a ConfigError."""
