@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _common import train_recorded, train_run, write_report
 
 COMMON = ["--task", "adding", "--cell", "rnn", "--hidden-size", "128", "--batch-size", "50",
           "--optimizer", "adam", "--lr", "1e-3", "--clip-norm", "1", "--validate-every", "100",
@@ -69,14 +67,8 @@ def runs(skips, lambdas, both, torch_init=(), torch_init_lambdas=()):
 
 def train_one(out: Path, name: str, flags, T: int, max_steps: int) -> dict:
     run_dir = out / name
-    cmd = [sys.executable, "-m", "rnnlab", "train", *COMMON, "--length", str(T),
-           "--max-steps", str(max_steps), *flags, "--out", str(run_dir), "--force"]
-    t0 = time.time()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return result_of(run_dir, name, flags, T, cmd, time.time() - t0)
+    _, wall, cmd = train_run([*COMMON, "--length", str(T), "--max-steps", str(max_steps), *flags], run_dir)
+    return result_of(run_dir, name, flags, T, cmd, wall)
 
 
 def result_of(run_dir: Path, name: str, flags, T: int, cmd, wall_seconds: float) -> dict:
@@ -90,30 +82,12 @@ def result_of(run_dir: Path, name: str, flags, T: int, cmd, wall_seconds: float)
 
 
 def train_all(out: Path, specs, T: int, jobs: int, max_steps: int) -> list:
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.jsonl"
-    done = {}
-    if results_path.exists():
-        for line in results_path.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["name"], r["T"])] = r
-    todo = [s for s in specs if (s[0], T) not in done] if jobs else []
-    print(f"{len(done)} runs recorded, {len(todo)} to train", flush=True)
-
-    def work(spec):
-        name, flags = spec
-        r = train_one(out, name, flags, T, max_steps)
-        with open(results_path, "a") as f:
-            f.write(json.dumps(r) + "\n")
-        print(f"{name}: test MSE {r['test_mse']:.4g}, "
-              f"{'solved at update ' + str(r['solved_at']) if r['solved_at'] else 'not solved'} "
-              f"in {r['train_seconds']:.0f} s", flush=True)
-        return r
-
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        for r in pool.map(work, todo):
-            done[(r["name"], T)] = r
-    return [done[(n, T)] for n, _ in specs if (n, T) in done]
+    def say(r):
+        return (f"{r['name']}: test MSE {r['test_mse']:.4g}, "
+                f"{'solved at update ' + str(r['solved_at']) if r['solved_at'] else 'not solved'} "
+                f"in {r['train_seconds']:.0f} s")
+    key = lambda r: (r[0], T) if isinstance(r, tuple) else (r["name"], r["T"])  # noqa: E731
+    return train_recorded(out, specs, key, lambda spec: train_one(out, *spec, T, max_steps), jobs, say)
 
 
 def gradient_flow(run_dir: str, initial: bool, batch: int = 32) -> float:
@@ -165,11 +139,7 @@ def report(out: Path, results: list) -> str:
                      f"{r['solved_at'] or 'no (' + str(r['steps']) + ')'} | {r['train_seconds']:.0f} | "
                      f"x{r['factor_initial']:.3f} -> x{r['factor_trained']:.3f} | "
                      f"{r['omega_initial']:.3g} -> {r['omega_trained']:.3g} | {r['w_hh_norm']:.3g} |")
-    table = "\n".join(lines)
-    (out / "table.md").write_text(table + "\n")
-    with open(out / "report.json", "w") as f:
-        json.dump(results, f, indent=1)
-    return table
+    return write_report(out, "\n".join(lines), results)
 
 
 def main() -> None:

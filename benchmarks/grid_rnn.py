@@ -24,14 +24,11 @@ kept across invocations (a run already recorded is not trained again); the table
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _common import train_recorded, train_run, write_report
 
 #: the four models compared (the speed table times these)
 RUNS = (("grid-lstm", "grid", "lstm"), ("raster-lstm", "raster", "lstm"),
@@ -48,19 +45,13 @@ def train_one(out: Path, name: str, architecture: str, cell: str, max_steps: int
     """One run of ``max_steps`` updates; its figures, read from the run directory."""
     run_dir = out / name
     engine = ["--engine", RASTER_ENGINE] if architecture == "raster" else []
-    cmd = [sys.executable, "-m", "rnnlab", "train", *COMMON, "--architecture", architecture,
-           "--cell", cell, *engine, "--bar", bar, "--pooling", pooling, "--max-steps", str(max_steps),
-           "--out", str(run_dir), "--force"]
-    t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    s = json.loads((run_dir / "summary.json").read_text())
+    s, wall, _ = train_run([*COMMON, "--architecture", architecture, "--cell", cell, *engine, "--bar", bar,
+                            "--pooling", pooling, "--max-steps", str(max_steps)], run_dir)
     from rnnlab.tasks.recipe import load_run
     params = sum(p.numel() for p in load_run(run_dir).model.parameters())
     return {"name": name, "architecture": architecture, "cell": cell, "bar": bar, "pooling": pooling, "run_dir": str(run_dir),
             "steps": s["steps"], "best_step": s.get("best_step"), "parameters": params,
-            "train_seconds": s["train_seconds"], "wall_seconds": time.time() - t0,
+            "train_seconds": s["train_seconds"], "wall_seconds": wall,
             "valid_accuracy": s["valid"]["accuracy"], "test_accuracy": s["test"]["accuracy"],
             "test_chance": s["test"]["chance"], "test_loss": s["test"]["loss"]}
 
@@ -81,28 +72,11 @@ def plan(max_steps: int, long_raster: int) -> list:
 
 
 def train_all(out: Path, jobs: int, runs: list) -> list:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            done[r["name"]] = r
-    todo = [r for r in runs if r[0] not in done] if jobs else []
-    print(f"{len(done)} runs recorded, {len(todo)} to train", flush=True)
-
-    def work(spec):
-        r = train_one(out, *spec)
-        with open(path, "a") as f:
-            f.write(json.dumps(r) + "\n")
-        print(f"{r['name']}: test accuracy {r['test_accuracy']:.4f} after {r['steps']} updates, "
-              f"{r['train_seconds']:.0f} s", flush=True)
-        return r
-
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        for r in pool.map(work, todo):
-            done[r["name"]] = r
-    return [done[r[0]] for r in runs if r[0] in done]
+    def say(r):
+        return (f"{r['name']}: test accuracy {r['test_accuracy']:.4f} after {r['steps']} updates, "
+                f"{r['train_seconds']:.0f} s")
+    key = lambda r: r[0] if isinstance(r, tuple) else r["name"]  # noqa: E731
+    return train_recorded(out, runs, key, lambda spec: train_one(out, *spec), jobs, say)
 
 
 def update_seconds(repeats: int) -> dict:
@@ -139,9 +113,7 @@ def report(out: Path, results: list, speed: dict) -> str:
         lines.append(f"| {r['name']} | {r['bar']} | {r['pooling']} | {r['parameters']:,} | {r['test_accuracy']:.4f} | "
                      f"{r['test_chance']:.3f} | {r['best_step']} of {r['steps']} | "
                      f"{r['train_seconds']:.0f} | {per_update(r['name'])} |")
-    table = "\n".join(lines)
-    (out / "table.md").write_text(table + "\n")
-    return table
+    return write_report(out, "\n".join(lines))
 
 
 def main() -> None:

@@ -22,14 +22,11 @@ line per run, kept across invocations (a run already recorded is not trained aga
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _common import train_recorded, train_run, write_report
 
 CELLS = ("rnn", "lstm", "gru", "leaky", "residual")
 LENGTHS = (50, 100, 200)
@@ -65,47 +62,22 @@ def runs():
 
 def train_one(out: Path, name: str, task: str, T: int, flags, max_steps: int) -> dict:
     run_dir = out / f"{task}-T{T}-{name}"
-    cmd = [sys.executable, "-m", "rnnlab", "train", "--task", task, "--length", str(T), *COMMON,
-           "--max-steps", str(max_steps), "--target-loss", repr(target(task, T)), *flags,
-           "--out", str(run_dir), "--force"]
-    t0 = time.time()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    s = json.loads((run_dir / "summary.json").read_text())
+    s, wall, _ = train_run(["--task", task, "--length", str(T), *COMMON, "--max-steps", str(max_steps),
+                            "--target-loss", repr(target(task, T)), *flags], run_dir)
     solved_at = s["best_step"] if s["stop_reason"] == "target_loss" else None
     return {"name": name, "task": task, "T": T, "flags": flags, "run_dir": str(run_dir),
             "steps": s["steps"], "solved_at": solved_at, "train_seconds": s["train_seconds"],
-            "wall_seconds": time.time() - t0, "valid_loss": s["valid"]["loss"],
+            "wall_seconds": wall, "valid_loss": s["valid"]["loss"],
             "test_loss": s["test"]["loss"], "test": s["test"], "target": target(task, T)}
 
 
 def train_all(out: Path, jobs: int, max_steps: int) -> list:
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.jsonl"
-    done = {}
-    if results_path.exists():
-        for line in results_path.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["name"], r["task"], r["T"])] = r
-    todo = [r for r in runs() if (r[0], r[1], r[2]) not in done] if jobs else []
-    print(f"{len(done)} runs recorded, {len(todo)} to train", flush=True)
-
-    def work(spec):
-        name, task, T, flags = spec
-        r = train_one(out, name, task, T, flags, max_steps)
-        with open(results_path, "a") as f:
-            f.write(json.dumps(r) + "\n")
-        print(f"{task} T={T} {name}: test loss {r['test_loss']:.4g} (target {r['target']:.3g}), "
-              f"{'solved at step ' + str(r['solved_at']) if r['solved_at'] else 'not solved'} "
-              f"in {r['train_seconds']:.0f} s", flush=True)
-        return r
-
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        for r in pool.map(work, todo):
-            done[(r["name"], r["task"], r["T"])] = r
-    return [done[(n, t, T)] for n, t, T, _ in runs() if (n, t, T) in done]
+    def say(r):
+        return (f"{r['task']} T={r['T']} {r['name']}: test loss {r['test_loss']:.4g} (target "
+                f"{r['target']:.3g}), {'solved at step ' + str(r['solved_at']) if r['solved_at'] else 'not solved'} "
+                f"in {r['train_seconds']:.0f} s")
+    key = lambda r: (r[0], r[1], r[2]) if isinstance(r, tuple) else (r["name"], r["task"], r["T"])  # noqa: E731
+    return train_recorded(out, runs(), key, lambda spec: train_one(out, *spec, max_steps), jobs, say)
 
 
 def gradient_flow(run_dir: str, initial: bool, batch: int = 32):
@@ -154,11 +126,7 @@ def report(out: Path, results: list, images: Path) -> str:
         lines.append(f"| {r['name']} | {r['task']} | {r['T']} | {r['test_loss']:.4g} | {baseline:.4g} | "
                      f"{r['target']:.3g} | {r['solved_at'] or 'no (' + str(r['steps']) + ')'} | "
                      f"{r['train_seconds']:.0f} | x{r['factor_initial']:.3f} -> x{r['factor_trained']:.3f} |")
-    table = "\n".join(lines)
-    (out / "table.md").write_text(table + "\n")
-    with open(out / "report.json", "w") as f:
-        json.dump(results, f, indent=1)
-    return table
+    return write_report(out, "\n".join(lines), results)
 
 
 def main() -> None:
