@@ -33,11 +33,11 @@ def make(case, reg, layers=1, bidirectional=False, I=3, H=4):
     return cls(I, H, layers, bidirectional=bidirectional, dtype=torch.float64, **options, **reg)
 
 
-def run_seeded(layer, engine, x, hx, lengths, seed=0):
+def run_seeded(layer, engine, x, hx, lengths, seed=0, **extra):
     """Outputs and gradients of ``loss_of`` under ``engine``, the masks drawn from ``seed``."""
     layer.engine = engine
     torch.manual_seed(seed)
-    out, h_n = layer(x, hx if len(hx) > 1 else hx[0], lengths=lengths)
+    out, h_n = layer(x, hx if len(hx) > 1 else hx[0], lengths=lengths, **extra)
     assert layer.last_engine == engine
     h_n = h_n if isinstance(h_n, tuple) else (h_n,)
     wrt = [x] + list(hx) + list(layer.parameters())
@@ -226,7 +226,7 @@ def test_language_model_takes_the_options():
 
 
 # ---------------------------------------------------------------------- layer normalisation
-LN_CELLS = [c for c in CELLS if c != (rnnlab.GRU, {"reset_after": False})]
+LN_CELLS = CELLS
 
 
 def perturb_gains(layer):
@@ -257,8 +257,9 @@ def test_layer_norm_bptt_equals_loop(case, with_masks, layers, bidirectional, le
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
 
 
-@pytest.mark.parametrize("case, lengths", [(CELLS[3], SHORT), (CELLS[5], None), (CELLS[8], SHORT)],
-                         ids=["lstm-peep", "gru", "residual"])
+@pytest.mark.parametrize("case, lengths", [(CELLS[3], SHORT), (CELLS[5], None), (CELLS[6], SHORT),
+                                           (CELLS[8], SHORT)],
+                         ids=["lstm-peep", "gru", "gru-notes", "residual"])
 def test_layer_norm_gradcheck(case, lengths):
     torch.manual_seed(8)
     layer = make(case, {"layer_norm": True, "recurrent_dropout": 0.3}, I=2, H=3)
@@ -330,12 +331,35 @@ def test_layer_norm_gru_equals_direct_formula():
         torch.testing.assert_close(layer(x, h0)[0], torch.stack(outs))
 
 
+def test_layer_norm_gru_notes_equals_direct_formula():
+    """The notes' GRU form: r, z = sigma(LN(W_i{r,z} x) + LN(W_h{r,z} h) + b),
+    n = tanh(LN(W_in x) + LN(W_hn (r h)) + b_in + b_hn), in training and in eval."""
+    torch.manual_seed(11)
+    layer = make(CELLS[6], {"layer_norm": True}, H=5)
+    perturb_gains(layer)
+    x, (h0,) = make_inputs(layer, T=6)
+    p = layer.cell_params(0)
+    H, h, outs = 5, h0[0], []
+    g_hh, W_hh = p["ln_gain_hh"], p["weight_hh"]
+    for t in range(6):
+        a_x = ln(x[t] @ p["weight_ih"].t(), p["ln_gain_ih"], 3) + p["bias_ih"] + p["bias_hh"]
+        (xr, xz, xn) = a_x.chunk(3, -1)
+        hr, hz = ln(h @ W_hh[:2 * H].t(), g_hh[:2 * H], 2).chunk(2, -1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + ln((r * h) @ W_hh[2 * H:].t(), g_hh[2 * H:], 1))
+        h = (1 - z) * n + z * h
+        outs.append(h)
+    for mode in ("train", "eval"):
+        getattr(layer, mode)()
+        for engine in ("bptt", "loop"):
+            layer.engine = engine
+            torch.testing.assert_close(layer(x, h0)[0], torch.stack(outs))
+
+
 @pytest.mark.parametrize("build", [
-    lambda: rnnlab.GRU(3, 4, reset_after=False, layer_norm=True),
-    lambda: rnnlab.OutputFeedbackRNN(3, 4, 2, layer_norm=True),
     lambda: rnnlab.LSTM(3, 4, skip_steps=2, layer_norm=True),
     lambda: rnnlab.LSTM(3, 4, layer_norm="yes"),
-], ids=["gru-notes", "output-feedback", "skip", "not-bool"])
+], ids=["skip", "not-bool"])
 def test_layer_norm_refusals(build):
     with pytest.raises(ConfigError):
         build()
@@ -363,6 +387,86 @@ def test_output_feedback_masks_bptt_equals_loop(teacher):
         res.append([out, *torch.autograd.grad(out.sin().sum(), [x, *layer.parameters()])])
     for a, b in zip(*res):
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9)
+
+
+def make_feedback(reg, layers=1, bidirectional=False, I=3, H=4, O=2):
+    return rnnlab.OutputFeedbackRNN(I, H, O, layers, bidirectional=bidirectional, dtype=torch.float64,
+                                    output_activation="tanh", layer_norm=True, **reg)
+
+
+@pytest.mark.parametrize("teacher", [False, True], ids=["open-loop", "teacher-forced"])
+@pytest.mark.parametrize("with_masks", [False, True], ids=["ln", "ln+masks"])
+@pytest.mark.parametrize("layers, bidirectional, lengths", [(2, True, LENGTHS), (1, False, None)])
+def test_layer_norm_output_feedback_bptt_equals_loop(teacher, with_masks, layers, bidirectional, lengths):
+    """LN of U x, V s and W y each (open loop and teacher-forced), under bptt equals loop
+    (outputs, all gradients)."""
+    torch.manual_seed(13)
+    layer = make_feedback(REGULARIZERS["all"] if with_masks else {}, layers, bidirectional)
+    perturb_gains(layer)
+    x, hx = make_inputs(layer)
+    y = torch.randn(5, 3, (2 if bidirectional else 1) * 2, dtype=torch.float64) if teacher else None
+    ref_v, ref_g = run_seeded(layer, "loop", x, hx, lengths, teacher=y)
+    v, g = run_seeded(layer, "bptt", x, hx, lengths, teacher=y)
+    for a, b in zip(ref_v, v):
+        torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9)
+    names = ["input"] + [f"hx{k}" for k in range(len(hx))] + [n for n, _ in layer.named_parameters()]
+    assert any(n.startswith("ln_gain_yh") for n in names)
+    for name, a, b in zip(names, ref_g, g):
+        if teacher and name == "hx1" and a is None and b is None:  # y_0 unread: one layer, forced
+            continue
+        assert a is not None and b is not None, name
+        torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
+
+
+@pytest.mark.parametrize("teacher", [False, True], ids=["open-loop", "teacher-forced"])
+def test_layer_norm_output_feedback_gradcheck(teacher):
+    torch.manual_seed(14)
+    layer = make_feedback({"recurrent_dropout": 0.3}, I=2, H=3)
+    perturb_gains(layer)
+    layer.engine = "bptt"
+    x, hx = make_inputs(layer, T=3, B=2)
+    names = [n for n, _ in layer.named_parameters()]
+    y = torch.randn(3, 2, 2, dtype=torch.float64) if teacher else None
+
+    def f(x, *rest):
+        hx_, ps = rest[:len(hx)], rest[len(hx):]
+        torch.manual_seed(5)
+        o, h = torch.func.functional_call(layer, dict(zip(names, ps)), (x, hx_),
+                                          {"lengths": SHORT, "teacher": y})
+        return (o,) + h
+
+    assert torch.autograd.gradcheck(f, (x, *hx, *layer.parameters()), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_layer_norm_output_feedback_equals_direct_formula():
+    """s = tanh(LN(U x) + LN(V s) + LN(W y) + b), y = tanh(W_hy s + b_y), in training and eval,
+    open loop (y_{t-1} the previous output) and teacher-forced (y_{t-1} the given one)."""
+    torch.manual_seed(15)
+    layer = make_feedback({}, H=5)
+    perturb_gains(layer)
+    x, (s0, y0) = make_inputs(layer, T=6)
+    p = layer.cell_params(0)
+    teacher = torch.randn(6, 3, 2, dtype=torch.float64)
+
+    def direct(forced):
+        s, y, outs = s0[0], y0[0], []
+        for t in range(6):
+            y = teacher[t] if forced else y
+            s = torch.tanh(ln(x[t] @ p["weight_ih"].t(), p["ln_gain_ih"], 1) + ln(s @ p["weight_hh"].t(), p["ln_gain_hh"], 1)
+                           + ln(y @ p["weight_yh"].t(), p["ln_gain_yh"], 1) + p["bias_ih"] + p["bias_hh"])
+            y = torch.tanh(s @ p["weight_hy"].t() + p["bias_hy"])
+            outs.append(y)
+        return torch.stack(outs), s
+
+    for forced in (False, True):
+        want, s_last = direct(forced)
+        for mode in ("train", "eval"):
+            getattr(layer, mode)()
+            for engine in ("bptt", "loop"):
+                layer.engine = engine
+                out, (s_n, y_n) = layer(x, (s0, y0), teacher=teacher if forced else None)
+                torch.testing.assert_close(out, want)
+                torch.testing.assert_close(s_n[0], s_last)
 
 
 def test_cell_without_recurrent_weight_refused():

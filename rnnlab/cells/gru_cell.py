@@ -78,7 +78,6 @@ class GRUCell(RecurrentCell):
         """
         (h,) = state
         H = self.hidden_size
-        W = p["weight_hh"]
         fast = out is not None
         a_rz, a_n = xw[:, :2 * H], xw[:, 2 * H:]  # pre-activations so far: input part and biases
         rz = self.recurrent_product(p, a_rz, h, slice(0, 2 * H), inplace=fast).sigmoid_()  # (B, 2H) r, z
@@ -89,7 +88,7 @@ class GRUCell(RecurrentCell):
             n = (a_n.addcmul_(r, m) if fast else torch.addcmul(a_n, r, m)).tanh_()
         else:                 # a_n = W_in x + b_in + b_hn + W_hn (r h)
             m = r * recurrent_input(p, h)  # m * h_{t-1} where it enters W_hh, under recurrent dropout
-            n = (addmm_(a_n, m, W[2 * H:].t()) if fast else addmm(a_n, m, W[2 * H:].t())).tanh_()
+            n = self.reset_product(p, a_n, m, inplace=fast).tanh_()
         # h_t = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
         h_new = torch.lerp(n, h, rz[:, H:], out=out[0] if fast else None)
         return (h_new,), (rz, n, m)
@@ -114,7 +113,6 @@ class GRUCell(RecurrentCell):
         """
         (h,), (dh,) = state, d_new_state
         H = self.hidden_size
-        W = p["weight_hh"]
         rz, n, m = saved
         r, z = rz[:, :H], rz[:, H:]
         d_sig = torch.addcmul(rz, rz, rz, value=-1)  # sigma'(a_{r,z}) = sigma (1 - sigma)
@@ -134,13 +132,25 @@ class GRUCell(RecurrentCell):
             return (self.recurrent_product_grad(p, dh_prev, d_hh),), (d_hn,)
         # a_n = ... + W_hn (r h~):  d(r h~) = da_n W_hn,  dh_{t-1} += m d(r h~) r,  dr = d(r h~) h~
         # (h~ = m h_{t-1} under recurrent dropout, else h_{t-1})
-        d_rh = mm(da_n, W[2 * H:])
+        d_rh = self.reset_product_grad(p, da_n)
         d_hd = d_rh * r                                           # read r before its slot is reused
         torch.mul(d_rh, recurrent_input(p, h), out=d_xw[:, :H])   # dr, into r's slot
         da_rz = d_xw[:, :2 * H].mul_(d_sig)                       # da_{r,z} = d{r,z} sigma'
         # a_{r,z} = ... + W_h{r,z} h~:  dh_{t-1} += m da_{r,z} W_h{r,z}
-        d_hd = addmm(d_hd, da_rz, W[:2 * H])                      # dL/dh~
-        return (recurrent_input(p, d_hd).add_(dh_prev),), ()
+        dh_prev = recurrent_input(p, d_hd).add_(dh_prev)
+        return (self.recurrent_product_grad(p, dh_prev, da_rz, slice(0, 2 * H)),), ()
+
+    def reset_product(self, p: Params, a_n: torch.Tensor, rh: torch.Tensor,
+                      inplace: bool = False) -> torch.Tensor:
+        """a_n + W_hn (r h~) (B, H), the notes' form's candidate term (in place with ``inplace``); a
+        wrapper that changes that term (layer normalisation) overrides this and
+        :meth:`reset_product_grad`."""
+        W_n = p["weight_hh"][2 * self.hidden_size:]
+        return addmm_(a_n, rh, W_n.t()) if inplace else addmm(a_n, rh, W_n.t())
+
+    def reset_product_grad(self, p: Params, da_n: torch.Tensor) -> torch.Tensor:
+        """dL/d(r h~) = da_n W_hn (B, H), the derivative of :meth:`reset_product`."""
+        return mm(da_n, p["weight_hh"][2 * self.hidden_size:])
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved) -> Dict[str, torch.Tensor]:
         """reset_after: with d_hh = (da_r, da_z, da_n r), dW_hh = sum_t d_hh_t^T h_{t-1} (one

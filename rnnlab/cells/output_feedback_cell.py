@@ -102,7 +102,7 @@ class OutputFeedbackCell(RecurrentCell):
     def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
         """s_t = a(xw_t + V s_{t-1} + W y_{t-1}),  y_t = g(W_hy s_t + b_y); nothing else saved."""
         s, y = state
-        z = addmm(self.recurrent_product(p, xw, s), y, p["weight_yh"].t())  # (B, H)
+        z = self.feedback_product(p, self.recurrent_product(p, xw, s), y)  # (B, H)
         s_new = activate(self.nonlinearity, z)
         b_y = p.get("bias_hy")
         zy = addmm(b_y, s_new, p["weight_hy"].t()) if b_y is not None else mm(s_new, p["weight_hy"].t())
@@ -121,7 +121,16 @@ class OutputFeedbackCell(RecurrentCell):
         ds, dy = d_new_state
         dzy = activate_backward(self.output_activation, y_new, dy)  # (B, O)
         activate_backward(self.nonlinearity, s_new, addmm(ds, dzy, p["weight_hy"]), out=d_xw)
-        return (self.recurrent_product_grad(p, None, d_xw), mm(d_xw, p["weight_yh"])), (dzy,)
+        return (self.recurrent_product_grad(p, None, d_xw), self.feedback_product_grad(p, d_xw)), (dzy,)
+
+    def feedback_product(self, p: Params, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """z + W y_{t-1} (B, H), the feedback term; a wrapper that changes that term (layer
+        normalisation) overrides this and :meth:`feedback_product_grad`."""
+        return addmm(z, y, p["weight_yh"].t())
+
+    def feedback_product_grad(self, p: Params, dz: torch.Tensor) -> torch.Tensor:
+        """dL/dy_{t-1} = dz W (B, O), the derivative of :meth:`feedback_product`."""
+        return mm(dz, p["weight_yh"])
 
     def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
         """One product each over all T*B rows:

@@ -58,9 +58,10 @@ def load_plotting() -> None:
     """Import matplotlib with its file-only backend. A run with a directory calls this before its
     first update: a broken matplotlib fails the run at once rather than at its first validation,
     and the library's memory (about 35 MiB) is there from the start instead of appearing mid-run."""
+    import importlib
     import matplotlib
     matplotlib.use("Agg")
-    from matplotlib import pyplot  # noqa: F401
+    importlib.import_module("matplotlib.pyplot")
 
 
 def token_metrics(loss_sum: float, count: int, level: str = "") -> Dict[str, float]:
