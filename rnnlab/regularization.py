@@ -31,6 +31,12 @@ hand-written ``bptt`` in its forward and backward and ``loop`` through autograd,
 A forward call draws new masks: under truncated BPTT each chunk of a long sequence gets its own
 recurrent-dropout and weight-drop masks (the same at every step of the chunk).
 
+The output-recurrent cell (no ``weight_hh``) names its own recurrent weight, ``weight_yh``
+(:func:`recurrent_weight`), and its recurrent-dropout width, O (``recurrent_input_size``), and
+draws its masks itself under teacher forcing (:class:`MaskedRunner`). The 2-D
+:class:`rnnlab.GridRNN` defines the four for its two predecessors with :func:`drop_connect` and
+:func:`dropout_mask`.
+
 At evaluation (``model.eval()``) every mask is off: dropout and weight drop are inverted (scaled
 by 1/(1 - q) in training), so evaluation is the plain cell; zoneout takes its expectation,
 s_t = z s_{t-1} + (1 - z) s~_t (k = 1 - z).
@@ -93,11 +99,12 @@ class Regularization:
         return ", ".join(parts)
 
     def check_layer(self, layer) -> None:
-        """Refuse a layer whose cells have no recurrent weight ``weight_hh`` (the output-recurrent
-        cell): there is no W_hh h_{t-1} to drop, and its teacher-forced pass has no time loop."""
+        """Refuse a layer whose cells have no recurrent weight (:func:`recurrent_weight`): there
+        would be nothing to drop."""
         for i, cell in enumerate(layer.cells):
-            if "weight_hh" not in layer.cell_params(i):
-                raise ConfigError(f"{type(cell).__name__} has no recurrent weight weight_hh; "
+            name = recurrent_weight(cell)
+            if name not in layer.cell_params(i):
+                raise ConfigError(f"{type(cell).__name__} has no recurrent weight {name}; "
                                   f"{self.describe()} does not apply to it")
 
     # ------------------------------------------------------------------ masks
@@ -110,13 +117,12 @@ class Regularization:
         T, B = x.shape[:2]
         p = dict(p)
         if training and self.weight_drop:
-            W = p["weight_hh"]
-            keep = 1.0 - self.weight_drop
-            p["weight_hh"] = W * torch.bernoulli(torch.full_like(W, keep)).div_(keep)
+            name = recurrent_weight(cell)
+            p[name] = drop_connect(p[name], self.weight_drop)
         if training and self.recurrent_dropout:
-            keep = 1.0 - self.recurrent_dropout
-            m = x.new_full((B, cell.state_sizes[0]), keep)
-            p[RECURRENT_MASK] = torch.bernoulli(m).div_(keep)  # (B, H), one per sequence
+            # (B, H), one per sequence (the output-recurrent cell: (B, O), on y_{t-1})
+            width = getattr(cell, "recurrent_input_size", cell.state_sizes[0])
+            p[RECURRENT_MASK] = dropout_mask(x, (B, width), self.recurrent_dropout)
         if any(self.zoneout):
             keeps = []  # states beyond the rates given (a skip connection's delay line): rate 0
             rates = self.zoneout + (0.0,) * max(0, len(cell.state_sizes) - len(self.zoneout))
@@ -130,9 +136,38 @@ class Regularization:
             mask = tuple(keeps)
         return p, mask
 
-    def runner(self, runner: Callable, training: bool) -> Callable:
+    def runner(self, runner: Callable, training: bool) -> "MaskedRunner":
         """An engine runner (``run_bptt`` / ``run_loop``) that first draws the masks (:meth:`apply`)."""
-        def run(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State, mask):
-            p, mask = self.apply(cell, p, x, mask, training)
-            return runner(cell, p, x, state0, mask)
-        return run
+        return MaskedRunner(self, runner, training)
+
+
+@dataclass(frozen=True)
+class MaskedRunner:
+    """``runner`` (an engine: ``run_bptt`` / ``run_loop``) called with the masks of
+    ``regularization`` drawn first. A cell that runs its own passes (the output-recurrent cell
+    under teacher forcing) draws them itself with ``regularization.apply`` and calls ``runner``."""
+    regularization: Regularization
+    runner: Callable
+    training: bool
+
+    def __call__(self, cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State, mask):
+        p, mask = self.regularization.apply(cell, p, x, mask, self.training)
+        return self.runner(cell, p, x, state0, mask)
+
+
+def recurrent_weight(cell: RecurrentCell) -> str:
+    """The name of the weight weight drop masks: ``weight_hh``, or the cell's own
+    ``recurrent_weight`` (the output-recurrent cell's W y_{t-1}: ``weight_yh``)."""
+    return getattr(cell, "recurrent_weight", "weight_hh")
+
+
+def drop_connect(W: torch.Tensor, q: float) -> torch.Tensor:
+    """W * M / (1 - q), M_ij ~ Bernoulli(1 - q): one weight-drop mask over every entry of W."""
+    keep = 1.0 - q
+    return W * torch.bernoulli(torch.full_like(W, keep)).div_(keep)
+
+
+def dropout_mask(like: torch.Tensor, shape: Tuple[int, ...], q: float) -> torch.Tensor:
+    """m ~ Bernoulli(1 - q) / (1 - q) of ``shape``, in ``like``'s dtype and device."""
+    keep = 1.0 - q
+    return torch.bernoulli(like.new_full(shape, keep)).div_(keep)

@@ -469,7 +469,11 @@ def test_layer_norm_output_feedback_equals_direct_formula():
                 torch.testing.assert_close(s_n[0], s_last)
 
 
-def test_cell_without_recurrent_weight_refused():
+def test_output_recurrent_cell_regularizes_its_feedback_weight():
+    """The output-recurrent cell has no weight_hh: weight drop masks its W (weight_yh), zoneout
+    covers (s, y) (tests/test_regularize_output_recurrent.py checks them in full)."""
     from rnnlab.layers.output_recurrent import OutputRecurrentRNN
-    with pytest.raises(ConfigError, match="no recurrent weight"):
-        OutputRecurrentRNN(3, 4, 2, zoneout=0.1)
+    from rnnlab.regularization import recurrent_weight
+    layer = OutputRecurrentRNN(3, 4, 2, zoneout=0.1, weight_drop=0.2)
+    assert layer.regularization.zoneout == (0.1, 0.1)
+    assert recurrent_weight(layer.cells[0]) == "weight_yh" and "weight_hh" not in layer.cell_params(0)

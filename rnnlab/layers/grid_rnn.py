@@ -29,22 +29,73 @@ diagonal d - 1, so the layer runs H + W - 1 steps, each one batched matrix produ
 cells of a diagonal and all directions, instead of H * W steps of one cell. The input projection
 W x + b of every cell is one matrix product before the loop. Gradients are autograd's through
 the diagonal loop.
+
+**Regularization** (constructor options, as :mod:`rnnlab.regularization` and
+:mod:`rnnlab.cells.layer_norm` define them for the 1-D layers). Masks are drawn once per forward
+call from torch's default generator (:meth:`GridRNN.draw_masks`; ``torch.manual_seed`` makes them
+reproducible), each sweep its own; in ``eval()`` dropout and weight drop are off and zoneout
+takes its expectation.
+
+- ``weight_drop`` q: U~_v = U_v * M_v / (1 - q), U~_h = U_h * M_h / (1 - q), one mask over the
+  entries of each per call, the same at every cell and for every image.
+- ``recurrent_dropout`` q: one mask m (H_out,) per image and sweep, m ~ Bernoulli(1 - q) / (1 - q),
+  on the predecessors' states where they enter the recurrent products:
+  U_v (m * h_{i-1,j}) + U_h (m * h_{i,j-1}); c and the zoneout blend read them unmasked.
+- ``layer_norm``: the input product and the summed recurrent products each normalised per gate
+  block over its H_out units (G blocks: 1 vanilla, 5 LSTM), gains ``ln_gain_ih``, ``ln_gain_hh``
+  (D, G*H_out), 1 at the start, the biases added after:
+
+  .. math::
+      z_{i,j} = \mathrm{LN}(W x_{i,j}; g_{ih}) + \mathrm{LN}(U_v \tilde h_{i-1,j} + U_h \tilde h_{i,j-1}; g_{hh})
+                + b_{ih} + b_{hh}
+
+  (h~ = m * h under recurrent dropout, else h) and the 2-D LSTM's cell state normalised on its
+  way out, h = o * tanh(LN(c; g_c) + b_c),
+  ``ln_gain_c``, ``ln_bias_c`` (D, H_out) (c itself, what the successors read, unchanged).
+- ``zoneout`` z (one rate, or (z_h, z_c) for the LSTM): each state unit of cell (i, j) keeps,
+  with probability z, the mean of its predecessors' values instead of its own new value:
+
+  .. math::
+      s_{i,j} = d_{i,j} \odot \bar s_{i,j} + (1 - d_{i,j}) \odot \tilde s_{i,j},
+      \qquad \bar s_{i,j} = \frac{s_{i-1,j} [i > 0] + s_{i,j-1} [j > 0]}{\max(1, [i > 0] + [j > 0])}
+
+  for s = h and c, s~ the cell's equations above, d_{i,j} ~ Bernoulli(z) per unit, cell, image
+  and sweep; the mean is over the predecessors inside the grid (the first row and column have
+  one, so a one-column grid is the 1-D zoneout s_t = d s_{t-1} + (1 - d) s~_t; the corner cell
+  has none and keeps 0). At evaluation d_{i,j} -> z: s = z s-bar + (1 - z) s~.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..activations import activate, check_activation
 from ..cells.cell import check_size
+from ..cells.layer_norm import block_norm
+from ..errors import ConfigError
 from ..init import INIT_SCHEMES, glorot_blocks_, orthogonal_blocks_
+from ..regularization import Regularization, drop_connect, dropout_mask
 
 GRID_CELLS = ("rnn", "lstm")
+#: the state tensors of each grid cell (zoneout takes one rate or one per state)
+GRID_STATES = {"rnn": ("h",), "lstm": ("h", "c")}
 #: the sweeps, in the order of their outputs, and the axes (of (B, H, W, C)) each mirrors
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 _MIRROR = ((), (2,), (1,), (1, 2))
+
+
+class GridMasks(NamedTuple):
+    """One forward call's regularization (:meth:`GridRNN.draw_masks`): the recurrent weights to
+    use (masked under weight drop), the recurrent-dropout mask (D, B, H_out) or None, and the
+    zoneout keep weights k = 1 - d, one (D, B, Hg, Wg, H_out) per state (h, then the LSTM's c),
+    each sweep's in its own frame (its grid mirrored to start at the top-left), or None."""
+    weight_hh_v: torch.Tensor
+    weight_hh_h: torch.Tensor
+    recurrent: Optional[torch.Tensor]
+    keeps: Optional[Tuple[torch.Tensor, ...]]
 
 
 class GridRNN(nn.Module):
@@ -66,19 +117,25 @@ class GridRNN(nn.Module):
             multiply c by about 1.46 per diagonal).
         init: ``"rnnlab"``: input weights Glorot-uniform per gate block, U_v and U_h orthogonal per
             gate block and scaled by 1/sqrt(2) (two predecessors, together of unit gain), biases
-            zero but the forget gates'; ``"torch"``: U(-1/sqrt(H_out), 1/sqrt(H_out)) throughout.
+            zero but the forget gates'; ``"torch"``: U(-1/sqrt(H_out), 1/sqrt(H_out)) throughout
+            (layer-norm gains 1 and shifts 0 under either).
+        layer_norm, recurrent_dropout, zoneout, weight_drop: the regularizers of the module
+            docstring (False / 0: off).
 
     Forward: ``forward(x)``, x (B, H, W, C) (or (B, C, H, W)) -> (B, H, W, D*H_out), the
     hidden state h_{i,j} of each sweep at every cell.
 
     Parameters, one slice per direction (G = 1 vanilla, 5 LSTM): ``weight_ih`` (D, G*H_out, C),
     ``weight_hh_v`` (U_v) and ``weight_hh_h`` (U_h) (D, G*H_out, H_out), ``bias_ih``, ``bias_hh``
-    (D, G*H_out).
+    (D, G*H_out); with ``layer_norm`` also ``ln_gain_ih``, ``ln_gain_hh`` (D, G*H_out) and for
+    the LSTM ``ln_gain_c``, ``ln_bias_c`` (D, H_out).
     """
 
     def __init__(self, input_size: int, hidden_size: int, cell: str = "lstm", directions: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, *, channels_first: bool = False,
-                 forget_bias: float = 0.0, init: str = "rnnlab", device=None, dtype=None):
+                 forget_bias: float = 0.0, init: str = "rnnlab", layer_norm: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout=0.0, weight_drop: float = 0.0,
+                 device=None, dtype=None):
         super().__init__()
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
@@ -92,6 +149,13 @@ class GridRNN(nn.Module):
         self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
         self.bias, self.channels_first = bool(bias), bool(channels_first)
         self.forget_bias = float(forget_bias)
+        if not isinstance(layer_norm, bool):
+            raise ConfigError(f"layer_norm must be true or false, got {layer_norm!r}")
+        self.layer_norm = layer_norm
+        regularization = Regularization.from_options(
+            {"weight_drop": weight_drop, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout},
+            GRID_STATES[cell])
+        self.regularization = regularization if regularization.active else None
         self.gate_count = 5 if cell == "lstm" else 1
         D, GH, H = directions, self.gate_count * hidden_size, hidden_size
         kw = {"device": device, "dtype": dtype}
@@ -104,6 +168,12 @@ class GridRNN(nn.Module):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
+        if layer_norm:
+            self.ln_gain_ih = nn.Parameter(torch.empty(D, GH, **kw))
+            self.ln_gain_hh = nn.Parameter(torch.empty(D, GH, **kw))
+            if cell == "lstm":
+                self.ln_gain_c = nn.Parameter(torch.empty(D, H, **kw))
+                self.ln_bias_c = nn.Parameter(torch.empty(D, H, **kw))
         self.reset_parameters()
 
     @property
@@ -114,9 +184,12 @@ class GridRNN(nn.Module):
         """Initialise every parameter again by ``init`` (see the class docstring)."""
         H = self.hidden_size
         with torch.no_grad():
-            if self.init == "torch":
-                for p in self.parameters():
+            for name, p in self.named_parameters():
+                if name.startswith("ln_"):
+                    p.fill_(1.0 if name.startswith("ln_gain") else 0.0)
+                elif self.init == "torch":
                     p.uniform_(-1 / math.sqrt(H), 1 / math.sqrt(H))
+            if self.init == "torch":
                 return
             for d in range(self.directions):
                 glorot_blocks_(self.weight_ih[d], H)
@@ -136,9 +209,44 @@ class GridRNN(nn.Module):
             s += ", bias=False"
         if self.channels_first:
             s += ", channels_first=True"
+        if self.layer_norm:
+            s += ", layer_norm=True"
+        if self.regularization is not None:
+            s += ", " + self.regularization.describe()
         return s
 
+    def draw_masks(self, x: torch.Tensor) -> GridMasks:
+        """This call's masks for the grid x (B, Hg, Wg, C) (module docstring), drawn from torch's
+        default generator in this order: M_v, M_h, m, then the keep weights of h (and c). In
+        ``eval()``: the plain weights, no m, keep weights 1 - z."""
+        reg = self.regularization
+        U_v, U_h = self.weight_hh_v, self.weight_hh_h
+        if reg is None:
+            return GridMasks(U_v, U_h, None, None)
+        B, Hg, Wg, _ = x.shape
+        D, H = self.directions, self.hidden_size
+        m = keeps = None
+        if self.training and reg.weight_drop:
+            U_v, U_h = drop_connect(U_v, reg.weight_drop), drop_connect(U_h, reg.weight_drop)
+        if self.training and reg.recurrent_dropout:
+            m = dropout_mask(x, (D, B, H), reg.recurrent_dropout)             # (D, B, H)
+        if any(reg.zoneout):
+            keeps = []
+            for z in reg.zoneout:
+                k = x.new_full((D, B, Hg, Wg, H), 1.0 - z)
+                keeps.append(torch.bernoulli(k) if self.training else k)      # 1 - d_{i,j}
+            keeps = tuple(keeps)
+        return GridMasks(U_v, U_h, m, keeps)
+
     # ------------------------------------------------------------------ forward
+    def _cell_out(self, c: torch.Tensor, n: int) -> torch.Tensor:
+        """What tanh reads in h = o tanh(.): c, or LN(c; g_c) + b_c with ``layer_norm``."""
+        if not self.layer_norm:
+            return c
+        D, H = self.directions, self.hidden_size
+        y = block_norm(c.reshape(-1, H), 1)[0].view(D, n, H)                  # (D, n_d*B, H)
+        return torch.addcmul(self.ln_bias_c.unsqueeze(1), y, self.ln_gain_c.unsqueeze(1))
+
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         layout = "(B, C, H, W)" if self.channels_first else "(B, H, W, C)"
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
@@ -159,17 +267,25 @@ class GridRNN(nn.Module):
         # each sweep runs from the top-left corner of its mirrored grid
         xs = torch.stack([x.flip(m) if m else x for m in _MIRROR[:D]])       # (D, B, Hg, Wg, C)
         xs = xs.permute(0, 2, 3, 1, 4).reshape(D, Hg * Wg * B, C)             # (D, Hg*Wg*B, C)
+        G = self.gate_count
         xw = torch.matmul(xs, self.weight_ih.transpose(1, 2))                 # (D, Hg*Wg*B, GH)
+        GH = xw.shape[-1]
+        if self.layer_norm:   # LN(W x; g_ih), per gate block
+            xw = block_norm(xw.reshape(-1, GH), G)[0].view(D, -1, GH) * self.ln_gain_ih.unsqueeze(1)
         if self.bias:
             xw = xw + (self.bias_ih + self.bias_hh).unsqueeze(1)
-        GH = xw.shape[-1]
         rows, order = diagonals(Hg, Wg, x.device)
+        sizes = [(hi - lo + 1) * B for lo, hi in rows]
         # the cells in diagonal order, one (D, n_d*B, GH) block per diagonal (split's backward is
         # one concatenation, where indexing a block per diagonal would cost a zero-filled
         # full-size gradient each)
         xw = xw.view(D, Hg * Wg, B, GH)[:, order]                             # (D, Hg*Wg, B, GH)
-        xw = xw.reshape(D, Hg * Wg * B, GH).split([(hi - lo + 1) * B for lo, hi in rows], dim=1)
-        U_t = torch.cat((self.weight_hh_v, self.weight_hh_h), dim=2).transpose(1, 2)  # (D, 2H, GH)
+        xw = xw.reshape(D, Hg * Wg * B, GH).split(sizes, dim=1)
+        U_v, U_h, m, keeps = self.draw_masks(x)
+        if keeps is not None:  # each (D, B, Hg, Wg, H) -> per diagonal (D, n_d*B, H)
+            keeps = [k.permute(0, 2, 3, 1, 4).reshape(D, Hg * Wg, B, H)[:, order]
+                     .reshape(D, Hg * Wg * B, H).split(sizes, dim=1) for k in keeps]
+        U_t = torch.cat((U_v, U_h), dim=2).transpose(1, 2)                   # (D, 2H, GH)
         zero = x.new_zeros(D, B, H)
         h = c = zero                       # diagonal -1: nothing
         prev_lo = 0
@@ -181,15 +297,31 @@ class GridRNN(nn.Module):
             up = (lo - prev_lo) * B            # where row lo - 1 sits in the padded rows
             h_pad = torch.cat((zero, h, zero), dim=1)
             h_up, h_left = h_pad[:, up:up + n], h_pad[:, up + B:up + B + n]   # (D, n_d*B, H)
-            z = torch.baddbmm(xw[d], torch.cat((h_up, h_left), dim=2), U_t)  # (D, n_d*B, GH)
+            h_in = torch.cat((h_up, h_left), dim=2)                           # (D, n_d*B, 2H)
+            if m is not None:              # m * h of both predecessors, one m per image and sweep
+                h_in = h_in * m.repeat(1, n // B, 2)
+            u = torch.bmm(h_in, U_t)       # U_v h~_{i-1,j} + U_h h~_{i,j-1}     (D, n_d*B, GH)
+            if self.layer_norm:
+                u = block_norm(u.reshape(-1, GH), G)[0].view(D, n, GH) * self.ln_gain_hh.unsqueeze(1)
+            z = xw[d] + u                                                     # (D, n_d*B, GH)
             if self.cell == "rnn":   # h_{i,j} = phi(W x + U_v h_{i-1,j} + U_h h_{i,j-1} + b)
-                h = activate(self.nonlinearity, z)
+                h_new = activate(self.nonlinearity, z)
             else:                    # c = f_v c_{i-1,j} + f_h c_{i,j-1} + i g;  h = o tanh(c)
                 c_pad = torch.cat((zero, c, zero), dim=1)
+                c_up, c_left = c_pad[:, up:up + n], c_pad[:, up + B:up + B + n]
                 z_ifv, z_g, z_o = z.split((3 * H, H, H), dim=2)
                 i, f_v, f_h = torch.sigmoid(z_ifv).split(H, dim=2)
-                c = f_v * c_pad[:, up:up + n] + f_h * c_pad[:, up + B:up + B + n] + i * torch.tanh(z_g)
-                h = torch.sigmoid(z_o) * torch.tanh(c)
+                c_new = f_v * c_up + f_h * c_left + i * torch.tanh(z_g)
+                h_new = torch.sigmoid(z_o) * torch.tanh(self._cell_out(c_new, n))
+            if keeps is None:
+                h = h_new
+                if self.cell == "lstm":
+                    c = c_new
+            else:                    # s = s-bar + k (s~ - s-bar), s-bar the predecessors' mean
+                w_up, w_left = predecessor_weights(lo, hi, d, B, x)           # (1, n_d*B, 1) each
+                h = torch.lerp(w_up * h_up + w_left * h_left, h_new, keeps[0][d])
+                if self.cell == "lstm":
+                    c = torch.lerp(w_up * c_up + w_left * c_left, c_new, keeps[1][d])
             outs.append(h)
             prev_lo = lo
         # back from diagonal order to the grid: cell (i, j) is at position `where` of `order`
@@ -199,6 +331,16 @@ class GridRNN(nn.Module):
         out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
         return torch.cat([out[k].flip(m) if m else out[k] for k, m in enumerate(_MIRROR[:D])],
                          dim=-1)                                              # (B, Hg, Wg, D*H)
+
+
+def predecessor_weights(lo: int, hi: int, d: int, B: int, like: torch.Tensor):
+    """The weights of s-bar (zoneout's mean of the predecessors) for the cells (i, d - i),
+    i = lo..hi, of diagonal d: [i > 0] / n and [j > 0] / n, n = max(1, [i > 0] + [j > 0]),
+    each (1, n_d*B, 1), cell-major as the diagonal's rows."""
+    i = torch.arange(lo, hi + 1, device=like.device)
+    has_up, has_left = (i > 0).to(like.dtype), (d - i > 0).to(like.dtype)
+    n = (has_up + has_left).clamp(min=1)
+    return tuple((w / n).repeat_interleave(B).view(1, -1, 1) for w in (has_up, has_left))
 
 
 def diagonals(Hg: int, Wg: int, device=None):

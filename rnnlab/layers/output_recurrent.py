@@ -20,6 +20,15 @@ class OutputRecurrentRNN(OutputFeedbackRNN):
     the reference they are tested against. Lower layers (``num_layers`` > 1) run open loop on
     their own outputs, which have no targets to force them to.
 
+    Regularization, options of the layer as of every rnnlab layer (the cell's docstring has the
+    equations): ``weight_drop`` on W (``weight_yh``), ``recurrent_dropout`` on y_{t-1} where it
+    enters W y_{t-1} (one mask per sequence), ``zoneout`` on the state units (s, y), and
+    ``layer_norm=True`` (U x_t and W y_{t-1} each normalised, gains ``ln_gain_ih``,
+    ``ln_gain_yh``), open loop and teacher-forced, under ``bptt`` and ``loop``; masks drawn once
+    per call, off (zoneout: its expectation) in ``eval()``. Teacher-forced, weight drop,
+    recurrent dropout and layer normalisation keep the one pass; zoneout makes s_t read s_{t-1},
+    so the pass keeps its matrix products over all steps but blends s step by step.
+
     Parameters per layer and direction (``_l{k}``, ``_reverse``): ``weight_ih`` (H, I_k), U;
     ``weight_yh`` (H, O), W; ``weight_hy`` (O, H), W_hy; ``bias_ih`` (H,); ``bias_hy`` (O,).
     """

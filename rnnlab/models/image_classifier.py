@@ -19,6 +19,10 @@ steps as the grid's over the cells (``"max"`` or ``"mean"``), or the last step's
 width whose parameter count is nearest the 16-wide grid model's with the same cell, so that the
 two compare at equal size.
 
+Regularization (either architecture): ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
+``weight_drop``, passed to the GridRNN (defined for the 2-D sweep in :mod:`rnnlab.layers.grid_rnn`)
+or to the raster's layer (:mod:`rnnlab.regularization`).
+
 Shapes: images (B, H, W, C) -> logits (B, K).
 """
 from __future__ import annotations
@@ -31,12 +35,15 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS, GridRNN
+from ..regularization import OPTIONS
 from ..training.config import from_data, positive_int
 from .spelling import final_hidden
 
 ARCHITECTURES = ("grid", "raster")
 POOLINGS = ("max", "mean", "last")
 GRID_HIDDEN = 16                       # the grid's width per sweep when hidden_size is 0
+#: the recurrent layer's regularizers (rnnlab.regularization; layer_norm adds parameters)
+REGULARIZERS = ("layer_norm",) + OPTIONS
 
 
 def grid_parameters(C: int, H: int, K: int, cell: str, directions: int) -> int:
@@ -64,6 +71,11 @@ class ImageClassifierConfig:
     engine: str = "auto"               # raster: the layer's engine
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
+    # the recurrent layer's regularizers, either architecture (grid: rnnlab.layers.grid_rnn)
+    layer_norm: bool = False         # layer normalisation inside the cell
+    recurrent_dropout: float = 0.0   # variational dropout on the recurrent state, one mask per image
+    zoneout: float = 0.0             # each state unit keeps its previous value (grid: its predecessors' mean)
+    weight_drop: float = 0.0         # DropConnect on the recurrent weights, one mask per forward call
 
     def check(self) -> "ImageClassifierConfig":
         check_choice("architecture", self.architecture, ARCHITECTURES)
@@ -80,6 +92,10 @@ class ImageClassifierConfig:
                                   f"takes none, got {self.cell_options!r}")
         else:
             check_choice("cell", self.cell, LAYERS)
+            twice = [k for k in REGULARIZERS if k in (self.cell_options or {})]
+            if twice:
+                raise ConfigError(f"{twice[0]} is a setting of its own (--{twice[0].replace('_', '-')}); "
+                                  f"expected it outside cell_options, found it in {self.cell_options!r}")
         for name in ("channels", "classes"):
             positive_int(name, getattr(self, name))
         positive_int("hidden_size", self.hidden_size, allow_zero=True)
@@ -104,11 +120,14 @@ class ImageClassifier(nn.Module):
         super().__init__()
         self.config = c = config.check()
         H = c.width()
+        regularizers = {k: getattr(c, k) for k in REGULARIZERS if getattr(c, k)}
         if c.architecture == "grid":
-            self.rnn = GridRNN(c.channels, H, cell=c.cell, directions=c.directions, init=c.init)
+            self.rnn = GridRNN(c.channels, H, cell=c.cell, directions=c.directions, init=c.init,
+                               **regularizers)
             features = c.directions * H
         else:
-            self.rnn = LAYERS[c.cell](c.channels, H, engine=c.engine, init=c.init, **c.cell_options)
+            self.rnn = LAYERS[c.cell](c.channels, H, engine=c.engine, init=c.init, **regularizers,
+                                      **c.cell_options)
             features = H
         self.output = nn.Linear(features, c.classes)
 
