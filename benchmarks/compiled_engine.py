@@ -4,8 +4,9 @@ Reads the rows of ``rnnlab bench --json PATH`` (or runs the bench itself) and pr
 every cell's training throughput under ``compiled`` (and ``bptt``, ``native`` where measured)
 divided by torch.nn.LSTM's on the same B, I, H, times the cell's matrix work relative to the
 LSTM's: per token the LSTM multiplies G*H*(I + H) with G = 4; a GRU has G = 3, a vanilla RNN
-G = 1, the LSTM without forget gate G = 3; full peepholes add 3 (2 without forget gate) H x H
-products. A scaled ratio of 1.0 is torch.nn.LSTM's speed for the same arithmetic.
+G = 1, the LSTM without forget gate G = 3, the gated residual RNN G = 2; full peepholes add 3 (2
+without forget gate) H x H products, a deep transition of depth L adds L - 1, the output-feedback
+cell's feedback and readout add 2 H x O (the output-recurrent cell has no H x H). A scaled ratio of 1.0 is torch.nn.LSTM's speed for the same arithmetic.
 
     rnnlab bench --threads 1 --json bench.json && python benchmarks/compiled_engine.py bench.json
     python benchmarks/compiled_engine.py --run small     # run the bench here (compiled, bptt)
@@ -21,11 +22,16 @@ from rnnlab.bench import CONFIGS, run_bench
 def matrix_work(label: str, I: int, H: int) -> float:
     """Multiply-adds per token of the cell's matrix products (input and recurrent)."""
     c = next(c for c in CONFIGS if c.label == label)
-    o = c.options
-    G = {"LSTM": 3 if o.get("forget_gate") is False else 4, "GRU": 3}.get(c.layer.__name__, 1)
+    o, name = c.options, c.layer.__name__
+    G = {"LSTM": 3 if o.get("forget_gate") is False else 4, "GRU": 3,
+         "ResidualRNN": 2 if o.get("gated") else 1}.get(name, 1)
     work = G * H * (I + H)
     if o.get("peephole") == "full":
         work += (3 if o.get("forget_gate", True) else 2) * H * H
+    if name == "DeepTransitionRNN":  # layers 2..L of the transition MLP
+        work += (o.get("depth", 2) - 1) * H * H
+    if name in ("OutputFeedbackRNN", "OutputRecurrentRNN"):  # W y_{t-1} and the readout W_hy s_t
+        work += 2 * H * o["output_size"] - (H * H if name == "OutputRecurrentRNN" else 0)
     return work
 
 

@@ -5,7 +5,10 @@ Two levels, each the median over interleaved rounds of the per-round ratio:
 - engine: the runner alone (``run_compiled`` / ``run_bptt`` on one (1, 1, I) step, the state fed
   back), what the engine itself costs per step;
 - layer: ``layer(x_t, state)`` as generation calls it, the layer's own Python around the engine
-  included (input checks, state formatting), the same for both engines.
+  included (input checks, state formatting), the same for both engines;
+- sample: a character language model (embedding, the layer, the output layer over 65
+  symbols) drawing symbols with :func:`rnnlab.decoding.sampling.generate`, what ``rnnlab sample``
+  runs: the embedding, the output layer and the draw are the same for both engines.
 
     python benchmarks/compiled_generation.py [--steps 300] [--rounds 5]
 """
@@ -18,7 +21,12 @@ import time
 import torch
 
 import rnnlab
+from rnnlab.decoding.sampling import generate
 from rnnlab.engines import run_bptt, run_compiled
+from rnnlab.models.language_model import LanguageModel, LanguageModelConfig
+
+CELL_OF = {rnnlab.LSTM: "lstm", rnnlab.GRU: "gru", rnnlab.RNN: "rnn"}
+VOCAB = 65  # the characters of Tiny Shakespeare
 
 CONFIGS = [("lstm", rnnlab.LSTM, {}), ("gru", rnnlab.GRU, {}), ("rnn tanh", rnnlab.RNN, {}),
            ("lstm peephole=diagonal", rnnlab.LSTM, {"peephole": "diagonal"})]
@@ -47,6 +55,19 @@ def layer_step_time(engine: str, layer, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def sample_step_time(engine: str, model: LanguageModel, steps: int) -> float:
+    model.rnn.engine = engine
+    t0 = time.perf_counter()
+    generate(model, [1, 2, 3], steps, seed=0)
+    assert model.rnn.last_engine == engine
+    return (time.perf_counter() - t0) / steps
+
+
+def language_model(cls, options: dict, hidden: int) -> LanguageModel:
+    return LanguageModel(LanguageModelConfig(vocab_size=VOCAB, embed_size=64, cell=CELL_OF[cls],
+                                             hidden_size=hidden, cell_options=dict(options)).check())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
@@ -61,9 +82,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for name, cls, options in CONFIGS:
         layer = cls(64, args.hidden, **options)
+        model = language_model(cls, options, args.hidden)
         for level, timer in (("engine", lambda e: engine_step_time(
                 {"bptt": run_bptt, "compiled": run_compiled}[e], layer, args.steps)),
-                             ("layer", lambda e: layer_step_time(e, layer, args.steps))):
+                             ("layer", lambda e: layer_step_time(e, layer, args.steps)),
+                             ("sample", lambda e: sample_step_time(e, model, args.steps))):
             timer("bptt"), timer("compiled")  # warm-up
             pairs = [(timer("bptt"), timer("compiled")) for _ in range(args.rounds)]
             b = statistics.median(p[0] for p in pairs)

@@ -39,7 +39,7 @@ def test_parameters_and_errors():
         m(torch.randn(5, 2, 3))
     m.engine = "auto"
     m(torch.randn(5, 2, 3))
-    assert m.last_engine == "bptt"
+    assert m.last_engine == ("compiled" if rnnlab.engines.compiled.compiled_available() else "bptt")
     with pytest.raises(ValueError, match="depth"):
         rnnlab.DeepTransitionCell(3, 4, depth=0)
     with pytest.raises(ValueError, match="nonlinearity"):

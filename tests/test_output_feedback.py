@@ -223,7 +223,7 @@ def test_parameters_and_errors():
     x = torch.randn(5, 2, 3)
     out, (s_n, y_n) = m(x)
     assert out.shape == (5, 2, 2) and s_n.shape == (1, 2, 4) and y_n.shape == (1, 2, 2)
-    assert m.last_engine == "bptt"
+    assert m.last_engine == ("compiled" if rnnlab.engines.compiled.compiled_available() else "bptt")
     m.engine = "native"
     with pytest.raises(ValueError, match="native"):
         m(x)

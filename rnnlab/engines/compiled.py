@@ -1,8 +1,9 @@
 """The ``compiled`` engine: the ``bptt`` engine's time loops compiled to native code.
 
 The same hand-written backpropagation through time as :mod:`rnnlab.engines.bptt`, with the
-forward and the backward loop each one call into C++ (``csrc/compiled.cpp``) per sequence rather
-than a dozen torch operations per step from Python:
+forward and the backward loop each one call into C++ (``csrc/``: ``compiled.cpp`` the LSTM, GRU
+and vanilla RNN and the operators' registration, one file per other cell family, ``common.h``
+their shared helpers) per sequence rather than a dozen torch operations per step from Python:
 
     xw = X W_ih^T + b                               one product for all steps (as bptt)
     forward loop (C++):  z_t = xw_t + W_hh h_{t-1}  one BLAS product per step, into xw_t's storage
@@ -22,8 +23,17 @@ If it cannot be built or loaded, rnnlab logs one warning, ``auto`` runs ``bptt``
 
 Supported (an explicit whitelist: anything else, including any cell option this module does not
 know, runs on ``bptt`` under ``auto``): LSTMCell (forget gate on/off, peephole none / diagonal /
-full), GRUCell (``reset_after`` True/False), RNNCell (tanh, relu, sigmoid); with or without
-biases; float32 and float64 on the CPU.
+full), GRUCell (``reset_after`` True/False), RNNCell (tanh, relu, sigmoid), LeakyRNNCell (leak
+fixed or learned, scalar or per unit; tanh, relu, sigmoid), ResidualRNNCell (plain or gated;
+tanh, relu, sigmoid), DeepTransitionCell (any depth, skip on/off; tanh, relu, sigmoid; the
+products of layers 2..L per step through BLAS too), OutputFeedbackCell and OutputRecurrentCell
+in open loop (nonlinearity tanh, relu, sigmoid; output activation identity, tanh, sigmoid; under
+teacher forcing they keep their own paths, ``run_teacher_forced``); with or without biases;
+float32 and float64 on the CPU.
+
+What the C++ hands back beyond dL/dxw and dL/dstate_0 is what each cell's ``recurrent_grads``
+reads: the GRU's per-step hn and d(hn), a learned leak's per-element dh (h_{t-1} - v_t), the
+deep-transition cell's u^(j) and dz^(j), the output cells' dzy.
 """
 from __future__ import annotations
 
@@ -37,15 +47,24 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..cells.cell import Params, RecurrentCell, State
+from ..cells.deep_transition_cell import DeepTransitionCell
 from ..cells.gru_cell import GRUCell
+from ..cells.leaky_rnn_cell import LeakyRNNCell
 from ..cells.lstm_cell import LSTMCell
+from ..cells.output_feedback_cell import OutputFeedbackCell
+from ..cells.output_recurrent_cell import OutputRecurrentCell
+from ..cells.residual_rnn_cell import ResidualRNNCell
 from ..cells.rnn_cell import RNNCell
 from ..linalg import MIN_MACS, addmm, mm, outer_sum
 from . import bptt
 
 log = logging.getLogger("rnnlab")
 
-SOURCE = os.path.join(os.path.dirname(__file__), "csrc", "compiled.cpp")
+CSRC = os.path.join(os.path.dirname(__file__), "csrc")
+#: the C++ sources, compiled.cpp (the operators) first; the build's hash covers these and HEADERS
+SOURCES = [os.path.join(CSRC, f) for f in ("compiled.cpp", "leaky_rnn.cpp", "residual_rnn.cpp",
+                                           "deep_transition.cpp", "output_feedback.cpp")]
+HEADERS = [os.path.join(CSRC, "common.h")]
 
 #: instruction-set flags per torch CPU capability: the build is named after the capability, so a
 #: cache shared by different machines never loads code built for another processor
@@ -54,6 +73,9 @@ ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", 
 
 #: why the engine cannot run here (the build failed, say), once known; "" when it can
 _broken: Optional[str] = None
+#: whether this process has loaded the operators (a library registers them once per process: a
+#: second load, of the cached copy after building from the build folder, say, would abort)
+_loaded = False
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,8 +106,12 @@ def _build():
     builds while the others wait on an ``flock`` of ``<name>.lock``, a lock the kernel releases
     when its holder exits, however it exits; the build happens in a folder of the builder's own
     and the finished library is moved into place in one rename, so a build killed half-way
-    leaves nothing that a later process would wait on or load.
+    leaves nothing that a later process would wait on or load. A process loads the library once;
+    later calls return the operators it loaded.
     """
+    global _loaded
+    if _loaded:
+        return getattr(torch.ops, "rnnlab_compiled")
     import fcntl
     import glob
     import hashlib
@@ -95,8 +121,10 @@ def _build():
     from torch.utils import cpp_extension
     cap = torch.backends.cpu.get_cpu_capability()
     flags = ["-O3", "-fno-trapping-math", *ARCH_FLAGS.get(cap, [])]
-    with open(SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read() + repr((flags, torch.__version__, sys.version_info[:2])).encode())
+    digest = hashlib.sha256(repr((flags, torch.__version__, sys.version_info[:2])).encode())
+    for path in SOURCES + HEADERS:
+        with open(path, "rb") as f:
+            digest.update(os.path.basename(path).encode() + b"\0" + f.read())
     name = f"rnnlab_compiled_{cap.lower()}_{digest.hexdigest()[:12]}"
     cache = os.path.join(os.environ.get("RNNLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rnnlab"),
                          "compiled")
@@ -110,7 +138,7 @@ def _build():
                 shutil.rmtree(stale, ignore_errors=True)
             build = tempfile.mkdtemp(prefix=f"build-{name}-", dir=cache)
             try:
-                built = cpp_extension.load(name=name, sources=[SOURCE], is_python_module=False,
+                built = cpp_extension.load(name=name, sources=SOURCES, is_python_module=False,
                                            verbose=False, extra_cflags=flags, build_directory=build)
                 shutil.copyfile(built, library + ".tmp")
                 os.replace(library + ".tmp", library)
@@ -118,6 +146,7 @@ def _build():
                 shutil.rmtree(build, ignore_errors=True)
         else:
             torch.ops.load_library(library)
+        _loaded = True
     return getattr(torch.ops, "rnnlab_compiled")
 
 
@@ -135,12 +164,20 @@ def compiled_broken() -> Optional[str]:
 #: attributes every supported cell may carry (nn.Module's own are private, "_..." or training)
 _BASE = {"input_size", "hidden_size", "bias", "init", "gate_count", "native_mode", "fold_bias_hh",
          "training"}
+#: the C++ codes of the nonlinearities and of the output cells' output activation g
+_PHI = ("tanh", "relu", "sigmoid")
+_OUTPUT_ACT = {"tanh": 0, "sigmoid": 2, "identity": 3}
 #: cell class -> {attribute: allowed values (None: any)} of the options the C++ knows
 _KNOWN = {
     LSTMCell: {"forget_gate": (True, False), "peephole": (None, "diagonal", "full"),
                "forget_bias": None},
     GRUCell: {"reset_after": (True, False)},
     RNNCell: {"nonlinearity": ("tanh", "relu", "sigmoid")},
+    LeakyRNNCell: {"nonlinearity": _PHI, "leak_mode": ("fixed", "learned")},
+    ResidualRNNCell: {"nonlinearity": _PHI, "gated": (True, False)},
+    DeepTransitionCell: {"nonlinearity": _PHI, "depth": None, "skip": (True, False)},
+    OutputFeedbackCell: {"nonlinearity": _PHI, "output_activation": _OUTPUT_ACT, "out_features": None},
+    OutputRecurrentCell: {"nonlinearity": _PHI, "output_activation": _OUTPUT_ACT, "out_features": None},
 }
 
 
@@ -150,6 +187,10 @@ _checked: "weakref.WeakKeyDictionary[RecurrentCell, int]" = weakref.WeakKeyDicti
 
 
 def _expected_params(cell: RecurrentCell):
+    """The names the C++ reads from ``p``: the cell's parameters (and a fixed leak's buffer)."""
+    if type(cell) in _OTHER_KINDS:
+        names = set(cell.parameter_shapes())
+        return names | {"leak"} if isinstance(cell, LeakyRNNCell) and cell.leak_mode == "fixed" else names
     names = {"weight_ih", "weight_hh"} | ({"bias_ih", "bias_hh"} if cell.bias else set())
     if isinstance(cell, LSTMCell) and cell.peephole:
         names |= {"weight_ci", "weight_co"} | ({"weight_cf"} if cell.forget_gate else set())
@@ -197,7 +238,19 @@ def compiled_unsupported(cell: RecurrentCell, p: Optional[Params] = None,
 #: layer attributes whose every value the compiled engine handles (the layer runs them around it)
 _LAYER_KNOWN = {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
                 "bidirectional", "engine", "init", "cell_options", "last_engine", "proj_size",
-                "skip_steps", "training", "nonlinearity"}  # nonlinearity: the RNN cells check it
+                "skip_steps", "training", "nonlinearity",  # nonlinearity: the RNN cells check it
+                # the cells' own options, which the layer stores too and the cells check
+                "depth", "skip", "output_size", "output_activation"}
+
+
+def _layer_feeds_only_input(layer) -> bool:
+    """Whether every call of ``layer`` the compiled engine may see feeds its cells their input
+    alone: the generic ``run_cell``, or the output-feedback layers' (open loop: the generic one;
+    teacher-forced: the cell's ``run_teacher_forced``, which hands the engine a vanilla RNN cell
+    or computes all steps in one pass)."""
+    from ..layers.output_feedback import OutputFeedbackRNN
+    from ..layers.recurrent_layer import RecurrentLayer
+    return type(layer).run_cell in (RecurrentLayer.run_cell, OutputFeedbackRNN.run_cell)
 
 
 def compiled_layer_unsupported(layer, x: Optional[torch.Tensor] = None) -> Optional[str]:
@@ -205,12 +258,11 @@ def compiled_layer_unsupported(layer, x: Optional[torch.Tensor] = None) -> Optio
     unavailable here, a cell is not on the whitelist (:func:`compiled_unsupported`), or the layer
     carries an option this engine does not know (an unknown attribute set to anything but
     None / False / 0), or feeds its cells more than their input."""
-    from ..layers.recurrent_layer import RecurrentLayer
     for k, v in vars(layer).items():
         off = v is None or v is False or (type(v) in (int, float) and v == 0)
         if k[0] != "_" and k not in _LAYER_KNOWN and not off:
             return f"the compiled engine does not know the layer option {k}={v!r}"
-    if type(layer).run_cell is not RecurrentLayer.run_cell:
+    if not _layer_feeds_only_input(layer):
         return f"{type(layer).__name__} feeds its cells more than their input"
     for i, cell in enumerate(layer.cells):
         why = compiled_unsupported(cell, layer.cell_params(i), x)
@@ -220,8 +272,17 @@ def compiled_layer_unsupported(layer, x: Optional[torch.Tensor] = None) -> Optio
 
 
 # ------------------------------------------------------------------ one cell over time
+#: the C++ kind of each cell outside compiled.cpp (whose own are LSTM 0, GRU 1, RNN 2)
+_OTHER_KINDS = {LeakyRNNCell: 3, ResidualRNNCell: 4, DeepTransitionCell: 5, OutputFeedbackCell: 6,
+                OutputRecurrentCell: 7}
+
+
 def _spec(cell: RecurrentCell, p: Params):
-    """(kind, option code, extra tensors) that tell the C++ which cell and options to run."""
+    """(kind, option code, extra tensors) that tell the C++ which cell and options to run (the
+    codes are documented at the top of each C++ file)."""
+    kind = _OTHER_KINDS.get(type(cell))
+    if kind is not None:
+        return kind, *_other_spec(kind, cell, p)
     if isinstance(cell, LSTMCell):
         pk = {None: 0, "diagonal": 1, "full": 2}[cell.peephole]
         extra = [] if not pk else [p["weight_ci"]] + ([p["weight_cf"]] if cell.forget_gate else []) + [p["weight_co"]]
@@ -233,13 +294,37 @@ def _spec(cell: RecurrentCell, p: Params):
     return 2, ("tanh", "relu", "sigmoid").index(cell.nonlinearity), []
 
 
+def _other_spec(kind: int, cell: RecurrentCell, p: Params):
+    """(option code, extra tensors) of the cells in their own C++ files."""
+    phi = _PHI.index(cell.nonlinearity)
+    if kind == 3:  # the leak a (H,): the fixed buffer or sigma(leak_logit), a scalar expanded
+        a = cell.leak_rate(p, p["weight_hh"])
+        return phi + 3 * (cell.leak_mode == "learned"), [a.expand(cell.hidden_size).contiguous()]
+    if kind == 4:
+        return phi + 3 * cell.gated, []
+    if kind == 5:  # W_2 .. W_L, then b_2 .. b_L
+        js = range(2, cell.depth + 1)
+        extra = [p[f"weight_t{j}"] for j in js] + ([p[f"bias_t{j}"] for j in js] if cell.bias else [])
+        return phi + 3 * cell.skip + 6 * cell.bias, [e.contiguous() for e in extra]
+    extra = [p["weight_yh"], p["weight_hy"]] + ([p["bias_hy"]] if cell.bias else [])
+    opt = phi + 4 * _OUTPUT_ACT[cell.output_activation] + 16 * (kind == 7)
+    return opt, [e.contiguous() for e in extra]
+
+
+def _w_hh(p: Params, like: torch.Tensor) -> torch.Tensor:
+    """W_hh as the C++ takes it (contiguous); an empty tensor for a cell without one (the
+    output-recurrent cell, whose C++ loop does not read it)."""
+    w = p.get("weight_hh")
+    return like.new_empty(0) if w is None else w.contiguous()
+
+
 def _forward(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
              mask2: Optional[torch.Tensor]):
     """The forward: xw (overwritten with the gates), states (T+1, B, S_k), extra saved."""
     T, B, I = x.shape
     W_ih, b = p["weight_ih"], cell.input_bias(p)
     kind, opt, extra = _spec(cell, p)
-    W_hh = p["weight_hh"].contiguous()
+    W_hh = _w_hh(p, x)
     if T * B * W_ih.numel() < MIN_MACS:  # a short sequence (generation): all of it one C++ call
         out = _ops().run(kind, opt, x, W_ih, b, W_hh, extra, list(state0), mask2)
         n = len(state0)
@@ -285,12 +370,13 @@ class CompiledFunction(torch.autograd.Function):
         T, B, I = x.shape
         kind, opt, extra = _spec(cell, p)
         d_seqs = [None if d is None else d.contiguous() for d in d_seqs]
-        out = _ops().backward(kind, opt, xw, p["weight_hh"].contiguous(), extra, list(states), saved,
-                              d_seqs, mask2)
+        out = _ops().backward(kind, opt, xw, _w_hh(p, x), extra, list(states), saved, d_seqs, mask2)
         d_state0, d_rec = out[:n_state], tuple(out[n_state:])
         d_xw = xw  # (T, B, G*H): the backward wrote dL/dxw over the gates
         dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
-        saved_seq = (None, None, saved[0]) if isinstance(cell, GRUCell) else ()
+        # the saved sequences recurrent_grads reads: the GRU's hn (its saved item 2), the
+        # deep-transition cell's u^(1) .. u^(L-1); the other cells read none
+        saved_seq = (None, None, saved[0]) if isinstance(cell, GRUCell) else tuple(saved)
         grads = cell.recurrent_grads(p, d_xw, d_rec, tuple(s[:-1] for s in states),
                                      tuple(s[1:] for s in states), saved_seq)
         grads["weight_ih"] = outer_sum(d_xw, x)

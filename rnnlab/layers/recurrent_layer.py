@@ -8,6 +8,7 @@ torch.nn.LSTM / GRU / RNN state dict loads unchanged.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import List, Optional, Tuple
 
 import torch
@@ -122,7 +123,8 @@ class RecurrentLayer(nn.Module):
 
     def cell_params(self, index: int) -> dict:
         """Parameters (and buffers) of cell ``index`` under the cell's own names."""
-        return {name: getattr(self, full) for name, full in self._param_names[index].items()}
+        own = {**self._buffers, **self._parameters}  # (nn.Module's attribute lookup is slow)
+        return {name: own[full] for name, full in self._param_names[index].items()}
 
     def flat_weights(self) -> List[torch.Tensor]:
         """Weights in torch.nn's flat order (w_ih, w_hh, b_ih, b_hh per layer and direction)."""
@@ -171,6 +173,15 @@ class RecurrentLayer(nn.Module):
           batches with ``lengths`` included; else ``native`` where it is the faster
           (:func:`~rnnlab.engines.native.native_is_fastest`: the float32 LSTM), else ``bptt``.
         """
+        key = _engine_key(self, return_states, x)
+        known = _ENGINE_VERDICTS.get(self)
+        if known is not None and known[0] == key:
+            return known[1]
+        engine = self._choose_engine(return_states, x)
+        _ENGINE_VERDICTS[self] = (key, engine)
+        return engine
+
+    def _choose_engine(self, return_states: bool, x: Optional[torch.Tensor]) -> str:
         why = native_unsupported(self)
         if return_states:
             why = why or "torch's fused kernel does not return the state of every step"
@@ -225,7 +236,7 @@ class RecurrentLayer(nn.Module):
         engine = self.resolve_engine(return_states, x)
         if engine != self.last_engine:
             log.info("%s: engine %r", type(self).__name__, engine)
-        self.last_engine = engine
+            self.last_engine = engine
         if engine == "native" and extras:
             raise ValueError(f"engine='native' cannot take {', '.join(extras)}")
         if engine == "native":
@@ -258,7 +269,7 @@ class RecurrentLayer(nn.Module):
                 run = runner if self.regularization is None else self.regularization.runner(runner, self.training)
                 seqs = self.run_cell(i, run, xin, state0, mask, lengths, extras)  # each (T, B, S)
                 for f, s in zip(finals, seqs):
-                    f.append(s[-1])  # the state at each true end, carried through the padding
+                    f.append(s[-1:])  # (1, B, S): the state at each true end, carried through the padding
                 if d == 1:
                     seqs = tuple(reverse_padded(s, lengths) for s in seqs)
                 outs.append(seqs[cell.output_state])
@@ -273,7 +284,7 @@ class RecurrentLayer(nn.Module):
                        for j in range(len(hx)))
         if mask is not None:
             states = tuple(s * mask for s in states)
-        return out, tuple(torch.stack(f) for f in finals), states
+        return out, tuple(f[0] if len(f) == 1 else torch.cat(f) for f in finals), states
 
     def _check_hx(self, hx, B: int, x: torch.Tensor, unbatched: bool):
         cell = self.cells[0]
@@ -311,6 +322,21 @@ class RecurrentLayer(nn.Module):
         if return_states:
             return out, h_n, states
         return out, h_n
+
+
+#: layer -> (the key of its last engine choice, the engine chosen): the choice reads every
+#: attribute of the layer and its cells, which costs more than a generation step
+_ENGINE_VERDICTS: "weakref.WeakKeyDictionary[RecurrentLayer, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _engine_key(layer: RecurrentLayer, return_states: bool, x: Optional[torch.Tensor]) -> tuple:
+    """What the engine choice depends on: the call (``return_states``, the input's dtype and
+    device), the mode, and the identity of every attribute of the layer and the number of every
+    cell's attributes and of the layer's parameters and buffers (an option set, a cell option
+    added, a parameter registered: each changes the key)."""
+    return (return_states, None if x is None else (x.dtype, x.device), layer.training,
+            tuple(map(id, vars(layer).values())), tuple(len(vars(c)) for c in layer.cells),
+            len(layer._parameters), len(layer._buffers))
 
 
 def skip_connected(layer: RecurrentLayer, skip_steps, cell_options: dict):

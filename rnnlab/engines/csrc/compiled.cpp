@@ -12,102 +12,17 @@
 // (state_t = state_{t-1}), dL/dxw_t is zero and dL/dstate_{t-1} = dL/dstate_t.
 //
 // Cells (kind, opt): LSTM (0; opt = forget_gate + 2 * peephole, peephole 0 none, 1 diagonal,
-// 2 full), GRU (1; opt = reset_after), RNN (2; opt = nonlinearity 0 tanh, 1 relu, 2 sigmoid).
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
+// 2 full), GRU (1; opt = reset_after), RNN (2; opt = nonlinearity 0 tanh, 1 relu, 2 sigmoid),
+// here; the leaky RNN (3), the residual RNN (4), the deep-transition cell (5), the output-feedback
+// (6) and output-recurrent (7) cells in their own files (leaky_rnn.cpp, residual_rnn.cpp,
+// deep_transition.cpp, output_feedback.cpp; option codes there). common.h: the shared helpers.
 #include <torch/library.h>
 
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <vector>
+#include "common.h"
 
 namespace {
 
-using at::Tensor;
-
-// ---------------------------------------------------------------- activations
-// float: exp by range reduction and a degree-6 polynomial (plain arithmetic, so the loops
-// vectorise); double: the C library's, as torch's own double kernels.
-inline float exp_f(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // ternaries, not fmin: they vectorise
-  const float t = x * 1.44269504088896341f;
-  const int32_t ni = static_cast<int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f));  // round(x / ln 2)
-  const float n = static_cast<float>(ni);
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln 2 in two parts
-  const float r2 = r * r;
-  float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
-              + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
-  const int32_t bits = (ni + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-inline float sigm(float x) { return 1.0f / (1.0f + exp_f(-x)); }
-inline double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-inline float tanh_(float x) {
-  // 1 - 2 / (1 + e^{2x}), and near 0 its series (the closed form loses the relative accuracy);
-  // blended by a 0/1 weight rather than chosen by a branch, so that the loops vectorise
-  const float big = 1.0f - 2.0f / (1.0f + exp_f(2.0f * x));
-  const float w = static_cast<float>(std::fabs(x) < 0.1f);
-  const float xs = x * w, x2 = xs * xs;
-  const float small = xs * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f - x2 * 0.0539682540f)));
-  return big + w * (small - big);
-}
-inline double tanh_(double x) { return std::tanh(x); }
-
-// phi and phi' from phi's output a, for the vanilla RNN (0 tanh, 1 relu, 2 sigmoid)
-template <typename T, int kind> inline T act(T z) {
-  return kind == 0 ? tanh_(z) : kind == 1 ? (z > T(0) ? z : T(0)) : sigm(z);
-}
-template <typename T, int kind> inline T act_grad(T a, T da) {
-  return kind == 0 ? da * (T(1) - a * a) : kind == 1 ? (a > T(0) ? da : T(0)) : da * (T(1) - a) * a;
-}
-// torch.lerp(a, b, w) = a + w (b - a)
-template <typename T> inline T lerp(T a, T b, T w) { return a + w * (b - a); }
-
-// run f(b) for every row b of a (B, H) block; several threads only where a row block is big
-template <typename F> inline void rows(int64_t B, int64_t H, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1));
-  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) f(b);
-  });
-}
-
-struct Step {  // the mask of one step: keep(b) is whether row b is a real step
-  const bool* m;
-  bool keep(int64_t b) const { return m == nullptr || m[b]; }
-};
-
-// a padded step: row b of the state after the step is the state before it
-template <typename T>
-inline void carry(const T* h0, const T* c0, T* h1, T* c1, int64_t b, int64_t H) {
-  std::memcpy(h1 + b * H, h0 + b * H, H * sizeof(T));
-  if (c0) std::memcpy(c1 + b * H, c0 + b * H, H * sizeof(T));
-}
-
-// row t of a contiguous sequence (T, ...), without making a tensor of it
-template <typename T> T* at_step(const Tensor& seq, int64_t t) {
-  return seq.data_ptr<T>() + t * seq.stride(0);
-}
-// dst += src over n elements: the loss's own gradient at a step (dL/d(output_t)), if any
-template <typename T> void add_seq(T* __restrict__ dst, const Tensor& seq, int64_t t, int64_t n) {
-  if (!seq.defined()) return;
-  const T* __restrict__ src = at_step<T>(seq, t);
-  for (int64_t k = 0; k < n; ++k) dst[k] += src[k];
-}
-
-// W^T for the per-step products h W^T: a row-major copy makes each product faster (about a
-// third at the benchmark sizes) but costs a pass over W, worth it only over many steps
-inline Tensor transposed(const Tensor& w, int64_t steps) {
-  return steps >= 16 ? w.t().contiguous() : w.t();
-}
-
-template <typename T> T* ptr(const Tensor& t) { return t.data_ptr<T>(); }
-template <typename T> const T* cptr(const c10::optional<Tensor>& t) {
-  return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
-}
+using namespace rnnlab_compiled;
 
 // ================================================================= LSTM
 // forward: z = xw_t + W_hh h_{t-1} (+ peepholes on C_{t-1}); i, f = sigma, g = tanh,
@@ -503,12 +418,19 @@ std::vector<Tensor> rnn_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
 const bool* mask_ptr(const c10::optional<Tensor>& mask) { return cptr<bool>(mask); }
 
 // Runs the forward loop in place: gates into xw, states into states[k][1:]. Returns the extra
-// saved sequences (the GRU's m, (T, B, H)); none for the other cells.
+// saved sequences (the GRU's m, (T, B, H); the deep-transition cell's u^(j)); none for the others.
 std::vector<Tensor> forward(int64_t kind, int64_t opt, Tensor xw, Tensor w_hh,
                             std::vector<Tensor> extra, std::vector<Tensor> states,
                             c10::optional<Tensor> mask) {
   at::NoGradGuard no_grad;
   const bool* m = mask_ptr(mask);
+  switch (kind) {
+    case 3: return leaky_forward(opt, xw, w_hh, extra, states, m);
+    case 4: return residual_forward(opt, xw, w_hh, extra, states, m);
+    case 5: return deep_transition_forward(opt, xw, w_hh, extra, states, m);
+    case 6: case 7: return output_feedback_forward(opt, xw, w_hh, extra, states, m);
+    default: break;
+  }
   std::vector<Tensor> saved;
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_compiled_forward", [&] {
     using T = scalar_t;
@@ -564,7 +486,7 @@ std::vector<Tensor> run(int64_t kind, int64_t opt, Tensor x, Tensor w_ih, c10::o
 
 // Runs the backward loop: gates (the forward's xw) are overwritten with dL/dxw. d_seqs[k] is
 // dL/d(states[k][1:]) or undefined. Returns dL/dstate_0 per state, then the cell's per-step
-// recurrent gradients (the GRU reset_after's d(hn), (T, B, H)).
+// recurrent gradients (the GRU reset_after's d(hn), (T, B, H); see each cell's file for the others).
 std::vector<Tensor> backward(int64_t kind, int64_t opt, Tensor gates, Tensor w_hh,
                              std::vector<Tensor> extra, std::vector<Tensor> states,
                              std::vector<Tensor> saved, std::vector<c10::optional<Tensor>> d_seqs,
@@ -572,6 +494,16 @@ std::vector<Tensor> backward(int64_t kind, int64_t opt, Tensor gates, Tensor w_h
   at::NoGradGuard no_grad;
   const bool* m = mask_ptr(mask);
   auto seq = [&](size_t k) { return d_seqs[k].has_value() ? *d_seqs[k] : Tensor(); };
+  if (kind >= 3) {
+    std::vector<Tensor> d;
+    for (size_t k = 0; k < d_seqs.size(); ++k) d.push_back(seq(k));
+    switch (kind) {
+      case 3: return leaky_backward(opt, gates, w_hh, extra, states, saved, d, m);
+      case 4: return residual_backward(opt, gates, w_hh, extra, states, saved, d, m);
+      case 5: return deep_transition_backward(opt, gates, w_hh, extra, states, saved, d, m);
+      default: return output_feedback_backward(opt, gates, w_hh, extra, states, saved, d, m);
+    }
+  }
   std::vector<Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnlab_compiled_backward", [&] {
     using T = scalar_t;

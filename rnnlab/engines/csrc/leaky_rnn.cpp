@@ -1,0 +1,110 @@
+// The compiled engine's loops for the leaky-unit RNN (rnnlab/cells/leaky_rnn_cell.py):
+//
+//   v_t = phi(xw_t + W_hh h_{t-1}),   h_t = a h_{t-1} + (1 - a) v_t = lerp(v_t, h_{t-1}, a)
+//
+// opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * learned; extra = {a (H,)}, the leak per unit (a
+// scalar leak expanded; a learned one is sigma(leak_logit), computed by the caller). The forward
+// keeps v_t in xw (the saved gates). The backward returns dh_0 and, for a learned leak, the
+// per-element terms dh (h_{t-1} - v_t) of dL/da, (T*B, H), which the cell's recurrent_grads sums.
+#include "common.h"
+
+namespace rnnlab_compiled {
+namespace {
+
+template <typename T, int phi>
+void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, const Tensor& hs,
+                  const bool* mask) {
+  const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
+  const Tensor wT = transposed(w_hh, Tn);
+  const T* a = ptr<T>(leak);
+  for (int64_t t = 0; t < Tn; ++t) {
+    Tensor z = xw[t], h0 = hs[t];
+    z.addmm_(h0, wT);  // z = xw_t + W_hh h_{t-1}   (B, H)
+    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
+    Step s{mask ? mask + t * B : nullptr};
+    rows(B, H, [&](int64_t b) {
+      T* __restrict__ zr = zp + b * H;
+      const T* __restrict__ h = hp0 + b * H;
+      T* __restrict__ hn = hp1 + b * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const T v = act<T, phi>(zr[j]);
+        zr[j] = v;                            // v_t, saved
+        hn[j] = lerp_torch(v, h[j], a[j]);    // h_t = lerp(v_t, h_{t-1}, a)
+      }
+      if (!s.keep(b)) carry<T>(hp0, nullptr, hp1, nullptr, b, H);
+    });
+  }
+}
+
+// With dh = dL/dh_t: da_t = dh (h_{t-1} - v_t) (learned leak), dz = phi'(v_t) dh (1 - a) (over
+// v_t in gates), dh_{t-1} = dh a + dz W_hh.
+template <typename T, int phi, bool learned>
+std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& leak,
+                                  const Tensor& hs, const Tensor& dhs, const bool* mask) {
+  const int64_t Tn = gx.size(0), B = gx.size(1), H = hs.size(2);
+  Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
+  Tensor da = learned ? at::empty({Tn, B, H}, hs.options()) : Tensor();
+  const T* a = ptr<T>(leak);
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    Tensor z = gx[t];
+    T *zp = ptr<T>(z), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
+    const T* hp0 = at_step<T>(hs, t);
+    T* dap = learned ? at_step<T>(da, t) : nullptr;
+    Step s{mask ? mask + t * B : nullptr};
+    rows(B, H, [&](int64_t b) {
+      const T zero = T(0);
+      const bool keep = s.keep(b);  // a padded step: the cell sees no gradient
+      T* __restrict__ zr = zp + b * H;
+      T* __restrict__ q = dq + b * H;
+      const T* __restrict__ g = d + b * H;
+      const T* __restrict__ h = hp0 + b * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const T dht = keep ? g[j] : zero, v = zr[j];
+        if (learned) dap[b * H + j] = dht * (h[j] - v);      // da_t
+        zr[j] = act_grad<T, phi>(v, dht) * (T(1) - a[j]);    // dz
+        q[j] = dht * a[j];                                   // dh a
+      }
+    });
+    dhp.addmm_(z, w_hh);  // + dz W_hh
+    if (mask) rows(B, H, [&](int64_t b) {  // the carried state's gradient at padded steps
+      if (!s.keep(b)) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));
+    });
+    std::swap(dh, dhp);
+  }
+  if (learned) return {dh, da.view({Tn * B, H})};
+  return {dh};
+}
+
+}  // namespace
+
+std::vector<Tensor> leaky_forward(int64_t opt, Tensor& xw, const Tensor& w_hh,
+                                  const std::vector<Tensor>& extra,
+                                  const std::vector<Tensor>& states, const bool* mask) {
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_compiled_leaky_forward", [&] {
+    using T = scalar_t;
+    with_phi(opt % 3, [&](auto phi) {
+      forward_loop<T, decltype(phi)::value>(xw, w_hh, extra[0], states[0], mask);
+    });
+  });
+  return {};
+}
+
+std::vector<Tensor> leaky_backward(int64_t opt, Tensor& gates, const Tensor& w_hh,
+                                   const std::vector<Tensor>& extra,
+                                   const std::vector<Tensor>& states,
+                                   const std::vector<Tensor>& saved,
+                                   const std::vector<Tensor>& d_seqs, const bool* mask) {
+  std::vector<Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnlab_compiled_leaky_backward", [&] {
+    using T = scalar_t;
+    with_phi(opt % 3, [&](auto phi) {
+      constexpr int k = decltype(phi)::value;
+      out = opt >= 3 ? backward_loop<T, k, true>(gates, w_hh, extra[0], states[0], d_seqs[0], mask)
+                     : backward_loop<T, k, false>(gates, w_hh, extra[0], states[0], d_seqs[0], mask);
+    });
+  });
+  return out;
+}
+
+}  // namespace rnnlab_compiled

@@ -1,0 +1,209 @@
+"""The ``compiled`` engine for the cells beyond LSTM, GRU and vanilla RNN equals ``bptt``.
+
+Leaky RNN (leak fixed / learned, scalar / per unit), residual RNN (plain / gated), deep
+transition (depth, skip), output feedback and output recurrence (open loop; teacher-forced too,
+where the layer runs its own path with the engine it was given): values and gradients w.r.t.
+input, initial states and every parameter, float64 within a relative 1e-7, with and without
+``lengths``, one layer and two bidirectional layers, every nonlinearity; long enough sequences
+to take the engine's per-step path for big products too; float32 close; gradcheck; ``auto``
+picks ``compiled`` for them on the CPU, and an option it does not know still runs on ``bptt``.
+"""
+import pytest
+import torch
+
+import rnnlab
+from rnnlab.engines import compiled
+from engine_check import LENGTHS, assert_engines_agree, loss_of, make_inputs
+
+pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
+                                reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
+
+F64 = torch.float64
+
+CASES = [(rnnlab.LeakyRNN, o) for o in (
+    {}, {"leak": 0.8, "leak_shape": "unit", "nonlinearity": "relu"},
+    {"leak_mode": "learned", "nonlinearity": "sigmoid"},
+    {"leak_mode": "learned", "leak": [0.1, 0.3, 0.5, 0.7, 0.9]},
+    {"leak_mode": "learned", "leak_shape": "unit", "bias": False},
+)] + [(rnnlab.ResidualRNN, o) for o in (
+    {}, {"nonlinearity": "relu"}, {"gated": True}, {"gated": True, "nonlinearity": "sigmoid", "bias": False},
+)] + [(rnnlab.DeepTransitionRNN, o) for o in (
+    {}, {"depth": 3, "skip": False, "nonlinearity": "relu"}, {"depth": 1, "skip": False, "nonlinearity": "sigmoid"},
+    {"depth": 1}, {"depth": 3, "bias": False},
+)] + [(cls, o) for cls in (rnnlab.OutputFeedbackRNN, rnnlab.OutputRecurrentRNN) for o in (
+    {}, {"nonlinearity": "relu", "output_activation": "tanh"},
+    {"nonlinearity": "sigmoid", "output_activation": "sigmoid", "bias": False},
+)]
+IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for cls, o in CASES]
+
+
+def make(cls, I=4, H=5, **options):
+    if cls in (rnnlab.OutputFeedbackRNN, rnnlab.OutputRecurrentRNN):
+        return cls(I, H, 3, **options)
+    return cls(I, H, **options)
+
+
+@pytest.mark.parametrize("cls,options", CASES, ids=IDS)
+def test_equals_bptt(cls, options):
+    """Every cell and option: one layer and two bidirectional layers, with and without lengths,
+    the states of every step included."""
+    torch.manual_seed(0)
+    for layers, bidirectional in ((1, False), (2, True)):
+        for lengths in (None, LENGTHS):
+            layer = make(cls, num_layers=layers, bidirectional=bidirectional, dtype=F64, **options)
+            assert_engines_agree(layer, lengths=lengths, return_states=True,
+                                 engines=("bptt", "compiled"))
+
+
+LONG = [(rnnlab.LeakyRNN, {"leak_mode": "learned", "leak_shape": "unit"}),
+        (rnnlab.ResidualRNN, {"gated": True}),
+        (rnnlab.DeepTransitionRNN, {"depth": 3}),
+        (rnnlab.DeepTransitionRNN, {"depth": 2, "skip": False}),
+        (rnnlab.OutputFeedbackRNN, {"output_activation": "tanh"}),
+        (rnnlab.OutputRecurrentRNN, {})]
+
+
+@pytest.mark.parametrize("cls,options", LONG, ids=[f"{c.__name__}-{o}" for c, o in LONG])
+def test_long_sequences_equal_bptt(cls, options):
+    """Sequences long and wide enough for the engine's separate forward loop (the input
+    projection apart, W^T copied row-major for the per-step products), padded batch included."""
+    torch.manual_seed(1)
+    layer = make(cls, I=48, H=40, dtype=F64, **options)
+    T, B = 20, 8  # T*B*I*H above linalg.MIN_MACS: the separate projection, then the loop
+    x = torch.randn(T, B, 48, dtype=F64, requires_grad=True)
+    lengths = torch.tensor([20, 13, 1, 17, 20, 5, 19, 2])
+    results = []
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        out, h_n = layer(x, lengths=lengths)
+        assert layer.last_engine == engine
+        results.append((out, torch.autograd.grad(loss_of(out, h_n), [x, *layer.parameters()])))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-7, atol=1e-9)
+    for name, a, b in zip(["input"] + [n for n, _ in layer.named_parameters()], *(r[1] for r in results)):
+        torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
+
+
+FLOAT32 = [(rnnlab.LeakyRNN, {"leak_mode": "learned", "leak_shape": "unit"}),
+           (rnnlab.ResidualRNN, {"gated": True}), (rnnlab.DeepTransitionRNN, {"depth": 3}),
+           (rnnlab.OutputFeedbackRNN, {"output_activation": "sigmoid"}), (rnnlab.OutputRecurrentRNN, {})]
+
+
+@pytest.mark.parametrize("cls,options", FLOAT32, ids=[c.__name__ for c, _ in FLOAT32])
+def test_float32_close_to_bptt(cls, options):
+    """float32 (the fast exp/tanh of the C++ loops) within float32 rounding of bptt."""
+    torch.manual_seed(2)
+    layer = make(cls, I=6, H=8, num_layers=2, bidirectional=True, **options)
+    x, hx = make_inputs(layer, T=7, B=3, dtype=torch.float32)
+    results = []
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        out, h_n = layer(x, hx, lengths=torch.tensor([7, 3, 5]))
+        assert layer.last_engine == engine
+        results.append((out, torch.autograd.grad(loss_of(out, h_n), [x, *hx, *layer.parameters()])))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+GRADCHECK = [(rnnlab.LeakyRNN, {"leak_mode": "learned", "leak_shape": "unit"}, torch.tensor([3, 2])),
+             (rnnlab.LeakyRNN, {"leak_mode": "learned", "nonlinearity": "sigmoid"}, None),
+             (rnnlab.ResidualRNN, {"gated": True}, torch.tensor([2, 3])),
+             (rnnlab.DeepTransitionRNN, {"depth": 3, "skip": False}, torch.tensor([3, 1])),
+             (rnnlab.DeepTransitionRNN, {"depth": 2}, None),
+             (rnnlab.OutputFeedbackRNN, {"output_activation": "tanh"}, torch.tensor([2, 3])),
+             (rnnlab.OutputRecurrentRNN, {"output_activation": "sigmoid"}, None)]
+
+
+@pytest.mark.parametrize("cls,options,lengths", GRADCHECK, ids=[f"{c.__name__}-{o}" for c, o, _ in GRADCHECK])
+def test_gradcheck(cls, options, lengths):
+    """torch.autograd.gradcheck of the compiled engine, float64, w.r.t. input, states, parameters."""
+    torch.manual_seed(3)
+    layer = make(cls, I=3, H=4, dtype=F64, engine="compiled", **options)
+    x, hx = make_inputs(layer, T=3, B=2)
+    names = [n for n, _ in layer.named_parameters()]
+
+    def f(x, *rest):
+        hx_, ps = rest[:len(hx)], rest[len(hx):]
+        o, h = torch.func.functional_call(layer, dict(zip(names, ps)),
+                                          (x, hx_ if len(hx_) > 1 else hx_[0]), {"lengths": lengths})
+        return (o,) + (h if isinstance(h, tuple) else (h,))
+
+    assert torch.autograd.gradcheck(f, (x, *hx, *layer.parameters()), eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert layer.last_engine == "compiled"
+
+
+@pytest.mark.parametrize("cls", [rnnlab.OutputFeedbackRNN, rnnlab.OutputRecurrentRNN])
+def test_teacher_forced_keeps_its_own_path(cls):
+    """Teacher-forced under ``compiled`` the layer runs its own teacher-forced path (the s
+    recurrence a vanilla RNN, or all steps in one pass): the values and gradients of ``bptt``."""
+    torch.manual_seed(4)
+    layer = cls(4, 5, 3, num_layers=2, bidirectional=True, dtype=F64)
+    x, hx = make_inputs(layer)
+    teacher = torch.randn(5, 3, 6, dtype=F64, requires_grad=True)
+    results = []
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        out, h_n = layer(x, hx, lengths=LENGTHS, teacher=teacher)
+        assert layer.last_engine == engine
+        results.append((out, torch.autograd.grad(loss_of(out, h_n), [x, *hx, teacher, *layer.parameters()])))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-7, atol=1e-9)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("cls,options", [(rnnlab.LeakyRNN, {"leak_mode": "learned"}),
+                                         (rnnlab.DeepTransitionRNN, {"depth": 3}),
+                                         (rnnlab.OutputFeedbackRNN, {})])
+def test_generation_and_second_backward(cls, options):
+    """Generation's path (batch 1, one step per call, no gradients) equals bptt's; a second
+    backward through a retained graph recomputes the spent forward (the saved u^(j) included)."""
+    torch.manual_seed(5)
+    layer = make(cls, num_layers=2, dtype=F64, **options)
+    xs = torch.randn(8, 1, 1, 4, dtype=F64)
+    outs = {}
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        state, seq = None, []
+        with torch.no_grad():
+            for x in xs:
+                out, state = layer(x, state)
+                seq.append(out)
+        assert layer.last_engine == engine
+        outs[engine] = torch.cat(seq)
+    torch.testing.assert_close(outs["compiled"], outs["bptt"], rtol=1e-7, atol=1e-9)
+    x, hx = make_inputs(layer, T=4, B=2)
+    loss = loss_of(*layer(x, hx))
+    g1 = torch.autograd.grad(loss, [x, *layer.parameters()], retain_graph=True)
+    g2 = torch.autograd.grad(loss, [x, *layer.parameters()])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_picks_compiled_and_falls_back_on_what_it_does_not_know():
+    x = torch.randn(4, 2, 3)
+    for layer in (rnnlab.LeakyRNN(3, 4, leak_mode="learned"), rnnlab.ResidualRNN(3, 4, gated=True),
+                  rnnlab.DeepTransitionRNN(3, 4, depth=3, skip=False),
+                  rnnlab.OutputFeedbackRNN(3, 4, 2), rnnlab.OutputRecurrentRNN(3, 4, 2)):
+        layer(x)
+        assert layer.last_engine == "compiled", type(layer).__name__
+    # options the engine does not run: a layer-normalised cell, zoneout, a cell given an option
+    for layer, what in ((rnnlab.LeakyRNN(3, 4, layer_norm=True), "LayerNormLeakyRNNCell"),
+                        (rnnlab.ResidualRNN(3, 4, zoneout=0.1), "zoneout"),
+                        (rnnlab.OutputFeedbackRNN(3, 4, 2, layer_norm=True), "LayerNorm")):
+        layer(x)
+        assert layer.last_engine == "bptt"
+        layer.engine = "compiled"
+        with pytest.raises(ValueError, match=what):
+            layer(x)
+    deep = rnnlab.DeepTransitionRNN(3, 4)
+    deep.cells[0].dropout_between = 0.5  # an option added after the engine: not on its whitelist
+    deep(x)
+    assert deep.last_engine == "bptt"
+    torch.manual_seed(6)  # and what bptt runs is bptt's result
+    leaky = rnnlab.LeakyRNN(3, 4, leak_mode="learned", dtype=F64)
+    leaky.cells[0].step_backward = leaky.cells[0].step_backward  # its own step_backward now
+    x64 = torch.randn(4, 2, 3, dtype=F64)
+    got = leaky(x64)[0]
+    assert leaky.last_engine == "bptt"
+    leaky.engine = "bptt"
+    torch.testing.assert_close(got, leaky(x64)[0], rtol=0, atol=0)
