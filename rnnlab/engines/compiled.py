@@ -64,7 +64,7 @@ CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 #: the C++ sources, compiled.cpp (the operators) first; the build's hash covers these and HEADERS
 SOURCES = [os.path.join(CSRC, f) for f in ("compiled.cpp", "leaky_rnn.cpp", "residual_rnn.cpp",
                                            "deep_transition.cpp", "output_feedback.cpp")]
-HEADERS = [os.path.join(CSRC, "common.h")]
+HEADERS = [os.path.join(CSRC, f) for f in ("common.h", "blas.h")]
 
 #: instruction-set flags per torch CPU capability: the build is named after the capability, so a
 #: cache shared by different machines never loads code built for another processor
@@ -73,15 +73,15 @@ ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", 
 
 #: why the engine cannot run here (the build failed, say), once known; "" when it can
 _broken: Optional[str] = None
-#: whether this process has loaded the operators (a library registers them once per process: a
-#: second load, of the cached copy after building from the build folder, say, would abort)
-_loaded = False
+#: the operators' module once this process has loaded it (it is loaded once: after a build, from
+#: the build folder, never again from the cached copy)
+_module = None
 
 
 @functools.lru_cache(maxsize=None)
 def _ops():
-    """The compiled operators (``torch.ops.rnnlab_compiled``), built and loaded on first call;
-    None (after one warning) when that fails."""
+    """The compiled operators (a Python module of ``forward``, ``run``, ``backward``), built and
+    loaded on first call; None (after one warning) when that fails."""
     global _broken
     if os.environ.get("RNNLAB_COMPILED", "1") == "0":
         _broken = "it is turned off (RNNLAB_COMPILED=0)"
@@ -109,9 +109,9 @@ def _build():
     leaves nothing that a later process would wait on or load. A process loads the library once;
     later calls return the operators it loaded.
     """
-    global _loaded
-    if _loaded:
-        return getattr(torch.ops, "rnnlab_compiled")
+    global _module
+    if _module is not None:
+        return _module
     import fcntl
     import glob
     import hashlib
@@ -120,7 +120,7 @@ def _build():
     import tempfile
     from torch.utils import cpp_extension
     cap = torch.backends.cpu.get_cpu_capability()
-    flags = ["-O3", "-fno-trapping-math", *ARCH_FLAGS.get(cap, [])]
+    flags = ["-O3", "-fno-trapping-math", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
     digest = hashlib.sha256(repr((flags, torch.__version__, sys.version_info[:2])).encode())
     for path in SOURCES + HEADERS:
         with open(path, "rb") as f:
@@ -138,16 +138,19 @@ def _build():
                 shutil.rmtree(stale, ignore_errors=True)
             build = tempfile.mkdtemp(prefix=f"build-{name}-", dir=cache)
             try:
-                built = cpp_extension.load(name=name, sources=SOURCES, is_python_module=False,
-                                           verbose=False, extra_cflags=flags, build_directory=build)
-                shutil.copyfile(built, library + ".tmp")
+                module = cpp_extension.load(name=name, sources=SOURCES, is_python_module=True,
+                                            verbose=False, extra_cflags=flags, build_directory=build)
+                shutil.copyfile(module.__file__, library + ".tmp")
                 os.replace(library + ".tmp", library)
             finally:
                 shutil.rmtree(build, ignore_errors=True)
         else:
-            torch.ops.load_library(library)
-        _loaded = True
-    return getattr(torch.ops, "rnnlab_compiled")
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(name, library)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        _module = module
+    return module
 
 
 def compiled_available() -> bool:
@@ -186,8 +189,20 @@ _KNOWN = {
 _checked: "weakref.WeakKeyDictionary[RecurrentCell, int]" = weakref.WeakKeyDictionary()
 
 
-def _expected_params(cell: RecurrentCell):
-    """The names the C++ reads from ``p``: the cell's parameters (and a fixed leak's buffer)."""
+#: cell -> (its number of attributes, the names :func:`_expected_params` found then)
+_names: "weakref.WeakKeyDictionary[RecurrentCell, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _expected_params(cell: RecurrentCell) -> frozenset:
+    """The names the C++ reads from ``p``: the cell's parameters (and a fixed leak's buffer);
+    found once per cell (again if the cell gains an attribute), as every call asks."""
+    known = _names.get(cell)
+    if known is None or known[0] != len(vars(cell)):
+        known = _names[cell] = (len(vars(cell)), frozenset(_parameter_names(cell)))
+    return known[1]
+
+
+def _parameter_names(cell: RecurrentCell) -> set:
     if type(cell) in _OTHER_KINDS:
         names = set(cell.parameter_shapes())
         return names | {"leak"} if isinstance(cell, LeakyRNNCell) and cell.leak_mode == "fixed" else names
@@ -403,9 +418,9 @@ def run_compiled(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
         raise ValueError(f"engine='compiled' cannot run this: {why}")
     x = x.contiguous()
     mask2 = None if mask is None else mask.reshape(mask.shape[0], mask.shape[1]).contiguous()
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or any(s.requires_grad for s in state0) or any(t.requires_grad for t in p.values()))
-    if not needs_grad:
+    if not torch.is_grad_enabled():  # generation and evaluation: the forward loop alone
+        return tuple(buf[1:] for buf in _forward(cell, p, x, state0, mask2)[1])
+    if not (x.requires_grad or any(s.requires_grad for s in state0) or any(t.requires_grad for t in p.values())):
         with torch.no_grad():
             _, states, _ = _forward(cell, p, x, state0, mask2)
         return tuple(buf[1:] for buf in states)

@@ -116,6 +116,11 @@ class RecurrentLayer(nn.Module):
         if self.regularization is not None:
             self.regularization.check_layer(self)
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name != "last_engine":  # any other attribute may change the engine choice (_engine_key)
+            self.__dict__["_version"] = self.__dict__.get("_version", 0) + 1
+
     @property
     def cells(self) -> Tuple[RecurrentCell, ...]:
         """The cells, layer-major: (layer 0 forward, layer 0 backward, layer 1 forward, ...)."""
@@ -331,12 +336,11 @@ _ENGINE_VERDICTS: "weakref.WeakKeyDictionary[RecurrentLayer, tuple]" = weakref.W
 
 def _engine_key(layer: RecurrentLayer, return_states: bool, x: Optional[torch.Tensor]) -> tuple:
     """What the engine choice depends on: the call (``return_states``, the input's dtype and
-    device), the mode, and the identity of every attribute of the layer and the number of every
-    cell's attributes and of the layer's parameters and buffers (an option set, a cell option
-    added, a parameter registered: each changes the key)."""
-    return (return_states, None if x is None else (x.dtype, x.device), layer.training,
-            tuple(map(id, vars(layer).values())), tuple(len(vars(c)) for c in layer.cells),
-            len(layer._parameters), len(layer._buffers))
+    device), the layer's attributes (their version, counted by :meth:`RecurrentLayer.__setattr__`:
+    an option set, ``engine`` changed, ``train()``), the number of every cell's attributes and
+    of the layer's parameters and buffers (a cell option added, a parameter registered)."""
+    return (layer.__dict__.get("_version", 0), return_states, None if x is None else (x.dtype, x.device),
+            tuple(len(vars(c)) for c in layer._cells), len(layer._parameters), len(layer._buffers))
 
 
 def skip_connected(layer: RecurrentLayer, skip_steps, cell_options: dict):

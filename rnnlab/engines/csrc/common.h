@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "blas.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +18,8 @@
 namespace rnnlab_compiled {
 
 using at::Tensor;
+using rnnlab_blas::mm;
+using rnnlab_blas::op;
 
 // ---------------------------------------------------------------- activations
 // float: exp by range reduction and a degree-6 polynomial (plain arithmetic, so the loops

@@ -16,7 +16,7 @@
 // here; the leaky RNN (3), the residual RNN (4), the deep-transition cell (5), the output-feedback
 // (6) and output-recurrent (7) cells in their own files (leaky_rnn.cpp, residual_rnn.cpp,
 // deep_transition.cpp, output_feedback.cpp; option codes there). common.h: the shared helpers.
-#include <torch/library.h>
+#include <torch/extension.h>
 
 #include "common.h"
 
@@ -74,15 +74,15 @@ void lstm_forward(Tensor& xw, const Tensor& w_hh, const std::vector<Tensor>& pee
   const T* wco = pk == 1 ? ptr<T>(peep.back()) : nullptr;
   std::vector<Tensor> peepT;  // full peepholes: W_c^T, row-major for the per-step products
   if (pk == 2) for (const Tensor& w : peep) peepT.push_back(transposed(w, Tn));
+  const auto W = op<T>(wT);
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor z = xw[t], h0 = hs[t], c1 = pk == 2 ? cs[t + 1] : Tensor(), c0 = pk == 2 ? cs[t] : Tensor();
-    z.addmm_(h0, wT);
+    T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *cp0 = at_step<T>(cs, t),
+      *hp1 = at_step<T>(hs, t + 1), *cp1 = at_step<T>(cs, t + 1);
+    mm<T>(zp, GH, hp0, H, W, B, T(1));
     if (pk == 2) {
-      z.narrow(1, 0, H).addmm_(c0, peepT[0]);
-      if (fg) z.narrow(1, H, H).addmm_(c0, peepT[1]);
+      mm<T>(zp, GH, cp0, H, op<T>(peepT[0]), B, T(1));
+      if (fg) mm<T>(zp + H, GH, cp0, H, op<T>(peepT[1]), B, T(1));
     }
-    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *cp0 = at_step<T>(cs, t), *hp1 = at_step<T>(hs, t + 1),
-      *cp1 = at_step<T>(cs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       T* zr = zp + b * GH;
@@ -91,7 +91,7 @@ void lstm_forward(Tensor& xw, const Tensor& w_hh, const std::vector<Tensor>& pee
       if (pk != 2 && !s.keep(b)) carry(hp0, cp0, hp1, cp1, b, H);
     });
     if (pk == 2) {
-      z.narrow(1, GH - H, H).addmm_(c1, peepT.back());
+      mm<T>(zp + GH - H, GH, cp1, H, op<T>(peepT.back()), B, T(1));
       rows(B, H, [&](int64_t b) {
         T* zo = zp + b * GH + GH - H;
         T* cn = cp1 + b * H;
@@ -158,11 +158,11 @@ std::vector<Tensor> lstm_backward(Tensor& gx, const Tensor& w_hh, const std::vec
   const T* wco = pk == 1 ? ptr<T>(peep.back()) : nullptr;
   Tensor dh = at::zeros({B, H}, hs.options()), dc = at::zeros({B, H}, hs.options());
   Tensor dhp = at::empty({B, H}, hs.options()), dcp = at::empty({B, H}, hs.options());
+  const auto Wb = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     add_seq<T>(ptr<T>(dh), dhs, t, B * H);
     add_seq<T>(ptr<T>(dc), dcs, t, B * H);
-    Tensor z = gx[t];
-    T *zp = ptr<T>(z), *dhp_ = ptr<T>(dh), *dcp_ = ptr<T>(dc), *dhq = ptr<T>(dhp), *dcq = ptr<T>(dcp);
+    T *zp = at_step<T>(gx, t), *dhp_ = ptr<T>(dh), *dcp_ = ptr<T>(dc), *dhq = ptr<T>(dhp), *dcq = ptr<T>(dcp);
     const T *c0p = at_step<T>(cs, t), *c1p = at_step<T>(cs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     if (pk == 2) {  // dz_o first: dC_t needs dz_o W_co (a product) before the rest
@@ -176,7 +176,7 @@ std::vector<Tensor> lstm_backward(Tensor& gx, const Tensor& w_hh, const std::vec
         }
         if (!s.keep(b)) std::memset(zo, 0, H * sizeof(T));  // a padded step: no dz_o
       });
-      dcp.addmm_(z.narrow(1, GH - H, H), peep.back());
+      mm<T>(dcq, H, zp + GH - H, GH, op<T>(peep.back()), B, T(1));
     }
     rows(B, H, [&](int64_t b) {
       T* zr = zp + b * GH;
@@ -190,10 +190,10 @@ std::vector<Tensor> lstm_backward(Tensor& gx, const Tensor& w_hh, const std::vec
                                dhp_ + b * H, dcp_ + b * H, dcq + b * H, wci, wcf, wco, H);
     });
     if (pk == 2) {
-      dcp.addmm_(z.narrow(1, 0, H), peep[0]);
-      if (fg) dcp.addmm_(z.narrow(1, H, H), peep[1]);
+      mm<T>(dcq, H, zp, GH, op<T>(peep[0]), B, T(1));
+      if (fg) mm<T>(dcq, H, zp + H, GH, op<T>(peep[1]), B, T(1));
     }
-    at::mm_out(dhp, z, w_hh);
+    mm<T>(dhq, H, zp, GH, Wb, B, T(0));
     if (mask) rows(B, H, [&](int64_t b) {
       if (!s.keep(b)) std::memcpy(dhq + b * H, dhp_ + b * H, H * sizeof(T));
     });
@@ -256,16 +256,15 @@ void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs,
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2), GH = 3 * H;
   Tensor hh = reset_after ? at::empty({B, GH}, hs.options()) : Tensor();
   const Tensor wT = transposed(w_hh, Tn);
-  const Tensor wrzT = wT.narrow(1, 0, 2 * H), wnT = wT.narrow(1, 2 * H, H);
   const Tensor bias = b_hn.defined() ? b_hn : at::zeros({H}, hs.options());
   const T* bn = ptr<T>(bias);
+  const auto W = op<T>(wT);
+  T* hhp = reset_after ? ptr<T>(hh) : nullptr;
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor x = xw[t], h0 = hs[t], m = reset_after ? Tensor() : ms[t];
-    T *xp = ptr<T>(x), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1), *mp = at_step<T>(ms, t);
+    T *xp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1), *mp = at_step<T>(ms, t);
     Step s{mask ? mask + t * B : nullptr};
     if (reset_after) {
-      at::mm_out(hh, h0, wT);
-      const T* hhp = ptr<T>(hh);
+      mm<T>(hhp, GH, hp0, H, W, B, T(0));
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
         const T* q = hhp + b * GH;
@@ -274,7 +273,7 @@ void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs,
         if (!s.keep(b)) carry<T>(hp0, nullptr, hp1, nullptr, b, H);
       });
     } else {
-      x.narrow(1, 0, 2 * H).addmm_(h0, wrzT);
+      mm<T>(xp, GH, hp0, H, W.cols(0, 2 * H), B, T(1));
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
         for (int64_t j = 0; j < H; ++j) {
@@ -284,7 +283,7 @@ void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs,
           mp[b * H + j] = r * hp0[b * H + j];
         }
       });
-      x.narrow(1, 2 * H, H).addmm_(m, wnT);
+      mm<T>(xp + 2 * H, GH, mp, H, W.cols(2 * H, H), B, T(1));
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
         const T* h = hp0 + b * H;
@@ -312,11 +311,10 @@ std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
   const Tensor zeros = at::zeros({B, H}, hs.options());
   Tensor dhn = reset_after ? at::empty({Tn, B, H}, hs.options()) : Tensor();
   Tensor dd = at::empty({B, reset_after ? GH : H}, hs.options());  // (da_r, da_z, d(hn)) or d(r h)
-  const Tensor wrz = w_hh.narrow(0, 0, 2 * H), wn = w_hh.narrow(0, 2 * H, H);
+  const auto W = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     add_seq<T>(ptr<T>(dh), dhs, t, B * H);
-    Tensor x = gx[t];
-    T *xp = ptr<T>(x), *dcur = ptr<T>(dh), *dq = ptr<T>(dhp), *ddp = ptr<T>(dd);
+    T *xp = at_step<T>(gx, t), *dcur = ptr<T>(dh), *dq = ptr<T>(dhp), *ddp = ptr<T>(dd);
     const T* zero = ptr<T>(zeros);
     const T *hp0 = at_step<T>(hs, t), *mp = at_step<T>(ms, t);
     T* dhnp = reset_after ? at_step<T>(dhn, t) : nullptr;
@@ -341,12 +339,12 @@ std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
       }
     });
     if (reset_after) {
-      dhp.addmm_(dd, w_hh);
+      mm<T>(dq, H, ddp, GH, W, B, T(1));
       if (mask) rows(B, H, [&](int64_t b) {  // the carried state's gradient at padded steps
         if (!s.keep(b)) std::memcpy(dq + b * H, dcur + b * H, H * sizeof(T));
       });
     } else {
-      at::mm_out(dd, x.narrow(1, 2 * H, H), wn);
+      mm<T>(ddp, H, xp + 2 * H, GH, W.rows(2 * H, H), B, T(0));
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
         for (int64_t j = 0; j < H; ++j) {
@@ -356,7 +354,7 @@ std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
           xr[j] = drh * hp0[k] * (r - r * r);
         }
       });
-      dhp.addmm_(x.narrow(1, 0, 2 * H), wrz);
+      mm<T>(dq, H, xp, GH, W.rows(0, 2 * H), B, T(1));
       if (mask) rows(B, H, [&](int64_t b) {
         if (!s.keep(b)) std::memcpy(dq + b * H, dcur + b * H, H * sizeof(T));
       });
@@ -372,10 +370,10 @@ template <typename T, int kind>
 void rnn_forward(Tensor& xw, const Tensor& w_hh, Tensor& hs, const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
   const Tensor wT = transposed(w_hh, Tn);
+  const auto W = op<T>(wT);
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor z = xw[t], h0 = hs[t];
-    z.addmm_(h0, wT);
-    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
+    T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
+    mm<T>(zp, H, hp0, H, W, B, T(1));
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       for (int64_t j = 0; j < H; ++j) {
@@ -392,10 +390,10 @@ std::vector<Tensor> rnn_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
                                  const bool* mask) {
   const int64_t Tn = gx.size(0), B = gx.size(1), H = hs.size(2);
   Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
+  const auto W = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     add_seq<T>(ptr<T>(dh), dhs, t, B * H);
-    Tensor z = gx[t];
-    T *zp = ptr<T>(z), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
+    T *zp = at_step<T>(gx, t), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
     const T* hp1 = at_step<T>(hs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
@@ -405,7 +403,7 @@ std::vector<Tensor> rnn_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
       }
       if (!s.keep(b)) std::memset(zp + b * H, 0, H * sizeof(T));  // a padded step: no dz
     });
-    at::mm_out(dhp, z, w_hh);
+    mm<T>(dq, H, zp, H, W, B, T(0));
     if (mask) rows(B, H, [&](int64_t b) {
       if (!s.keep(b)) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));
     });
@@ -469,14 +467,21 @@ std::vector<Tensor> run(int64_t kind, int64_t opt, Tensor x, Tensor w_ih, c10::o
                         Tensor w_hh, std::vector<Tensor> extra, std::vector<Tensor> state0,
                         c10::optional<Tensor> mask) {
   at::NoGradGuard no_grad;
-  const int64_t Tn = x.size(0), B = x.size(1);
-  const Tensor x2 = x.reshape({Tn * B, x.size(2)});
-  Tensor xw = (bias.has_value() && bias->defined() ? at::addmm(*bias, x2, w_ih.t()) : at::mm(x2, w_ih.t()))
-                  .view({Tn, B, -1});
+  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0);
+  const Tensor xc = x.contiguous(), w = w_ih.contiguous();
+  const Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : Tensor();
+  Tensor xw = at::empty({Tn, B, G}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_compiled_run", [&] {
+    using T = scalar_t;
+    T* xwp = ptr<T>(xw);
+    if (b.defined()) for (int64_t r = 0; r < Tn * B; ++r) std::memcpy(xwp + r * G, ptr<T>(b), G * sizeof(T));
+    mm<T>(xwp, G, ptr<T>(xc), I, rnnlab_blas::op_t<T>(w), Tn * B, T(b.defined() ? 1 : 0));
+  });
   std::vector<Tensor> out{xw};
   for (const Tensor& s0 : state0) {
     Tensor buf = at::empty({Tn + 1, B, s0.size(1)}, x.options());
-    buf[0].copy_(s0);
+    const Tensor s0c = s0.contiguous();
+    std::memcpy(buf.data_ptr(), s0c.data_ptr(), s0c.numel() * s0c.element_size());
     out.push_back(buf);
   }
   std::vector<Tensor> states(out.begin() + 1, out.end());
@@ -538,11 +543,10 @@ std::vector<Tensor> backward(int64_t kind, int64_t opt, Tensor gates, Tensor w_h
 
 }  // namespace
 
-TORCH_LIBRARY(rnnlab_compiled, lib) {
-  lib.def("forward(int kind, int opt, Tensor xw, Tensor w_hh, Tensor[] extra, Tensor[] states, "
-          "Tensor? mask) -> Tensor[]", &forward);
-  lib.def("run(int kind, int opt, Tensor x, Tensor w_ih, Tensor? bias, Tensor w_hh, Tensor[] extra, "
-          "Tensor[] state0, Tensor? mask) -> Tensor[]", &run);
-  lib.def("backward(int kind, int opt, Tensor gates, Tensor w_hh, Tensor[] extra, Tensor[] states, "
-          "Tensor[] saved, Tensor?[] d_seqs, Tensor? mask) -> Tensor[]", &backward);
+// the operators, as a Python module (a direct call: generation makes one per step, and torch's
+// operator dispatcher would cost more than the step itself)
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "the forward loop in place: gates into xw, states into states[k][1:]");
+  m.def("run", &run, "input projection, state buffers and forward loop in one call");
+  m.def("backward", &backward, "the backward loop: dL/dxw over the gates, dL/dstate_0, d_rec");
 }

@@ -50,7 +50,7 @@ std::vector<Tensor> forward_loop(Tensor& xw, const Tensor& w_hh, const Layers& m
   for (const Tensor& w : mlp.w) wjT.push_back(transposed(w, Tn));
   for (int64_t t = 0; t < Tn; ++t) {
     Tensor z = xw[t], h0 = hs[t];
-    z.addmm_(h0, wT);  // z^(1) = xw_t + W_hh h_{t-1}   (B, H)
+    mm<T>(z, h0, wT, T(1));  // z^(1) = xw_t + W_hh h_{t-1}   (B, H)
     // u^(j) goes to its saved sequence, or for j = L without skip straight into h_t
     auto dst = [&](int64_t j) { return j <= n_saved ? us[j - 1][t] : hs[t + 1]; };
     Tensor prev = dst(1);  // u^(1)
@@ -64,7 +64,7 @@ std::vector<Tensor> forward_loop(Tensor& xw, const Tensor& w_hh, const Layers& m
     }
     for (int64_t j = 2; j <= L; ++j) {
       Tensor u = dst(j);
-      at::mm_out(u, prev, wjT[j - 2]);  // z^(j) = W_j u^(j-1) (+ b_j, added with phi)
+      mm<T>(u, prev, wjT[j - 2], T(0));  // z^(j) = W_j u^(j-1) (+ b_j, added with phi)
       activate_rows<T, phi>(ptr<T>(u), mlp.b.empty() ? nullptr : ptr<T>(mlp.b[j - 2]), B, H);
       prev = u;
     }
@@ -115,7 +115,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Layers& 
       rows(B, H, [&](int64_t b) {
         for (int64_t k = b * H; k < (b + 1) * H; ++k) dzp[k] = act_grad<T, phi>(ap[k], gp[k]);
       });
-      at::mm_out(du, dz, mlp.w[j - 2]);  // du^(j-1) = dz^(j) W_j
+      mm<T>(du, dz, mlp.w[j - 2], T(0));  // du^(j-1) = dz^(j) W_j
       up = du;
     }
     Tensor z = gx[t];
@@ -126,7 +126,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Layers& 
         for (int64_t k = b * H; k < (b + 1) * H; ++k) zp[k] = act_grad<T, phi>(ap[k], gp[k]);
       });
     }
-    at::mm_out(dhp, z, w_hh);  // dh_{t-1} = dz^(1) W_hh (+ dh, the skip)
+    mm<T>(dhp, z, w_hh, T(0));  // dh_{t-1} = dz^(1) W_hh (+ dh, the skip)
     if (skip || mask) {
       T* dq = ptr<T>(dhp);
       rows(B, H, [&](int64_t b) {

@@ -19,7 +19,7 @@ void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, const Tens
   const T* a = ptr<T>(leak);
   for (int64_t t = 0; t < Tn; ++t) {
     Tensor z = xw[t], h0 = hs[t];
-    z.addmm_(h0, wT);  // z = xw_t + W_hh h_{t-1}   (B, H)
+    mm<T>(z, h0, wT, T(1));  // z = xw_t + W_hh h_{t-1}   (B, H)
     T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
@@ -66,7 +66,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
         q[j] = dht * a[j];                                   // dh a
       }
     });
-    dhp.addmm_(z, w_hh);  // + dz W_hh
+    mm<T>(dhp, z, w_hh, T(1));  // + dz W_hh
     if (mask) rows(B, H, [&](int64_t b) {  // the carried state's gradient at padded steps
       if (!s.keep(b)) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));
     });

@@ -41,13 +41,13 @@ void forward_loop(Tensor& xw, const Tensor& v, const std::vector<Tensor>& extra,
   const T* by = extra.size() > 2 ? ptr<T>(extra[2]) : nullptr;  // b_y
   for (int64_t t = 0; t < Tn; ++t) {
     Tensor z = xw[t], s0 = ss[t], y0 = ys[t], s1 = ss[t + 1], y1 = ys[t + 1];
-    if (has_v) z.addmm_(s0, vT);  // + V s_{t-1}
-    z.addmm_(y0, wT);             // + W y_{t-1}   (B, H)
+    if (has_v) mm<T>(z, s0, vT, T(1));  // + V s_{t-1}
+    mm<T>(z, y0, wT, T(1));             // + W y_{t-1}   (B, H)
     T *zp = ptr<T>(z), *sp1 = ptr<T>(s1);
     rows(B, H, [&](int64_t b) {
       for (int64_t k = b * H; k < (b + 1) * H; ++k) sp1[k] = act<T, a>(zp[k]);  // s_t
     });
-    at::mm_out(y1, s1, whyT);  // zy = W_hy s_t (+ b_y, added with g)   (B, O)
+    mm<T>(y1, s1, whyT, T(0));  // zy = W_hy s_t (+ b_y, added with g)   (B, O)
     T *yp1 = ptr<T>(y1), *sp0 = ptr<T>(s0), *yp0 = ptr<T>(y0);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, O, [&](int64_t b) {
@@ -86,13 +86,13 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& v, const std::vector
       else std::memset(dzyp + b * O, 0, O * sizeof(T));
       for (int64_t k = b * H; k < (b + 1) * H; ++k) ddp[k] = keep ? dsc[k] : T(0);
     });
-    dd.addmm_(dzy_t, why);  // ds + dzy W_hy
+    mm<T>(dd, dzy_t, why, T(1));  // ds + dzy W_hy
     rows(B, H, [&](int64_t b) {
       for (int64_t k = b * H; k < (b + 1) * H; ++k) zp[k] = act_grad<T, a>(sp1[k], ddp[k]);  // dz
     });
-    if (has_v) at::mm_out(dsp, z, v);  // ds_{t-1} = dz V
+    if (has_v) mm<T>(dsp, z, v, T(0));  // ds_{t-1} = dz V
     else dsp.zero_();
-    at::mm_out(dyp, z, w);             // dy_{t-1} = dz W
+    mm<T>(dyp, z, w, T(0));             // dy_{t-1} = dz W
     if (mask) {
       T *dsq = ptr<T>(dsp), *dyq = ptr<T>(dyp);
       rows(B, H, [&](int64_t b) {  // the carried states' gradients at padded steps

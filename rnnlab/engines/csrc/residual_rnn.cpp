@@ -17,7 +17,7 @@ void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& hs, const bool* 
   const Tensor wT = transposed(w_hh, Tn);
   for (int64_t t = 0; t < Tn; ++t) {
     Tensor z = xw[t], h0 = hs[t];
-    z.addmm_(h0, wT);  // z = xw_t + W_hh s_{t-1}   (B, G*H)
+    mm<T>(z, h0, wT, T(1));  // z = xw_t + W_hh s_{t-1}   (B, G*H)
     T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
@@ -72,7 +72,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
         }
       }
     });
-    at::mm_out(dhp, z, w_hh);  // ds_{t-1} = dz W_hh + ds (a padded step: dz = 0)
+    mm<T>(dhp, z, w_hh, T(0));  // ds_{t-1} = dz W_hh + ds (a padded step: dz = 0)
     T* dq = ptr<T>(dhp);
     rows(B, H, [&](int64_t b) {
       for (int64_t k = b * H; k < (b + 1) * H; ++k) dq[k] += d[k];
