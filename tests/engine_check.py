@@ -54,9 +54,9 @@ def assert_engines_agree(layer, lengths=None, return_states=False, rtol=1e-7, at
             torch.testing.assert_close(b, a, rtol=rtol, atol=atol, msg=lambda m: f"grad {name}: {m}")
 
 
-def gradcheck_layer(layer, lengths=None, T=3, B=2):
-    """torch.autograd.gradcheck of the ``bptt`` engine w.r.t. input, states and parameters."""
-    layer.engine = "bptt"
+def gradcheck_layer(layer, lengths=None, T=3, B=2, engine="bptt"):
+    """torch.autograd.gradcheck of ``engine`` w.r.t. input, states and parameters."""
+    layer.engine = engine
     x, hx = make_inputs(layer, T=T, B=B)
     params = list(layer.parameters())
     names = [n for n, _ in layer.named_parameters()]
@@ -69,6 +69,7 @@ def gradcheck_layer(layer, lengths=None, T=3, B=2):
         return (o,) + (h if isinstance(h, tuple) else (h,))
 
     assert torch.autograd.gradcheck(f, (x, *hx, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+    assert layer.last_engine == engine
 
 
 def assert_matches_loop_of_cell(layer, x):

@@ -14,7 +14,7 @@ import torch
 
 import rnnlab
 from rnnlab.engines import compiled
-from engine_check import LENGTHS, assert_engines_agree, loss_of, make_inputs
+from engine_check import LENGTHS, assert_engines_agree, gradcheck_layer, loss_of, make_inputs
 
 pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
                                 reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
@@ -74,17 +74,7 @@ def test_gradcheck(cls, options, lengths):
     """torch.autograd.gradcheck of the compiled engine, float64, w.r.t. input, states, parameters."""
     torch.manual_seed(2)
     layer = cls(3, 4, dtype=torch.float64, engine="compiled", **options)
-    x, hx = make_inputs(layer, T=3, B=2)
-    names = [n for n, _ in layer.named_parameters()]
-
-    def f(x, *rest):
-        hx_, ps = rest[:len(hx)], rest[len(hx):]
-        o, h = torch.func.functional_call(layer, dict(zip(names, ps)),
-                                          (x, hx_ if len(hx_) > 1 else hx_[0]), {"lengths": lengths})
-        return (o,) + (h if isinstance(h, tuple) else (h,))
-
-    assert torch.autograd.gradcheck(f, (x, *hx, *layer.parameters()), eps=1e-6, atol=1e-6, rtol=1e-5)
-    assert layer.last_engine == "compiled"
+    gradcheck_layer(layer, lengths, engine="compiled")
 
 
 def test_retained_graph_second_backward():
