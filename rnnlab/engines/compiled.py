@@ -32,7 +32,7 @@ teacher forcing they keep their own paths, ``run_teacher_forced``); with or with
 float32 and float64 on the CPU.
 
 What the C++ hands back beyond dL/dxw and dL/dstate_0 is what each cell's ``recurrent_grads``
-reads: the GRU's per-step hn and d(hn), a learned leak's per-element dh (h_{t-1} - v_t), the
+reads: the GRU's per-step hn and d(hn), a learned leak's dh (h_{t-1} - v_t) summed over the steps, the
 deep-transition cell's u^(j) and dz^(j), the output cells' dzy.
 """
 from __future__ import annotations

@@ -4,8 +4,8 @@
 //
 // opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * learned; extra = {a (H,)}, the leak per unit (a
 // scalar leak expanded; a learned one is sigma(leak_logit), computed by the caller). The forward
-// keeps v_t in xw (the saved gates). The backward returns dh_0 and, for a learned leak, the
-// per-element terms dh (h_{t-1} - v_t) of dL/da, (T*B, H), which the cell's recurrent_grads sums.
+// keeps v_t in xw (the saved gates). The backward returns dh_0 and, for a learned leak, the terms
+// dh (h_{t-1} - v_t) of dL/da summed over the steps, (B, H), which the cell's recurrent_grads sums.
 #include "common.h"
 
 namespace rnnlab_compiled {
@@ -43,14 +43,14 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
                                   const Tensor& hs, const Tensor& dhs, const bool* mask) {
   const int64_t Tn = gx.size(0), B = gx.size(1), H = hs.size(2);
   Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
-  Tensor da = learned ? at::empty({Tn, B, H}, hs.options()) : Tensor();
+  Tensor da = learned ? at::zeros({B, H}, hs.options()) : Tensor();  // sum_t da_t
+  T* dap = learned ? ptr<T>(da) : nullptr;
   const T* a = ptr<T>(leak);
   for (int64_t t = Tn - 1; t >= 0; --t) {
     add_seq<T>(ptr<T>(dh), dhs, t, B * H);
     Tensor z = gx[t];
     T *zp = ptr<T>(z), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
     const T* hp0 = at_step<T>(hs, t);
-    T* dap = learned ? at_step<T>(da, t) : nullptr;
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       const T zero = T(0);
@@ -61,7 +61,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
       const T* __restrict__ h = hp0 + b * H;
       for (int64_t j = 0; j < H; ++j) {
         const T dht = keep ? g[j] : zero, v = zr[j];
-        if (learned) dap[b * H + j] = dht * (h[j] - v);      // da_t
+        if (learned) dap[b * H + j] += dht * (h[j] - v);     // + da_t
         zr[j] = act_grad<T, phi>(v, dht) * (T(1) - a[j]);    // dz
         q[j] = dht * a[j];                                   // dh a
       }
@@ -72,7 +72,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
     });
     std::swap(dh, dhp);
   }
-  if (learned) return {dh, da.view({Tn * B, H})};
+  if (learned) return {dh, da};
   return {dh};
 }
 
