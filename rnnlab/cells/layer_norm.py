@@ -325,7 +325,7 @@ class LayerNormOutputFeedback(LayerNorm):
         y_t &= g(W_{hy} s_t + b_y)
 
     (s~ = m * s_{t-1} under recurrent dropout.) Under teacher forcing y*_{t-1} takes y_{t-1}'s
-    place and the s recurrence runs as :class:`TeacherForcedLayerNorm` (:meth:`run_teacher_forced`).
+    place and the s recurrence runs as :class:`TeacherForcedLayerNorm` (:meth:`teacher_forced_recurrence`).
     ``saved`` gains (y_ih, 1/s_ih, y_hh, 1/s_hh, y_yh, 1/s_yh); ``d_rec`` gains
     (dz, du, df, dg_ih, dg_hh, dg_yh), du and df the gradients of the un-normalised V s~ and W y."""
 
@@ -398,10 +398,11 @@ class LayerNormOutputFeedback(LayerNorm):
         grads["ln_gain_yh"] = d_rec[k + 5].sum(0)
         return grads
 
-    def run_teacher_forced(self, runner, p, x, y_prev, state0, mask):
+    def teacher_forced_recurrence(self, p):
         """Teacher forcing: the s recurrence is :class:`TeacherForcedLayerNorm` on [x_t, y*_{t-1}]
         with input weight diag(U, W) (2H, I+O), so that U x_t and W y*_{t-1} come from one input
-        product as two blocks normalised apart; then y_t = g(W_hy s_t + b_y) for all steps."""
+        product as two blocks normalised apart (the cell's ``run_teacher_forced`` runs it, then
+        y_t = g(W_hy s_t + b_y) for all steps)."""
         if not hasattr(self, "_tf_cell"):
             cell = TeacherForcedLayerNorm(self.input_size + self.out_features, self.hidden_size,
                                           self.bias, self.nonlinearity, init="torch", device="meta")
@@ -415,8 +416,7 @@ class LayerNormOutputFeedback(LayerNorm):
             s_p[RECURRENT_MASK] = p[RECURRENT_MASK]
         if self.bias:
             s_p.update(bias_ih=p["bias_ih"], bias_hh=p["bias_hh"])
-        (s,) = runner(self._tf_cell[0], s_p, torch.cat((x, y_prev), -1), state0[:1], mask)
-        return s, self.readout(p, s)
+        return self._tf_cell[0], s_p
 
 
 class TeacherForcedLayerNorm(LayerNorm, RNNCell):

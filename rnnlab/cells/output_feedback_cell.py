@@ -152,18 +152,80 @@ class OutputFeedbackCell(RecurrentCell):
                            state0: State, mask: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         """Run the cell over x (T, B, I) with the true previous outputs y_prev (T, B, O) fed back.
 
-        The recurrence over s is a vanilla RNN run by ``runner`` (an engine, ``run_loop`` or
-        ``run_bptt``) on the input [x_t, y*_{t-1}] (T, B, I+O) with input weight [U, W] (H, I+O):
-        the engine's one input projection covers W y*_{t-1} too, and dL/dW comes back through it.
-        Then y_t = g(W_hy s_t + b_y) for all steps at once. ``state0[1]`` (y_0) is not read: y_prev[0]
-        takes its place. Returns (s, y) sequences (T, B, H), (T, B, O), as the engines do.
+        The recurrence over s is a vanilla RNN (:meth:`teacher_forced_recurrence`) run by
+        ``runner`` (an engine, ``run_loop`` or ``run_bptt``) on the input [x_t, y*_{t-1}]
+        (T, B, I+O) with input weight [U, W] (H, I+O): the engine's one input projection covers
+        W y*_{t-1} too, and dL/dW comes back through it. Then y_t = g(W_hy s_t + b_y) for all
+        steps at once. ``state0[1]`` (y_0) is not read: y_prev[0] takes its place. Returns (s, y)
+        sequences (T, B, H), (T, B, O), as the engines do; past each sequence's end (``mask``
+        (T, B, 1) False) the state at its end.
+
+        A regularized layer's runner (:class:`rnnlab.regularization.MaskedRunner`) has this
+        call's masks drawn here, for this cell, the same draws as an open-loop call: weight drop
+        on V, recurrent dropout m on s_{t-1}, zoneout keep weights (k^s, k^y) (k = 1 - d, the
+        lengths folded in: k = 0 at padded steps; 1 - z at evaluation). The state fed to step t
+        is (s_{t-1}, y*_{t-1}), so under zoneout (:meth:`teacher_forced_zoneout`)
+
+            s~_t = a(U x_t + V (m *) s_{t-1} + W y*_{t-1} + b),   s_t = s_{t-1} + k^s_t (s~_t - s_{t-1})
+            y~_t = g(W_hy s~_t + b_y),                          y_t = y*_{t-1} + k^y_t (y~_t - y*_{t-1})
+
+        the engine runs the s recurrence with the keeps k^s alone, and y~_t reads the step's own
+        (unblended) s~_t, as in the open-loop step: teacher-forced with the open loop's own
+        previous outputs, the layer gives exactly the open-loop run.
         """
+        from ..regularization import MaskedRunner
+        lengths, keeps, zoned_s = mask, None, False
+        if isinstance(runner, MaskedRunner):
+            p, mask = runner.regularization.apply(self, p, x, mask, runner.training)
+            zoned_s = bool(runner.regularization.zoneout[0])
+            runner = runner.runner
+            if isinstance(mask, tuple):  # zoneout: (k_s, k_y), the lengths folded in
+                keeps, mask = mask, mask[:1]
+        cell, s_p = self.teacher_forced_recurrence(p)
+        xy = torch.cat((x, y_prev), -1)  # (T, B, I+O)
+        (s,) = runner(cell, s_p, xy, state0[:1], mask)  # (T, B, H)
+        if keeps is None:
+            return s, self.readout(p, s)
+        return s, self.teacher_forced_zoneout(p, cell, s_p, xy, y_prev, state0[0], s, keeps[1],
+                                              lengths, zoned_s)
+
+    def teacher_forced_recurrence(self, p: Params) -> Tuple[RecurrentCell, Params]:
+        """The teacher-forced s recurrence as a cell and its parameters: a vanilla RNN of input
+        [x_t, y*_{t-1}] with input weight [U, W] (H, I+O), recurrent weight V (m under recurrent
+        dropout) and bias b; a wrapper that changes the products (layer normalisation) overrides it."""
         s_p = {"weight_ih": torch.cat((p["weight_ih"], p["weight_yh"]), 1),  # [U, W]   (H, I+O)
                "weight_hh": p["weight_hh"]}
         if RECURRENT_MASK in p:  # recurrent dropout on s_{t-1}: the inner RNN cell applies it
             s_p[RECURRENT_MASK] = p[RECURRENT_MASK]
         if self.bias:
             s_p.update(bias_ih=p["bias_ih"], bias_hh=p["bias_hh"])
-        xy = torch.cat((x, y_prev), -1)  # (T, B, I+O)
-        (s,) = runner(self._s_cell[0], s_p, xy, state0[:1], mask)
-        return s, self.readout(p, s)
+        return self._s_cell[0], s_p
+
+    def teacher_forced_zoneout(self, p: Params, cell: RecurrentCell, s_p: Params, xy: torch.Tensor,
+                               y_prev: torch.Tensor, s0: torch.Tensor, s: torch.Tensor,
+                               k_y: torch.Tensor, lengths: Optional[torch.Tensor],
+                               zoned_s: bool = True) -> torch.Tensor:
+        """The outputs y (T, B, O) under zoneout, from the blended s (T, B, H) the engine ran:
+
+            s~_t = step(xw_t, s_{t-1})                    all T*B rows at once, s_{t-1} blended
+            y_t  = y*_{t-1} + k^y_t (g(W_hy s~_t + b_y) - y*_{t-1})
+
+        s~ is recomputed by the recurrence cell's own ``step`` (so layer normalisation is covered),
+        under autograd; with no zoneout on s (``zoned_s`` False: k^s = 1 at every real step)
+        s~ = s and nothing is recomputed. Past each sequence's end (``lengths`` (T, B, 1) False)
+        the y at its end is carried, as the engines carry the state."""
+        from .output_recurrent_cell import carry_past_the_end
+        if zoned_s:
+            T, B = xy.shape[:2]
+            q = dict(s_p)
+            if RECURRENT_MASK in q:  # one m (B, H) per sequence: the same for each of the T steps
+                q[RECURRENT_MASK] = q[RECURRENT_MASK].expand(T, B, -1).reshape(T * B, -1)
+            s_prev = torch.cat((s0[None], s[:-1]))                            # (T, B, H)
+            xw = F.linear(xy.reshape(T * B, -1), q["weight_ih"], cell.input_bias(q))
+            (s_new,), _ = cell.step(q, xw, (s_prev.reshape(T * B, -1),))    # (T*B, H)
+            s = s_new.view(T, B, -1)                                          # s~ (T, B, H)
+        y_new = self.readout(p, s)                                            # (T, B, O)
+        y = torch.lerp(y_prev.to(y_new.dtype), y_new, k_y)
+        if lengths is not None:
+            (y,) = carry_past_the_end((y,), lengths)
+        return y
