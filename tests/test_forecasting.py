@@ -359,3 +359,143 @@ def test_airline_file_reads_as_144_months():
     s = read_series(DATA / "airline_passengers" / "airline-passengers.csv")
     assert s.columns == ["Passengers"] and len(s) == 144
     assert s.dates[0] == "1949-01" and s.values[0, 0] == 112 and s.values[-1, 0] == 432
+
+
+# ------------------------------------------------------------------ many_to_one, recursive
+@pytest.mark.parametrize("cell, norm, highway, stats", [
+    ("lstm", "last", True, "window"), ("gru", "mean_std", True, "window"),
+    ("rnn", "none", False, "window"), ("lstm", "mean_std", True, "lookback")])
+def test_recursive_many_to_one_equals_a_loop_of_one_step_forecasts(cell, norm, highway, stats):
+    m = model(mode="many_to_one", multi_step="recursive", cell=cell, window_norm=norm,
+              highway=highway, horizon=5, input_size=2, output_size=2, recursive_stats=stats)
+    assert m.head.out_features == 2 and (m.highway is None or m.highway.out_features == 1)
+    past = torch.randn(6, 3, 2, dtype=torch.float64)                      # (L, B, C)
+    window, expected = past, []
+    for _ in range(5):
+        # one step by hand: the window's own (m, s) or the lookback's, the cells over the window,
+        # head + highway
+        m_, s_ = m.window_stats(window if stats == "window" else past)
+        z = (window - m_) / s_
+        out, _ = m.rnn(z)
+        step = m.head(out[-1])                                            # (B, C)
+        if highway:
+            step = step + z[-3:].permute(1, 2, 0) @ m.highway.weight[0] + m.highway.bias
+        y = m_ + s_ * step
+        if stats == "window":
+            torch.testing.assert_close(m.one_step(window), y, rtol=1e-12, atol=1e-12)
+        expected.append(y)
+        window = torch.cat([window[1:], y.unsqueeze(0)])
+    expected = torch.stack(expected)                                      # (5, B, C)
+    torch.testing.assert_close(m(past), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(m(past, 8)[:5], expected, rtol=1e-10, atol=1e-10)
+    assert m(past, 8).shape == (8, 3, 2)
+
+
+def test_recursive_linear_ar_is_the_one_step_fit_fed_back():
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.normal(size=200))[:, None]
+    past, future = windows(x, window_origins(0, 200, 6, 4), 6, 4)         # (N, 6, 1), (N, 4, 1)
+    ar = LinearAR.fit(past, future, 1)
+    one = np.linalg.lstsq(np.c_[past[:, :, 0], np.ones(len(past))], future[:, 0], rcond=None)[0]
+    window, expected = past[:9, :, 0], []
+    for _ in range(4):
+        y = window @ one[:6] + one[6]                                     # (9, 1)
+        expected.append(y)
+        window = np.concatenate([window[:, 1:], y], axis=1)
+    np.testing.assert_allclose(ar.recursive(past[:9]), np.stack(expected, axis=1), atol=1e-9)
+    np.testing.assert_allclose(ar.recursive(past[:9])[:, 0], ar.predict(past[:9])[:, 0], atol=1e-9)
+    assert ar.recursive(past[:9], 7).shape == (9, 7, 1)
+    with pytest.raises(DataError, match="recursive linear AR feeds its forecasts back"):
+        LinearAR.fit(np.ones((5, 6, 2)) + rng.normal(size=(5, 6, 2)), future[:5], 1).recursive(
+            np.ones((5, 6, 2)))
+
+
+def test_least_squares_recursive_highway_without_window_norm_is_the_recursive_linear_ar():
+    rng = np.random.default_rng(2)
+    x = np.cumsum(rng.normal(size=300))[:, None]
+    past, future = windows(x, window_origins(0, 300, 8, 3), 8, 3)         # (N, 8, 1), (N, 3, 1)
+    ar = LinearAR.fit(past, future, 1)
+    m = model(mode="many_to_one", multi_step="recursive", horizon=3, highway_steps=8,
+              window_norm="none", highway_init="least_squares")
+    m.fit_highway(torch.tensor(past).transpose(0, 1), torch.tensor(future).transpose(0, 1))
+    forecast = m(torch.tensor(past[:20]).transpose(0, 1)).transpose(0, 1).detach().numpy()
+    np.testing.assert_allclose(forecast, ar.recursive(past[:20]), atol=1e-8)
+
+
+def test_recursive_settings_are_checked():
+    with pytest.raises(ConfigError, match=r"multi_step takes one of 'direct', 'recursive'; "
+                                          r"got 'recursiv' \(did you mean 'recursive'\?\)"):
+        ForecasterConfig(input_size=1, output_size=1, horizon=2, multi_step="recursiv").check()
+    with pytest.raises(ConfigError, match="recursive_training .*did you mean 'open_loop'"):
+        ForecasterConfig(input_size=1, output_size=1, horizon=2, multi_step="recursive",
+                         recursive_training="open-loop").check()
+    with pytest.raises(ConfigError, match=r"recursive_stats takes one of 'window', 'lookback'; "
+                                          r"got 'lookbak' \(did you mean 'lookback'\?\)"):
+        ForecasterConfig(input_size=1, output_size=1, horizon=2, multi_step="recursive",
+                         recursive_stats="lookbak").check()
+    with pytest.raises(ConfigError, match="multi_step recursive feeds its forecasts back as inputs, "
+                                          "so every input must be a target; got 1 feature column"):
+        ForecasterConfig(input_size=2, output_size=1, horizon=2, highway_steps=2,
+                         multi_step="recursive").check()
+
+
+def test_recursive_bad_option_on_the_command_line_is_one_line(tmp_path, capsys):
+    from rnnlab.cli import main
+    path = sine_csv(tmp_path, n=100)
+    code = main(["train", "--task", "forecast", "--data", str(path), "--targets", "load",
+                 "--lookback", "8", "--horizons", "4", "--multi-step", "iterated", "--epochs", "1",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "multi_step takes one of 'direct', 'recursive'; got 'iterated'" in err
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def recursive_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recursive")
+    path = sine_csv(tmp, n=240)
+    summary = rnnlab.train(task="forecast", data=str(path), targets=["load"], lookback=16,
+                           horizons=[2, 6], multi_step="recursive", hidden_size=8, highway_steps=8,
+                           epochs=3, batch_size=16, lr=3e-3, threads=1, progress=False,
+                           out=str(tmp / "run"), say=lambda m: None)
+    return path, summary
+
+
+def test_recursive_run_trains_on_the_next_value(recursive_run):
+    from rnnlab.tasks import get_recipe
+    path, summary = recursive_run
+    recipe = get_recipe("forecast")
+    dcfg, mcfg, tcfg = recipe.configs(dict(data=str(path), targets=["load"], lookback=16,
+                                           horizons=[2, 6], multi_step="recursive",
+                                           hidden_size=8, highway_steps=8), "test")
+    job = recipe.prepare(dcfg, tcfg)
+    m = recipe.build_model(job.assets, mcfg)
+    origins = job.splits["train"][:5]
+    past, future = job.windows(origins)                                   # (16, 5, 1), (6, 5, 1)
+    loss = job.batch_loss(m, origins, train=True)
+    expected = ((m.one_step(past) - future[0]) ** 2).mean()
+    torch.testing.assert_close(loss.objective, expected)
+    assert loss.count == 5                                                # one target per window
+
+
+def test_recursive_run_round_trips_through_evaluate_and_predict(recursive_run, tmp_path):
+    path, summary = recursive_run
+    config = json.loads((Path(summary["run_dir"]) / "config.json").read_text())
+    assert config["model"]["multi_step"] == "recursive"
+    assert config["model"]["recursive_training"] == "one_step"
+    result = rnnlab.evaluate(summary["run_dir"])
+    assert result["mse_h6"] == pytest.approx(summary["test"]["mse_h6"], rel=1e-6)
+    assert result["mse_h6"] < result["persistence_mse_h6"]
+    assert {"recursive_ar_mse_h2", "recursive_ar_mae_h6", "linear_ar_mse_h6"} <= set(result)
+    # predict: the saved run's recursive forecast, any number of steps, in the file's units
+    truth = [20 + 5 * math.sin(2 * math.pi * t / 16) for t in range(40)]
+    line = ",".join(f"{v:.5f}" for v in truth[:20])
+    six = [float(v) for v in rnnlab.predict(summary["run_dir"], [line])[0].split(",")]
+    ten = [float(v) for v in rnnlab.predict(summary["run_dir"], [line], steps=10)[0].split(",")]
+    assert len(six) == 6 and len(ten) == 10 and ten[:6] == six
+    np.testing.assert_allclose(ten, truth[20:30], atol=1.5)               # amplitude 5
+    from rnnlab.cli import main
+    (tmp_path / "in.txt").write_text(line + "\n")
+    assert main(["predict", summary["run_dir"], "--input", str(tmp_path / "in.txt"),
+                 "--steps", "10"]) == 0

@@ -13,6 +13,14 @@ forecast fed back): the lookback flattened, u = [x_{t-L}, .., x_{t-1}, 1] (L F +
     y^_{t+k, c} = u . W[:, k C + c]
     W = argmin_W sum_{train windows} || u W - vec(y_t .. y_{t+H-1}) ||^2      (numpy.linalg.lstsq)
 
+The same fit, *recursive* (one step at a time, each forecast fed back), when every input is a
+target (F = C): the k = 0 columns of W are the one-step least-squares fit (each column of a least
+squares problem is solved on its own), and the window is moved on by the forecast, H times,
+
+    y^_{t+k} = [x_{t-L+k}, .., x_{t-1}, y^_t, .., y^_{t+k-1}, 1] . W[:, :C]      k = 0 .. H-1
+
+the linear counterpart of the recursive many_to_one forecaster.
+
 Errors over the first h steps of every window (h = each reported horizon), on standardised values:
 
     MSE_h = 1 / (N h C) sum_n sum_{k<h} sum_c (y^ - y)^2        MAE_h the same with |y^ - y|
@@ -67,6 +75,22 @@ class LinearAR:
             raise DataError(f"the linear AR baseline was fitted on lookbacks of {self.lookback} steps "
                             f"x {self.inputs} columns; got {L} x {F}")
         return (_design(past) @ self.weight).reshape(N, self.horizon, self.targets)
+
+    def recursive(self, past: np.ndarray, steps: int = 0) -> np.ndarray:
+        """(N, L, C) lookbacks -> (N, steps, C) forecasts (H by default) of the one-step fit, each
+        appended to the window before the next."""
+        N, L, F = past.shape
+        if (L, F) != (self.lookback, self.inputs) or F != self.targets:
+            raise DataError(f"the recursive linear AR feeds its forecasts back, so it needs lookbacks "
+                            f"of {self.lookback} steps x {self.targets} target columns and no "
+                            f"features; got {L} x {F} (fitted on {self.inputs} columns)")
+        one_step = self.weight[:, :self.targets]                     # (L C + 1, C)
+        window, forecast = past, []
+        for _ in range(steps or self.horizon):
+            y = _design(window) @ one_step                           # (N, C)
+            forecast.append(y)
+            window = np.concatenate([window[:, 1:], y[:, None]], axis=1)     # (N, L, C)
+        return np.stack(forecast, axis=1)                            # (N, steps, C)
 
     def to_dict(self) -> dict:
         return {"lookback": self.lookback, "inputs": self.inputs, "horizon": self.horizon,

@@ -13,11 +13,33 @@ recurrence is an rnnlab layer (any cell):
 
     h_s = cells(z_s, h_{s-1})                                s = t-L .. t-1
 
-``mode="many_to_one"``: the final state gives all H steps at once (a linear head), plus, with
-``highway``, a linear autoregression on the last w = ``highway_steps`` values of each target
-(LSTNet's highway, weights shared by the targets):
+``mode="many_to_one"``, ``multi_step="direct"``: the final state gives all H steps at once (a
+linear head), plus, with ``highway``, a linear autoregression on the last w = ``highway_steps``
+values of each target (LSTNet's highway, weights shared by the targets):
 
     z^_{t+k, c} = (W_o h_{t-1} + b_o)[k C + c] + sum_{j<w} a_{k, j} z_{t-w+j, c} + b_k      k < H
+
+With ``multi_step="recursive"`` (``mode="many_to_one"`` only), the window gives one step, the
+next value, from the same head and highway with one output each (K = 1 in the least-squares
+start below),
+
+    z^_t = W_o h_{t-1} + b_o + sum_{j<w} a_j z_{t-w+j} + b
+
+and H steps come in open loop by reading again: the forecast is appended to the window, its
+oldest value dropped, and the new window read from the start,
+
+    y^_{t+k} = f(x_{t-L+k} .. x_{t-1}, y^_t .. y^_{t+k-1})           k = 0 .. H-1, f the one step
+
+each reading measured by its own window's m and s (``recursive_stats="window"``: f is the same
+function of a window at every step) or by the observed lookback's, kept for all H steps
+(``"lookback"``: forecasts do not rescale the problem; with ``window_norm="last"`` this asks the
+one step about windows whose last value is not 0, which it never saw in training). A forecast is
+a function of its lookback alone and any number of steps can be asked for. It is trained on the
+one-step target (``recursive_training="one_step"``: one loss per window, the next value) or
+through its own open loop (``"open_loop"``: the loss of all H forecast steps, differentiated
+through the H readings). It needs every input column forecast (no features). ``"direct"`` is the
+default: runs saved before ``multi_step`` existed are direct, and on ETTh1 and airline the
+recursive form did not forecast better (BENCHMARKS.md, forecasting).
 
 ``mode="many_to_many"``: a prediction at every step, of the next value,
 
@@ -33,7 +55,8 @@ the training windows, in the model's own coordinates (z, the same pairs of input
 above), and the head W_o, b_o starts at zero: the forecaster starts as the best linear forecaster
 of its highway's form, and the recurrent part learns what that leaves.
 
-Shapes: lookback (L, B, F) -> forecast (H, B, C); teacher forcing (T, B, F) -> (T, B, C).
+Shapes: lookback (L, B, F) -> forecast (H, B, C); one step (L, B, C) -> (B, C); teacher forcing
+(T, B, F) -> (T, B, C).
 """
 from __future__ import annotations
 
@@ -48,6 +71,9 @@ from ..layers import LAYERS
 from ..training.config import from_data
 
 MODES = ("many_to_one", "many_to_many")
+MULTI_STEPS = ("direct", "recursive")
+RECURSIVE_TRAININGS = ("one_step", "open_loop")
+RECURSIVE_STATS = ("window", "lookback")
 HIGHWAY_INITS = ("least_squares", "random")
 WINDOW_NORMS = ("last", "mean_std", "none")
 #: added to a window's variance before its square root
@@ -64,6 +90,9 @@ class ForecasterConfig:
     output_size: int = from_data()         # C, set from the data: target columns
     horizon: int = from_data()             # H, set from the data: steps forecast
     mode: str = "many_to_one"
+    multi_step: str = "direct"   # many_to_one: "direct" (all H at once) or "recursive" (read again)
+    recursive_training: str = "one_step"   # recursive: the next value's loss, or "open_loop"'s
+    recursive_stats: str = "window"   # recursive: each reading's (m, s): its window's or "lookback"
     cell: str = "lstm"
     hidden_size: int = 64
     layers: int = 1
@@ -78,6 +107,9 @@ class ForecasterConfig:
 
     def check(self) -> "ForecasterConfig":
         check_choice("mode", self.mode, MODES)
+        check_choice("multi_step", self.multi_step, MULTI_STEPS)
+        check_choice("recursive_training", self.recursive_training, RECURSIVE_TRAININGS)
+        check_choice("recursive_stats", self.recursive_stats, RECURSIVE_STATS)
         check_choice("cell", self.cell, LAYERS)
         for name in ("input_size", "output_size", "horizon", "hidden_size", "layers"):
             value = getattr(self, name)
@@ -97,7 +129,21 @@ class ForecasterConfig:
             raise ConfigError(f"mode many_to_many feeds its forecasts back as inputs, so every input "
                               f"must be a target; got {self.input_size - self.output_size} feature "
                               f"column(s): drop the features or use mode many_to_one")
+        if self.recursive and self.input_size != self.output_size:
+            raise ConfigError(f"multi_step recursive feeds its forecasts back as inputs, so every "
+                              f"input must be a target; got {self.input_size - self.output_size} "
+                              f"feature column(s): drop the features or use multi_step direct")
         return self
+
+    @property
+    def recursive(self) -> bool:
+        """many_to_one giving one step at a time, read again H times."""
+        return self.mode == "many_to_one" and self.multi_step == "recursive"
+
+    @property
+    def outputs(self) -> int:
+        """K, the steps one reading gives: H (direct many_to_one), else 1."""
+        return self.horizon if self.mode == "many_to_one" and not self.recursive else 1
 
 
 class Forecaster(nn.Module):
@@ -110,9 +156,8 @@ class Forecaster(nn.Module):
                                   dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine,
                                   init=c.init, **c.cell_options)
         self.drop = nn.Dropout(c.dropout)
-        direct = c.mode == "many_to_one"
-        self.head = nn.Linear(c.hidden_size, c.horizon * c.output_size if direct else c.output_size)
-        self.highway = nn.Linear(c.highway_steps, c.horizon if direct else 1) if c.highway else None
+        self.head = nn.Linear(c.hidden_size, c.outputs * c.output_size)
+        self.highway = nn.Linear(c.highway_steps, c.outputs) if c.highway else None
 
     # ------------------------------------------------------------------ window scale
     def window_stats(self, past: torch.Tensor) -> WindowStats:
@@ -148,8 +193,10 @@ class Forecaster(nn.Module):
 
     # ------------------------------------------------------------------ forecasting
     def forward(self, past: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
-        """(L, B, F) lookback -> (H, B, C) forecast (many_to_many: ``steps`` in open loop, H by
-        default)."""
+        """(L, B, F) lookback -> (H, B, C) forecast (many_to_many and recursive: ``steps`` in open
+        loop, H by default)."""
+        if self.config.recursive:
+            return self.recursive(past, steps or self.config.horizon)
         if self.config.mode == "many_to_one":
             return self.direct(past)
         return self.open_loop(past, steps or self.config.horizon)
@@ -168,9 +215,30 @@ class Forecaster(nn.Module):
             y = y + self.highway(recent).permute(2, 0, 1)                   # (H, B, C)
         return self._restored(y, stats)
 
+    def one_step(self, past: torch.Tensor, stats: Optional[WindowStats] = None) -> torch.Tensor:
+        """many_to_one, recursive: the next value from a window (L, B, C) -> (B, C), measured by
+        ``stats`` (default: the window's own :meth:`window_stats`)."""
+        stats = self.window_stats(past) if stats is None else stats
+        z = self._normed(past, stats)                                       # (L, B, C)
+        out, _ = self.rnn(z)                                                # (L, B, D)
+        recent = self._recent(z) if self.highway is not None else None      # (w, B, C)
+        return self._restored(self._step_output(out[-1], recent), stats)    # (B, C)
+
+    def recursive(self, past: torch.Tensor, steps: int) -> torch.Tensor:
+        """many_to_one, recursive: ``steps`` one-step forecasts, each appended to the window
+        (its oldest value dropped) before the window is read again, by its own (m, s) or by those
+        of ``past`` (``recursive_stats``). (L, B, C) -> (steps, B, C)."""
+        fixed = self.window_stats(past) if self.config.recursive_stats == "lookback" else None
+        window, forecast = past, []
+        for _ in range(steps):
+            y = self.one_step(window, fixed)                                # (B, C)
+            forecast.append(y)
+            window = torch.cat([window[1:], y.unsqueeze(0)], dim=0)         # (L, B, C)
+        return torch.stack(forecast)                                        # (steps, B, C)
+
     def _step_output(self, h: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
-        """many_to_many: the normalised next value from a state (B, D) and the last w
-        normalised targets (w, B, C) -> (B, C)."""
+        """many_to_many and recursive: the normalised next value from a state (B, D) and the last
+        w normalised targets (w, B, C) (None without the highway) -> (B, C)."""
         y = self.head(self.drop(h))                                         # (B, C)
         if self.highway is not None:
             y = y + self.highway(recent.permute(1, 2, 0)).squeeze(-1)       # (B, C)
@@ -214,14 +282,15 @@ class Forecaster(nn.Module):
     # ------------------------------------------------------------------ initialisation
     def _highway_pairs(self, past: torch.Tensor, future: torch.Tensor):
         """What the highway reads and what it should output, for windows past (L, N, F) and
-        future (H, N, C): (M, w) and (M, K), K = H (many_to_one) or 1 (many_to_many)."""
+        future (H, N, C): (M, w) and (M, K), K = H (direct many_to_one) or 1 (recursive: the next
+        value of each window; many_to_many: of every step)."""
         c = self.config
         stats = self.window_stats(past)                                     # (N, C) each
         if c.mode == "many_to_one":
             z = self._normed(past, stats)                                   # (L, N, F)
             x = self._recent(z).permute(1, 2, 0)                            # (N, C, w)
-            y = self._normed(future, stats).permute(1, 2, 0)                # (N, C, H)
-            return x.reshape(-1, c.highway_steps), y.reshape(-1, c.horizon)
+            y = self._normed(future[:c.outputs], stats).permute(1, 2, 0)    # (N, C, K)
+            return x.reshape(-1, c.highway_steps), y.reshape(-1, c.outputs)
         z = self._normed(torch.cat([past, future], dim=0), stats)           # (L+H, N, C)
         x = self._recent_every_step(z[:-1])                                 # (L+H-1, N, C, w)
         return x.reshape(-1, c.highway_steps), z[1:].reshape(-1, 1)

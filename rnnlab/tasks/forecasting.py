@@ -6,10 +6,13 @@ else the last rows), standardised with the training rows' statistics (saved in t
 ``normalisation.json``). The examples are windows: L steps of lookback, the H = max(horizons)
 steps after them to forecast. The loss is the mean squared error on standardised values (for
 ``many_to_many`` training: of the next value at every step, teacher-forced; for validation and
-test: of the open-loop forecast). Figures: MSE and MAE over all H steps and over the first h steps
-for every h of ``horizons`` (``mse_h24`` ...); evaluate adds the persistence and linear AR
-baselines' figures on the same windows (:mod:`rnnlab.forecasting.baselines`; the linear AR is
-fitted on the training windows and saved as ``linear_ar.json``).
+test: of the open-loop forecast; for ``multi_step recursive`` training: of the next value, or with
+``recursive_training open_loop`` of the H steps forecast in open loop). Figures: MSE and MAE over
+all H steps and over the first h steps for every h of ``horizons`` (``mse_h24`` ...); evaluate adds
+the persistence and linear AR baselines' figures on the same windows
+(:mod:`rnnlab.forecasting.baselines`; the linear AR is fitted on the training windows and saved
+as ``linear_ar.json``; it forecasts direct, and, without feature columns, also recursive:
+``recursive_ar_mse_h24`` ...).
 """
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask
 from .recipe import LoadedRun, Recipe, set_data_sizes
 
-BASELINES = ("persistence", "linear_ar")
+BASELINES = ("persistence", "linear_ar", "recursive_ar")
+BASELINE_LABELS = {"persistence": "persistence", "linear_ar": "linear AR (direct)",
+                   "recursive_ar": "linear AR (recursive)"}
 
 
 @dataclass
@@ -124,7 +129,12 @@ class Forecasting(ExampleTask):
 
     def batch_loss(self, model: Forecaster, origins: List[int], train: bool) -> BatchLoss:
         past, future = self.windows(origins)                                  # (L, B, F), (H, B, C)
-        if train and model.config.mode == "many_to_many":
+        c = model.config
+        if train and c.recursive and c.recursive_training == "one_step":
+            predicted = model.one_step(past).unsqueeze(0)                     # (1, B, C)
+            sq = (predicted - future[:1]) ** 2
+            return self.weighted(sq) or BatchLoss(sq.mean(), float(sq.detach().sum()), sq.numel())
+        if train and c.mode == "many_to_many":
             seq = torch.cat([past, future], dim=0)                            # (L+H, B, F)
             predicted = model.teacher_forced(seq[:-1], model.window_stats(past))     # (L+H-1, B, C)
             sq = (predicted - seq[1:, :, :self.assets.targets]) ** 2
@@ -296,7 +306,8 @@ class ForecastRecipe(Recipe):
             for name in BASELINES:
                 figures = {k[len(name) + 1:]: v for k, v in summary["test_baselines"].items()
                            if k.startswith(name + "_")}
-                lines.append(f"test, {name.replace('_', ' ')}: " + horizon_table(figures))
+                if figures:
+                    lines.append(f"test, {BASELINE_LABELS[name]}: " + horizon_table(figures))
         return lines
 
     # ------------------------------------------------------------------ prediction
@@ -306,11 +317,12 @@ class ForecastRecipe(Recipe):
         (the forecast after its last L rows: a header line ``step,TARGET..`` and H lines), or, for
         a run of one column, lines of comma-separated past values (each line: its H forecast
         values, comma-separated, from its last L values). ``steps``: how many steps to forecast
-        (0: H; a many_to_many run runs its open loop any number of steps)."""
+        (0: H; a many_to_many or recursive run runs its open loop any number of steps)."""
         a = run.assets
         steps = options["steps"] or a.horizon
-        if steps < 0 or (steps > a.horizon and run.model_config.mode == "many_to_one"):
-            longest = "" if run.model_config.mode == "many_to_many" else f" and at most {a.horizon}"
+        direct = run.model_config.mode == "many_to_one" and not run.model_config.recursive
+        if steps < 0 or (steps > a.horizon and direct):
+            longest = f" and at most {a.horizon}" if direct else ""
             raise ConfigError(f"steps must be 0 (the run's horizon) or more{longest}, got {steps}")
         lines = list(lines)
         first = next((ln for ln in lines if ln.strip()), None)
@@ -354,22 +366,22 @@ class ForecastRecipe(Recipe):
                             f"lookback), found {len(values)}")
         z = a.scaler.transform(values[-a.lookback:])                                    # (L, F)
         past = torch.tensor(z, dtype=torch.float32).unsqueeze(1)                        # (L, 1, F)
-        model = run.model
-        if run.model_config.mode == "many_to_many":
-            forecast = model.open_loop(past, steps)[:, 0]                               # (steps, C)
-        else:
-            forecast = model(past)[:steps, 0]                                           # (steps, C)
+        forecast = run.model(past, steps)[:steps, 0]                                    # (steps, C)
         return a.scaler.inverse(forecast.double().numpy(), a.targets)
 
 
 def baseline_errors(task: Forecasting, origins: List[int]) -> Dict[str, float]:
-    """The persistence and linear AR figures on the windows at ``origins`` of ``task``'s series."""
+    """The persistence and linear AR figures on the windows at ``origins`` of ``task``'s series
+    (the linear AR direct, and recursive as ``recursive_ar`` when there are no feature columns)."""
     a = task.assets
     past, future = windows(task.values, origins, a.lookback, a.horizon)
     future = future[:, :, :a.targets]
+    forecasts = [("persistence", persistence(past, a.horizon, a.targets)),
+                 ("linear_ar", a.linear_ar.predict(past))]
+    if past.shape[2] == a.targets:
+        forecasts.append(("recursive_ar", a.linear_ar.recursive(past)))
     out = {}
-    for name, forecast in (("persistence", persistence(past, a.horizon, a.targets)),
-                           ("linear_ar", a.linear_ar.predict(past))):
+    for name, forecast in forecasts:
         out.update(errors_from_sums(error_sums(forecast, future, a.horizons), a.horizons, name + "_"))
     return out
 
