@@ -15,7 +15,7 @@ class DeepTransitionRNN(RecurrentLayer):
     returns ``output (T, B, D*H), h_n``. Parameters per layer and direction: torch.nn.RNN's
     ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` and the deeper
     layers' ``weight_t{j}_l{k}``, ``bias_t{j}_l{k}`` (``_reverse`` for the backward direction).
-    No fused torch kernel exists: ``auto`` runs ``bptt``.
+    No fused torch kernel exists: ``auto`` runs ``compiled`` on the CPU (``bptt`` where it cannot).
     """
 
     cell_class = DeepTransitionCell

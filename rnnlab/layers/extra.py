@@ -3,7 +3,8 @@
 Each is a :class:`RecurrentLayer` over one cell class, with torch.nn.RNN's constructor
 ``(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
 bidirectional=False, device=None, dtype=None, **cell_options)``, its forward and return values.
-None of these cells has a torch fused kernel: ``engine="auto"`` runs ``bptt``.
+None of these cells has a torch fused kernel: ``engine="auto"`` runs ``compiled`` on the CPU
+(``bptt`` where it cannot be built, or for an option it does not know).
 """
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ class OutputFeedbackRNN(RecurrentLayer):
 
     Parameters per layer and direction (``_l{k}``, ``_reverse``): ``weight_ih`` (H, I_k), U;
     ``weight_hh`` (H, H), V; ``weight_yh`` (H, O), W; ``weight_hy`` (O, H), W_hy; ``bias_ih``,
-    ``bias_hh`` (H,); ``bias_hy`` (O,). No fused torch kernel exists: ``auto`` runs ``bptt``.
+    ``bias_hh`` (H,); ``bias_hy`` (O,). No fused torch kernel exists: ``auto`` runs
+    ``compiled`` on the CPU in open loop (``bptt`` where it cannot).
     """
 
     cell_class = OutputFeedbackCell

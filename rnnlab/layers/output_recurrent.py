@@ -13,10 +13,11 @@ class OutputRecurrentRNN(OutputFeedbackRNN):
     several layers, bidirectional) is as :class:`rnnlab.OutputFeedbackRNN`, whose cells have the
     hidden-to-hidden term V s_{t-1} this one lacks.
 
-    Engines: open loop, ``bptt`` (``auto``) runs the hand-written backpropagation through time and
-    ``loop`` autograd through the steps. Teacher-forced (``teacher`` given), the last layer has no
-    serial dependence left: ``bptt`` / ``auto`` compute all its T steps in one pass (two matrix
-    products over all T*B rows, no time loop forward or backward), ``loop`` runs the step loop,
+    Engines: open loop, ``compiled`` (``auto`` on the CPU) and ``bptt`` run the hand-written
+    backpropagation through time and ``loop`` autograd through the steps. Teacher-forced
+    (``teacher`` given), the last layer has no serial dependence left: every engine but ``loop``
+    computes all its T steps in one pass (two matrix products over all T*B rows, no time loop
+    forward or backward), ``loop`` runs the step loop,
     the reference they are tested against. Lower layers (``num_layers`` > 1) run open loop on
     their own outputs, which have no targets to force them to.
 

@@ -31,10 +31,10 @@ class GRU(RecurrentLayer):
     """Multi-layer GRU over a sequence; torch.nn.GRU's arguments, parameters and return values.
 
     Each step is :class:`rnnlab.GRUCell` (its docstring has the equations). ``reset_after=True``
-    (default) is torch's form and runs on torch's kernel under ``engine="auto"``;
+    (default) is torch's form, which torch's kernel (``native``) also computes;
     ``reset_after=False`` (the notes' form, reset gate on h_{t-1} before the matrix product) has
-    no torch kernel: ``auto`` runs ``bptt`` and ``native`` raises. ``hx`` is h_0 (D*L, B, H);
-    returns ``output, h_n``.
+    no torch kernel: ``native`` raises. ``auto`` runs ``compiled`` on the CPU for both forms.
+    ``hx`` is h_0 (D*L, B, H); returns ``output, h_n``.
     """
 
     cell_class = GRUCell
@@ -49,7 +49,7 @@ class RNN(RecurrentLayer):
     """Multi-layer vanilla RNN; torch.nn.RNN's arguments, parameters and return values.
 
     Each step is :class:`rnnlab.RNNCell`: H_t = phi(W_ih x_t + b_ih + W_hh H_{t-1} + b_hh), phi
-    ``nonlinearity`` = tanh, relu or sigmoid (sigmoid has no torch kernel: ``auto`` runs ``bptt``).
+    ``nonlinearity`` = tanh, relu or sigmoid (sigmoid has no torch kernel: ``native`` refuses it).
     """
 
     cell_class = RNNCell
