@@ -1,10 +1,11 @@
 """The vanilla RNN on the adding problem with skip connections through time and with the
 information-flow regularizer (Pascanu et al. 2013), alone and together.
 
-Every run: a tanh RNN of 128 units on the adding problem (modern form) at T = ``--length``, batch
-50, Adam 1e-3, gradient norm clipped at 1, at most ``--max-steps`` updates, validation on 500
-sequences every 100 updates, stopped at the first validation MSE below 0.01 (solved); the
-settings of ``benchmarks/long_memory.py``, whose vanilla RNN fails at T = 100. The runs:
+Every run: a tanh RNN of ``--hidden-size`` units (128) on the adding problem (modern form) at
+T = ``--length``, batch 50, Adam 1e-3, gradient norm clipped at 1, at most ``--max-steps``
+updates, validation on 500 sequences every 100 updates, stopped at the first validation MSE below
+0.01 (solved); the settings of ``benchmarks/long_memory.py``, whose vanilla RNN fails at T = 100.
+The runs:
 
     plain                     the vanilla RNN
     skip-d5, skip-d10         --skip-steps 5 / 10 (every step also reads h_{t-d} through W_skip)
@@ -21,29 +22,40 @@ gradient flow: the norm of the total dL/dh_k against the lag T - k
 :func:`rnnlab.cells.skip_connections.output_gradient`), its geometric decay per step
 (:func:`rnnlab.diagnostics.gradient_flow.decay_rate`) at initialisation and after training.
 
+With ``--seeds 1,2,3`` every setting is trained once per seed (``--seed s``: the initial weights and
+the order of the batches; the data set is the same), run ``<name>-seed<s>``, all settings of one
+seed before the next seed; a second table then gives, per setting, the update at which each run
+first validated below 0.05 (left the baseline), how many of its runs solved the task, and the
+median validation MSE at fixed update counts (``--at``; a run stopped because it solved the task
+counts with its last validation).
+
     python benchmarks/adding_skip_regularizer.py [--out runs/bench-skip-flow] [--jobs 2]
-        [--length 100] [--max-steps 4000] [--skips 5,10] [--lambdas 0.01,0.1,1] [--both 5:0.1]
-        [--torch-init 5]
+        [--length 100] [--hidden-size 128] [--max-steps 4000] [--skips 5,10]
+        [--lambdas 0.01,0.1,1] [--both 5:0.1] [--torch-init 5] [--seeds 0] [--at 1000,2000,4000]
 
 Runs go to OUT/<name>/ (rnnlab run directories); results to OUT/results.jsonl, one line per run,
-kept across invocations (a run already recorded is not trained again); the Markdown table to
+kept across invocations (a run already recorded is not trained again); the Markdown tables to
 OUT/table.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
 from _common import train_recorded, train_run, write_report
 
-COMMON = ["--task", "adding", "--cell", "rnn", "--hidden-size", "128", "--batch-size", "50",
+COMMON = ["--task", "adding", "--cell", "rnn", "--batch-size", "50",
           "--optimizer", "adam", "--lr", "1e-3", "--clip-norm", "1", "--validate-every", "100",
           "--valid-sequences", "500", "--test-sequences", "2000", "--epochs", "0", "--threads", "1",
           "--no-progress", "--checkpoint-every", "1000", "--target-loss", "0.01"]
 SOLVED = 0.01
 BASELINE = 1 / 6
+#: a validation MSE below this (under a third of the baseline) counts as having learned the task
+#: in part: the first update below it measures how soon a run leaves the baseline
+LEARNING = 0.05
 
 
 def runs(skips, lambdas, both, torch_init=(), torch_init_lambdas=()):
@@ -65,10 +77,19 @@ def runs(skips, lambdas, both, torch_init=(), torch_init_lambdas=()):
     return out
 
 
-def train_one(out: Path, name: str, flags, T: int, max_steps: int) -> dict:
+def seeded(specs, seeds):
+    """Every spec once per seed, all specs of one seed before the next: (name, flags, setting);
+    seed 0 alone keeps the bare names (and no --seed flag: the trainer's default is 0)."""
+    if list(seeds) == [0]:
+        return [(name, flags, name) for name, flags in specs]
+    return [(f"{name}-seed{s}", [*flags, "--seed", str(s)], name) for s in seeds for name, flags in specs]
+
+
+def train_one(out: Path, name: str, flags, setting: str, T: int, hidden: int, max_steps: int) -> dict:
     run_dir = out / name
-    _, wall, cmd = train_run([*COMMON, "--length", str(T), "--max-steps", str(max_steps), *flags], run_dir)
-    return result_of(run_dir, name, flags, T, cmd, wall)
+    _, wall, cmd = train_run([*COMMON, "--hidden-size", str(hidden), "--length", str(T),
+                              "--max-steps", str(max_steps), *flags], run_dir)
+    return {**result_of(run_dir, name, flags, T, cmd, wall), "setting": setting, "hidden": hidden}
 
 
 def result_of(run_dir: Path, name: str, flags, T: int, cmd, wall_seconds: float) -> dict:
@@ -78,16 +99,23 @@ def result_of(run_dir: Path, name: str, flags, T: int, cmd, wall_seconds: float)
     return {"name": name, "flags": flags, "T": T, "run_dir": str(run_dir), "steps": s["steps"],
             "solved_at": solved_at, "train_seconds": s["train_seconds"],
             "wall_seconds": wall_seconds, "valid_mse": s["valid"]["mse"],
-            "test_mse": s["test"]["mse"], "command": " ".join(cmd[1:])}
+            "test_mse": s["test"]["mse"], "valid_curve": valid_curve(run_dir), "command": " ".join(cmd[1:])}
 
 
-def train_all(out: Path, specs, T: int, jobs: int, max_steps: int) -> list:
+def valid_curve(run_dir: Path) -> list:
+    """A run's validations, [(update, validation MSE)], from its metrics.jsonl."""
+    with open(Path(run_dir) / "metrics.jsonl") as f:
+        return [(m["step"], m["mse"]) for m in map(json.loads, f) if m["split"] == "valid"]
+
+
+def train_all(out: Path, specs, T: int, hidden: int, jobs: int, max_steps: int) -> list:
     def say(r):
         return (f"{r['name']}: test MSE {r['test_mse']:.4g}, "
                 f"{'solved at update ' + str(r['solved_at']) if r['solved_at'] else 'not solved'} "
                 f"in {r['train_seconds']:.0f} s")
     key = lambda r: (r[0], T) if isinstance(r, tuple) else (r["name"], r["T"])  # noqa: E731
-    return train_recorded(out, specs, key, lambda spec: train_one(out, *spec, T, max_steps), jobs, say)
+    return train_recorded(out, specs, key, lambda spec: train_one(out, *spec, T, hidden, max_steps),
+                          jobs, say)
 
 
 def gradient_flow(run_dir: str, initial: bool, batch: int = 32) -> float:
@@ -124,13 +152,15 @@ def omega_and_norm(run_dir: str, initial: bool, batch: int = 100):
     return float(omega.detach()), float(torch.linalg.matrix_norm(model.rnn.weight_hh_l0.detach(), 2))
 
 
-def report(out: Path, results: list) -> str:
+def report(out: Path, results: list, at=(1000, 2000, 4000)) -> str:
     import torch
     torch.set_num_threads(1)
     lines = ["| run | test MSE | baseline | solved (MSE < 0.01) at update | seconds | "
              "dL/dh per step, initial -> trained | Omega, initial -> trained | ||W_hh||_2 trained |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
+        if "valid_curve" not in r:    # recorded before the curve was kept
+            r["valid_curve"] = valid_curve(r["run_dir"])
         r["factor_initial"] = gradient_flow(r["run_dir"], True)
         r["factor_trained"] = gradient_flow(r["run_dir"], False)
         r["omega_initial"], _ = omega_and_norm(r["run_dir"], True)
@@ -139,7 +169,48 @@ def report(out: Path, results: list) -> str:
                      f"{r['solved_at'] or 'no (' + str(r['steps']) + ')'} | {r['train_seconds']:.0f} | "
                      f"x{r['factor_initial']:.3f} -> x{r['factor_trained']:.3f} | "
                      f"{r['omega_initial']:.3g} -> {r['omega_trained']:.3g} | {r['w_hh_norm']:.3g} |")
+    if any(r.get("setting", r["name"]) != r["name"] for r in results):
+        lines += ["", *by_setting(results, at)]
     return write_report(out, "\n".join(lines), results)
+
+
+def valid_at(r: dict, step: int) -> float:
+    """A run's validation MSE at update ``step``: its last validation at or before it (a run that
+    stopped earlier, having solved the task, keeps its last one)."""
+    before = [mse for s, mse in r["valid_curve"] if s <= step]
+    return before[-1] if before else float("nan")
+
+
+def first_below(r: dict, mse: float):
+    """The update of a run's first validation MSE below ``mse`` (None: never)."""
+    return next((s for s, m in r["valid_curve"] if m < mse), None)
+
+
+def by_setting(results: list, at) -> list:
+    """The Markdown table of the settings over their seeds: the updates at which each run first
+    validated below LEARNING, runs solved and the updates they took, the median validation MSE at
+    the updates ``at``, the median test MSE and seconds, the median gradient decay per step at
+    initialisation and after training."""
+    settings = {}
+    for r in results:
+        settings.setdefault(r.get("setting", r["name"]), []).append(r)
+    med = statistics.median
+    lines = [f"| setting | first below {LEARNING:g} at update | solved (MSE < 0.01) | at updates | "
+             + " | ".join(f"valid MSE at {n}, median" for n in at)
+             + " | test MSE, median (min - max) | seconds, median | "
+             "dL/dh per step, initial -> trained |",
+             "|---|---|---|---|" + "---|" * len(at) + "---|---|---|"]
+    for name, rs in settings.items():
+        solved = sorted(r["solved_at"] for r in rs if r["solved_at"])
+        tests = [r["test_mse"] for r in rs]
+        learning = ", ".join(str(first_below(r, LEARNING) or "no") for r in rs)
+        factors = (med(r["factor_initial"] for r in rs), med(r["factor_trained"] for r in rs))
+        lines.append(f"| {name} | {learning} | {len(solved)}/{len(rs)} | "
+                     f"{', '.join(map(str, solved)) or '-'} | "
+                     + " | ".join(f"{med(valid_at(r, n) for r in rs):.4g}" for n in at)
+                     + f" | {med(tests):.4g} ({min(tests):.4g} - {max(tests):.4g}) | "
+                     f"{med(r['train_seconds'] for r in rs):.0f} | x{factors[0]:.3f} -> x{factors[1]:.3f} |")
+    return lines
 
 
 def main() -> None:
@@ -147,7 +218,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-skip-flow")
     ap.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     ap.add_argument("--length", type=int, default=100, help="T, the adding problem's length")
+    ap.add_argument("--hidden-size", type=int, default=128, help="H, the RNN's units")
     ap.add_argument("--max-steps", type=int, default=4000)
+    ap.add_argument("--seeds", default="0", help="the --seed of the runs of every setting")
+    ap.add_argument("--at", default="1000,2000,4000", help="the updates at which the settings' "
+                    "validation MSE is compared (with several seeds)")
     ap.add_argument("--skips", default="5,10", help="the skip distances d tried")
     ap.add_argument("--lambdas", default="0.01,0.1,1", help="the information-flow weights tried")
     ap.add_argument("--both", default="5:0.1", help="d:lambda pairs tried together")
@@ -164,11 +239,13 @@ def main() -> None:
                  [int(d) for d in args.torch_init.split(",") if d], floats(args.torch_init_lambdas))
     if args.only:
         specs = [s for s in specs if s[0] in args.only.split(",")]
+    specs = seeded(specs, [int(s) for s in args.seeds.split(",") if s])
     out = Path(args.out)
     t0 = time.time()
-    results = train_all(out, specs, args.length, 0 if args.skip_training else args.jobs, args.max_steps)
+    results = train_all(out, specs, args.length, args.hidden_size, 0 if args.skip_training else args.jobs,
+                        args.max_steps)
     print(f"training phase: {(time.time() - t0) / 60:.1f} min", flush=True)
-    print(report(out, results))
+    print(report(out, results, [int(n) for n in args.at.split(",") if n]))
     print(f"total: {(time.time() - t0) / 60:.1f} min")
 
 
