@@ -6,8 +6,8 @@ Two levels, each the median over interleaved rounds of the per-round ratio:
   back), what the engine itself costs per step;
 - layer: ``layer(x_t, state)`` as generation calls it, the layer's own Python around the engine
   included (input checks, state formatting), the same for both engines;
-- sample: a character language model (embedding, the layer, the output layer over 65
-  symbols) drawing symbols with :func:`rnnlab.decoding.sampling.generate`, what ``rnnlab sample``
+- sample (the LSTM, GRU and RNN): a character language model (embedding, the layer, the output
+  layer over 65 symbols) drawing symbols with :func:`rnnlab.decoding.sampling.generate`, what ``rnnlab sample``
   runs: the embedding, the output layer and the draw are the same for both engines.
 
     python benchmarks/compiled_generation.py [--steps 300] [--rounds 5]
@@ -29,7 +29,11 @@ CELL_OF = {rnnlab.LSTM: "lstm", rnnlab.GRU: "gru", rnnlab.RNN: "rnn"}
 VOCAB = 65  # the characters of Tiny Shakespeare
 
 CONFIGS = [("lstm", rnnlab.LSTM, {}), ("gru", rnnlab.GRU, {}), ("rnn tanh", rnnlab.RNN, {}),
-           ("lstm peephole=diagonal", rnnlab.LSTM, {"peephole": "diagonal"})]
+           ("lstm peephole=diagonal", rnnlab.LSTM, {"peephole": "diagonal"}),
+           ("leaky rnn learned", rnnlab.LeakyRNN, {"leak_mode": "learned"}),
+           ("residual rnn gated", rnnlab.ResidualRNN, {"gated": True}),
+           ("deep transition depth=2", rnnlab.DeepTransitionRNN, {"depth": 2}),
+           ("output feedback", rnnlab.OutputFeedbackRNN, {"output_size": 32})]
 
 
 def engine_step_time(runner, layer, steps: int) -> float:
@@ -82,11 +86,13 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for name, cls, options in CONFIGS:
         layer = cls(64, args.hidden, **options)
-        model = language_model(cls, options, args.hidden)
-        for level, timer in (("engine", lambda e: engine_step_time(
-                {"bptt": run_bptt, "compiled": run_compiled}[e], layer, args.steps)),
-                             ("layer", lambda e: layer_step_time(e, layer, args.steps)),
-                             ("sample", lambda e: sample_step_time(e, model, args.steps))):
+        levels = [("engine", lambda e: engine_step_time(
+                      {"bptt": run_bptt, "compiled": run_compiled}[e], layer, args.steps)),
+                  ("layer", lambda e: layer_step_time(e, layer, args.steps))]
+        if cls in CELL_OF:  # the language model's cells
+            model = language_model(cls, options, args.hidden)
+            levels.append(("sample", lambda e: sample_step_time(e, model, args.steps)))
+        for level, timer in levels:
             timer("bptt"), timer("compiled")  # warm-up
             pairs = [(timer("bptt"), timer("compiled")) for _ in range(args.rounds)]
             b = statistics.median(p[0] for p in pairs)
