@@ -312,9 +312,9 @@ def _spec(cell: RecurrentCell, p: Params):
 def _other_spec(kind: int, cell: RecurrentCell, p: Params):
     """(option code, extra tensors) of the cells in their own C++ files."""
     phi = _PHI.index(cell.nonlinearity)
-    if kind == 3:  # the leak a (H,): the fixed buffer or sigma(leak_logit), a scalar expanded
-        a = cell.leak_rate(p, p["weight_hh"])
-        return phi + 3 * (cell.leak_mode == "learned"), [a.expand(cell.hidden_size).contiguous()]
+    if kind == 3:  # the fixed leak a or leak_logit, () or (H,) (the C++ takes the sigmoid)
+        learned = cell.leak_mode == "learned"
+        return phi + 3 * learned, [p["leak_logit" if learned else "leak"].contiguous()]
     if kind == 4:
         return phi + 3 * cell.gated, []
     if kind == 5:  # W_2 .. W_L, then b_2 .. b_L

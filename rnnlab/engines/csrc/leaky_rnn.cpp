@@ -2,8 +2,8 @@
 //
 //   v_t = phi(xw_t + W_hh h_{t-1}),   h_t = a h_{t-1} + (1 - a) v_t = lerp(v_t, h_{t-1}, a)
 //
-// opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * learned; extra = {a (H,)}, the leak per unit (a
-// scalar leak expanded; a learned one is sigma(leak_logit), computed by the caller). The forward
+// opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * learned; extra = {the leak (fixed) or its logit
+// (learned), () or (H,)}: a = the leak, or sigma(leak_logit), per unit (leak_values). The forward
 // keeps v_t in xw (the saved gates). The backward returns dh_0 and, for a learned leak, the terms
 // dh (h_{t-1} - v_t) of dL/da summed over the steps, (B, H), which the cell's recurrent_grads sums.
 #include "common.h"
@@ -11,12 +11,26 @@
 namespace rnnlab_compiled {
 namespace {
 
+// a (H,): the fixed leak, or sigma(leak_logit) (with the C library's exp, as torch.sigmoid),
+// one value given to every unit when the leak is a scalar
+template <typename T> std::vector<T> leak_values(const Tensor& leak, bool learned, int64_t H) {
+  const T* v = ptr<T>(leak);
+  const int64_t step = leak.numel() == 1 ? 0 : 1;
+  std::vector<T> a(H);
+  for (int64_t j = 0; j < H; ++j) {
+    const T x = v[j * step];
+    a[j] = learned ? T(1) / (T(1) + std::exp(-x)) : x;
+  }
+  return a;
+}
+
 template <typename T, int phi>
-void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, const Tensor& hs,
+void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, bool learned, const Tensor& hs,
                   const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
   const Tensor wT = transposed(w_hh, Tn);
-  const T* a = ptr<T>(leak);
+  const std::vector<T> av = leak_values<T>(leak, learned, H);
+  const T* a = av.data();
   for (int64_t t = 0; t < Tn; ++t) {
     Tensor z = xw[t], h0 = hs[t];
     mm<T>(z, h0, wT, T(1));  // z = xw_t + W_hh h_{t-1}   (B, H)
@@ -45,7 +59,8 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
   Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
   Tensor da = learned ? at::zeros({B, H}, hs.options()) : Tensor();  // sum_t da_t
   T* dap = learned ? ptr<T>(da) : nullptr;
-  const T* a = ptr<T>(leak);
+  const std::vector<T> av = leak_values<T>(leak, learned, H);
+  const T* a = av.data();
   for (int64_t t = Tn - 1; t >= 0; --t) {
     add_seq<T>(ptr<T>(dh), dhs, t, B * H);
     Tensor z = gx[t];
@@ -59,9 +74,10 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
       T* __restrict__ q = dq + b * H;
       const T* __restrict__ g = d + b * H;
       const T* __restrict__ h = hp0 + b * H;
+      T* __restrict__ dar = learned ? dap + b * H : nullptr;
       for (int64_t j = 0; j < H; ++j) {
         const T dht = keep ? g[j] : zero, v = zr[j];
-        if (learned) dap[b * H + j] += dht * (h[j] - v);     // + da_t
+        if (learned) dar[j] += dht * (h[j] - v);             // + da_t
         zr[j] = act_grad<T, phi>(v, dht) * (T(1) - a[j]);    // dz
         q[j] = dht * a[j];                                   // dh a
       }
@@ -84,7 +100,7 @@ std::vector<Tensor> leaky_forward(int64_t opt, Tensor& xw, const Tensor& w_hh,
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_compiled_leaky_forward", [&] {
     using T = scalar_t;
     with_phi(opt % 3, [&](auto phi) {
-      forward_loop<T, decltype(phi)::value>(xw, w_hh, extra[0], states[0], mask);
+      forward_loop<T, decltype(phi)::value>(xw, w_hh, extra[0], opt >= 3, states[0], mask);
     });
   });
   return {};
