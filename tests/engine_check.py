@@ -72,6 +72,28 @@ def gradcheck_layer(layer, lengths=None, T=3, B=2, engine="bptt"):
     assert layer.last_engine == engine
 
 
+def assert_engine_equals_bptt(build, engine="compiled"):
+    """``engine`` against ``bptt`` for ``build(num_layers=, bidirectional=)``: one layer and two
+    bidirectional layers, with and without lengths, the states of every step included."""
+    for layers, bidirectional in ((1, False), (2, True)):
+        for lengths in (None, LENGTHS):
+            layer = build(num_layers=layers, bidirectional=bidirectional)
+            assert_engines_agree(layer, lengths=lengths, return_states=True, engines=("bptt", engine))
+
+
+def generate_steps(layer, engine, xs):
+    """Generation's path under ``engine``: ``xs`` (N, T, B, I) fed one call at a time, the state
+    carried, no gradients. Returns (the outputs concatenated over the calls, the last state)."""
+    layer.engine = engine
+    state, seq = None, []
+    with torch.no_grad():
+        for x in xs:
+            out, state = layer(x, state)
+            seq.append(out)
+    assert layer.last_engine == engine
+    return torch.cat(seq), state
+
+
 def assert_matches_loop_of_cell(layer, x):
     """The layer (one layer, one direction) equals a plain Python loop of its cell."""
     assert layer.num_layers == 1 and not layer.bidirectional

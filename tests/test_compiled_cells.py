@@ -13,7 +13,8 @@ import torch
 
 import rnnlab
 from rnnlab.engines import compiled
-from engine_check import LENGTHS, assert_engines_agree, gradcheck_layer, loss_of, make_inputs
+from engine_check import (LENGTHS, assert_engine_equals_bptt, generate_steps, gradcheck_layer, loss_of,
+                          make_inputs)
 
 pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
                                 reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
@@ -48,11 +49,7 @@ def test_equals_bptt(cls, options):
     """Every cell and option: one layer and two bidirectional layers, with and without lengths,
     the states of every step included."""
     torch.manual_seed(0)
-    for layers, bidirectional in ((1, False), (2, True)):
-        for lengths in (None, LENGTHS):
-            layer = make(cls, num_layers=layers, bidirectional=bidirectional, dtype=F64, **options)
-            assert_engines_agree(layer, lengths=lengths, return_states=True,
-                                 engines=("bptt", "compiled"))
+    assert_engine_equals_bptt(lambda **layout: make(cls, dtype=F64, **layout, **options))
 
 
 LONG = [(rnnlab.LeakyRNN, {"leak_mode": "learned", "leak_shape": "unit"}),
@@ -150,16 +147,7 @@ def test_generation_and_second_backward(cls, options):
     torch.manual_seed(5)
     layer = make(cls, num_layers=2, dtype=F64, **options)
     xs = torch.randn(8, 1, 1, 4, dtype=F64)
-    outs = {}
-    for engine in ("bptt", "compiled"):
-        layer.engine = engine
-        state, seq = None, []
-        with torch.no_grad():
-            for x in xs:
-                out, state = layer(x, state)
-                seq.append(out)
-        assert layer.last_engine == engine
-        outs[engine] = torch.cat(seq)
+    outs = {engine: generate_steps(layer, engine, xs)[0] for engine in ("bptt", "compiled")}
     torch.testing.assert_close(outs["compiled"], outs["bptt"], rtol=1e-7, atol=1e-9)
     x, hx = make_inputs(layer, T=4, B=2)
     loss = loss_of(*layer(x, hx))

@@ -14,7 +14,8 @@ import torch
 
 import rnnlab
 from rnnlab.engines import compiled
-from engine_check import LENGTHS, assert_engines_agree, gradcheck_layer, loss_of, make_inputs
+from engine_check import (LENGTHS, assert_engine_equals_bptt, generate_steps, gradcheck_layer, loss_of,
+                          make_inputs)
 
 pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
                                 reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
@@ -37,12 +38,7 @@ def test_equals_bptt(cls, options):
     """Every cell and option: one layer and two bidirectional layers, with and without lengths,
     the states of every step included."""
     torch.manual_seed(0)
-    for layers, bidirectional in ((1, False), (2, True)):
-        for lengths in (None, LENGTHS):
-            layer = cls(4, 5, num_layers=layers, bidirectional=bidirectional, dtype=torch.float64,
-                        **options)
-            assert_engines_agree(layer, lengths=lengths, return_states=True,
-                                 engines=("bptt", "compiled"))
+    assert_engine_equals_bptt(lambda **layout: cls(4, 5, dtype=torch.float64, **layout, **options))
 
 
 @pytest.mark.parametrize("cls,options", [(rnnlab.LSTM, {}), (rnnlab.GRU, {}), (rnnlab.RNN, {})])
@@ -95,16 +91,7 @@ def test_generation_steps_equal_bptt(cls):
     torch.manual_seed(4)
     layer = cls(5, 6, num_layers=2, dtype=torch.float64)
     xs = torch.randn(12, 1, 1, 5, dtype=torch.float64)
-    outs = {}
-    for engine in ("bptt", "compiled"):
-        layer.engine = engine
-        state, seq = None, []
-        with torch.no_grad():
-            for x in xs:
-                out, state = layer(x, state)
-                seq.append(out)
-        assert layer.last_engine == engine
-        outs[engine] = (torch.cat(seq), state)
+    outs = {engine: generate_steps(layer, engine, xs) for engine in ("bptt", "compiled")}
     torch.testing.assert_close(outs["compiled"][0], outs["bptt"][0], rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(outs["compiled"][1], outs["bptt"][1], rtol=1e-7, atol=1e-9)
 
