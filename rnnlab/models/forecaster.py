@@ -8,8 +8,18 @@ target c, by ``window_norm`` (inputs that are features pass unchanged):
     "mean_std":  m_c = mean_s x_{s, c},  s_c = sqrt(var_s x_{s, c} + 1e-5)   (over the lookback)
     "none":      m_c = 0,                                 s_c = 1
 
-the network sees z = (x - m) / s and its forecasts are brought back, y^ = m + s z^. Every
-recurrence is an rnnlab layer (any cell):
+the network sees z = (x - m) / s and its forecasts are brought back, y^ = m + s z^. With
+``scale="log"`` (a series of positive values whose trend and seasonal swing grow with its level,
+such as passenger counts) each target is first read on the log scale of the data's units, and
+(m, s) and z are those of u instead of x:
+
+    u = log(x + k),   k = mean / std of the target's training rows      (x + k = value / std)
+    z = (u - m) / s,  y^ = exp(m + s z^) - k
+
+so a constant shift of u is a constant ratio of the values: growth and seasonal swings that are
+proportional to the level become additive, as the linear highway and the recurrence model them.
+Every value must be above 0 in the data's units; forecasts always are. Every recurrence is an
+rnnlab layer (any cell):
 
     h_s = cells(z_s, h_{s-1})                                s = t-L .. t-1
 
@@ -61,12 +71,12 @@ Shapes: lookback (L, B, F) -> forecast (H, B, C); one step (L, B, C) -> (B, C); 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, check_choice
+from ..errors import ConfigError, DataError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
 
@@ -76,6 +86,7 @@ RECURSIVE_TRAININGS = ("one_step", "open_loop")
 RECURSIVE_STATS = ("window", "lookback")
 HIGHWAY_INITS = ("least_squares", "random")
 WINDOW_NORMS = ("last", "mean_std", "none")
+SCALES = ("linear", "log")
 #: added to a window's variance before its square root
 VARIANCE_FLOOR = 1e-5
 
@@ -101,6 +112,10 @@ class ForecasterConfig:
     highway_steps: int = 0       # w, the values it reads per target; 0: the whole lookback
     highway_init: str = "least_squares"   # or "random" (torch.nn.Linear's)
     window_norm: str = "last"    # each window's own shift and scale: "last", "mean_std", "none"
+    scale: str = "linear"        # "log": each target read as the log of its values (all > 0)
+    #: k = mean / std of each target's training rows (set from the data): the standardised value
+    #: x is above 0 in the data's units when x + k > 0
+    level: List[float] = field(default_factory=list, metadata={"from_data": True})
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
@@ -117,6 +132,10 @@ class ForecasterConfig:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
         check_choice("highway_init", self.highway_init, HIGHWAY_INITS)
         check_choice("window_norm", self.window_norm, WINDOW_NORMS)
+        check_choice("scale", self.scale, SCALES)
+        if self.scale == "log" and len(self.level) != self.output_size:
+            raise ConfigError(f"scale log needs the level (mean / std) of each of the "
+                              f"{self.output_size} target(s), found {len(self.level)} value(s)")
         w = self.highway_steps
         if isinstance(w, bool) or not isinstance(w, int) or w < (1 if self.highway else 0):
             raise ConfigError(f"highway_steps must be a whole number of steps >= 1, got {w!r}")
@@ -158,11 +177,31 @@ class Forecaster(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden_size, c.outputs * c.output_size)
         self.highway = nn.Linear(c.highway_steps, c.outputs) if c.highway else None
+        #: k of ``scale="log"`` (C,), not saved: it is the config's ``level``
+        self.register_buffer("log_offset", torch.tensor(c.level, dtype=torch.float64)
+                             if c.scale == "log" else None, persistent=False)
 
     # ------------------------------------------------------------------ window scale
+    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """The targets x (.., C) on the model's scale: x itself, or u = log(x + k)."""
+        if self.log_offset is None:
+            return x
+        shifted = x + self.log_offset.to(x.dtype)                           # value / std
+        if not bool((shifted > 0).all()):
+            raise DataError(f"scale log reads the logarithm of each target: expected values above 0 "
+                            f"in the data's units, found value / std = {float(shifted.min()):.4g}")
+        return shifted.log()
+
+    def _unscaled(self, u: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`_scaled`: x = u, or exp(u) - k."""
+        if self.log_offset is None:
+            return u
+        return u.exp() - self.log_offset.to(u.dtype)
+
     def window_stats(self, past: torch.Tensor) -> WindowStats:
-        """(m, s) of each window's targets, by ``window_norm``: (L, B, F) -> (B, C), (B, C)."""
-        x = past[..., :self.config.output_size]                             # (L, B, C)
+        """(m, s) of each window's targets on the model's scale, by ``window_norm``:
+        (L, B, F) -> (B, C), (B, C)."""
+        x = self._scaled(past[..., :self.config.output_size])               # (L, B, C)
         how = self.config.window_norm
         if how == "last":
             return x[-1], torch.ones_like(x[-1])
@@ -171,16 +210,15 @@ class Forecaster(nn.Module):
         return torch.zeros_like(x[-1]), torch.ones_like(x[-1])
 
     def _normed(self, x: torch.Tensor, stats: WindowStats) -> torch.Tensor:
-        """z = (x - m) / s on the target columns of x (T, B, F)."""
+        """z = (x - m) / s (u for x under ``scale="log"``) on the target columns of x (T, B, F)."""
         C = self.config.output_size
         m, s = stats
-        return torch.cat([(x[..., :C] - m) / s, x[..., C:]], dim=-1)       # (T, B, F)
+        return torch.cat([(self._scaled(x[..., :C]) - m) / s, x[..., C:]], dim=-1)   # (T, B, F)
 
-    @staticmethod
-    def _restored(z: torch.Tensor, stats: WindowStats) -> torch.Tensor:
-        """y = m + s z for forecasts z (T, B, C)."""
+    def _restored(self, z: torch.Tensor, stats: WindowStats) -> torch.Tensor:
+        """y = m + s z (exp(m + s z) - k under ``scale="log"``) for forecasts z (T, B, C)."""
         m, s = stats
-        return m + s * z
+        return self._unscaled(m + s * z)
 
     def _recent(self, z: torch.Tensor) -> torch.Tensor:
         """The last w normalised targets of a lookback, zeros before its start: (w, B, C)."""

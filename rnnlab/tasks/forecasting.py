@@ -232,8 +232,9 @@ class ForecastRecipe(Recipe):
         return Forecasting(assets.scaler.transform(series.values), origins, train, assets)
 
     def build_model(self, assets: SeriesAssets, model: ForecasterConfig) -> Forecaster:
+        level = assets.scaler.mean[:assets.targets] / assets.scaler.std[:assets.targets]
         set_data_sizes(model, {"input_size": len(assets.columns), "output_size": assets.targets,
-                               "horizon": assets.horizon})
+                               "horizon": assets.horizon, "level": [float(k) for k in level]})
         if model.highway and not model.highway_steps:
             model.highway_steps = assets.lookback
         if model.highway_steps > assets.lookback:
