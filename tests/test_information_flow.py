@@ -189,8 +189,12 @@ def test_the_option_on_the_command_line(tmp_path, capsys):
     common = ["--max-steps", "2", "--epochs", "0", "--threads", "1", "--no-progress"]
     assert main(["train", "--task", "sequence-copy", "--information-flow", "0.1", *common,
                  "--out", str(tmp_path / "a")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "information_flow" in err and "adding and copy only" in err and "\n" not in err
+    err = capsys.readouterr().err.strip()   # the flag exists for the adding and copy tasks only
+    assert err == "rnnlab: error: train --task sequence-copy: unknown option --information-flow"
+    with pytest.raises(ConfigError, match="adding and copy only"):
+        rnnlab.train(task="sequence-copy", information_flow=0.1, max_steps=2, epochs=0, threads=1,
+                     progress=False, out=str(tmp_path / "api"))
+    assert not (tmp_path / "api").exists()
     assert main(["train", "--task", "adding", "--information-flow", "-1", *common,
                  "--out", str(tmp_path / "b")]) == 2
     assert "information_flow must be a finite number >= 0" in capsys.readouterr().err
@@ -200,3 +204,9 @@ def test_the_option_on_the_command_line(tmp_path, capsys):
     assert not (tmp_path / "c").exists()  # refused before the run directory is made
     with pytest.raises(ConfigError, match="information_flow"):
         TrainConfig(information_flow=float("nan")).check()
+
+
+def test_the_task_listing_shows_the_option_only_where_it_applies(capsys):
+    for task, shown in (("adding", True), ("copy", True), ("lm", False), ("forecast", False)):
+        assert main(["tasks", task]) == 0
+        assert ("--information-flow" in capsys.readouterr().out) is shown, task

@@ -113,8 +113,10 @@ class Recipe:
         set: [("data", {...}), ("model", {...}), ("training", {...})]."""
         configs = [self.data_config(), self.model_config(), TrainConfig()]
         apply_settings(configs, dict(self.defaults), f"task {self.name} defaults")
+        hidden = set(self.unused_settings) | (set() if self.applies_information_flow
+                                              else {"information_flow"})
         return [(group, {name: getattr(c, name) for name in field_names(type(c), settable=True)
-                         if name not in self.unused_settings})
+                         if name not in hidden})
                 for group, c in zip(("data", "model", "training"), configs)]
 
     def setting_defaults(self) -> Dict[str, Any]:
