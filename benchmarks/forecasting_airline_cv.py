@@ -9,18 +9,24 @@ origin and validated on the 24 months after it:
     fold 2: train 1949-1955, validate 1956-1957
     fold 3: train 1949-1956, validate 1957-1958      (the standard split; test 1959-1960)
 
-(each fold's standardisation, linear AR and least-squares highway are its own training rows'),
-and every fold is trained with three seeds. A setting's score is the mean over folds and seeds of
-its validation MSE over all 12 steps (the early-stopping loss; the best of each run is kept); the
-chosen setting is the one of least score. Its test figures are those of its fold-3 runs, i.e. the
-standard airline run of benchmarks/forecasting.py with that setting, one per seed. Every setting's
-test figures are printed too, for the record, not for choosing.
+(each fold's standardisation, linear AR and least-squares highway are its own training rows').
+A setting's score is the mean over folds and seeds of its validation MSE over all 12 steps (the
+early-stopping loss; the best of each run is kept). The search has two stages, each choosing on
+the score alone:
 
-The settings: the airline run's (lookback 24, horizons 1 3 6 12, LSTM of 32 units, the
-least-squares highway, Adam, batch 8, 100 epochs) with each combination of the scale the targets
-are read on (``scale``: the values, or their logarithm), each window's own shift and scale
-(``window_norm``), the highway's reach (``highway_steps``: 12, 13 or 24 months) and the learning
-rate (3e-4, the airline runs', or 1e-4).
+1. The airline run's settings (lookback 24, horizons 1 3 6 12, LSTM of 32 units, the
+   least-squares highway, Adam, batch 8, 100 epochs) with each combination of the scale the
+   targets are read on (``scale``: the values, or their logarithm), each window's own shift and
+   scale (``window_norm``), the highway's reach (``highway_steps``: 12, 13 or 24 months) and the
+   learning rate (3e-4, the airline runs', or 1e-4); three seeds.
+2. The two best (scale, window_norm, highway_steps) of stage 1, each with both learning rates,
+   dropout on the state the head reads (0 or 0.3) and a moving average of the weights (``ema``
+   0 or 0.99); five seeds.
+
+The chosen setting is stage 2's of least score. Its test figures are those of its fold-3 runs,
+i.e. the standard airline run of benchmarks/forecasting.py with that setting, one per seed, and
+their mean. Every setting's test figures (means over seeds) are printed too, for
+the record, not for choosing.
 
     python benchmarks/forecasting_airline_cv.py [--out runs/bench-forecasting-airline-cv] [--jobs 1]
 
@@ -41,20 +47,29 @@ from forecasting import AIRLINE
 from rnnlab.tasks import get_recipe
 
 HORIZONS = AIRLINE["horizons"]
-GRID = {"scale": ["linear", "log"], "window_norm": ["last", "mean_std", "none"],
-        "highway_steps": [12, 13, 24], "lr": [3e-4, 1e-4]}
-SEEDS = (0, 1, 2)
+STAGE1 = {"scale": ["linear", "log"], "window_norm": ["last", "mean_std", "none"],
+          "highway_steps": [12, 13, 24], "lr": [3e-4, 1e-4]}
+STAGE1_SEEDS = (0, 1, 2)
+#: stage 2: the best TOP (scale, window_norm, highway_steps) of stage 1, with these
+STAGE2 = {"lr": [3e-4, 1e-4], "dropout": [0.0, 0.3], "ema": [0.0, 0.99]}
+STAGE2_SEEDS = (0, 1, 2, 3, 4)
+TOP = 2
+#: every setting a run can differ in, and its value where a stage leaves it out
+DEFAULTS = {"dropout": 0.0, "ema": 0.0}
 #: rows before each fold's validation origin; the last is the standard split (test rows after it)
 FOLD_ENDS = (72, 84, 96)
 VALID_ROWS = 24
 
 
-def settings_grid() -> list:
-    return [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
+def product(grid: dict, **fixed) -> list:
+    return [dict(DEFAULTS, **fixed, **dict(zip(grid, values)))
+            for values in itertools.product(*grid.values())]
 
 
 def setting_key(spec: dict) -> str:
-    return "-".join(f"{spec[k]}" for k in GRID)
+    """A setting's name: stage 1's values, then dropout and ema where they are not 0."""
+    return "-".join([f"{spec[k]}" for k in STAGE1]
+                    + [f"{k}{spec[k]}" for k in DEFAULTS if spec.get(k, DEFAULTS[k]) != DEFAULTS[k]])
 
 
 def key(spec: dict) -> str:
@@ -120,42 +135,62 @@ def main() -> None:
     out = Path(args.out)
     data = data_path("airline_passengers", "airline-passengers.csv")
     t0 = time.time()
-    specs = [dict(setting, seed=seed) for setting in settings_grid() for seed in SEEDS]
-    records = train_recorded(out, specs, lambda r: key(r), lambda s: train(s, out, data), args.jobs,
-                             lambda r: f"{r['key']}: score {r['score']:.4f}, {r['wall_seconds']:.0f} s")
-    by_setting = {}
-    for r in records:
-        by_setting.setdefault(r["setting"], []).append(r)
-    rows = [summarise(runs) for runs in by_setting.values()]
-    chosen = min(rows, key=lambda r: r["score"])
-    print("\n| scale | window_norm | highway_steps | lr | "
-          + " | ".join(f"valid, fold {k + 1}" for k in range(len(FOLD_ENDS)))
-          + " | score | " + " | ".join(f"test h{h}" for h in HORIZONS) + " |")
-    print("|---|---|---:|---:|" + "---:|" * (len(FOLD_ENDS) + 1 + len(HORIZONS)))
-    for r in sorted(rows, key=lambda r: r["score"]):
-        mark = "**" if r is chosen else ""
-        print(f"| {mark}{r['scale']}{mark} | {r['window_norm']} | {r['highway_steps']} | {r['lr']:.0e} | "
-              + " | ".join(f"{v:.4f}" for v in r["folds"]) + f" | {r['score']:.4f} | "
-              + " | ".join(f"{r['test'][f'mse_h{h}']:.4f}" for h in HORIZONS) + " |")
+    train_one = lambda spec: train(spec, out, data)
+    stage1 = run_stage(out, product(STAGE1), STAGE1_SEEDS, train_one, args.jobs)
+    tops = []
+    for row in sorted(stage1, key=lambda r: r["score"]):
+        top = {k: row[k] for k in ("scale", "window_norm", "highway_steps")}
+        if top not in tops:
+            tops.append(top)
+    stage2 = run_stage(out, [spec for top in tops[:TOP] for spec in product(STAGE2, **top)],
+                       STAGE2_SEEDS, train_one, args.jobs)
+    for title, rows in (("stage 1", stage1), ("stage 2", stage2)):
+        print(f"\n{title}, seeds {STAGE1_SEEDS if rows is stage1 else STAGE2_SEEDS}, sorted by score:")
+        print_table(rows, min(rows, key=lambda r: r["score"]))
+    chosen = min(stage2, key=lambda r: r["score"])
     base = chosen["runs"][0]["test_baselines"]
-    print(f"\nchosen by the mean of the folds' validation over seeds {SEEDS}: {chosen['setting']}; "
-          f"test MSE (standard split):")
+    print(f"\nchosen: {chosen['setting']}; test MSE (standard split):")
     labelled = [(f"network, seed {r['seed']}", r["test"]) for r in chosen["runs"]]
-    labelled += [(f"start, seed {r['seed']}", r["folds"][-1]["start"]["test"]) for r in chosen["runs"]]
+    labelled += [("network, mean of seeds", chosen["test"]),
+                 ("start", chosen["runs"][0]["folds"][-1]["start"]["test"])]
     labelled += [(name, {f"mse_h{h}": base[f"{name}_mse_h{h}"] for h in HORIZONS})
                  for name in ("persistence", "linear_ar", "recursive_ar")]
     for label, f in labelled:
         print(f"{label:24s}" + " ".join(f"h{h} {f[f'mse_h{h}']:.4f}" for h in HORIZONS))
-    beats = [all(r["test"][f"mse_h{h}"] < min(base[f"persistence_mse_h{h}"], base[f"linear_ar_mse_h{h}"])
-                 for h in HORIZONS) for r in chosen["runs"]]
+    wins = lambda f: all(f[f"mse_h{h}"] < min(base[f"persistence_mse_h{h}"], base[f"linear_ar_mse_h{h}"])
+                         for h in HORIZONS)
     print(f"runs of the chosen setting beating persistence and the linear AR (direct) in MSE at "
-          f"every horizon: {sum(beats)} of {len(beats)}; the mean over seeds: "
-          f"{'yes' if all(chosen['test'][f'mse_h{h}'] < base[f'linear_ar_mse_h{h}'] for h in HORIZONS) else 'NO'}")
+          f"every horizon: {sum(wins(r['test']) for r in chosen['runs'])} of {len(chosen['runs'])}; "
+          f"their mean: {'yes' if wins(chosen['test']) else 'NO'}")
+    rows = stage1 + stage2
     test = [r["test"]["mse"] for r in rows]
-    print(f"rank correlation with the (seed-mean) test MSE over the settings: the score "
+    print(f"rank correlation with the (seed-mean) test MSE over all settings: the score "
           f"{rank_correlation([r['score'] for r in rows], test):.2f}, fold 3's validation alone "
           f"{rank_correlation([r['folds'][-1] for r in rows], test):.2f}")
     print(f"total wall time {time.time() - t0:.0f} s")
+
+
+def run_stage(out: Path, settings: list, seeds: tuple, train_one, jobs: int) -> list:
+    """Train (or read back) every setting with every seed; one summary row per setting."""
+    specs = [dict(setting, seed=seed) for setting in settings for seed in seeds]
+    records = train_recorded(out, specs, key, train_one, jobs,
+                             lambda r: f"{r['key']}: score {r['score']:.4f}, {r['wall_seconds']:.0f} s")
+    by_setting = {}
+    for r in records:
+        by_setting.setdefault(setting_key(r), []).append(r)
+    return [summarise(runs) for runs in by_setting.values()]
+
+
+def print_table(rows: list, chosen: dict) -> None:
+    print("| scale | window_norm | highway_steps | lr | dropout | ema | "
+          + " | ".join(f"valid, fold {k + 1}" for k in range(len(FOLD_ENDS)))
+          + " | score | " + " | ".join(f"test h{h}" for h in HORIZONS) + " |")
+    print("|---|---|---:|---:|---:|---:|" + "---:|" * (len(FOLD_ENDS) + 1 + len(HORIZONS)))
+    for r in sorted(rows, key=lambda r: r["score"]):
+        mark = "**" if r is chosen else ""
+        print(f"| {mark}{r['scale']}{mark} | {r['window_norm']} | {r['highway_steps']} | {r['lr']:.0e} | "
+              f"{r['dropout']:g} | {r['ema']:g} | " + " | ".join(f"{v:.4f}" for v in r["folds"])
+              + f" | {r['score']:.4f} | " + " | ".join(f"{r['test'][f'mse_h{h}']:.4f}" for h in HORIZONS) + " |")
 
 
 def summarise(runs: list) -> dict:
@@ -163,7 +198,8 @@ def summarise(runs: list) -> dict:
     mean = lambda values: sum(values) / len(values)
     folds = [mean([r["folds"][k]["valid"]["mse"] for r in runs]) for k in range(len(FOLD_ENDS))]
     test = {name: mean([r["test"][name] for r in runs]) for name in runs[0]["test"]}
-    return dict({k: runs[0][k] for k in GRID}, setting=runs[0]["setting"], runs=runs, folds=folds,
+    return dict({k: runs[0].get(k, v) for k, v in dict(STAGE1, **DEFAULTS).items()},
+                setting=setting_key(dict(DEFAULTS, **runs[0])), runs=runs, folds=folds,
                 score=mean(folds), test=test)
 
 
