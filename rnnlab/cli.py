@@ -485,7 +485,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (UsageError, ValueError, FileNotFoundError) as e:
         if args.debug:
             raise
-        print(f"rnnlab: error: {' '.join(str(e).splitlines())}", file=sys.stderr)   # one line
+        from .errors import RnnlabError
+        # rnnlab's own errors say what was expected and found; any other ValueError comes from
+        # below rnnlab's checks, and --debug shows where
+        plain = isinstance(e, ValueError) and not isinstance(e, RnnlabError)
+        hint = " (--debug shows where)" if plain else ""
+        print(f"rnnlab: error: {' '.join(str(e).splitlines())}{hint}", file=sys.stderr)   # one line
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)

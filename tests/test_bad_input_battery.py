@@ -640,3 +640,20 @@ def test_a_real_process_exits_non_zero_with_one_line_or_a_traceback(world):
     loud = subprocess.run([*argv, "--debug"], cwd=world, env=env, capture_output=True, text=True, timeout=120)
     assert loud.returncode == 1 and "Traceback (most recent call last)" in loud.stderr
     assert "CheckpointError" in loud.stderr
+
+
+def test_an_error_from_below_rnnlabs_checks_says_that_debug_shows_where(monkeypatch, capsys):
+    import rnnlab.api
+    import rnnlab.cli
+    from rnnlab.errors import DataError
+    monkeypatch.setattr(rnnlab.cli, "_run_options", lambda *a: {})
+    for error, shown in ((ValueError("math domain error"), "math domain error (--debug shows where)"),
+                         (DataError("x.csv:3: expected a number, found 'a'"),
+                          "x.csv:3: expected a number, found 'a'")):
+        def evaluate(*a, **k):
+            raise error
+        monkeypatch.setattr(rnnlab.api, "evaluate", evaluate)
+        assert main(["evaluate", "runs/none"]) == 2
+        assert capsys.readouterr().err == f"rnnlab: error: {shown}\n"
+        with pytest.raises(type(error)):
+            main(["evaluate", "runs/none", "--debug"])
