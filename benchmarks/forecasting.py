@@ -87,14 +87,15 @@ BASELINE_ROWS = {"persistence": "persistence", "linear_ar": "linear AR (direct)"
                  "recursive_ar": "linear AR (recursive)"}
 
 
-def start_figures(data: str, settings: dict) -> dict:
-    """Test figures of the network before training: its least-squares highway alone."""
+def start_figures(data: str, settings: dict, parts=("test",)) -> dict:
+    """Figures of the network before training (its least-squares highway alone) on each of
+    ``parts`` that has windows: {part: figures}."""
     recipe = get_recipe("forecast")
     dcfg, mcfg, tcfg = recipe.configs(dict(settings, data=data), "benchmark")
     job = recipe.prepare(dcfg, tcfg)
     torch.manual_seed(tcfg.seed)
     model = recipe.build_model(job.assets, mcfg)
-    return job.evaluate(model, "test")
+    return {part: job.evaluate(model, part) for part in parts if job.splits[part]}
 
 
 def trainer_figures(data: str, settings: dict, summary: dict) -> dict:
@@ -124,7 +125,7 @@ def run(name: str, out: Path, threads: int, reuse: bool = False) -> dict:
         rows = {"network": {k: v for k, v in figures.items() if k.startswith("m")}}
     else:
         figures = rnnlab.evaluate(str(out / name))
-        start = start_figures(data, settings)
+        start = start_figures(data, settings)["test"]
         rows = {"network": {k: v for k, v in figures.items() if k.startswith("m")},
                 "start": {k: v for k, v in start.items() if k.startswith("m")}}
     if name not in WITHOUT_RECURRENT_ONLY:

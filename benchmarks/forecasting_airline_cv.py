@@ -43,8 +43,7 @@ import torch
 
 import rnnlab
 from _common import data_path, train_recorded
-from forecasting import AIRLINE
-from rnnlab.tasks import get_recipe
+from forecasting import AIRLINE, start_figures
 
 HORIZONS = AIRLINE["horizons"]
 STAGE1 = {"scale": ["linear", "log"], "window_norm": ["last", "mean_std", "none"],
@@ -86,21 +85,9 @@ def fold_file(data: Path, end: int, out: Path) -> Path:
     lines = data.read_text().splitlines()
     path = out / f"airline-first-{end + VALID_ROWS}.csv"
     if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines[:1 + end + VALID_ROWS]) + "\n")
     return path
-
-
-def start_figures(settings: dict, data: str) -> dict:
-    """Validation (and, with test rows, test) figures of the network before its first update."""
-    recipe = get_recipe("forecast")
-    dcfg, mcfg, tcfg = recipe.configs(dict(settings, data=data), "benchmark")
-    job = recipe.prepare(dcfg, tcfg)
-    torch.manual_seed(tcfg.seed)
-    start = recipe.build_model(job.assets, mcfg)
-    out = {"valid": figures(job.evaluate(start, "valid"))}
-    if job.splits["test"]:
-        out["test"] = figures(job.evaluate(start, "test"))
-    return out
 
 
 def train(spec: dict, out: Path, data: Path) -> dict:
@@ -116,7 +103,8 @@ def train(spec: dict, out: Path, data: Path) -> dict:
                                force=True, progress=False, say=lambda m: None, **settings)
         record["wall_seconds"] += time.time() - t0
         fold = dict(end=end, best_step=summary["best_step"], valid=figures(summary["valid"]),
-                    start=start_figures(settings, path))
+                    start={part: figures(f) for part, f in
+                           start_figures(path, settings, ("valid", "test")).items()})
         if standard:
             fold["test"] = figures(summary["test"])
             record["test"] = fold["test"]

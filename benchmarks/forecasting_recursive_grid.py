@@ -27,8 +27,7 @@ import torch
 
 import rnnlab
 from _common import data_path, train_recorded
-from forecasting import AIRLINE
-from rnnlab.tasks import get_recipe
+from forecasting import AIRLINE, start_figures
 
 HORIZONS = AIRLINE["horizons"]
 GRID = {"window_norm": ["none", "last", "mean_std"], "highway_steps": [13, 24],
@@ -58,15 +57,11 @@ def train(spec: dict, out: Path, data: str) -> dict:
     summary = rnnlab.train(task="forecast", data=data, out=str(out / key(spec)), force=True,
                            progress=False, say=lambda m: None, **settings)
     wall = time.time() - t0
-    recipe = get_recipe("forecast")                     # the network before its first update
-    dcfg, mcfg, tcfg = recipe.configs(dict(settings, data=data), "benchmark")
-    job = recipe.prepare(dcfg, tcfg)
-    torch.manual_seed(tcfg.seed)
-    start = recipe.build_model(job.assets, mcfg)
+    start = start_figures(data, settings, ("valid", "test"))     # before its first update
     return dict(spec, key=key(spec), wall_seconds=wall, best_step=summary["best_step"],
                 steps=summary["steps"], valid=figures(summary["valid"]),
-                test=figures(summary["test"]), start_valid=figures(job.evaluate(start, "valid")),
-                start_test=figures(job.evaluate(start, "test")))
+                test=figures(summary["test"]), start_valid=figures(start["valid"]),
+                start_test=figures(start["test"]))
 
 
 def main() -> None:
