@@ -10,19 +10,14 @@ import rnnlab
 from rnnlab.data.series import window_origins, windows
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
+from test_forecasting import model as linear_scale_model
 
 K = 3.0          # mean / std of the series below: standardised values above -3 are positive
 
 
 def model(**settings) -> Forecaster:
-    cfg = dict(input_size=1, output_size=1, horizon=4, hidden_size=5, highway_steps=3,
-               highway_init="random", engine="loop", scale="log", level=[K])
-    cfg.update(settings)
-    m = Forecaster(ForecasterConfig(**cfg)).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.1 * torch.randn_like(p))       # a non-zero head as well
-    return m.eval()
+    """test_forecasting's small float64 forecaster, on the log scale of a series of level K."""
+    return linear_scale_model(**dict(dict(scale="log", level=[K]), **settings))
 
 
 def positive_windows(L=6, B=3, C=1):
