@@ -301,29 +301,49 @@ def _spec(cell: RecurrentCell, p: Params):
     if isinstance(cell, LSTMCell):
         pk = {None: 0, "diagonal": 1, "full": 2}[cell.peephole]
         extra = [] if not pk else [p["weight_ci"]] + ([p["weight_cf"]] if cell.forget_gate else []) + [p["weight_co"]]
-        return 0, int(cell.forget_gate) + 2 * pk, [e.contiguous() for e in extra]
+        return 0, int(cell.forget_gate) + 2 * pk, extra
     if isinstance(cell, GRUCell):
         H = cell.hidden_size
-        extra = [p["bias_hh"][2 * H:].contiguous()] if (cell.reset_after and "bias_hh" in p) else []
+        extra = [p["bias_hh"][2 * H:]] if (cell.reset_after and "bias_hh" in p) else []
         return 1, int(cell.reset_after), extra
     return 2, ("tanh", "relu", "sigmoid").index(cell.nonlinearity), []
 
 
 def _other_spec(kind: int, cell: RecurrentCell, p: Params):
-    """(option code, extra tensors) of the cells in their own C++ files."""
+    """(option code, extra tensors) of the cells in their own C++ files (the C++ makes the
+    extra tensors contiguous, at no cost for those that are)."""
     phi = _PHI.index(cell.nonlinearity)
     if kind == 3:  # the fixed leak a or leak_logit, () or (H,) (the C++ takes the sigmoid)
         learned = cell.leak_mode == "learned"
-        return phi + 3 * learned, [p["leak_logit" if learned else "leak"].contiguous()]
+        return phi + 3 * learned, [p["leak_logit" if learned else "leak"]]
     if kind == 4:
         return phi + 3 * cell.gated, []
     if kind == 5:  # W_2 .. W_L, then b_2 .. b_L
-        js = range(2, cell.depth + 1)
-        extra = [p[f"weight_t{j}"] for j in js] + ([p[f"bias_t{j}"] for j in js] if cell.bias else [])
-        return phi + 3 * cell.skip + 6 * cell.bias, [e.contiguous() for e in extra]
+        return phi + 3 * cell.skip + 6 * cell.bias, [p[n] for n in _transition_names(cell.depth, cell.bias)]
     extra = [p["weight_yh"], p["weight_hy"]] + ([p["bias_hy"]] if cell.bias else [])
     opt = phi + 4 * _OUTPUT_ACT[cell.output_activation] + 16 * (kind == 7)
-    return opt, [e.contiguous() for e in extra]
+    return opt, extra
+
+
+@functools.lru_cache(maxsize=None)
+def _transition_names(depth: int, bias: bool) -> Tuple[str, ...]:
+    """The deep-transition cell's weight_t2 .. weight_tL, then (with biases) bias_t2 .. bias_tL."""
+    js = range(2, depth + 1)
+    return tuple(f"weight_t{j}" for j in js) + (tuple(f"bias_t{j}" for j in js) if bias else ())
+
+
+def _input_biases(cell: RecurrentCell, p: Params) -> list:
+    """The summands of b in xw_t = W_ih x_t + b (:meth:`RecurrentCell.input_bias`) as the C++
+    ``run`` adds them: bias_ih, and bias_hh where the cell folds it, rather than their sum, a
+    tensor operation per call that generation would pay at every step; a cell with its own
+    ``input_bias``: its b."""
+    if type(cell).input_bias is not RecurrentCell.input_bias:
+        b = cell.input_bias(p)
+        return [] if b is None else [b]
+    b = p.get("bias_ih")
+    if b is None:
+        return []
+    return [b, p["bias_hh"]] if cell.fold_bias_hh else [b]
 
 
 def _w_hh(p: Params, like: torch.Tensor) -> torch.Tensor:
@@ -337,13 +357,14 @@ def _forward(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
              mask2: Optional[torch.Tensor]):
     """The forward: xw (overwritten with the gates), states (T+1, B, S_k), extra saved."""
     T, B, I = x.shape
-    W_ih, b = p["weight_ih"], cell.input_bias(p)
+    W_ih = p["weight_ih"]
     kind, opt, extra = _spec(cell, p)
     W_hh = _w_hh(p, x)
     if T * B * W_ih.numel() < MIN_MACS:  # a short sequence (generation): all of it one C++ call
-        out = _ops().run(kind, opt, x, W_ih, b, W_hh, extra, list(state0), mask2)
+        out = _ops().run(kind, opt, x, W_ih, _input_biases(cell, p), W_hh, extra, list(state0), mask2)
         n = len(state0)
         return out[0], out[1:n + 1], out[n + 1:]
+    b = cell.input_bias(p)
     x2 = x.reshape(T * B, I)
     xw = (addmm(b, x2, W_ih.t()) if b is not None else mm(x2, W_ih.t())).view(T, B, -1)
     states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
@@ -384,8 +405,9 @@ class CompiledFunction(torch.autograd.Function):
             xw, states, saved = _forward(cell, p, x, state0, mask2)
         T, B, I = x.shape
         kind, opt, extra = _spec(cell, p)
-        d_seqs = [None if d is None else d.contiguous() for d in d_seqs]
-        out = _ops().backward(kind, opt, xw, _w_hh(p, x), extra, list(states), saved, d_seqs, mask2)
+        # d_seqs as autograd gives them: the C++ reads each through its strides (an expanded
+        # gradient, a bidirectional layer's half), so no copy is made of them
+        out = _ops().backward(kind, opt, xw, _w_hh(p, x), extra, list(states), saved, list(d_seqs), mask2)
         d_state0, d_rec = out[:n_state], tuple(out[n_state:])
         d_xw = xw  # (T, B, G*H): the backward wrote dL/dxw over the gates
         dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None

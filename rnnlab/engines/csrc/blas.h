@@ -44,8 +44,12 @@ template <typename T> Op<T> op(const at::Tensor& w) {
   TORCH_CHECK(w.stride(0) == 1, "rnnlab compiled: a weight neither row- nor column-major");
   return {w.data_ptr<T>(), w.stride(1), true, K, N};
 }
-// W^T as an operand (h W^T, W (N, K) row-major)
-template <typename T> Op<T> op_t(const at::Tensor& w) { return op<T>(w.t()); }
+// W^T as an operand (h W^T, W (N, K)); a row-major W is read in place, no view of it made
+template <typename T> Op<T> op_t(const at::Tensor& w) {
+  const int64_t N = w.size(0), K = w.size(1);
+  if (w.stride(1) == 1 && N > 1) return {w.data_ptr<T>(), w.stride(0), true, K, N};
+  return op<T>(w.t());
+}
 
 inline void gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k,
                  const float* alpha, const float* a, const int* lda, const float* b,
@@ -107,12 +111,6 @@ void mm(T* C, int64_t ldc, const T* A, int64_t lda, const Op<T>& B, int64_t M, T
   const int lb = static_cast<int>(B.ld), la = static_cast<int>(lda), lc = static_cast<int>(ldc);
   const T one = T(1);
   gemm(B.trans ? "T" : "N", "N", &m, &n, &k, &one, B.p, &lb, A, &la, &beta, C, &lc);
-}
-
-// the same for 2-D tensors C (M, N) and A (M, K) whose rows are contiguous (a step's slice of a
-// sequence, a block of its columns) and an operand B (K, N) as :func:`op` reads it
-template <typename T> void mm(const at::Tensor& C, const at::Tensor& A, const at::Tensor& B, T beta) {
-  mm<T>(C.data_ptr<T>(), C.stride(0), A.data_ptr<T>(), A.stride(0), op<T>(B), C.size(0), beta);
 }
 
 }  // namespace rnnlab_blas

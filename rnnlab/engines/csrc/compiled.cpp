@@ -68,20 +68,21 @@ void lstm_forward(Tensor& xw, const Tensor& w_hh, const std::vector<Tensor>& pee
                   Tensor& cs, const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), GH = xw.size(2), H = hs.size(2);
   const int64_t nf = fg ? 2 * H : H;
-  const Tensor wT = transposed(w_hh, Tn);
+  Tensor wT;
+  const auto W = transposed<T>(w_hh, Tn, wT);
   const T* wci = pk == 1 ? ptr<T>(peep[0]) : nullptr;
   const T* wcf = pk == 1 && fg ? ptr<T>(peep[1]) : nullptr;
   const T* wco = pk == 1 ? ptr<T>(peep.back()) : nullptr;
-  std::vector<Tensor> peepT;  // full peepholes: W_c^T, row-major for the per-step products
-  if (pk == 2) for (const Tensor& w : peep) peepT.push_back(transposed(w, Tn));
-  const auto W = op<T>(wT);
+  std::vector<Tensor> peepT(peep.size());  // full peepholes: W_c^T for the per-step products
+  std::vector<rnnlab_blas::Op<T>> Wc;
+  if (pk == 2) for (size_t k = 0; k < peep.size(); ++k) Wc.push_back(transposed<T>(peep[k], Tn, peepT[k]));
   for (int64_t t = 0; t < Tn; ++t) {
     T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *cp0 = at_step<T>(cs, t),
       *hp1 = at_step<T>(hs, t + 1), *cp1 = at_step<T>(cs, t + 1);
     mm<T>(zp, GH, hp0, H, W, B, T(1));
     if (pk == 2) {
-      mm<T>(zp, GH, cp0, H, op<T>(peepT[0]), B, T(1));
-      if (fg) mm<T>(zp + H, GH, cp0, H, op<T>(peepT[1]), B, T(1));
+      mm<T>(zp, GH, cp0, H, Wc[0], B, T(1));
+      if (fg) mm<T>(zp + H, GH, cp0, H, Wc[1], B, T(1));
     }
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
@@ -91,11 +92,12 @@ void lstm_forward(Tensor& xw, const Tensor& w_hh, const std::vector<Tensor>& pee
       if (pk != 2 && !s.keep(b)) carry(hp0, cp0, hp1, cp1, b, H);
     });
     if (pk == 2) {
-      mm<T>(zp + GH - H, GH, cp1, H, op<T>(peepT.back()), B, T(1));
+      mm<T>(zp + GH - H, GH, cp1, H, Wc.back(), B, T(1));
       rows(B, H, [&](int64_t b) {
         T* zo = zp + b * GH + GH - H;
         T* cn = cp1 + b * H;
         T* hn = hp1 + b * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T o = sigm(zo[j]);
           zo[j] = o;
@@ -160,14 +162,15 @@ std::vector<Tensor> lstm_backward(Tensor& gx, const Tensor& w_hh, const std::vec
   Tensor dhp = at::empty({B, H}, hs.options()), dcp = at::empty({B, H}, hs.options());
   const auto Wb = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
-    add_seq<T>(ptr<T>(dc), dcs, t, B * H);
+    add_seq<T>(ptr<T>(dh), dhs, t);
+    add_seq<T>(ptr<T>(dc), dcs, t);
     T *zp = at_step<T>(gx, t), *dhp_ = ptr<T>(dh), *dcp_ = ptr<T>(dc), *dhq = ptr<T>(dhp), *dcq = ptr<T>(dcp);
     const T *c0p = at_step<T>(cs, t), *c1p = at_step<T>(cs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     if (pk == 2) {  // dz_o first: dC_t needs dz_o W_co (a product) before the rest
       rows(B, H, [&](int64_t b) {
         T* zo = zp + b * GH + GH - H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const int64_t k = b * H + j;
           const T tc = tanh_(c1p[k]), o = zo[j], d = dhp_[k];
@@ -255,10 +258,10 @@ void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs,
                  const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2), GH = 3 * H;
   Tensor hh = reset_after ? at::empty({B, GH}, hs.options()) : Tensor();
-  const Tensor wT = transposed(w_hh, Tn);
+  Tensor wT;
   const Tensor bias = b_hn.defined() ? b_hn : at::zeros({H}, hs.options());
   const T* bn = ptr<T>(bias);
-  const auto W = op<T>(wT);
+  const auto W = transposed<T>(w_hh, Tn, wT);
   T* hhp = reset_after ? ptr<T>(hh) : nullptr;
   for (int64_t t = 0; t < Tn; ++t) {
     T *xp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1), *mp = at_step<T>(ms, t);
@@ -274,8 +277,11 @@ void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs,
       });
     } else {
       mm<T>(xp, GH, hp0, H, W.cols(0, 2 * H), B, T(1));
+      // (omp simd: no overlap between the rows and blocks, so no run-time alias checks, whose
+      // scalar fallback, taken in some builds, made this step several times slower)
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T r = sigm(xr[j]);
           xr[j] = r;
@@ -287,6 +293,7 @@ void gru_forward(Tensor& xw, const Tensor& w_hh, const Tensor& b_hn, Tensor& hs,
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
         const T* h = hp0 + b * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T n = tanh_(xr[2 * H + j]);
           xr[2 * H + j] = n;
@@ -313,7 +320,7 @@ std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
   Tensor dd = at::empty({B, reset_after ? GH : H}, hs.options());  // (da_r, da_z, d(hn)) or d(r h)
   const auto W = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    add_seq<T>(ptr<T>(dh), dhs, t);
     T *xp = at_step<T>(gx, t), *dcur = ptr<T>(dh), *dq = ptr<T>(dhp), *ddp = ptr<T>(dd);
     const T* zero = ptr<T>(zeros);
     const T *hp0 = at_step<T>(hs, t), *mp = at_step<T>(ms, t);
@@ -347,6 +354,7 @@ std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
       mm<T>(ddp, H, xp + 2 * H, GH, W.rows(2 * H, H), B, T(0));
       rows(B, H, [&](int64_t b) {
         T* xr = xp + b * GH;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const int64_t k = b * H + j;
           const T r = xr[j], drh = ddp[k];
@@ -369,13 +377,14 @@ std::vector<Tensor> gru_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
 template <typename T, int kind>
 void rnn_forward(Tensor& xw, const Tensor& w_hh, Tensor& hs, const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
-  const Tensor wT = transposed(w_hh, Tn);
-  const auto W = op<T>(wT);
+  Tensor wT;
+  const auto W = transposed<T>(w_hh, Tn, wT);
   for (int64_t t = 0; t < Tn; ++t) {
     T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
     mm<T>(zp, H, hp0, H, W, B, T(1));
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
+#pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const int64_t k = b * H + j;
         hp1[k] = act<T, kind>(zp[k]);
@@ -392,11 +401,12 @@ std::vector<Tensor> rnn_backward(Tensor& gx, const Tensor& w_hh, const Tensor& h
   Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
   const auto W = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    add_seq<T>(ptr<T>(dh), dhs, t);
     T *zp = at_step<T>(gx, t), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
     const T* hp1 = at_step<T>(hs, t + 1);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
+#pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const int64_t k = b * H + j;
         zp[k] = act_grad<T, kind>(hp1[k], d[k]);
@@ -422,6 +432,7 @@ std::vector<Tensor> forward(int64_t kind, int64_t opt, Tensor xw, Tensor w_hh,
                             c10::optional<Tensor> mask) {
   at::NoGradGuard no_grad;
   const bool* m = mask_ptr(mask);
+  for (Tensor& e : extra) e = e.contiguous();  // (the loops read them through raw pointers)
   switch (kind) {
     case 3: return leaky_forward(opt, xw, w_hh, extra, states, m);
     case 4: return residual_forward(opt, xw, w_hh, extra, states, m);
@@ -461,21 +472,31 @@ std::vector<Tensor> forward(int64_t kind, int64_t opt, Tensor xw, Tensor w_hh,
 }
 
 // The whole forward in one call, for short sequences (generation's one step at a time): the
-// input projection xw = x W_ih^T + b, the state buffers (row 0 = state0), the loop. Returns xw
-// (now the gates), the states (T+1, B, S_k), then the extra saved sequences.
-std::vector<Tensor> run(int64_t kind, int64_t opt, Tensor x, Tensor w_ih, c10::optional<Tensor> bias,
+// input projection xw = x W_ih^T + b, the state buffers (row 0 = state0), the loop. ``biases``
+// are b's summands (none; bias_ih; or bias_ih and bias_hh, summed here rather than by a tensor
+// operation per call). Returns xw (now the gates), the states (T+1, B, S_k), then the extra saved
+// sequences.
+std::vector<Tensor> run(int64_t kind, int64_t opt, Tensor x, Tensor w_ih, std::vector<Tensor> biases,
                         Tensor w_hh, std::vector<Tensor> extra, std::vector<Tensor> state0,
                         c10::optional<Tensor> mask) {
   at::NoGradGuard no_grad;
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0);
   const Tensor xc = x.contiguous(), w = w_ih.contiguous();
-  const Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : Tensor();
+  for (Tensor& b : biases) b = b.contiguous();
   Tensor xw = at::empty({Tn, B, G}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_compiled_run", [&] {
     using T = scalar_t;
     T* xwp = ptr<T>(xw);
-    if (b.defined()) for (int64_t r = 0; r < Tn * B; ++r) std::memcpy(xwp + r * G, ptr<T>(b), G * sizeof(T));
-    mm<T>(xwp, G, ptr<T>(xc), I, rnnlab_blas::op_t<T>(w), Tn * B, T(b.defined() ? 1 : 0));
+    if (!biases.empty()) {  // each row of xw = b = bias_ih (+ bias_hh)
+      T* __restrict__ b = xwp;
+      std::memcpy(b, ptr<T>(biases[0]), G * sizeof(T));
+      for (size_t k = 1; k < biases.size(); ++k) {
+        const T* __restrict__ bk = ptr<T>(biases[k]);
+        for (int64_t j = 0; j < G; ++j) b[j] += bk[j];
+      }
+      for (int64_t r = 1; r < Tn * B; ++r) std::memcpy(xwp + r * G, b, G * sizeof(T));
+    }
+    mm<T>(xwp, G, ptr<T>(xc), I, rnnlab_blas::op_t<T>(w), Tn * B, T(biases.empty() ? 0 : 1));
   });
   std::vector<Tensor> out{xw};
   for (const Tensor& s0 : state0) {
@@ -498,6 +519,7 @@ std::vector<Tensor> backward(int64_t kind, int64_t opt, Tensor gates, Tensor w_h
                              c10::optional<Tensor> mask) {
   at::NoGradGuard no_grad;
   const bool* m = mask_ptr(mask);
+  for (Tensor& e : extra) e = e.contiguous();
   auto seq = [&](size_t k) { return d_seqs[k].has_value() ? *d_seqs[k] : Tensor(); };
   if (kind >= 3) {
     std::vector<Tensor> d;

@@ -33,8 +33,13 @@ template <typename T, int phi>
 inline void activate_rows(T* u, const T* bias, int64_t B, int64_t H) {
   rows(B, H, [&](int64_t b) {
     T* __restrict__ r = u + b * H;
-    if (bias) for (int64_t j = 0; j < H; ++j) r[j] = act<T, phi>(r[j] + bias[j]);
-    else for (int64_t j = 0; j < H; ++j) r[j] = act<T, phi>(r[j]);
+    if (bias) {
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) r[j] = act<T, phi>(r[j] + bias[j]);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) r[j] = act<T, phi>(r[j]);
+    }
   });
 }
 
@@ -45,34 +50,38 @@ std::vector<Tensor> forward_loop(Tensor& xw, const Tensor& w_hh, const Layers& m
   const int64_t n_saved = skip ? L : L - 1;
   std::vector<Tensor> us;  // u^(1) .. u^(n_saved), (T, B, H) each
   for (int64_t k = 0; k < n_saved; ++k) us.push_back(at::empty({Tn, B, H}, hs.options()));
-  const Tensor wT = transposed(w_hh, Tn);
-  std::vector<Tensor> wjT;  // W_j^T, row-major for the per-step products
-  for (const Tensor& w : mlp.w) wjT.push_back(transposed(w, Tn));
+  Tensor wT;
+  const auto W = transposed<T>(w_hh, Tn, wT);
+  std::vector<Tensor> wjT(L - 1);  // W_j^T for the per-step products
+  std::vector<rnnlab_blas::Op<T>> Wj;
+  std::vector<const T*> bj;  // b_j, or null without biases
+  for (int64_t j = 2; j <= L; ++j) {
+    Wj.push_back(transposed<T>(mlp.w[j - 2], Tn, wjT[j - 2]));
+    bj.push_back(mlp.b.empty() ? nullptr : ptr<T>(mlp.b[j - 2]));
+  }
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor z = xw[t], h0 = hs[t];
-    mm<T>(z, h0, wT, T(1));  // z^(1) = xw_t + W_hh h_{t-1}   (B, H)
+    T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
+    mm<T>(zp, H, hp0, H, W, B, T(1));  // z^(1) = xw_t + W_hh h_{t-1}   (B, H)
     // u^(j) goes to its saved sequence, or for j = L without skip straight into h_t
-    auto dst = [&](int64_t j) { return j <= n_saved ? us[j - 1][t] : hs[t + 1]; };
-    Tensor prev = dst(1);  // u^(1)
-    {
-      T *zp = ptr<T>(z), *up = ptr<T>(prev);
-      rows(B, H, [&](int64_t b) {
-        const T* __restrict__ zr = zp + b * H;
-        T* __restrict__ ur = up + b * H;
-        for (int64_t j = 0; j < H; ++j) ur[j] = act<T, phi>(zr[j]);
-      });
-    }
+    auto dst = [&](int64_t j) { return j <= n_saved ? at_step<T>(us[j - 1], t) : hp1; };
+    T* prev = dst(1);  // u^(1)
+    rows(B, H, [&](int64_t b) {
+      const T* __restrict__ zr = zp + b * H;
+      T* __restrict__ ur = prev + b * H;
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) ur[j] = act<T, phi>(zr[j]);
+    });
     for (int64_t j = 2; j <= L; ++j) {
-      Tensor u = dst(j);
-      mm<T>(u, prev, wjT[j - 2], T(0));  // z^(j) = W_j u^(j-1) (+ b_j, added with phi)
-      activate_rows<T, phi>(ptr<T>(u), mlp.b.empty() ? nullptr : ptr<T>(mlp.b[j - 2]), B, H);
+      T* u = dst(j);
+      mm<T>(u, H, prev, H, Wj[j - 2], B, T(0));  // z^(j) = W_j u^(j-1) (+ b_j, added with phi)
+      activate_rows<T, phi>(u, bj[j - 2], B, H);
       prev = u;
     }
-    T *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
-    const T* uL = skip ? ptr<T>(prev) : nullptr;
+    const T* uL = prev;
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       if (skip) {
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) hp1[b * H + j] = uL[b * H + j] + hp0[b * H + j];  // h_t = u^(L) + h_{t-1}
       }
       if (!s.keep(b)) carry<T>(hp0, nullptr, hp1, nullptr, b, H);
@@ -92,10 +101,14 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Layers& 
   Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
   Tensor dm = mask ? at::empty({B, H}, hs.options()) : Tensor();  // dh at the real steps, else 0
   Tensor du = at::empty({B, H}, hs.options());
+  T* dup = ptr<T>(du);
+  const auto W = op<T>(w_hh);
+  std::vector<rnnlab_blas::Op<T>> Wj;
+  for (const Tensor& w : mlp.w) Wj.push_back(op<T>(w));
   std::vector<Tensor> dzs;  // dz^(2) .. dz^(L), (T, B, H) each
   for (int64_t j = 2; j <= L; ++j) dzs.push_back(at::empty({Tn, B, H}, hs.options()));
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
+    add_seq<T>(ptr<T>(dh), dhs, t);
     Step s{mask ? mask + t * B : nullptr};
     const T* d = ptr<T>(dh);
     if (mask) {
@@ -105,33 +118,32 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Layers& 
         else std::memset(q + b * H, 0, H * sizeof(T));
       });
     }
-    const Tensor& dht = mask ? dm : dh;
     auto u_of = [&](int64_t j) { return j <= n_saved ? at_step<T>(us[j - 1], t) : at_step<T>(hs, t + 1); };
-    Tensor up = dht;  // du^(j), the gradient reaching layer j's output
+    const T* gp = mask ? ptr<T>(dm) : d;  // du^(j), the gradient reaching layer j's output
     for (int64_t j = L; j >= 2; --j) {
-      Tensor dz = dzs[j - 2][t];
-      T *dzp = ptr<T>(dz);
-      const T *ap = u_of(j), *gp = ptr<T>(up);
+      T* dzp = at_step<T>(dzs[j - 2], t);
+      const T* ap = u_of(j);
       rows(B, H, [&](int64_t b) {
+#pragma omp simd
         for (int64_t k = b * H; k < (b + 1) * H; ++k) dzp[k] = act_grad<T, phi>(ap[k], gp[k]);
       });
-      mm<T>(du, dz, mlp.w[j - 2], T(0));  // du^(j-1) = dz^(j) W_j
-      up = du;
+      mm<T>(dup, H, dzp, H, Wj[j - 2], B, T(0));  // du^(j-1) = dz^(j) W_j
+      gp = dup;
     }
-    Tensor z = gx[t];
+    T* zp = at_step<T>(gx, t);
     {
-      T* zp = ptr<T>(z);
-      const T *ap = u_of(1), *gp = ptr<T>(up);
+      const T* ap = u_of(1);
       rows(B, H, [&](int64_t b) {
+#pragma omp simd
         for (int64_t k = b * H; k < (b + 1) * H; ++k) zp[k] = act_grad<T, phi>(ap[k], gp[k]);
       });
     }
-    mm<T>(dhp, z, w_hh, T(0));  // dh_{t-1} = dz^(1) W_hh (+ dh, the skip)
-    if (skip || mask) {
-      T* dq = ptr<T>(dhp);
-      rows(B, H, [&](int64_t b) {
-        if (!s.keep(b)) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));  // carried: dh_{t-1} = dh
-        else if (skip) for (int64_t k = b * H; k < (b + 1) * H; ++k) dq[k] += d[k];
+    T* dq = ptr<T>(dhp);
+    if (skip) std::memcpy(dq, d, B * H * sizeof(T));
+    mm<T>(dq, H, zp, H, W, B, T(skip ? 1 : 0));  // dh_{t-1} = (dh, the skip, +) dz^(1) W_hh
+    if (mask) {
+      rows(B, H, [&](int64_t b) {  // carried: dh_{t-1} = dh (dz^(1) is 0 there)
+        if (!s.keep(b) && !skip) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));
       });
     }
     std::swap(dh, dhp);

@@ -28,18 +28,19 @@ template <typename T, int phi>
 void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, bool learned, const Tensor& hs,
                   const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
-  const Tensor wT = transposed(w_hh, Tn);
+  Tensor wT;
+  const auto W = transposed<T>(w_hh, Tn, wT);
   const std::vector<T> av = leak_values<T>(leak, learned, H);
   const T* a = av.data();
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor z = xw[t], h0 = hs[t];
-    mm<T>(z, h0, wT, T(1));  // z = xw_t + W_hh h_{t-1}   (B, H)
-    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
+    T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
+    mm<T>(zp, H, hp0, H, W, B, T(1));  // z = xw_t + W_hh h_{t-1}   (B, H)
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       T* __restrict__ zr = zp + b * H;
       const T* __restrict__ h = hp0 + b * H;
       T* __restrict__ hn = hp1 + b * H;
+#pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const T v = act<T, phi>(zr[j]);
         zr[j] = v;                            // v_t, saved
@@ -61,10 +62,10 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
   T* dap = learned ? ptr<T>(da) : nullptr;
   const std::vector<T> av = leak_values<T>(leak, learned, H);
   const T* a = av.data();
+  const auto W = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
-    Tensor z = gx[t];
-    T *zp = ptr<T>(z), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
+    add_seq<T>(ptr<T>(dh), dhs, t);
+    T *zp = at_step<T>(gx, t), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
     const T* hp0 = at_step<T>(hs, t);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
@@ -75,14 +76,18 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
       const T* __restrict__ g = d + b * H;
       const T* __restrict__ h = hp0 + b * H;
       T* __restrict__ dar = learned ? dap + b * H : nullptr;
+      if (learned && keep) {
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) dar[j] += g[j] * (h[j] - zr[j]);  // + da_t
+      }
+#pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const T dht = keep ? g[j] : zero, v = zr[j];
-        if (learned) dar[j] += dht * (h[j] - v);             // + da_t
         zr[j] = act_grad<T, phi>(v, dht) * (T(1) - a[j]);    // dz
         q[j] = dht * a[j];                                   // dh a
       }
     });
-    mm<T>(dhp, z, w_hh, T(1));  // + dz W_hh
+    mm<T>(dq, H, zp, H, W, B, T(1));  // + dz W_hh
     if (mask) rows(B, H, [&](int64_t b) {  // the carried state's gradient at padded steps
       if (!s.keep(b)) std::memcpy(dq + b * H, d + b * H, H * sizeof(T));
     });

@@ -36,19 +36,20 @@ template <typename T, int a>
 void forward_loop(Tensor& xw, const Tensor& v, const std::vector<Tensor>& extra, const Tensor& ss,
                   const Tensor& ys, const bool* mask, int g, bool has_v) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = ss.size(2), O = ys.size(2);
-  const Tensor vT = has_v ? transposed(v, Tn) : Tensor();
-  const Tensor wT = transposed(extra[0], Tn), whyT = transposed(extra[1], Tn);
+  Tensor vT, wT, whyT;  // the row-major copies of V^T, W^T, W_hy^T, if made
   const T* by = extra.size() > 2 ? ptr<T>(extra[2]) : nullptr;  // b_y
+  const auto V = has_v ? transposed<T>(v, Tn, vT) : rnnlab_blas::Op<T>{}, W = transposed<T>(extra[0], Tn, wT),
+             Why = transposed<T>(extra[1], Tn, whyT);
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor z = xw[t], s0 = ss[t], y0 = ys[t], s1 = ss[t + 1], y1 = ys[t + 1];
-    if (has_v) mm<T>(z, s0, vT, T(1));  // + V s_{t-1}
-    mm<T>(z, y0, wT, T(1));             // + W y_{t-1}   (B, H)
-    T *zp = ptr<T>(z), *sp1 = ptr<T>(s1);
+    T *zp = at_step<T>(xw, t), *sp0 = at_step<T>(ss, t), *yp0 = at_step<T>(ys, t),
+      *sp1 = at_step<T>(ss, t + 1), *yp1 = at_step<T>(ys, t + 1);
+    if (has_v) mm<T>(zp, H, sp0, H, V, B, T(1));  // + V s_{t-1}
+    mm<T>(zp, H, yp0, O, W, B, T(1));             // + W y_{t-1}   (B, H)
     rows(B, H, [&](int64_t b) {
+#pragma omp simd
       for (int64_t k = b * H; k < (b + 1) * H; ++k) sp1[k] = act<T, a>(zp[k]);  // s_t
     });
-    mm<T>(y1, s1, whyT, T(0));  // zy = W_hy s_t (+ b_y, added with g)   (B, O)
-    T *yp1 = ptr<T>(y1), *sp0 = ptr<T>(s0), *yp0 = ptr<T>(y0);
+    mm<T>(yp1, O, sp1, H, Why, B, T(0));  // zy = W_hy s_t (+ b_y, added with g)   (B, O)
     Step s{mask ? mask + t * B : nullptr};
     rows(B, O, [&](int64_t b) {
       output_act<T>(yp1 + b * O, by, O, g);  // y_t = g(zy)
@@ -71,30 +72,31 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& v, const std::vector
   Tensor ds = at::zeros({B, H}, opts), dy = at::zeros({B, O}, opts);
   Tensor dsp = at::empty({B, H}, opts), dyp = at::empty({B, O}, opts), dd = at::empty({B, H}, opts);
   Tensor dzy = at::empty({Tn, B, O}, opts);
-  const Tensor &w = extra[0], &why = extra[1];
+  const auto W = op<T>(extra[0]), Why = op<T>(extra[1]), V = has_v ? op<T>(v) : rnnlab_blas::Op<T>{};
+  T* ddp = ptr<T>(dd);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(ds), dss, t, B * H);
-    add_seq<T>(ptr<T>(dy), dys, t, B * O);
+    add_seq<T>(ptr<T>(ds), dss, t);
+    add_seq<T>(ptr<T>(dy), dys, t);
     Step s{mask ? mask + t * B : nullptr};
-    Tensor dzy_t = dzy[t], z = gx[t];
-    T *dzyp = ptr<T>(dzy_t), *ddp = ptr<T>(dd), *zp = ptr<T>(z);
+    T *dzyp = at_step<T>(dzy, t), *zp = at_step<T>(gx, t), *dsq = ptr<T>(dsp), *dyq = ptr<T>(dyp);
     const T *yp1 = at_step<T>(ys, t + 1), *sp1 = at_step<T>(ss, t + 1);
     const T *dsc = ptr<T>(ds), *dyc = ptr<T>(dy);
     rows(B, O, [&](int64_t b) {
       const bool keep = s.keep(b);  // a padded step: the cell sees no gradient
       if (keep) output_act_grad<T>(dzyp + b * O, yp1 + b * O, dyc + b * O, O, g);
       else std::memset(dzyp + b * O, 0, O * sizeof(T));
+#pragma omp simd
       for (int64_t k = b * H; k < (b + 1) * H; ++k) ddp[k] = keep ? dsc[k] : T(0);
     });
-    mm<T>(dd, dzy_t, why, T(1));  // ds + dzy W_hy
+    mm<T>(ddp, H, dzyp, O, Why, B, T(1));  // ds + dzy W_hy
     rows(B, H, [&](int64_t b) {
+#pragma omp simd
       for (int64_t k = b * H; k < (b + 1) * H; ++k) zp[k] = act_grad<T, a>(sp1[k], ddp[k]);  // dz
     });
-    if (has_v) mm<T>(dsp, z, v, T(0));  // ds_{t-1} = dz V
-    else dsp.zero_();
-    mm<T>(dyp, z, w, T(0));             // dy_{t-1} = dz W
+    if (has_v) mm<T>(dsq, H, zp, H, V, B, T(0));  // ds_{t-1} = dz V
+    else std::memset(dsq, 0, B * H * sizeof(T));
+    mm<T>(dyq, O, zp, H, W, B, T(0));             // dy_{t-1} = dz W
     if (mask) {
-      T *dsq = ptr<T>(dsp), *dyq = ptr<T>(dyp);
       rows(B, H, [&](int64_t b) {  // the carried states' gradients at padded steps
         if (s.keep(b)) return;
         std::memcpy(dsq + b * H, dsc + b * H, H * sizeof(T));

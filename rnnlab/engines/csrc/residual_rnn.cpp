@@ -14,17 +14,18 @@ namespace {
 template <typename T, int phi, bool gated>
 void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& hs, const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2), GH = xw.size(2);
-  const Tensor wT = transposed(w_hh, Tn);
+  Tensor wT;
+  const auto W = transposed<T>(w_hh, Tn, wT);
   for (int64_t t = 0; t < Tn; ++t) {
-    Tensor z = xw[t], h0 = hs[t];
-    mm<T>(z, h0, wT, T(1));  // z = xw_t + W_hh s_{t-1}   (B, G*H)
-    T *zp = ptr<T>(z), *hp0 = ptr<T>(h0), *hp1 = at_step<T>(hs, t + 1);
+    T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
+    mm<T>(zp, GH, hp0, H, W, B, T(1));  // z = xw_t + W_hh s_{t-1}   (B, G*H)
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       T* __restrict__ zi = zp + b * GH;
       T* __restrict__ zr = zi + (gated ? H : 0);
       const T* __restrict__ s0 = hp0 + b * H;
       T* __restrict__ s1 = hp1 + b * H;
+#pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const T r = act<T, phi>(zr[j]);
         zr[j] = r;
@@ -48,10 +49,10 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
                                   const Tensor& dhs, const bool* mask) {
   const int64_t Tn = gx.size(0), B = gx.size(1), H = hs.size(2), GH = gx.size(2);
   Tensor dh = at::zeros({B, H}, hs.options()), dhp = at::empty({B, H}, hs.options());
+  const auto W = op<T>(w_hh);
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    add_seq<T>(ptr<T>(dh), dhs, t, B * H);
-    Tensor z = gx[t];
-    T *zp = ptr<T>(z), *d = ptr<T>(dh);
+    add_seq<T>(ptr<T>(dh), dhs, t);
+    T *zp = at_step<T>(gx, t), *d = ptr<T>(dh), *dq = ptr<T>(dhp);
     Step s{mask ? mask + t * B : nullptr};
     rows(B, H, [&](int64_t b) {
       T* __restrict__ zi = zp + b * GH;
@@ -61,6 +62,7 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
         return;
       }
       const T* __restrict__ g = d + b * H;
+#pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         const T r = zr[j];
         if (gated) {
@@ -72,11 +74,8 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
         }
       }
     });
-    mm<T>(dhp, z, w_hh, T(0));  // ds_{t-1} = dz W_hh + ds (a padded step: dz = 0)
-    T* dq = ptr<T>(dhp);
-    rows(B, H, [&](int64_t b) {
-      for (int64_t k = b * H; k < (b + 1) * H; ++k) dq[k] += d[k];
-    });
+    std::memcpy(dq, d, B * H * sizeof(T));
+    mm<T>(dq, H, zp, GH, W, B, T(1));  // ds_{t-1} = ds + dz W_hh (a padded step: dz = 0)
     std::swap(dh, dhp);
   }
   return {dh};
