@@ -9,12 +9,14 @@ without forget gate) H x H products, a deep transition of depth L adds L - 1, th
 cell's feedback and readout add 2 H x O (the output-recurrent cell has no H x H). A scaled ratio of 1.0 is torch.nn.LSTM's speed for the same arithmetic.
 
     rnnlab bench --threads 1 --json bench.json && python benchmarks/compiled_engine.py bench.json
+    python benchmarks/compiled_engine.py run1.json run2.json run3.json   # median of separate runs
     python benchmarks/compiled_engine.py --run small     # run the bench here (compiled, bptt)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 
 from rnnlab.bench import CONFIGS, run_bench
 
@@ -35,42 +37,67 @@ def matrix_work(label: str, I: int, H: int) -> float:
     return work
 
 
-def scaled_table(rows) -> str:
-    out = []
+def scaled_ratios(rows) -> dict:
+    """{(size, label, engine): tokens/s over torch.nn.LSTM's of the same size and run, times the
+    cell's matrix work relative to the LSTM's}, and {size: (T, B, I, H, LSTM tokens/s)}."""
+    ratios, sizes = {}, {}
     for size in dict.fromkeys(r["size"] for r in rows):
         rs = [r for r in rows if r["size"] == size]
-        r0 = rs[0]
-        I, H = r0["I"], r0["H"]
+        I, H = rs[0]["I"], rs[0]["H"]
         lstm = next(r for r in rs if r["name"] == "torch.nn.LSTM")["tokens_per_s"]
-        engines = [e for e in ("compiled", "native", "bptt") if any(r["engine"] == e for r in rs)]
-        out.append(f"\n### {size}: T={r0['T']} B={r0['B']} I={I} H={H}; torch.nn.LSTM "
-                   f"{lstm:,.0f} tokens/s\n")
+        sizes[size] = (rs[0]["T"], rs[0]["B"], I, H, lstm)
+        for r in rs:
+            if r["engine"] != "torch":
+                scale = matrix_work(r["name"], I, H) / matrix_work("lstm", I, H)
+                ratios[(size, r["name"], r["engine"])] = r["tokens_per_s"] / lstm * scale
+    return ratios, sizes
+
+
+def scaled_table(runs) -> str:
+    """The scaled ratios of one bench run (a list of rows), or, for several runs (each a separate
+    process), their median with the lowest and highest in brackets."""
+    per_run = [scaled_ratios(rows) for rows in runs]
+    out = []
+    for size, (T, B, I, H, lstm) in per_run[0][1].items():
+        lstms = sorted(sizes[size][4] for _, sizes in per_run if size in sizes)
+        out.append(f"\n### {size}: T={T} B={B} I={I} H={H}; torch.nn.LSTM "
+                   f"{statistics.median(lstms):,.0f} tokens/s"
+                   + (f" (runs: {lstms[0]:,.0f} to {lstms[-1]:,.0f})" if len(lstms) > 1 else "") + "\n")
+        keys = [k for k in per_run[0][0] if k[0] == size]
+        engines = [e for e in ("compiled", "native", "bptt") if any(k[2] == e for k in keys)]
         out.append("| cell | " + " | ".join(f"{e} scaled" for e in engines) + " |")
         out.append("|---|" + "---:|" * len(engines))
-        for label in dict.fromkeys(r["name"] for r in rs if r["engine"] != "torch"):
-            scale = matrix_work(label, I, H) / matrix_work("lstm", I, H)
+        for label in dict.fromkeys(k[1] for k in keys):
             cells = []
             for e in engines:
-                r = next((r for r in rs if r["name"] == label and r["engine"] == e), None)
-                cells.append("" if r is None else f"{r['tokens_per_s'] / lstm * scale:.2f}x")
+                values = sorted(r[(size, label, e)] for r, _ in per_run if (size, label, e) in r)
+                cell = f"{statistics.median(values):.2f}x" if values else ""
+                if len(values) > 1:
+                    cell += f" ({values[0]:.2f}-{values[-1]:.2f})"
+                cells.append(cell)
             out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json", nargs="?", help="rows written by `rnnlab bench --json`")
+    ap.add_argument("json", nargs="*", help="rows written by `rnnlab bench --json`; several files "
+                                            "(separate runs): the median of their ratios")
     ap.add_argument("--run", nargs="+", metavar="SIZE", help="run the bench for these sizes instead")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     if args.run:
         import torch
         torch.set_num_threads(1)
-        rows = run_bench(args.run, repeats=args.repeats, engines=("compiled", "bptt"), memory=False)
+        runs = [run_bench(args.run, repeats=args.repeats, engines=("compiled", "bptt"), memory=False)]
     else:
-        with open(args.json) as f:
-            rows = json.load(f)
-    print(scaled_table(rows))
+        if not args.json:
+            ap.error("give one or more JSON files of `rnnlab bench --json`, or --run SIZE")
+        runs = []
+        for path in args.json:
+            with open(path) as f:
+                runs.append(json.load(f))
+    print(scaled_table(runs))
 
 
 if __name__ == "__main__":
