@@ -6,7 +6,7 @@ alone on the same tensors, in the same process, interleaved round by round (medi
 
 - C++ forward / C++ backward: the two time loops (the operators of csrc/, warm buffers);
 - input projection: xw = X W_ih^T + b, one product for all steps;
-- weight gradients: the cell's ``recurrent_grads`` (dW_hh, the biases, the cell's own) and dW_ih;
+- weight gradients: the engine's ``_recurrent_grads`` (dW_hh, the biases, the cell's own) and dW_ih;
 - the rest: the step minus those parts (autograd, the layer's and the engine's Python, the
   loss, allocations).
 
@@ -59,8 +59,6 @@ def parts_of(config, x: torch.Tensor, H: int) -> dict:
         d = [torch.ones(T, B, s) for s in cell.state_sizes]
         out = ops.backward(kind, opt, work, W_hh, extra, states, saved, d, None)
     d_rec = tuple(out[len(states):])
-    prev, new = tuple(s[:-1] for s in states), tuple(s[1:] for s in states)
-    saved_seq = (None, None, saved[0]) if kind == 1 else tuple(saved)
 
     def step():
         layer.zero_grad(set_to_none=True)
@@ -81,7 +79,7 @@ def parts_of(config, x: torch.Tensor, H: int) -> dict:
         addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())
 
     def weight_grads():
-        cell.recurrent_grads(p, work, d_rec, prev, new, saved_seq)
+        C._recurrent_grads(cell, p, kind, opt, work, d_rec, states, saved)
         outer_sum(work, x)
 
     def no_grad(f):

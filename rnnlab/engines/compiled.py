@@ -32,8 +32,8 @@ teacher forcing they keep their own paths, ``run_teacher_forced``); with or with
 float32 and float64 on the CPU.
 
 What the C++ hands back beyond dL/dxw and dL/dstate_0 is what each cell's ``recurrent_grads``
-reads: the GRU's per-step hn and d(hn), a learned leak's dh (h_{t-1} - v_t) summed over the steps, the
-deep-transition cell's u^(j) and dz^(j), the output cells' dzy.
+reads: the GRU's per-step hn and d(hn), the deep-transition cell's u^(j) and dz^(j), the output
+cells' dzy; for a learned leak, dL/d(leak_logit) whole (:func:`_learned_leak_grads`).
 """
 from __future__ import annotations
 
@@ -366,12 +366,43 @@ def _forward(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
         return out[0], out[1:n + 1], out[n + 1:]
     b = cell.input_bias(p)
     x2 = x.reshape(T * B, I)
-    xw = (addmm(b, x2, W_ih.t()) if b is not None else mm(x2, W_ih.t())).view(T, B, -1)
+    if kind in (3, 4) and b is not None:  # their loops add b per step (no copy of b over xw)
+        xw, extra = mm(x2, W_ih.t()).view(T, B, -1), extra + [b]
+    else:
+        xw = (addmm(b, x2, W_ih.t()) if b is not None else mm(x2, W_ih.t())).view(T, B, -1)
     states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
     for buf, s0 in zip(states, state0):
         buf[0].copy_(s0)
     saved = _ops().forward(kind, opt, xw, W_hh, extra, states, mask2)
     return xw, states, saved
+
+
+def _learned_leak_grads(cell: LeakyRNNCell, p: Params, d_xw: torch.Tensor, d_logit: torch.Tensor,
+                        h_prev: torch.Tensor) -> dict:
+    """The learned-leak cell's weight gradients when its C++ backward already summed
+
+        dL/d(leak_logit) = sum_t sum_b dh_t (h_{t-1} - v_t) a (1 - a)   (leak_logit's shape)
+
+    (the reduction and sigma's derivative that the cell's ``recurrent_grads`` does in torch):
+    the rest is the cell's own, dW_hh = sum_t dz_t^T h_{t-1} and the biases'. h_prev (T, B, H).
+    """
+    grads = {"weight_hh": outer_sum(d_xw, h_prev), "leak_logit": d_logit}
+    grads.update(cell.bias_grads(p, d_xw))
+    return grads
+
+
+def _recurrent_grads(cell: RecurrentCell, p: Params, kind: int, opt: int, d_xw: torch.Tensor,
+                     d_rec: tuple, states, saved) -> dict:
+    """The gradients of the weights other than W_ih after the C++ backward (d_rec and saved as it
+    and the forward returned them, states (T+1, B, S_k)): the cell's ``recurrent_grads``, or for a
+    learned leak :func:`_learned_leak_grads`."""
+    if kind == 3 and opt >= 3:  # a learned leak: the C++ gave dL/d(leak_logit) whole
+        return _learned_leak_grads(cell, p, d_xw, d_rec[0], states[0][:-1])
+    # the saved sequences recurrent_grads reads: the GRU's hn (its saved item 2), the
+    # deep-transition cell's u^(1) .. u^(L-1); the other cells read none
+    saved_seq = (None, None, saved[0]) if isinstance(cell, GRUCell) else tuple(saved)
+    return cell.recurrent_grads(p, d_xw, d_rec, tuple(s[:-1] for s in states),
+                                tuple(s[1:] for s in states), saved_seq)
 
 
 class CompiledFunction(torch.autograd.Function):
@@ -411,11 +442,7 @@ class CompiledFunction(torch.autograd.Function):
         d_state0, d_rec = out[:n_state], tuple(out[n_state:])
         d_xw = xw  # (T, B, G*H): the backward wrote dL/dxw over the gates
         dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
-        # the saved sequences recurrent_grads reads: the GRU's hn (its saved item 2), the
-        # deep-transition cell's u^(1) .. u^(L-1); the other cells read none
-        saved_seq = (None, None, saved[0]) if isinstance(cell, GRUCell) else tuple(saved)
-        grads = cell.recurrent_grads(p, d_xw, d_rec, tuple(s[:-1] for s in states),
-                                     tuple(s[1:] for s in states), saved_seq)
+        grads = _recurrent_grads(cell, p, kind, opt, d_xw, d_rec, states, saved)
         grads["weight_ih"] = outer_sum(d_xw, x)
         d_params = tuple(grads.get(n) for n in ctx.names)
         return (None, None, None, dx, *d_state0, *d_params)

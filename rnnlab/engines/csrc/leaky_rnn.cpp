@@ -3,9 +3,12 @@
 //   v_t = phi(xw_t + W_hh h_{t-1}),   h_t = a h_{t-1} + (1 - a) v_t = lerp(v_t, h_{t-1}, a)
 //
 // opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * learned; extra = {the leak (fixed) or its logit
-// (learned), () or (H,)}: a = the leak, or sigma(leak_logit), per unit (leak_values). The forward
-// keeps v_t in xw (the saved gates). The backward returns dh_0 and, for a learned leak, the terms
-// dh (h_{t-1} - v_t) of dL/da summed over the steps, (B, H), which the cell's recurrent_grads sums.
+// (learned), () or (H,); in the forward, then b (H,) if xw is W_ih x_t without it}: a = the leak,
+// or sigma(leak_logit), per unit (leak_values). The forward adds b per step, the gates' block
+// being in cache there (no broadcast copy of b over all of xw), and keeps v_t in xw (the saved
+// gates). The backward returns dh_0 and, for a learned leak,
+// dL/d(leak_logit) = sum_t sum_b dh (h_{t-1} - v_t) a (1 - a) in leak_logit's shape, whole: the
+// engine hands it on as it is (compiled.py), no reduction left to Python.
 #include "common.h"
 
 namespace rnnlab_compiled {
@@ -26,12 +29,16 @@ template <typename T> std::vector<T> leak_values(const Tensor& leak, bool learne
 
 template <typename T, int phi>
 void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, bool learned, const Tensor& hs,
-                  const bool* mask) {
+                  const Tensor& bias, const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2);
   Tensor wT;
   const auto W = transposed<T>(w_hh, Tn, wT);
   const std::vector<T> av = leak_values<T>(leak, learned, H);
   const T* a = av.data();
+  // b (H,) when xw is W_ih x_t alone (the engine leaves the bias to this loop), else zeros
+  std::vector<T> bv(H, T(0));
+  if (bias.defined()) std::memcpy(bv.data(), ptr<T>(bias), H * sizeof(T));
+  const T* bb = bv.data();
   for (int64_t t = 0; t < Tn; ++t) {
     T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
     mm<T>(zp, H, hp0, H, W, B, T(1));  // z = xw_t + W_hh h_{t-1}   (B, H)
@@ -42,7 +49,7 @@ void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& leak, bool learn
       T* __restrict__ hn = hp1 + b * H;
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
-        const T v = act<T, phi>(zr[j]);
+        const T v = act<T, phi>(zr[j] + bb[j]);  // z = W_ih x_t + W_hh h_{t-1} + b
         zr[j] = v;                            // v_t, saved
         hn[j] = lerp_torch(v, h[j], a[j]);    // h_t = lerp(v_t, h_{t-1}, a)
       }
@@ -93,8 +100,20 @@ std::vector<Tensor> backward_loop(Tensor& gx, const Tensor& w_hh, const Tensor& 
     });
     std::swap(dh, dhp);
   }
-  if (learned) return {dh, da};
-  return {dh};
+  if (!learned) return {dh};
+  // dL/d(leak_logit) = sum_t sum_b da_t * a (1 - a) (sigma's derivative), in the leak's shape:
+  // (H,) per unit, () summed over the units too for a scalar leak
+  Tensor dlogit = at::empty(leak.sizes(), hs.options());
+  T* dl = ptr<T>(dlogit);
+  const bool scalar = leak.numel() == 1;
+  if (scalar) dl[0] = T(0);
+  for (int64_t j = 0; j < H; ++j) {
+    T sum = T(0);
+    for (int64_t b = 0; b < B; ++b) sum += dap[b * H + j];
+    const T g = sum * a[j] * (T(1) - a[j]);
+    if (scalar) dl[0] += g; else dl[j] = g;
+  }
+  return {dh, dlogit};
 }
 
 }  // namespace
@@ -105,7 +124,8 @@ std::vector<Tensor> leaky_forward(int64_t opt, Tensor& xw, const Tensor& w_hh,
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnlab_compiled_leaky_forward", [&] {
     using T = scalar_t;
     with_phi(opt % 3, [&](auto phi) {
-      forward_loop<T, decltype(phi)::value>(xw, w_hh, extra[0], opt >= 3, states[0], mask);
+      forward_loop<T, decltype(phi)::value>(xw, w_hh, extra[0], opt >= 3, states[0],
+                                            extra.size() > 1 ? extra[1] : Tensor(), mask);
     });
   });
   return {};

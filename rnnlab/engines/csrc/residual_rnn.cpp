@@ -4,18 +4,25 @@
 //   gated:  i_t = sigma(z_i), r_t = phi(z_r),  s_t = s_{t-1} + i_t r_t
 //   z = xw_t + W_hh s_{t-1}   (B, G*H), gate order i, r
 //
-// opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * gated; no extra tensors. The forward keeps r_t
-// (or i_t, r_t) in xw (the saved gates); the backward returns ds_0 alone (no d_rec).
+// opt = phi (0 tanh, 1 relu, 2 sigmoid) + 3 * gated; extra: none, or in the forward b (G*H,) if
+// xw is W_ih x_t without it (the forward adds b per step, the gates' block being in cache there:
+// no broadcast copy of b over all of xw). The forward keeps r_t (or i_t, r_t) in xw (the saved
+// gates); the backward returns ds_0 alone (no d_rec).
 #include "common.h"
 
 namespace rnnlab_compiled {
 namespace {
 
 template <typename T, int phi, bool gated>
-void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& hs, const bool* mask) {
+void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& hs, const Tensor& bias,
+                  const bool* mask) {
   const int64_t Tn = xw.size(0), B = xw.size(1), H = hs.size(2), GH = xw.size(2);
   Tensor wT;
   const auto W = transposed<T>(w_hh, Tn, wT);
+  std::vector<T> bv(GH, T(0));  // b (G*H,) when xw leaves it to this loop, else zeros
+  if (bias.defined()) std::memcpy(bv.data(), ptr<T>(bias), GH * sizeof(T));
+  const T* bi = bv.data();
+  const T* br = bi + (gated ? H : 0);
   for (int64_t t = 0; t < Tn; ++t) {
     T *zp = at_step<T>(xw, t), *hp0 = at_step<T>(hs, t), *hp1 = at_step<T>(hs, t + 1);
     mm<T>(zp, GH, hp0, H, W, B, T(1));  // z = xw_t + W_hh s_{t-1}   (B, G*H)
@@ -27,10 +34,10 @@ void forward_loop(Tensor& xw, const Tensor& w_hh, const Tensor& hs, const bool* 
       T* __restrict__ s1 = hp1 + b * H;
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
-        const T r = act<T, phi>(zr[j]);
+        const T r = act<T, phi>(zr[j] + br[j]);  // z = W_ih x_t + W_hh s_{t-1} + b
         zr[j] = r;
         if (gated) {
-          const T i = sigm(zi[j]);
+          const T i = sigm(zi[j] + bi[j]);
           zi[j] = i;
           s1[j] = s0[j] + i * r;  // s_t = s_{t-1} + i_t r_t
         } else {
@@ -90,8 +97,9 @@ std::vector<Tensor> residual_forward(int64_t opt, Tensor& xw, const Tensor& w_hh
     using T = scalar_t;
     with_phi(opt % 3, [&](auto phi) {
       constexpr int k = decltype(phi)::value;
-      if (opt >= 3) forward_loop<T, k, true>(xw, w_hh, states[0], mask);
-      else forward_loop<T, k, false>(xw, w_hh, states[0], mask);
+      const Tensor b = extra.empty() ? Tensor() : extra[0];
+      if (opt >= 3) forward_loop<T, k, true>(xw, w_hh, states[0], b, mask);
+      else forward_loop<T, k, false>(xw, w_hh, states[0], b, mask);
     });
   });
   return {};
