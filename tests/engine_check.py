@@ -72,6 +72,17 @@ def gradcheck_layer(layer, lengths=None, T=3, B=2, engine="bptt"):
     assert layer.last_engine == engine
 
 
+def outputs_and_grads(layer, x, lengths, engines=("bptt", "compiled")):
+    """[(output, gradients w.r.t. x and every parameter)] of ``layer`` under each engine."""
+    results = []
+    for engine in engines:
+        layer.engine = engine
+        out, h_n = layer(x, lengths=lengths)
+        assert layer.last_engine == engine
+        results.append((out, torch.autograd.grad(loss_of(out, h_n), [x, *layer.parameters()])))
+    return results
+
+
 def assert_engine_equals_bptt(build, engine="compiled"):
     """``engine`` against ``bptt`` for ``build(num_layers=, bidirectional=)``: one layer and two
     bidirectional layers, with and without lengths, the states of every step included."""

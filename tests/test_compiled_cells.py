@@ -14,7 +14,7 @@ import torch
 import rnnlab
 from rnnlab.engines import compiled
 from engine_check import (LENGTHS, assert_engine_equals_bptt, generate_steps, gradcheck_layer, loss_of,
-                          make_inputs)
+                          make_inputs, outputs_and_grads)
 
 pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
                                 reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
@@ -69,12 +69,7 @@ def test_long_sequences_equal_bptt(cls, options):
     T, B = 20, 8  # T*B*I*H above linalg.MIN_MACS: the separate projection, then the loop
     x = torch.randn(T, B, 48, dtype=F64, requires_grad=True)
     lengths = torch.tensor([20, 13, 1, 17, 20, 5, 19, 2])
-    results = []
-    for engine in ("bptt", "compiled"):
-        layer.engine = engine
-        out, h_n = layer(x, lengths=lengths)
-        assert layer.last_engine == engine
-        results.append((out, torch.autograd.grad(loss_of(out, h_n), [x, *layer.parameters()])))
+    results = outputs_and_grads(layer, x, lengths)
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-7, atol=1e-9)
     for name, a, b in zip(["input"] + [n for n, _ in layer.named_parameters()], *(r[1] for r in results)):
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")

@@ -12,7 +12,7 @@ import torch
 
 import rnnlab
 from rnnlab.engines import compiled
-from engine_check import loss_of
+from engine_check import loss_of, outputs_and_grads
 
 pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
                                 reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
@@ -39,16 +39,6 @@ def moved(layer, weights: float = 0.3, biases: float = 1.0):
     return layer
 
 
-def run_both(layer, x, lengths):
-    results = []
-    for engine in ("bptt", "compiled"):
-        layer.engine = engine
-        out, h_n = layer(x, lengths=lengths)
-        assert layer.last_engine == engine
-        results.append((out, torch.autograd.grad(loss_of(out, h_n), [x, *layer.parameters()])))
-    return results
-
-
 @pytest.mark.parametrize("cls,options", CASES + RELU_CASES,
                          ids=[f"{c.__name__}-{o}" for c, o in CASES + RELU_CASES])
 def test_moved_parameters_equal_bptt(cls, options):
@@ -57,7 +47,7 @@ def test_moved_parameters_equal_bptt(cls, options):
     T, B = 20, 8  # T*B*I*H above linalg.MIN_MACS: the separate projection, then the loop
     x = torch.randn(T, B, 48, dtype=F64, requires_grad=True)
     lengths = torch.tensor([20, 13, 1, 17, 20, 5, 19, 2])
-    (ref, ref_grads), (got, got_grads) = run_both(layer, x, lengths)
+    (ref, ref_grads), (got, got_grads) = outputs_and_grads(layer, x, lengths)
     torch.testing.assert_close(got, ref, rtol=1e-7, atol=1e-9)
     names = ["input"] + [n for n, _ in layer.named_parameters()]
     assert any(n.startswith("leak_logit") for n in names) == (options.get("leak_mode") == "learned")
@@ -69,7 +59,7 @@ def test_moved_parameters_equal_bptt(cls, options):
 def test_float32_close_to_float64():
     layer = moved(rnnlab.LeakyRNN(48, 40, leak_mode="learned", leak_shape="unit", dtype=F64))
     x = torch.randn(20, 8, 48, dtype=F64)
-    (ref, ref_grads), _ = run_both(layer, x.requires_grad_(), None)
+    (ref, ref_grads), _ = outputs_and_grads(layer, x.requires_grad_(), None)
     layer32 = layer.float()
     layer32.engine = "compiled"
     x32 = x.detach().float().requires_grad_()
