@@ -40,6 +40,9 @@ def glorot_blocks_(weight: torch.Tensor, block: int) -> torch.Tensor:
 def init_parameter(cell, name: str, param: torch.Tensor, scheme: str) -> None:
     """Initialise one parameter of ``cell`` in place by ``scheme``."""
     H = cell.hidden_size
+    if name.startswith("ln_"):  # layer normalisation: gains 1, shifts 0, under every scheme
+        param.fill_(1.0 if name.startswith("ln_gain") else 0.0)
+        return
     if cell.init_extra(name, param):  # the cell's own parameters (a leak, say) know best
         return
     if scheme == "torch":

@@ -1,58 +1,45 @@
-"""The base of every recurrent cell: one time step, forward and backward side by side.
+"""The contract of a recurrent cell: its point-wise core, and the products it declares.
 
-A cell is one step of a recurrence,
+Every cell of the notes takes one step the same way:
 
-    (x_t, state_{t-1}) -> (output_t, state_t),
+    xw_t = W_ih x_t + b                      the input projection (the engine: all steps at once)
+    u_k  = W_k v_k                           the matrix products the cell declares (:class:`Product`)
+    z_t  = xw_t + (the products that add)    the pre-activations
+    state_t, saved = core(z_t, u, state_{t-1})        the cell's point-wise equations
 
-written once as a pure function of its parameters so that the three engines share it:
+A cell defines only its core and the core's derivative:
 
-- ``loop`` runs :meth:`RecurrentCell.step` under autograd, one step after another (the reference);
-- ``bptt`` runs the same :meth:`step` without autograd and then the cell's hand-written
-  :meth:`step_backward` in reverse time, the notes' backpropagation through time;
-- ``native`` hands the configurations torch has a fused kernel for to that kernel.
+- ``core(p, z, u, state, mm) -> (new_state, saved)``: ``z`` (B, G*H) the pre-activations, ``u`` a
+  tuple of the products that do not add into z (:attr:`Product.adds` False), ``state`` a tuple of
+  (B, S_k) tensors. ``mm(k, v)`` forms inner product k (``v W_k^T + b_k``, for a product whose
+  input the core itself computes: the notes' GRU's W_hn (r * h_{t-1}), an output's W_hy s_t).
+  ``saved`` is what the backward needs beyond the states.
+- ``core_backward(p, saved, state, new_state, d_new, mm_grad) -> (dz, du, d_state, d_p)``: with
+  ``d_new`` = dL/dstate_t, returns dL/dz_t (B, G*H), dL/du for each product apart, dL/dstate_{t-1}
+  along the core's own paths (not through the products, which the engine owns) and a dict of
+  this step's gradients of the core's own parameters (a peephole vector, a leak), each summed over
+  the batch. ``mm_grad(k, du)`` is inner product k's derivative: returns dL/dv.
 
-Every cell has an input weight ``weight_ih`` of shape ``(G*H, I)`` and, optionally, a bias
-``bias_ih`` of shape ``(G*H,)``, where G is the number of gate blocks (4 for the LSTM, 3 for the
-GRU, 1 for the vanilla RNN). The input projection of all time steps,
+Engines own everything else: the input projection and the products with their weight gradients
+(one product over all steps each), the biases, layer normalisation of each product, recurrent
+dropout masks, weight drop, zoneout, skip connections through time, lengths, directions and
+stacking. A cell holds no state between or during calls; its parameters live on the layer.
 
-    xw_t = W_ih x_t + b,          xw: (T, B, G*H),
-
-is one matrix product done by the engine before the time loop. ``b`` is :meth:`input_bias`:
-``bias_ih`` alone, or ``bias_ih + bias_hh`` when the recurrent bias adds linearly too. The cell's
-step receives ``xw_t`` and does everything else.
-
-The contract a cell implements (``p`` is a dict of parameter tensors by name):
-
-- ``step(p, xw_t, state) -> (new_state, saved)``: the forward equations. ``state`` and
-  ``new_state`` are tuples of tensors, one per name in :attr:`state_names`; ``saved`` is a tuple of
-  what the backward needs beyond the states before and after the step (the engine keeps these
-  tensors as they are, so the cell must never modify one after it is saved). A cell that sets
-  :attr:`writes_out` also accepts ``out=``, a tuple of buffers to write the new state into (the
-  ``bptt`` engine passes them, sparing a copy per step).
-- ``step_backward(p, saved, state, new_state, d_new_state, d_xw) -> (d_state, d_rec)``: the
-  derivative of the step. It writes dL/d(xw_t) into ``d_xw`` (B, G*H) and returns dL/d(state_{t-1})
-  and a tuple ``d_rec`` of per-step gradients the weight gradients need (often empty).
-- ``recurrent_grads(p, d_xw, d_rec, prev, new, saved) -> dict``: the gradients of every parameter
-  other than ``weight_ih``, from all steps at once (``d_xw`` (T, B, G*H), ``prev`` and ``new`` the
-  state sequences before and after each step, each (T, B, S); ``d_rec[k]`` and ``saved[k]`` are
-  item k of every step's ``d_rec`` / ``saved`` stacked over time, (T, ...)); each gradient is one
-  matrix product or sum over all steps.
-
-The recurrent matrix product W_hh h_{t-1} goes through :meth:`RecurrentCell.recurrent_product`
-and :meth:`RecurrentCell.recurrent_product_grad` (and dW_hh reads :func:`recurrent_input`), so
-that variational recurrent dropout (a mask ``p["recurrent_mask"]``) and layer normalisation
-(:mod:`rnnlab.cells.layer_norm`) reach every cell; see :mod:`rnnlab.regularization`.
+Parameter names and shapes follow torch.nn (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H),
+``bias_ih``, ``bias_hh`` (G*H,)), so a torch.nn state dict loads unchanged. ``layer_norm=True``
+adds the gains the engine's normalisation reads, ``ln_gain_ih`` and one per normalised product.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..init import INIT_SCHEMES, init_parameter
-from ..linalg import addmm, addmm_, mm
 
 State = Tuple[torch.Tensor, ...]
 Params = Dict[str, torch.Tensor]
@@ -65,19 +52,57 @@ def check_size(name: str, value) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class Product:
+    """One matrix product of a step, u = v W[rows]^T (+ b[rows]).
+
+    - ``weight``, ``bias``: parameter names (``bias`` None: none).
+    - ``source``: the state whose previous value is v (the engine forms the product before the
+      core runs); for an inner product (``inner``) the core forms v and calls ``mm``, and
+      ``source`` names the state whose recurrent-dropout mask v takes.
+    - ``rows``: (start, stop) of W's rows, None for all.
+    - ``adds``: u adds into z's columns ``cols`` (None: all), its bias folded into the input
+      projection's; otherwise the core receives u (bias included) apart.
+    - ``dropout``: variational recurrent dropout masks v (the same mask for every product of the
+      same ``source``); ``norm``: layer normalisation normalises u per block of H units, with the
+      gain ``ln_gain_<weight's suffix>`` (rows as W's); ``part``: v is these columns of the source.
+    """
+    weight: str = "weight_hh"
+    bias: Optional[str] = "bias_hh"
+    source: int = 0
+    rows: Optional[Tuple[int, int]] = None
+    adds: bool = True
+    cols: Optional[Tuple[int, int]] = None
+    inner: bool = False
+    dropout: bool = True
+    norm: bool = True
+    part: Optional[Tuple[int, int]] = None
+
+    def read(self, state) -> torch.Tensor:
+        """v of a product the engine forms: its source state (the columns ``part`` of it)."""
+        v = state[self.source]
+        return v if self.part is None else v[:, self.part[0]:self.part[1]]
+
+    @property
+    def gain(self) -> str:
+        return "ln_gain_" + self.weight[len("weight_"):]
+
+
 class RecurrentCell(nn.Module):
     """One time step of a recurrent network; see the module docstring for the contract.
 
     Args:
         input_size: I, the number of features of x_t.
         hidden_size: H, the number of units.
-        bias: if False, the cell has no ``bias_ih`` / ``bias_hh``.
+        bias: if False, the cell has no biases.
         init: ``"rnnlab"`` (orthogonal recurrent weights, Glorot input weights, zero biases and
             forget-gate bias 1 where there is a forget gate) or ``"torch"`` (torch.nn's uniform
             U(-1/sqrt(H), 1/sqrt(H)) for every parameter).
+        layer_norm: the engine normalises the input projection and the products (Ba et al.); the
+            cell then has the gains ``ln_gain_ih`` and ``ln_gain_<product>`` (1 at the start).
     """
 
-    #: G, the number of gate blocks in ``weight_ih`` / ``weight_hh``.
+    #: G, the number of gate blocks in ``weight_ih``.
     gate_count: int = 1
     #: names of the state tensors, e.g. ("h",) or ("h", "c").
     state_names: Tuple[str, ...] = ("h",)
@@ -85,37 +110,53 @@ class RecurrentCell(nn.Module):
     output_state: int = 0
     #: the torch fused kernel that computes exactly this cell, or None (see engines/native.py).
     native_mode: Optional[str] = None
-    #: True when ``bias_hh`` is folded into the input projection (it adds linearly to xw). A cell
-    #: folding only part of it overrides :meth:`input_bias` and :meth:`bias_grads` instead.
-    fold_bias_hh: bool = True
-    #: True when ``step`` accepts ``out=``: buffers to write the new state into (bptt, no autograd).
-    writes_out: bool = False
-    #: True when, under ``out=``, ``step`` keeps what it saves in ``xw_t``'s storage and
-    #: ``step_backward`` may be handed that same storage as ``d_xw`` (it reads before it writes).
-    grad_in_xw: bool = False
+    #: the states whose previous value the core reads (beyond the products): with none of them
+    #: and every product's source given (teacher forcing), the steps do not depend on each other
+    core_reads: Optional[Tuple[int, ...]] = None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, init: str = "rnnlab",
-                 device=None, dtype=None):
+                 device=None, dtype=None, layer_norm: bool = False):
         super().__init__()
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         if init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {', '.join(map(repr, INIT_SCHEMES))}, got {init!r}")
-        self.bias = bool(bias)
-        self.init = init
+        if not isinstance(layer_norm, bool):
+            raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}")
+        self.bias, self.init, self.layer_norm = bool(bias), init, layer_norm
         factory = {"device": device, "dtype": dtype}
         for name, shape in self.parameter_shapes().items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self.reset_parameters()
 
     # ------------------------------------------------------------------ parameters
+    @property
+    def products(self) -> Tuple[Product, ...]:
+        """The step's matrix products: W_hh h_{t-1} into every gate block by default."""
+        return (Product(bias="bias_hh" if self.bias else None),)
+
     def parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:
-        """Name -> shape of every parameter, in torch.nn's order (weights, then biases)."""
+        """Name -> shape of every parameter, in torch.nn's order (weights, then biases), then the
+        cell's own, then the layer-norm gains."""
+        shapes = {**self.weight_shapes(), **self.own_parameter_shapes()}
+        if self.layer_norm:
+            shapes["ln_gain_ih"] = shapes["weight_ih"][:1]
+            for prod in self.products:
+                if prod.norm:
+                    shapes[prod.gain] = (shapes[prod.weight][0],)
+        return shapes
+
+    def weight_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """torch.nn's four: ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), the biases (G*H,)."""
         G, H, I = self.gate_count, self.hidden_size, self.input_size
         shapes = {"weight_ih": (G * H, I), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
         return shapes
+
+    def own_parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """The cell's parameters beyond torch.nn's four (peepholes, a leak, ...)."""
+        return {}
 
     def reset_parameters(self) -> None:
         """(Re)initialise every parameter by ``self.init`` (see the class docstring)."""
@@ -133,7 +174,7 @@ class RecurrentCell(nn.Module):
         return False
 
     def params(self) -> Params:
-        """The parameters (and buffers, such as a fixed leak) the step functions read, by name."""
+        """The parameters (and buffers, such as a fixed leak) the core reads, by name."""
         return {**self._parameters, **self._buffers}
 
     @property
@@ -145,56 +186,9 @@ class RecurrentCell(nn.Module):
     def output_size(self) -> int:
         return self.state_sizes[self.output_state]
 
-    def input_bias(self, p: Params) -> Optional[torch.Tensor]:
-        """b in xw_t = W_ih x_t + b: ``bias_ih`` (+ ``bias_hh`` when :attr:`fold_bias_hh`)."""
-        b = p.get("bias_ih")
-        if b is not None and self.fold_bias_hh:
-            b = b + p["bias_hh"]
-        return b
-
-    def initial_state(self, batch: int, like: torch.Tensor) -> State:
-        """The zero state, one (B, S_k) tensor per state name."""
-        return tuple(like.new_zeros(batch, s) for s in self.state_sizes)
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
-
-    # ------------------------------------------------------------------ the step
-    def step(self, p: Params, xw: torch.Tensor, state: State) -> Tuple[State, State]:
-        raise NotImplementedError
-
-    def recurrent_product(self, p: Params, xw: Optional[torch.Tensor], h: torch.Tensor,
-                          rows: Optional[slice] = None, inplace: bool = False) -> torch.Tensor:
-        """xw + W_hh[rows] (m * h_{t-1}): the recurrent matrix product added to ``xw`` (B, R) (in
-        place with ``inplace``; ``xw`` None: the product alone). ``rows`` picks a block of the rows
-        of W_hh (all by default); m is the recurrent-dropout mask (:func:`recurrent_input`). Every
-        cell computes its W_hh h_{t-1} here, and a wrapper that changes that term (layer
-        normalisation, :mod:`rnnlab.cells.layer_norm`) overrides this and
-        :meth:`recurrent_product_grad`."""
-        W = p["weight_hh"] if rows is None else p["weight_hh"][rows]
-        hd = recurrent_input(p, h)
-        if xw is None:
-            return mm(hd, W.t())
-        return addmm_(xw, hd, W.t()) if inplace else addmm(xw, hd, W.t())
-
-    def recurrent_product_grad(self, p: Params, base: Optional[torch.Tensor], dz: torch.Tensor,
-                               rows: Optional[slice] = None) -> torch.Tensor:
-        """dL/dh_{t-1} = base + m * (dz W_hh[rows]), dz = dL/d(the product's sum) (B, R); the
-        derivative of :meth:`recurrent_product`."""
-        W = p["weight_hh"] if rows is None else p["weight_hh"][rows]
-        return add_recurrent_grad(p, base, dz, W)
-
-    def step_backward(self, p: Params, saved: State, state: State, new_state: State,
-                      d_new_state: State, d_xw: torch.Tensor) -> Tuple[State, State]:
-        raise NotImplementedError
-
-    def recurrent_grads(self, p: Params, d_xw: torch.Tensor, d_rec: State, prev: State,
-                        new: State, saved: State) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
-
     @property
     def block_names(self) -> Tuple[str, ...]:
-        """A name for each of the G blocks of ``weight_hh``'s rows (the gate it feeds)."""
+        """A name for each of the G blocks of z (the gate it feeds)."""
         return ("h",) if self.gate_count == 1 else tuple(f"block {k}" for k in range(self.gate_count))
 
     def gate_activations(self, saved: State) -> Dict[str, torch.Tensor]:
@@ -202,21 +196,33 @@ class RecurrentCell(nn.Module):
         (a cell without gates: none). For diagnostics: how often a gate saturates."""
         return {}
 
-    def bias_grads(self, p: Params, d_xw: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """dL/d(bias_ih) (and dL/d(bias_hh) when folded): both are sum_t sum_b dL/d(xw_t)."""
-        if "bias_ih" not in p:
-            return {}
-        db = d_xw.sum((0, 1))  # (G*H,)
-        return {"bias_ih": db, "bias_hh": db} if self.fold_bias_hh else {"bias_ih": db}
+    def initial_state(self, batch: int, like: torch.Tensor) -> State:
+        """The zero state, one (B, S_k) tensor per state name."""
+        return tuple(like.new_zeros(batch, s) for s in self.state_sizes)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        return s + (", layer_norm=True" if self.layer_norm else "")
+
+    # ------------------------------------------------------------------ the core
+    def core(self, p: Params, z: torch.Tensor, u: State, state: State, mm) -> Tuple[State, State]:
+        raise NotImplementedError
+
+    def core_backward(self, p: Params, saved: State, state: State, new_state: State,
+                      d_new: State, mm_grad):
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ module call
     def forward(self, input: torch.Tensor, state=None):
-        """One step: ``(x_t, state_{t-1}) -> (output_t, state_t)``.
+        """One step, ``(x_t, state_{t-1}) -> (output_t, state_t)``, under autograd; the engines'
+        layer normalisation applies when the cell has it (no dropout: a single step has no
+        sequence to share a mask over).
 
         Shapes: ``input`` (B, I) or (I,); ``state`` a tensor (B, H) for one-state cells, a tuple of
         (B, S_k) tensors otherwise, or None for zeros. Returns ``(output (B, H_out), state)`` in the
         same form as the state was given.
         """
+        from .step import step  # the one autograd step, shared with the loop engine
         unbatched = input.dim() == 1
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__} expected input of shape (B, {self.input_size}) "
@@ -224,8 +230,8 @@ class RecurrentCell(nn.Module):
         x = input.unsqueeze(0) if unbatched else input
         state = self._as_state_tuple(state, x, unbatched)
         p = self.params()
-        xw = nn.functional.linear(x, p["weight_ih"], self.input_bias(p))  # (B, G*H)
-        new_state, _ = self.step(p, xw, state)
+        xw = input_projection(self, p, x)
+        new_state = step(self, p, xw, state)
         if unbatched:
             new_state = tuple(s.squeeze(0) for s in new_state)
         out = new_state[self.output_state]
@@ -249,33 +255,60 @@ class RecurrentCell(nn.Module):
         return tuple(out)
 
 
-#: the key in a cell's ``p`` of the variational recurrent-dropout mask m (B, H), already scaled by
-#: 1/(1 - p) (see :mod:`rnnlab.regularization`); absent when recurrent dropout is off
-RECURRENT_MASK = "recurrent_mask"
+# ---------------------------------------------------------------------- the step's arithmetic
+#: the epsilon under the square root of layer normalisation
+EPS = 1e-5
 
 
-def recurrent_input(p: Params, h: torch.Tensor) -> torch.Tensor:
-    """h_{t-1} as it enters the recurrent matrix product: m * h_{t-1} under variational recurrent
-    dropout (one mask m (B, H) per sequence, the same at every step), else h_{t-1} itself.
-    Works for a whole sequence (T, B, H) too (the weight gradients' products)."""
-    m = p.get(RECURRENT_MASK)
-    return h if m is None else h * m
+def block_norm(a: torch.Tensor, H: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """y = (a - mu) / s over each block of H units of the last dimension, and 1/s.
+    a (..., R) -> y (..., R), 1/s (..., R/H, 1)."""
+    v = a.reshape(*a.shape[:-1], -1, H)
+    mu = v.mean(-1, keepdim=True)
+    c = v - mu
+    inv = torch.rsqrt((c * c).mean(-1, keepdim=True) + EPS)  # two passes: torch.var is far slower here
+    return (c * inv).reshape(a.shape), inv
 
 
-def add_recurrent_grad(p: Params, base: Optional[torch.Tensor], dz: torch.Tensor,
-                       W: torch.Tensor) -> torch.Tensor:
-    """dL/dh_{t-1} = base + m * (dz W): the recurrent product's part of the gradient, masked by
-    the same m as the forward (``base`` None: the product's part alone)."""
-    m = p.get(RECURRENT_MASK)
-    if m is None:
-        return mm(dz, W) if base is None else addmm(base, dz, W)
-    return mm(dz, W) * m if base is None else torch.addcmul(base, mm(dz, W), m)
+def block_norm_backward(d: torch.Tensor, y: torch.Tensor, inv: torch.Tensor, H: int) -> torch.Tensor:
+    """dL/da = (d - mean(d) - y mean(d y)) / s per block, d = dL/dy."""
+    dv, yv = d.reshape(*d.shape[:-1], -1, H), y.reshape(*y.shape[:-1], -1, H)
+    out = dv - dv.mean(-1, keepdim=True) - yv * (dv * yv).mean(-1, keepdim=True)
+    return (out * inv).reshape(d.shape)
+
+
+def input_bias(cell: RecurrentCell, p: Params) -> Optional[torch.Tensor]:
+    """b in xw_t = W_ih x_t + b: ``bias_ih`` plus the bias of every product that adds into z."""
+    b = p.get("bias_ih")
+    if b is None:
+        return None
+    for prod in cell.products:
+        if prod.adds and not prod.inner and prod.bias is not None:
+            pb = p[prod.bias] if prod.rows is None else p[prod.bias][prod.rows[0]:prod.rows[1]]
+            if prod.cols is None:
+                b = b + pb
+            else:
+                b = torch.cat((b[:prod.cols[0]], b[prod.cols[0]:prod.cols[1]] + pb, b[prod.cols[1]:]))
+    return b
+
+
+def input_projection(cell: RecurrentCell, p: Params, x: torch.Tensor) -> torch.Tensor:
+    """xw = W_ih x + b for every row of x (..., I) at once: (..., G*H); with layer
+    normalisation LN(W_ih x; g_ih) + b."""
+    b = input_bias(cell, p)
+    if not cell.layer_norm:
+        return F.linear(x, p["weight_ih"], b)
+    y, _ = block_norm(F.linear(x, p["weight_ih"]), cell.hidden_size)
+    y = y * p["ln_gain_ih"]
+    return y if b is None else y + b
+
+
+def weight_rows(p: Params, name: Optional[str], rows) -> Optional[torch.Tensor]:
+    """Parameter ``name`` restricted to ``rows`` (None: all; a missing name: None)."""
+    if name is None or name not in p:
+        return None
+    return p[name] if rows is None else p[name][rows[0]:rows[1]]
 
 
 def glorot_bound(fan_in: int, fan_out: int) -> float:
     return math.sqrt(6.0 / (fan_in + fan_out))
-
-
-def split_gates(t: torch.Tensor, sizes: Sequence[int]):
-    """Split the last dimension of ``t`` into gate blocks of the given widths."""
-    return torch.split(t, list(sizes), dim=-1)

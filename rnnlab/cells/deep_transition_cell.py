@@ -1,13 +1,12 @@
 """The deep-transition cell: the state update is a multilayer perceptron, with a skip connection."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import addmm, mm, outer_sum
-from .cell import Params, RecurrentCell, State, check_size, recurrent_input
+from .cell import Product, RecurrentCell, check_size
 
 
 class DeepTransitionCell(RecurrentCell):
@@ -38,15 +37,16 @@ class DeepTransitionCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, depth: int = 2,
                  nonlinearity: str = "tanh", skip: bool = True, init: str = "rnnlab", device=None,
-                 dtype=None):
+                 dtype=None, layer_norm: bool = False):
         self.depth = check_size("depth", depth)
         self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
         self.skip = bool(skip)
-        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype,
+                         layer_norm=layer_norm)
 
-    def parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:
-        shapes = super().parameter_shapes()
+    def own_parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:
         H = self.hidden_size
+        shapes = {}
         shapes.update({f"weight_t{j}": (H, H) for j in range(2, self.depth + 1)})
         if self.bias:
             shapes.update({f"bias_t{j}": (H,) for j in range(2, self.depth + 1)})
@@ -58,66 +58,27 @@ class DeepTransitionCell(RecurrentCell):
             s += f", nonlinearity={self.nonlinearity!r}"
         return s if self.skip else s + ", skip=False"
 
-    # ------------------------------------------------------------------ forward
-    writes_out = True
+    @property
+    def products(self):
+        """W_hh h_{t-1} (normalised under layer norm), then the inner layers' W_j u^(j-1) + b_j."""
+        inner = tuple(Product(f"weight_t{j}", f"bias_t{j}" if self.bias else None, inner=True,
+                              dropout=False, norm=False) for j in range(2, self.depth + 1))
+        return super().products + inner
 
-    def step(self, p: Params, xw: torch.Tensor, state: State,
-             out: Optional[State] = None) -> Tuple[State, State]:
-        """Returns ((h_t,), saved = (u^(1), .., u^(L))); without skip u^(L) = h_t is not saved.
+    def core(self, p, z, u, state, mm):
+        """u^(1) = phi(z);  u^(j) = phi(W_j u^(j-1) + b_j);  h_t = u^(L) [+ h_{t-1}].
+        Saves (u^(1), .., u^(L))."""
+        us = [activate(self.nonlinearity, z)]
+        for k in range(self.depth - 1):
+            us.append(activate(self.nonlinearity, mm(k, us[-1])))
+        return (us[-1] + state[0] if self.skip else us[-1],), tuple(us)
 
-        With ``out`` (the bptt engine, no autograd) z^(1) is built in ``xw``'s storage, each
-        nonlinearity applied in place and h_t written into ``out``.
-        """
-        (h,) = state
-        act, L = self.nonlinearity, self.depth
-        fast = out is not None
-        z = self.recurrent_product(p, xw, h, inplace=fast)
-        u = activate(act, z, out=(out[0] if L == 1 and not self.skip else z) if fast else None)
-        us = [u]  # u^(1)   (B, H)
-        for j in range(2, L + 1):
-            b = p.get(f"bias_t{j}")
-            z = addmm(b, u, p[f"weight_t{j}"].t()) if b is not None else mm(u, p[f"weight_t{j}"].t())
-            u = activate(act, z, out=(out[0] if j == L and not self.skip else z) if fast else None)
-            us.append(u)  # u^(j)
-        if self.skip:
-            return (torch.add(u, h, out=out[0] if fast else None),), tuple(us)
-        return (u,), tuple(us[:-1])
-
-    # ------------------------------------------------------------------ backward
-    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
-        """From dL/dh_t, down the MLP and back to h_{t-1}:
-
-            du^(L) = dh_t
-            dz^(j) = du^(j) * phi'(z^(j)),  du^(j-1) = dz^(j) W_j        j = L..2
-            dz^(1) = du^(1) * phi'(z^(1))                                 (written into d_xw)
-            dh_{t-1} = dz^(1) W_hh + dh_t                                 (+ dh_t: the skip)
-
-        Returns d_rec = (dz^(2), .., dz^(L)) for the weight gradients of layers 2..L.
-        """
-        (dh,) = d_new_state
-        us = saved if self.skip else saved + new_state  # u^(1) .. u^(L)
-        act = self.nonlinearity
+    def core_backward(self, p, saved, state, new_state, d_new, mm_grad):
+        """du^(L) = dh_t;  dz^(j) = du^(j) phi'(z^(j)), du^(j-1) = dz^(j) W_j (j = L..2);
+        dz^(1) = du^(1) phi'(z^(1));  dh_{t-1} = dh_t (the skip; 0 without it)."""
+        (dh,) = d_new
         du = dh
-        dzs = []
         for j in range(self.depth, 1, -1):
-            dz = activate_backward(act, us[j - 1], du)  # dz^(j)   (B, H)
-            dzs.append(dz)
-            du = mm(dz, p[f"weight_t{j}"])  # du^(j-1)
-        activate_backward(act, us[0], du, out=d_xw)  # dz^(1)
-        dh_prev = self.recurrent_product_grad(p, dh if self.skip else None, d_xw)
-        return (dh_prev,), tuple(reversed(dzs))
-
-    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
-        """Each weight gradient is one product over all T*B rows:
-
-            dW_hh = sum_t dz^(1)_t^T h_{t-1},   dW_j = sum_t dz^(j)_t^T u^(j-1)_t,
-            db_j = sum_t sum_b dz^(j)_t.
-        """
-        T, B, H = d_xw.shape
-        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
-        grads.update(self.bias_grads(p, d_xw))
-        for j, dz in zip(range(2, self.depth + 1), d_rec):  # dz^(j)   (T, B, H)
-            grads[f"weight_t{j}"] = outer_sum(dz, saved[j - 2])  # u^(j-1)
-            if self.bias:
-                grads[f"bias_t{j}"] = dz.sum((0, 1))
-        return grads
+            du = mm_grad(j - 2, activate_backward(self.nonlinearity, saved[j - 1], du))
+        dz = activate_backward(self.nonlinearity, saved[0], du)
+        return dz, (), (dh if self.skip else None,), {}

@@ -6,8 +6,7 @@ from typing import Optional
 import torch
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import outer_sum
-from .cell import Params, RecurrentCell, check_size, recurrent_input
+from .cell import Params, RecurrentCell, check_size
 
 LEAK_MODES = ("fixed", "learned")
 LEAK_SHAPES = (None, "scalar", "unit")
@@ -65,12 +64,10 @@ class LeakyRNNCell(RecurrentCell):
     ``leak_logit`` () or (H,).
     """
 
-    writes_out = True
-    grad_in_xw = True
-
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, leak=0.5,
                  leak_mode: str = "fixed", leak_shape: Optional[str] = None,
-                 nonlinearity: str = "tanh", init: str = "rnnlab", device=None, dtype=None):
+                 nonlinearity: str = "tanh", init: str = "rnnlab", device=None, dtype=None,
+                 layer_norm: bool = False):
         if leak_mode not in LEAK_MODES:
             raise ValueError(f"leak_mode must be 'fixed' or 'learned', got {leak_mode!r}")
         self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
@@ -78,17 +75,15 @@ class LeakyRNNCell(RecurrentCell):
         # the leak values (float64), which size and (re)initialise leak_logit: set before the base
         # class creates the parameters
         self._leak_init = check_leak(leak, check_size("hidden_size", hidden_size), leak_shape)
-        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype,
+                         layer_norm=layer_norm)
         if leak_mode == "fixed":
             dtype = dtype if dtype is not None else torch.get_default_dtype()
             self.register_buffer("leak", self._leak_init.to(device=device, dtype=dtype),
                                  persistent=False)
 
-    def parameter_shapes(self):
-        shapes = super().parameter_shapes()
-        if self.leak_mode == "learned":
-            shapes["leak_logit"] = tuple(self._leak_init.shape)
-        return shapes
+    def own_parameter_shapes(self):
+        return {"leak_logit": tuple(self._leak_init.shape)} if self.leak_mode == "learned" else {}
 
     def init_extra(self, name, param):
         if name == "leak_logit":
@@ -103,53 +98,27 @@ class LeakyRNNCell(RecurrentCell):
             s += f", leak_mode={self.leak_mode!r}"
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
-    def leak_rate(self, p: Params, like: torch.Tensor) -> torch.Tensor:
+    def leak_rate(self, p: Params) -> torch.Tensor:
         """a, () or (H,): sigmoid(leak_logit) when learned, else the fixed buffer ``leak`` (which
         a layer owns like the parameters, so it follows ``.to()`` and ``.double()``)."""
         if self.leak_mode == "learned":
             return torch.sigmoid(p["leak_logit"])
         return p["leak"]
 
-    # ------------------------------------------------------------------ forward
-    def step(self, p, xw, state, out=None):
-        """v_t = phi(xw_t + W_hh h_{t-1});  h_t = h_{t-1} a + v_t (1 - a) = lerp(v_t, h_{t-1}, a).
-        Saves v_t. With ``out`` (bptt, no autograd) v_t is built in ``xw``'s storage and h_t
-        written into ``out``."""
-        (h,) = state
-        a = self.leak_rate(p, xw)
-        if out is None:
-            v = activate(self.nonlinearity, self.recurrent_product(p, xw, h))  # (B, H)
-            return (torch.lerp(v, h, a),), (v,)
-        v = activate(self.nonlinearity, self.recurrent_product(p, xw, h, inplace=True), out=xw)
-        return (torch.lerp(v, h, a, out=out[0]),), (v,)
+    def core(self, p, z, u, state, mm):
+        """v_t = phi(z_t);  h_t = a h_{t-1} + (1 - a) v_t = lerp(v_t, h_{t-1}, a).  Saves v_t."""
+        v = activate(self.nonlinearity, z)  # (B, H)
+        return (torch.lerp(v, state[0], self.leak_rate(p)),), (v,)
 
-    # ------------------------------------------------------------------ backward
-    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
-        """With dh = dL/dh_t:
-
-        da_t = sum_b dh (h_{t-1} - v_t), the step's term of dL/da (learned leak only; in d_rec,
-        summed over the batch at once so that each step keeps (H,), not (B, H));
-        dv = dh (1 - a);   dz = dv phi'(z) (phi' from v_t), written into d_xw (over v_t);
-        dh_{t-1} = dh a + dz W_hh.
-        """
-        (v,) = saved
-        (dh,) = d_new_state
-        a = self.leak_rate(p, d_xw)
-        d_rec = ((dh * (state[0] - v)).sum(0),) if self.leak_mode == "learned" else ()  # (H,)
-        torch.mul(activate_backward(self.nonlinearity, v, dh), 1 - a, out=d_xw)
-        dh_prev = self.recurrent_product_grad(p, dh * a, d_xw)
-        return (dh_prev,), d_rec
-
-    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
-        """dW_hh = sum_t dz_t^T h_{t-1}, one (H, T*B) x (T*B, H) product. A learned leak:
-
-        dL/da = sum_t da_t, one sum of the stacked da_t (T, H) (over units too for a scalar a);
-        dL/d(leak_logit) = dL/da * a (1 - a).
-        """
-        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
-        grads.update(self.bias_grads(p, d_xw))
+    def core_backward(self, p, saved, state, new_state, d_new, mm_grad):
+        """dv = dh (1 - a);  dz = dv phi'(z) (from v_t);  dh_{t-1} = dh a (the leak's path);
+        a learned leak: dL/d(leak_logit) = sum_b dh (h_{t-1} - v_t) a (1 - a) (summed over units
+        too for a scalar a)."""
+        (v,), (dh,) = saved, d_new
+        a = self.leak_rate(p)
+        dz = activate_backward(self.nonlinearity, v, dh * (1 - a))
+        d_p = {}
         if self.leak_mode == "learned":
-            a = torch.sigmoid(p["leak_logit"])
-            da = d_rec[0].sum(0) if a.dim() else d_rec[0].sum()  # (H,) or ()
-            grads["leak_logit"] = da * a * (1 - a)
-        return grads
+            da = (dh * (state[0] - v)).sum(0)  # (H,)
+            d_p["leak_logit"] = (da if a.dim() else da.sum()) * a * (1 - a)
+        return dz, (), (dh * a,), d_p

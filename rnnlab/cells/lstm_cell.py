@@ -1,12 +1,11 @@
 """The long short-term memory cell: forget gate optional, peephole connections optional."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 
-from ..linalg import mm, outer_sum
-from .cell import Params, RecurrentCell, State, recurrent_input
+from .cell import Product, RecurrentCell, block_norm, block_norm_backward
 
 PEEPHOLES = (None, "diagonal", "full")
 
@@ -32,6 +31,13 @@ class LSTMCell(RecurrentCell):
       ``weight_cf``, ``weight_co`` (H,), as the w terms above; ``peephole="full"``: through matrices
       (H, H), the notes' ``W_ic C``, ``W_fc C``, ``W_oc C_o``. Input and forget gates read C_{t-1},
       the output gate reads C_t. Without peepholes the w terms are absent.
+    - ``peephole_candidate=True`` (with a peephole): the candidate reads C_{t-1} too, the notes'
+      last LSTM form (the CMU pseudocode's "peephole connection into the tanh, which is not
+      standard"), through ``weight_cc`` shaped as the other peepholes:
+      :math:`\tilde C_t = \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg} + w_{cc} \odot C_{t-1})`.
+    - ``layer_norm=True``: the engine normalises the products (:mod:`rnnlab.cells.cell`), and the
+      cell state is normalised on its way out, h_t = o_t * tanh(LN(C_t; g_c) + b_c), with
+      ``ln_gain_c``, ``ln_bias_c`` (H,); C_t itself stays as it is.
     - ``forget_bias`` is the forget gate's bias at initialisation under ``init="rnnlab"``
       (shared out as ``bias_ih`` = forget_bias, ``bias_hh`` = 0).
 
@@ -41,28 +47,55 @@ class LSTMCell(RecurrentCell):
     """
 
     state_names = ("h", "c")
-    writes_out = True
-    grad_in_xw = True
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  forget_gate: bool = True, peephole: Optional[str] = None, forget_bias: float = 1.0,
-                 init: str = "rnnlab", device=None, dtype=None):
+                 peephole_candidate: bool = False, init: str = "rnnlab", device=None, dtype=None,
+                 layer_norm: bool = False):
         if peephole not in PEEPHOLES:
             raise ValueError(f"peephole must be None, 'diagonal' or 'full', got {peephole!r}")
+        if not isinstance(peephole_candidate, bool) or (peephole_candidate and not peephole):
+            raise ValueError(f"peephole_candidate=True needs peephole='diagonal' or 'full' (the "
+                             f"peepholes' shape), got peephole_candidate={peephole_candidate!r}, "
+                             f"peephole={peephole!r}")
         self.forget_gate = bool(forget_gate)
         self.peephole = peephole
+        self.peephole_candidate = peephole_candidate
         self.forget_bias = float(forget_bias)
         self.gate_count = 4 if self.forget_gate else 3
-        self.native_mode = "lstm" if (self.forget_gate and peephole is None) else None
-        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        self.native_mode = "lstm" if (self.forget_gate and peephole is None and not layer_norm) else None
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype,
+                         layer_norm=layer_norm)
 
-    def parameter_shapes(self):
-        shapes = super().parameter_shapes()
+    @property
+    def peepholes(self):
+        """(peephole weight, the z block it adds into (start, stop)): w_ci -> i, w_cf -> f,
+        w_cc -> g read C_{t-1}; w_co -> o reads C_t."""
         H = self.hidden_size
-        peep_shape = (H,) if self.peephole == "diagonal" else (H, H)
-        if self.peephole:
-            for gate in (("ci", "cf", "co") if self.forget_gate else ("ci", "co")):
-                shapes[f"weight_{gate}"] = peep_shape
+        nf = 2 * H if self.forget_gate else H
+        out = [("weight_ci", (0, H))]
+        if self.forget_gate:
+            out.append(("weight_cf", (H, 2 * H)))
+        if self.peephole_candidate:
+            out.append(("weight_cc", (nf, nf + H)))
+        return tuple(out) + (("weight_co", (nf + H, nf + 2 * H)),) if self.peephole else ()
+
+    @property
+    def products(self):
+        """W_hh h_{t-1}; full peepholes: W_c C_{t-1} into i, f (and g), and W_co C_t (inner)."""
+        prods = super().products
+        if self.peephole == "full":
+            for name, cols in self.peepholes:
+                prods += (Product(name, None, source=1, cols=cols, dropout=False, norm=False,
+                                  inner=name == "weight_co"),)
+        return prods
+
+    def own_parameter_shapes(self):
+        H = self.hidden_size
+        shape = (H,) if self.peephole == "diagonal" else (H, H)
+        shapes = {name: shape for name, _ in self.peepholes}
+        if self.layer_norm:
+            shapes.update(ln_gain_c=(H,), ln_bias_c=(H,))
         return shapes
 
     def init_extra(self, name, param):
@@ -86,72 +119,9 @@ class LSTMCell(RecurrentCell):
             s += ", forget_gate=False"
         if self.peephole:
             s += f", peephole={self.peephole!r}"
+        if self.peephole_candidate:
+            s += ", peephole_candidate=True"
         return s
-
-    # ------------------------------------------------------------------ peephole helpers
-    def _peep(self, w: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """The peephole term: w * c (diagonal) or c W^T (full).   (B, H)"""
-        return c * w if w.dim() == 1 else mm(c, w.t())
-
-    def _peep_backward(self, w: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
-        """dL/dc of the peephole term: dz * w (diagonal) or dz W (full).   (B, H)"""
-        return dz * w if w.dim() == 1 else mm(dz, w)
-
-    @staticmethod
-    def _peep_weight_grad(w: torch.Tensor, dz: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """dL/dw summed over all steps: sum dz * c (diagonal) or dz^T c (full), dz, c: (T, B, H)."""
-        if w.dim() == 1:
-            return (dz * c).sum((0, 1))
-        return outer_sum(dz, c)
-
-    # ------------------------------------------------------------------ forward
-    def step(self, p: Params, xw: torch.Tensor, state: State, out: Optional[State] = None):
-        """Returns ((h_t, c_t), saved = (gates,)); gates (B, G*H) after their nonlinearity.
-
-        With ``out`` (the bptt engine, no autograd) the pre-activations are built in ``xw``'s own
-        storage, the nonlinearities applied in place, and h_t, C_t written into ``out``.
-        """
-        h, c = state
-        H = self.hidden_size
-        fast = out is not None
-        h_out, c_out = out if fast else (None, None)
-        z = self.recurrent_product(p, xw, h, inplace=fast)  # (B, G*H) pre-activations
-        if self.peephole:
-            z[:, :H] += self._peep(p["weight_ci"], c)
-            if self.forget_gate:
-                z[:, H:2 * H] += self._peep(p["weight_cf"], c)
-        nf = 2 * H if self.forget_gate else H  # sigmoid gates before g: i, f  or  i
-        if fast:
-            sig = z[:, :nf].sigmoid_()
-            g = z[:, nf:nf + H].tanh_()
-        else:
-            sig = torch.sigmoid(z[:, :nf])
-            g = torch.tanh(z[:, nf:nf + H])
-        i = sig[:, :H]
-        if self.forget_gate:  # C_t = f C_{t-1} + i C~_t
-            c_new = torch.addcmul(sig[:, H:] * c, i, g, out=c_out)
-        else:                 # C_t = C_{t-1} + i C~_t   (the constant error carousel)
-            c_new = torch.addcmul(c, i, g, out=c_out)
-        z_o = z[:, -H:]
-        if self.peephole:
-            if fast:
-                z_o += self._peep(p["weight_co"], c_new)
-            else:
-                z_o = z_o + self._peep(p["weight_co"], c_new)
-        o = z_o.sigmoid_() if fast else torch.sigmoid(z_o)
-        tc = self.output_squash(p, c_new)
-        h_new = torch.mul(o, tc, out=h_out)  # h_t = o * tanh(C_t)
-        gates = z if fast else torch.cat((sig, g, o), dim=1)  # (B, G*H)
-        return (h_new, c_new), (gates,)
-
-    def output_squash(self, p: Params, c: torch.Tensor) -> torch.Tensor:
-        """tanh(C_t), what h_t = o * tanh(C_t) reads (layer normalisation changes it)."""
-        return torch.tanh(c)
-
-    def output_squash_grad(self, p: Params, c: torch.Tensor, tc: torch.Tensor, d_tc: torch.Tensor,
-                           dc: torch.Tensor) -> torch.Tensor:
-        """dC_t + d_tc * (1 - tanh^2 C_t): :meth:`output_squash`'s derivative added to ``dc``."""
-        return torch.addcmul(dc, d_tc, 1 - tc * tc)
 
     @property
     def block_names(self):
@@ -159,7 +129,7 @@ class LSTMCell(RecurrentCell):
 
     def gate_activations(self, saved):
         """i_t, f_t (with the forget gate) and o_t, each (B, H), from the saved gates."""
-        (gates,) = saved
+        gates = saved[0]
         H = self.hidden_size
         out = {"input": gates[:, :H]}
         if self.forget_gate:
@@ -167,57 +137,75 @@ class LSTMCell(RecurrentCell):
         out["output"] = gates[:, -H:]
         return out
 
-    # ------------------------------------------------------------------ backward
-    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
-        """The notes' LSTM_cell.backward, term by term; dz_* are written into ``d_xw``.
+    # ------------------------------------------------------------------ forward and backward
+    def core(self, p, z, u, state, mm):
+        """i, f = sigma(z_i, z_f), g = tanh(z_g) (diagonal peepholes: + w * C_{t-1});
+        C_t = f C_{t-1} + i g (no forget gate: C_{t-1} + i g); o = sigma(z_o + w_co C_t);
+        h_t = o tanh(C_t) (layer norm: tanh(LN(C_t) g_c + b_c)). Saves the gates (B, G*H)."""
+        h, c = state
+        H = self.hidden_size
+        if self.peephole == "diagonal":  # the point-wise peepholes into i, f (and g) read C_{t-1}
+            parts = list(z.split(H, dim=1))
+            for name, (a, _) in self.peepholes[:-1]:
+                parts[a // H] = parts[a // H] + p[name] * c
+            z = torch.cat(parts, dim=1)
+        nf = 2 * H if self.forget_gate else H
+        sig, g = torch.sigmoid(z[:, :nf]), torch.tanh(z[:, nf:nf + H])
+        i = sig[:, :H]
+        c_new = torch.addcmul(sig[:, H:] * c if self.forget_gate else c, i, g)
+        z_o = z[:, -H:]
+        if self.peephole == "diagonal":
+            z_o = z_o + p["weight_co"] * c_new
+        elif self.peephole == "full":
+            z_o = z_o + mm(0, c_new)
+        o = torch.sigmoid(z_o)
+        h_new = o * torch.tanh(self._squash_input(p, c_new)[0])
+        return (h_new, c_new), (torch.cat((sig, g, o), dim=1),)
 
-        ``d_xw`` may be the very storage that holds the saved gates (``grad_in_xw``): every gate
-        is read before its slot is overwritten.
+    def _squash_input(self, p, c):
+        """What tanh reads in h_t = o tanh(.): C_t, or LN(C_t; g_c) + b_c (and LN's y, 1/s)."""
+        if not self.layer_norm:
+            return c, None, None
+        y, inv = block_norm(c, self.hidden_size)
+        return torch.addcmul(p["ln_bias_c"], y, p["ln_gain_c"]), y, inv
+
+    def core_backward(self, p, saved, state, new_state, d_new, mm_grad):
+        """The notes' LSTM_cell.backward, term by term:
+
+            do = dh tanh(C_t);  dz_o = do o (1 - o)
+            dC_t = dC + dh o (1 - tanh^2) (through LN when normalised) + dz_o w_co
+            dz_i = dC_t g i (1 - i);  dz_f = dC_t C_{t-1} f (1 - f);  dz_g = dC_t i (1 - g^2)
+            dC_{t-1} = dC_t f (C_t without the forget gate) + the peepholes' dz w
         """
-        (gates,) = saved
-        c = state[1]
-        dh, dc_in = d_new_state
+        (gates,), c, c_new = saved, state[1], new_state[1]
+        dh, dc = d_new
         H = self.hidden_size
         nf = 2 * H if self.forget_gate else H
         i, g, o = gates[:, :H], gates[:, nf:nf + H], gates[:, -H:]
-        tc = self.output_squash(p, new_state[1])  # recomputed: cheaper than keeping (T, B, H) more
-        # h_t = o * tanh(C_t):  do = dh * tanh(C_t);  dC_t += dh * o * (1 - tanh^2 C_t)
-        do = dh * tc
-        dc = self.output_squash_grad(p, new_state[1], tc, dh * o, dc_in)
-        d_sig_o = o * (1 - o)
-        if self.peephole:  # z_o = ... + w_co * C_t:  dC_t += dz_o w_co
-            dc = dc + self._peep_backward(p["weight_co"], do * d_sig_o)
-        # C_t = f C_{t-1} + i C~_t:  di = dC C~,  dC~ = dC i,  df = dC C_{t-1},  dC_{t-1} = dC f
-        di, dg = dc * g, dc * i
-        d_sig_i, d_tanh_g = i * (1 - i), 1 - g * g
+        s, y, inv = self._squash_input(p, c_new)
+        tc = torch.tanh(s)
+        dz_o = dh * tc * o * (1 - o)
+        d_s = dh * o * (1 - tc * tc)  # dL/d(what tanh reads)
+        d_p = {}
+        if self.layer_norm:
+            d_p["ln_gain_c"], d_p["ln_bias_c"] = (d_s * y).sum(0), d_s.sum(0)
+            d_s = block_norm_backward(d_s * p["ln_gain_c"], y, inv, H)
+        dct = d_s if dc is None else dc + d_s
+        if self.peephole == "diagonal":
+            dct = dct + dz_o * p["weight_co"]
+            d_p["weight_co"] = (dz_o * c_new).sum(0)
+        elif self.peephole == "full":
+            dct = dct + mm_grad(0, dz_o)
+        dz_i, dz_g = dct * g * i * (1 - i), dct * i * (1 - g * g)
         if self.forget_gate:
             f = gates[:, H:2 * H]
-            df, dc_prev, d_sig_f = dc * c, dc * f, f * (1 - f)
-            torch.mul(df, d_sig_f, out=d_xw[:, H:2 * H])   # dz_f = df * f (1 - f)
+            dz = torch.cat((dz_i, dct * c * f * (1 - f), dz_g, dz_o), dim=1)
+            dc_prev = dct * f
         else:
-            dc_prev = dc  # the constant error carousel passes dC through unchanged
-        torch.mul(di, d_sig_i, out=d_xw[:, :H])            # dz_i = di * i (1 - i)
-        torch.mul(dg, d_tanh_g, out=d_xw[:, nf:nf + H])    # dz_g = dC~ * (1 - C~^2)
-        torch.mul(do, d_sig_o, out=d_xw[:, -H:])           # dz_o = do * o (1 - o)
-        if self.peephole:  # z_i, z_f read C_{t-1}
-            dc_prev = dc_prev + self._peep_backward(p["weight_ci"], d_xw[:, :H])
-            if self.forget_gate:
-                dc_prev = dc_prev + self._peep_backward(p["weight_cf"], d_xw[:, H:2 * H])
-        # z = ... + W_hh h_{t-1}:  dh_{t-1} = dz W_hh
-        dh_prev = self.recurrent_product_grad(p, None, d_xw)  # (m *) dz W_hh
-        return (dh_prev, dc_prev), ()
-
-    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
-        """dW_hh = sum_t dz_t^T h_{t-1}, one (G*H, T*B) x (T*B, H) product; peepholes likewise."""
-        h_prev, c_prev = prev
-        T, B, GH = d_xw.shape
-        H = self.hidden_size
-        grads: Dict[str, torch.Tensor] = {
-            "weight_hh": outer_sum(d_xw, recurrent_input(p, h_prev))}
-        grads.update(self.bias_grads(p, d_xw))
-        if self.peephole:
-            grads["weight_ci"] = self._peep_weight_grad(p["weight_ci"], d_xw[..., :H], c_prev)
-            if self.forget_gate:
-                grads["weight_cf"] = self._peep_weight_grad(p["weight_cf"], d_xw[..., H:2 * H], c_prev)
-            grads["weight_co"] = self._peep_weight_grad(p["weight_co"], d_xw[..., -H:], new[1])
-        return grads
+            dz = torch.cat((dz_i, dz_g, dz_o), dim=1)
+            dc_prev = dct  # the constant error carousel passes dC through unchanged
+        if self.peephole == "diagonal":
+            for name, (a, b) in self.peepholes[:-1]:
+                dc_prev = dc_prev + dz[:, a:b] * p[name]
+                d_p[name] = (dz[:, a:b] * c).sum(0)
+        return dz, (), (None, dc_prev), d_p

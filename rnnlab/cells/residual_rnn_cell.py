@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..activations import activate, activate_backward, check_activation
-from ..linalg import outer_sum
-from .cell import RecurrentCell, recurrent_input
+from .cell import RecurrentCell
 
 
 class ResidualRNNCell(RecurrentCell):
@@ -35,38 +34,20 @@ class ResidualRNNCell(RecurrentCell):
     ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih``, ``bias_hh`` (G*H,).
     """
 
-    writes_out = True
-    grad_in_xw = True
-
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, gated: bool = False,
-                 nonlinearity: str = "tanh", init: str = "rnnlab", device=None, dtype=None):
+                 nonlinearity: str = "tanh", init: str = "rnnlab", device=None, dtype=None,
+                 layer_norm: bool = False):
         if not isinstance(gated, bool):
             raise ValueError(f"gated must be True or False, got {gated!r}")
         self.gated = gated
         self.gate_count = 2 if gated else 1
         self.nonlinearity = check_activation(nonlinearity, ("tanh", "relu", "sigmoid"))
-        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, init=init, device=device, dtype=dtype,
+                         layer_norm=layer_norm)
 
     def extra_repr(self):
         s = super().extra_repr() + (", gated=True" if self.gated else "")
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
-
-    # ------------------------------------------------------------------ forward
-    def step(self, p, xw, state, out=None):
-        """z = xw_t + W_hh s_{t-1};  r_t = phi(z_r);  s_t = s_{t-1} + [i_t *] r_t.
-        Saves r_t (plain) or (i_t, r_t) (gated). With ``out`` (bptt, no autograd) z and the gates
-        are built in ``xw``'s storage and s_t written into ``out``."""
-        (s,) = state
-        z = self.recurrent_product(p, xw, s, inplace=out is not None)  # (B, G*H)
-        gates = None if out is None else z  # where the activations go: new tensors, or over z
-        s_new = None if out is None else out[0]
-        if not self.gated:
-            r = activate(self.nonlinearity, z, out=gates)
-            return (torch.add(s, r, out=s_new),), (r,)
-        H = self.hidden_size
-        i = torch.sigmoid(z[:, :H], out=None if gates is None else gates[:, :H])
-        r = activate(self.nonlinearity, z[:, H:], out=None if gates is None else gates[:, H:])
-        return (torch.addcmul(s, i, r, out=s_new),), (i, r)
 
     @property
     def block_names(self):
@@ -76,28 +57,22 @@ class ResidualRNNCell(RecurrentCell):
         """i_t (B, H) of the gated form; the plain form has no gate."""
         return {"input": saved[0]} if self.gated else {}
 
-    # ------------------------------------------------------------------ backward
-    def step_backward(self, p, saved, state, new_state, d_new_state, d_xw):
-        """With ds = dL/ds_t:
-
-        plain:  dz_r = ds phi'(z_r);
-        gated:  dz_i = ds r_t i_t (1 - i_t),   dz_r = ds i_t phi'(z_r);
-        both:   ds_{t-1} = ds (the identity path) + dz W_hh.
-        """
-        (ds,) = d_new_state
+    def core(self, p, z, u, state, mm):
+        """r_t = phi(z_r);  s_t = s_{t-1} + [i_t *] r_t.  Saves r_t, or (i_t, r_t) gated."""
+        (s,) = state
         if not self.gated:
-            (r,) = saved
-            activate_backward(self.nonlinearity, r, ds, out=d_xw)
-        else:  # d_xw may be the storage of (i, r): read both before writing
-            i, r = saved
-            H = self.hidden_size
-            dz_r = activate_backward(self.nonlinearity, r, ds * i)
-            torch.mul(ds * r, i * (1 - i), out=d_xw[:, :H])
-            d_xw[:, H:].copy_(dz_r)
-        return (self.recurrent_product_grad(p, ds, d_xw),), ()
+            r = activate(self.nonlinearity, z)
+            return (s + r,), (r,)
+        H = self.hidden_size
+        i, r = torch.sigmoid(z[:, :H]), activate(self.nonlinearity, z[:, H:])
+        return (torch.addcmul(s, i, r),), (i, r)
 
-    def recurrent_grads(self, p, d_xw, d_rec, prev, new, saved):
-        """dW_hh = sum_t dz_t^T s_{t-1}: one (G*H, T*B) x (T*B, H) product."""
-        grads = {"weight_hh": outer_sum(d_xw, recurrent_input(p, prev[0]))}
-        grads.update(self.bias_grads(p, d_xw))
-        return grads
+    def core_backward(self, p, saved, state, new_state, d_new, mm_grad):
+        """plain: dz_r = ds phi'(z_r);  gated: dz_i = ds r i (1 - i), dz_r = ds i phi'(z_r);
+        both: ds_{t-1} = ds (the identity path)."""
+        (ds,) = d_new
+        if not self.gated:
+            return activate_backward(self.nonlinearity, saved[0], ds), (), (ds,), {}
+        i, r = saved
+        dz = torch.cat((ds * r * i * (1 - i), activate_backward(self.nonlinearity, r, ds * i)), dim=1)
+        return dz, (), (ds,), {}

@@ -13,7 +13,9 @@ from typing import Dict, Optional
 import torch
 
 from ..cells.cell import Params, RecurrentCell
-from ..engines.bptt import forward_pass
+from ..cells.cell import input_projection
+from ..engines.bptt import forward_states
+from ..engines.call import Call
 from ..sequence import length_mask
 
 
@@ -26,7 +28,8 @@ def gate_statistics(cell: RecurrentCell, p: Params, x: torch.Tensor,
     gates. Padded steps (past ``lengths``) are left out."""
     T, B, _ = x.shape
     mask = None if lengths is None else length_mask(lengths, T)              # (T, B, 1)
-    _, _, saved = forward_pass(cell, p, x, cell.initial_state(B, x), mask)
+    call = Call(cell, p, lengths=mask)
+    _, _, saved, _ = forward_states(call, input_projection(cell, p, x), cell.initial_state(B, x))
     keep = torch.ones(T, B, 1, dtype=x.dtype) if mask is None else mask.to(x.dtype)
     sums: Dict[str, dict] = {}
     for t, step_saved in enumerate(saved):

@@ -8,9 +8,10 @@ J_t = ds_t/ds_{t-1}, and the state n steps on depends on the state k steps earli
 Its spectral norm against k is the notes' picture of vanishing (below 1, falling geometrically)
 and exploding (growing) gradients, independent of any loss.
 
-The rows of the product come from the cell's hand-written ``step_backward``: fed the rows of the
-identity as dL/ds_t (one batch row each, every row on the same trajectory), a step returns the
-rows of dL/ds_{t-1}, so each backward step multiplies the running product by one more Jacobian.
+The rows of the product come from the ``bptt`` engine's hand-written step derivative: fed the
+rows of the identity as dL/ds_t (one batch row each, every row on the same trajectory), a step
+returns the rows of dL/ds_{t-1}, so each backward step multiplies the running product by one
+more Jacobian.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from typing import Optional
 import torch
 
 from ..cells.cell import Params, RecurrentCell, State
-from ..engines.bptt import forward_pass
+from ..cells.cell import input_projection
+from ..engines.bptt import forward_states, step_backward
+from ..engines.call import Call
 
 
 @torch.no_grad()
@@ -35,14 +38,12 @@ def jacobian_products(cell: RecurrentCell, p: Params, x: torch.Tensor,
         state0 = cell.initial_state(S, xs)
     else:
         state0 = tuple(s.double().reshape(1, -1).expand(S, -1).contiguous() for s in state0)
-    _, states, saved = forward_pass(cell, p, xs, state0, None)
+    call = Call(cell, p)
+    states, computed, saved, prods = forward_states(call, input_projection(cell, p, xs), state0)
     rows = tuple(torch.eye(S, dtype=torch.float64).split(list(cell.state_sizes), dim=1))
-    G = p["weight_ih"].shape[0]
     for t in range(n - 1, -1, -1):
-        d_xw = xs.new_empty((S, G))                                          # (S, G*H) scratch
-        rows, _ = cell.step_backward(p, saved[t], tuple(s[t] for s in states),
-                                     tuple(s[t + 1] for s in states),
-                                     tuple(r.clone() for r in rows), d_xw)
+        _, rows, _ = step_backward(call, prods, t, saved[t], tuple(s[t] for s in states),
+                                   computed[t], tuple(r.clone() for r in rows))
         yield torch.cat(rows, dim=1)                                         # (S, S)
 
 

@@ -1,7 +1,16 @@
-"""Engines that run a cell over time: ``native``, ``compiled``, ``bptt`` and ``loop``; ``auto`` picks one."""
+"""Engines that run a cell over time: ``native``, ``compiled``, ``bptt`` and ``loop``; ``auto`` picks one.
+
+Every engine but ``native`` is a runner, ``runner(call, x, state0) -> state sequences``, over one
+:class:`Call` (one cell, one direction, one layer); the layer stacks them.
+"""
 from __future__ import annotations
 
-from .bptt import BPTTFunction, run_bptt
+from typing import Callable, Tuple
+
+import torch
+
+from .bptt import BPTTFunction, record_state_gradients, run_bptt
+from .call import Call
 from .compiled import compiled_broken, compiled_layer_unsupported, compiled_unsupported, run_compiled
 from .loop import run_loop
 from .native import native_is_fastest, native_unsupported, run_native
@@ -16,6 +25,21 @@ def check_engine(name: str) -> str:
     return name
 
 
-__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "check_engine", "compiled_broken",
-           "compiled_layer_unsupported", "compiled_unsupported", "run_compiled", "native_is_fastest", "native_unsupported",
-           "run_bptt", "run_loop", "run_native"]
+def run(runner: Callable, call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
+    """``runner`` over ``call``; where no step depends on another (:attr:`Call.independent`,
+    teacher forcing of the output-recurrent cell), one step over all T*B rows (not ``loop``,
+    the reference, which keeps the step loop)."""
+    if runner is run_loop or not call.independent or x.shape[0] == 1:
+        return runner(call, x, state0)
+    T, B = x.shape[:2]
+    rows = lambda t: t.reshape(1, T * B, t.shape[-1])  # noqa: E731  (T, B, S) -> (1, T*B, S)
+    flat = Call(call.cell, call.p, {k: m.repeat(T, 1) for k, m in call.masks.items()},
+                given={k: rows(g) for k, g in call.given.items()})
+    seqs = runner(flat, rows(x), tuple(s.repeat(T, 1) for s in state0))
+    return tuple(s.reshape(T, B, -1) for s in seqs)
+
+
+__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "Call", "check_engine", "compiled_broken",
+           "compiled_layer_unsupported", "compiled_unsupported", "native_is_fastest",
+           "native_unsupported", "record_state_gradients", "run", "run_bptt", "run_compiled",
+           "run_loop", "run_native"]

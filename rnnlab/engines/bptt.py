@@ -1,30 +1,21 @@
 """The ``bptt`` engine: hand-written backpropagation through time for every cell.
 
-Forward (no autograd inside):
+Forward (no autograd inside the loop):
 
-    xw = X W_ih^T + b                      one (T*B, I) x (I, G*H) product for all steps
-    for t = 1..T:  state_t, saved_t = cell.step(xw_t, state_{t-1})
-
-keeping only the state sequences and each step's ``saved`` (the gate activations, say), not the
-graph autograd would record.
+    xw = X W_ih^T + b                   all steps at once (under autograd, outside the loop)
+    for t = 1..T:
+        u_k = W_k (m * v_k)             each product (normalised per block under layer norm)
+        state~_t, saved_t = core(xw_t + the adding products, the others, state_{t-1})
+        state_t = lerp(state_{t-1}, state~_t, k_t)          zoneout, lengths (k = 0: carried)
 
 Backward, the notes' derivation run in reverse: with dL/dstate_T = 0,
 
     for t = T..1:
-        dL/dstate_t += dL/d(output_t)                 the loss's own term at step t
-        dL/dxw_t, dL/dstate_{t-1} = cell.step_backward(...)
-    dL/dX = dL/dxw W_ih,   dL/dW_ih = dL/dxw^T X     one product each, all steps at once
-    dL/dW_hh = sum_t dz_t^T h_{t-1}                   one product (cell.recurrent_grads)
-
-Variable lengths: ``mask`` (T, B, 1) marks real steps. At a padded step the state is carried:
-state_t = m state~_t + (1 - m) state_{t-1}, so dL/dstate_{t-1} gets (1 - m) dL/dstate_t directly
-and the cell's backward sees m dL/dstate_t.
-
-Zoneout (and its expectation at evaluation): ``mask`` may instead be a tuple of keep weights,
-one (T, B, S_k) float tensor per state tensor (:func:`rnnlab.regularization.keep_weights`, the
-lengths mask already folded in). Then state_t = k state~_t + (1 - k) state_{t-1} per unit, the
-same blend as above with k in [0, 1]; the cell's own computed state~_t is kept apart (its backward
-and weight gradients read what the cell computed, not the blend).
+        dL/dstate_t += dL/d(output_t)                       the loss's own term at step t
+        dz_t, du, dL/dstate_{t-1} = core_backward(k_t dL/dstate_t)
+        dL/dstate_{t-1} += (1 - k_t) dL/dstate_t + m * (du_k W_k)   the blend, each product
+    dL/dW_k = sum_t du_k^T (m * v_k)                        one product over all steps each
+    dL/dxw = dz                                             autograd takes it on to W_ih, b, x
 
 Inside ``with record_state_gradients() as record`` every backward of this engine also keeps the
 total dL/dstate_t of every step (what the notes' product of Jacobians carries back from the loss):
@@ -33,15 +24,14 @@ total dL/dstate_t of every step (what the notes' product of Jacobians carries ba
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..cells.cell import Params, RecurrentCell, State
-from ..linalg import addmm, mm, outer_sum
-from .steps import StepStack
-
+from ..cells.cell import block_norm, block_norm_backward, input_projection, weight_rows
+from ..linalg import mm, outer_sum
+from .call import Call
 
 #: the lists ``record_state_gradients`` contexts are filling, innermost last
 _RECORDS: List[list] = []
@@ -58,165 +48,198 @@ def record_state_gradients():
         _RECORDS.remove(record)
 
 
-def forward_pass(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State, mask):
-    """The forward loop. Returns (xw, states, saved_steps): ``states[k]`` (T+1, B, S_k) holds
-    state k before the first step (row 0) and after every step; ``saved_steps[t]`` is what step t
-    saved for the backward."""
-    return forward_states(cell, p, x, state0, mask)[:3]
+class Products:
+    """The products of one step, forward and backward, and what their weight gradients need.
+
+    ``v[j]`` / ``du[j]``: product j's input (masked) and the gradient of its un-normalised
+    value, kept per step; ``ln[j]``: its normalisation's (y, 1/s)."""
+
+    def __init__(self, call: Call):
+        self.call, self.cell = call, call.cell
+        self.prods = self.cell.products
+        self.inner = [j for j, pr in enumerate(self.prods) if pr.inner]
+        self.v: Dict[int, list] = {j: [] for j in range(len(self.prods))}
+        self.du: Dict[int, list] = {j: [] for j in range(len(self.prods))}
+        self.ln: Dict[int, list] = {j: [] for j in range(len(self.prods))}
+
+    def forward(self, j: int, v: torch.Tensor, with_bias: bool = True) -> torch.Tensor:
+        pr, p, H = self.prods[j], self.call.p, self.cell.hidden_size
+        m = self.call.masks.get(pr.source) if pr.dropout else None
+        v = v if m is None else v * m
+        self.v[j].append(v)
+        u = mm(v, weight_rows(p, pr.weight, pr.rows).t())
+        if self.cell.layer_norm and pr.norm:
+            y, inv = block_norm(u, H)
+            self.ln[j].append((y, inv))
+            u = y * weight_rows(p, pr.gain, pr.rows)
+        b = weight_rows(p, pr.bias, pr.rows) if with_bias else None
+        return u if b is None else u + b
+
+    def backward(self, j: int, du: torch.Tensor, t: int) -> torch.Tensor:
+        """dL/dv from dL/du of product j at step t; keeps du (and the gain's term)."""
+        pr, p, H = self.prods[j], self.call.p, self.cell.hidden_size
+        if self.cell.layer_norm and pr.norm:
+            y, inv = self.ln[j][t]
+            self.ln[j][t] = (du * y).sum(0)  # the gain's term, in place of what it spent
+            self.du[j].append(du)  # the bias's gradient reads du before normalisation
+            du = block_norm_backward(du * weight_rows(p, pr.gain, pr.rows), y, inv, H)
+        self.du[j].append(du)
+        dv = mm(du, weight_rows(p, pr.weight, pr.rows))
+        m = self.call.masks.get(pr.source) if pr.dropout else None
+        return dv if m is None else dv * m
+
+    def step(self, xw: torch.Tensor, prev) -> Tuple:
+        """z_t (xw_t plus every adding product) and the products apart."""
+        z, apart = xw, []
+        for j, pr in enumerate(self.prods):
+            if pr.inner:
+                continue
+            u = self.forward(j, pr.read(prev), with_bias=not pr.adds)
+            if not pr.adds:
+                apart.append(u)
+            elif pr.cols is None:
+                z = z + u
+            else:
+                z = z.clone() if z is xw else z
+                z[:, pr.cols[0]:pr.cols[1]] += u
+        return z, tuple(apart)
+
+    def grads(self, T: int) -> Dict[str, torch.Tensor]:
+        """Every product's weight, bias and gain gradient, one product over all steps each."""
+        p, out = self.call.p, {}
+
+        def add(name, rows, g):
+            if name is None or name not in p:
+                return
+            if name not in out:
+                out[name] = torch.zeros_like(p[name])
+            target = out[name] if rows is None else out[name][rows[0]:rows[1]]
+            target += g
+
+        for j, pr in enumerate(self.prods):
+            if not self.v[j]:
+                continue
+            normed = self.cell.layer_norm and pr.norm
+            du = self.du[j][1::2] if normed else self.du[j]
+            du, v = torch.stack(du[::-1]), torch.stack(self.v[j])  # (T, B, R), (T, B, S)
+            add(pr.weight, pr.rows, outer_sum(du, v))
+            if normed:
+                add(pr.gain, pr.rows, torch.stack(self.ln[j]).sum(0))
+            if not pr.adds or pr.inner:  # an adding product's bias is in xw's (autograd's)
+                d_b = torch.stack(self.du[j][0::2] if normed else self.du[j])
+                add(pr.bias, pr.rows, d_b.sum((0, 1)))
+        return out
 
 
-def forward_states(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State, mask):
-    """:func:`forward_pass`, and a fourth value ``computed``: ``computed[k]`` (T, B, S_k) the
-    cell's own new states before the zoneout blend (None without zoneout keep weights, see the
-    module docstring)."""
-    if isinstance(mask, tuple):
-        return zoneout_forward_pass(cell, p, x, state0, mask)
-    T, B, I = x.shape
-    xw = input_projection(cell, p, x)
-    states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
+def forward_states(call: Call, xw: torch.Tensor, state0) -> tuple:
+    """The forward loop. Returns (states, computed, saved_steps, products): ``states[k]``
+    (T+1, B, S_k) holds state k before the first step (row 0) and after every step; ``computed``
+    the cell's own new states per step (before the blend); ``saved_steps[t]`` what step t saved."""
+    cell, keep = call.cell, call.keep
+    T, B = xw.shape[:2]
+    states = [xw.new_empty((T + 1, B, s)) for s in cell.state_sizes]
     for buf, s0 in zip(states, state0):
         buf[0].copy_(s0)
-    # a cell that writes its new state into given buffers (no copy); with lengths, into scratch
-    # buffers first, then blended with the carried state at the padded steps
-    scratch = None
-    if cell.writes_out and mask is not None:
-        scratch = tuple(x.new_empty((B, s)) for s in cell.state_sizes)
-    saved_steps = []
-    state = state0
-    # per-step views made at once (one call each, not one indexing op per step)
-    xw_t, mask_t = xw.unbind(0), (() if mask is None else mask.unbind(0))
-    after = list(zip(*(buf[1:].unbind(0) for buf in states)))  # after[t]: the state after step t
+    prods = Products(call)
+    inner = prods.inner
+    computed, saved_steps, state = [], [], tuple(state0)
     for t in range(T):
-        new = after[t]
-        if cell.writes_out:
-            _, saved = cell.step(p, xw_t[t], state, out=new if mask is None else scratch)
-            if mask is not None:
-                for buf, n, s in zip(new, scratch, state):
-                    torch.where(mask_t[t], n, s, out=buf)
-        else:
-            computed, saved = cell.step(p, xw_t[t], state)
-            for buf, n, s in zip(new, computed, state):
-                buf.copy_(n if mask is None else torch.where(mask_t[t], n, s))
+        prev = call.prev(state, t)
+        z, apart = prods.step(xw[t], prev)
+        new, saved = cell.core(call.p, z, apart, prev, lambda k, v: prods.forward(inner[k], v))
+        computed.append(new)
         saved_steps.append(saved)
-        state = new
-    return xw, states, saved_steps, None
+        if keep is not None:
+            new = tuple(torch.lerp(s, n, k[t]) for n, s, k in zip(new, prev, keep))
+        for buf, n in zip(states, new):
+            buf[t + 1].copy_(n)
+        state = tuple(buf[t + 1] for buf in states)
+    return states, computed, saved_steps, prods
 
 
-def input_projection(cell: RecurrentCell, p: Params, x: torch.Tensor) -> torch.Tensor:
-    """xw = W_ih x + b for all steps at once, (T, B, G*H)."""
-    T, B, I = x.shape
-    W_ih, b = p["weight_ih"], cell.input_bias(p)
-    x2 = x.reshape(T * B, I)
-    return (addmm(b, x2, W_ih.t()) if b is not None else mm(x2, W_ih.t())).view(T, B, -1)
-
-
-def zoneout_forward_pass(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
-                         keeps: Tuple[torch.Tensor, ...]):
-    """:func:`forward_pass` with per-unit keep weights k (one (T, B, S_k) per state):
-    state~_t = step(state_{t-1}) is kept in ``computed``, state_t = lerp(state_{t-1}, state~_t, k_t)."""
-    T, B, _ = x.shape
-    xw = input_projection(cell, p, x)
-    states = [x.new_empty((T + 1, B, s)) for s in cell.state_sizes]
-    computed = [x.new_empty((T, B, s)) for s in cell.state_sizes]
-    for buf, s0 in zip(states, state0):
-        buf[0].copy_(s0)
-    xw_t, keep_t = xw.unbind(0), [k.unbind(0) for k in keeps]
-    after = list(zip(*(buf[1:].unbind(0) for buf in states)))
-    comp = list(zip(*(c.unbind(0) for c in computed)))
-    saved_steps, state = [], state0
-    for t in range(T):
-        if cell.writes_out:
-            _, saved = cell.step(p, xw_t[t], state, out=comp[t])
+def step_backward(call: Call, prods: Products, t: int, saved, prev, computed, d_state):
+    """One step's derivative: from dL/dstate_t, dL/dz_t, dL/dstate_{t-1} (a list) and the core's
+    own parameters' terms, through the blend, the core and every product."""
+    keep = call.keep
+    d_new = d_state if keep is None else tuple(d * k[t] for d, k in zip(d_state, keep))
+    dz, du, d_direct, d_p = call.cell.core_backward(
+        call.p, saved, prev, computed, d_new, lambda k, d: prods.backward(prods.inner[k], d, t))
+    d_prev = [torch.zeros_like(d) if dd is None else dd for d, dd in zip(d_state, d_direct)]
+    if keep is not None:  # the carried part of the state (padded steps, zoned-out units)
+        d_prev = [dp + d * (1 - k[t]) for dp, d, k in zip(d_prev, d_state, keep)]
+    apart = iter(du)
+    for j, pr in enumerate(prods.prods):
+        if pr.inner:
+            continue
+        d_u = next(apart) if not pr.adds else (dz if pr.cols is None else dz[:, pr.cols[0]:pr.cols[1]])
+        dv = prods.backward(j, d_u, t)
+        if pr.part is None:
+            d_prev[pr.source] = d_prev[pr.source] + dv
         else:
-            new, saved = cell.step(p, xw_t[t], state)
-            for buf, n in zip(comp[t], new):
-                buf.copy_(n)
-        for buf, n, s, k in zip(after[t], comp[t], state, keep_t):
-            torch.lerp(s, n, k[t], out=buf)  # state_t = state_{t-1} + k (state~_t - state_{t-1})
-        saved_steps.append(saved)
-        state = after[t]
-    return xw, states, saved_steps, computed
+            d_prev[pr.source] = d_prev[pr.source].clone()
+            d_prev[pr.source][:, pr.part[0]:pr.part[1]] += dv
+    return dz, d_prev, d_p
 
 
 class BPTTFunction(torch.autograd.Function):
-    """Autograd function over the whole sequence: inputs (x, *state0, *params), outputs the state
-    sequences (T, B, S_k)."""
+    """Autograd function over the whole sequence: inputs (xw, *state0, *given, *params), outputs
+    the state sequences (T, B, S_k)."""
 
     @staticmethod
-    def forward(ctx, cell: RecurrentCell, names: Tuple[str, ...], mask: Optional[torch.Tensor],
-                x: torch.Tensor, *tensors: torch.Tensor):
-        n_state = len(cell.state_names)
-        p = dict(zip(names, tensors[n_state:]))
-        zoned = isinstance(mask, tuple)  # zoneout keep weights: one per state tensor
-        xw, states, saved_steps, computed = forward_states(cell, p, x, tensors[:n_state], mask)
-        # xw is kept only where the cell keeps its saved gates in it (``grad_in_xw``)
-        ctx.cell, ctx.names, ctx.saved_steps = cell, names, saved_steps
-        ctx.xw = xw if cell.grad_in_xw else None
-        masks = () if mask is None else (mask if zoned else (mask,))
-        ctx.n_masks, ctx.zoned = len(masks), zoned
+    def forward(ctx, call: Call, names: Tuple[str, ...], xw: torch.Tensor, *tensors: torch.Tensor):
+        n = len(call.cell.state_sizes)
+        given_keys = tuple(call.given)
+        state0 = tensors[:n]
+        with torch.no_grad():
+            states, computed, saved_steps, prods = forward_states(call, xw, state0)
+        ctx.call, ctx.names, ctx.given_keys = call, names, given_keys
+        ctx.work = (states, computed, saved_steps, prods)
         ctx.set_materialize_grads(False)  # a state sequence nobody used gets no zero gradient
-        ctx.save_for_backward(x, *masks, *tensors, *states, *(computed if zoned else ()))
+        ctx.save_for_backward(xw, *state0)
         return tuple(buf[1:] for buf in states)
 
     @staticmethod
     @once_differentiable  # the backward is hand-written: no graph of it for a second derivative
     def backward(ctx, *d_seqs):
-        cell: RecurrentCell = ctx.cell
-        n_state, n_params = len(cell.state_names), len(ctx.names)
-        x, *rest = ctx.saved_tensors
-        masks, rest = rest[:ctx.n_masks], rest[ctx.n_masks:]
-        mask = (tuple(masks) if ctx.zoned else masks[0]) if masks else None
-        state0, params = rest[:n_state], rest[n_state:n_state + n_params]
-        states, computed = rest[n_state + n_params:][:n_state], rest[n_state + n_params:][n_state:]
-        p = dict(zip(ctx.names, params))
-        saved_steps, xw = ctx.saved_steps, ctx.xw
-        ctx.saved_steps = ctx.xw = None  # spent by this backward (overwritten, or let go)
-        if saved_steps is None:  # a second backward through a retained graph: recompute
-            xw, _, saved_steps, computed = forward_states(cell, p, x, state0, mask)
-        # with grad_in_xw, dL/dxw_t overwrites the saved gates of step t, no longer needed
-        T, B, I = x.shape
-        d_xw = xw if cell.grad_in_xw else x.new_empty((T, B, p["weight_ih"].shape[0]))
-        GH = d_xw.shape[-1]
-        if mask is not None:  # keep weights per state tensor: (T, B, 1) lengths or (T, B, S_k) zoneout
-            keeps = mask if ctx.zoned else (mask.to(x.dtype),) * n_state
-            keep_t = [k.unbind(0) for k in keeps]
-            carry_t = [(1 - k).unbind(0) for k in keeps]
-        d_rec_steps = [None] * T
+        call: Call = ctx.call
+        cell = call.cell
+        xw, *state0 = ctx.saved_tensors
+        if ctx.work is None:  # a second backward through a retained graph: recompute
+            with torch.no_grad():
+                ctx.work = forward_states(call, xw, state0)
+        states, computed, saved_steps, prods = ctx.work
+        ctx.work = None
+        T = xw.shape[0]
+        n = len(cell.state_sizes)
+        d_xw = torch.empty_like(xw)
+        d_given = {k: torch.zeros_like(g) for k, g in call.given.items()}
+        d_params: Dict[str, torch.Tensor] = {}
+        kept = tuple(torch.empty_like(s[1:]) for s in states) if _RECORDS else None
         d_state = tuple(torch.zeros_like(s[0]) for s in states)
-        # per-step views made at once: state[t] is the state after step t (row 0: before step 1)
-        state_t = list(zip(*(s.unbind(0) for s in states)))
-        d_seq_t = [None if g is None else g.unbind(0) for g in d_seqs]
-        d_xw_t = d_xw.unbind(0)
-        # what each step's cell computed (the zoneout blend is this engine's, not the cell's)
-        new_t = list(zip(*(c.unbind(0) for c in computed))) if ctx.zoned else state_t[1:]
-        kept = tuple(x.new_empty((T, B, s.shape[-1])) for s in states) if _RECORDS else None
         for t in range(T - 1, -1, -1):
-            d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seq_t))
+            d_state = tuple(d if g is None else d + g[t] for d, g in zip(d_state, d_seqs))
             if kept is not None:  # dL/dstate_t in full: this step's loss and all later ones
                 for buf, d in zip(kept, d_state):
                     buf[t].copy_(d)
-            d_new = d_state if mask is None else tuple(d * k[t] for d, k in zip(d_state, keep_t))
-            d_prev, d_rec_steps[t] = cell.step_backward(p, saved_steps[t], state_t[t],
-                                                        new_t[t], d_new, d_xw_t[t])
-            if mask is not None:  # the carried part of the state (padded steps, zoned-out units)
-                d_prev = tuple(dp + d * c[t] for dp, d, c in zip(d_prev, d_state, carry_t))
-            d_state = d_prev
-        d_xw2 = d_xw.view(T * B, GH)
-        dx = mm(d_xw2, p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[3] else None
-        grads = cell.recurrent_grads(p, d_xw, StepStack(d_rec_steps),
-                                     tuple(s[:-1] for s in states),
-                                     tuple(computed) if ctx.zoned else tuple(s[1:] for s in states),
-                                     StepStack(saved_steps))
-        grads["weight_ih"] = outer_sum(d_xw, x)
+            prev = call.prev(tuple(s[t] for s in states), t)
+            dz, d_prev, d_p = step_backward(call, prods, t, saved_steps[t], prev, computed[t], d_state)
+            for name, g in d_p.items():
+                d_params[name] = g if name not in d_params else d_params[name] + g
+            for k in d_given:  # a given state took no gradient from the step before
+                d_given[k][t] = d_prev[k]
+                d_prev[k] = torch.zeros_like(d_prev[k])
+            d_xw[t] = dz
+            d_state = tuple(d_prev)
+        d_params.update(prods.grads(T))
         for record in _RECORDS:
             record.append((cell, kept))
-        d_params = tuple(grads.get(n) for n in ctx.names)
-        return (None, None, None, dx, *d_state, *d_params)
+        grads = tuple(d_params.get(name) for name in ctx.names)
+        return (None, None, d_xw, *d_state[:n], *(d_given[k] for k in ctx.given_keys), *grads)
 
 
-def run_bptt(cell: RecurrentCell, p: Params, x: torch.Tensor, state0: State,
-             mask) -> Tuple[torch.Tensor, ...]:
-    """Run ``cell`` over ``x`` (T, B, I) with the hand-written BPTT; same contract as ``run_loop``
-    (``mask``: None, the lengths mask (T, B, 1) bool, or zoneout keep weights, one per state)."""
-    names = tuple(p)
-    return BPTTFunction.apply(cell, names, mask, x, *state0, *p.values())
+def run_bptt(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
+    """Run ``call.cell`` over ``x`` (T, B, I) with the hand-written BPTT; same contract as
+    :func:`rnnlab.engines.loop.run_loop`."""
+    xw = input_projection(call.cell, call.p, x)  # (T, B, G*H), autograd's
+    names = tuple(call.p)
+    return BPTTFunction.apply(call, names, xw, *state0, *call.given.values(), *call.p.values())

@@ -30,7 +30,7 @@ cells of a diagonal and all directions, instead of H * W steps of one cell. The 
 W x + b of every cell is one matrix product before the loop. Gradients are autograd's through
 the diagonal loop.
 
-**Regularization** (constructor options, as :mod:`rnnlab.regularization` and
+**Regularization** (constructor options, as :mod:`rnnlab.engines.regularization` and
 :mod:`rnnlab.cells.layer_norm` define them for the 1-D layers). Masks are drawn once per forward
 call from torch's default generator (:meth:`GridRNN.draw_masks`; ``torch.manual_seed`` makes them
 reproducible), each sweep its own; in ``eval()`` dropout and weight drop are off and zoneout
@@ -73,11 +73,10 @@ import torch
 from torch import nn
 
 from ..activations import activate, check_activation
-from ..cells.cell import check_size
-from ..cells.layer_norm import block_norm
+from ..cells.cell import block_norm, check_size
 from ..errors import ConfigError
 from ..init import INIT_SCHEMES, glorot_blocks_, orthogonal_blocks_
-from ..regularization import Regularization, drop_connect, dropout_mask
+from ..engines.regularization import Regularization, drop_connect, dropout_mask
 
 GRID_CELLS = ("rnn", "lstm")
 #: the state tensors of each grid cell (zoneout takes one rate or one per state)
@@ -244,7 +243,7 @@ class GridRNN(nn.Module):
         if not self.layer_norm:
             return c
         D, H = self.directions, self.hidden_size
-        y = block_norm(c.reshape(-1, H), 1)[0].view(D, n, H)                  # (D, n_d*B, H)
+        y = block_norm(c.reshape(-1, H), H)[0].view(D, n, H)                  # (D, n_d*B, H)
         return torch.addcmul(self.ln_bias_c.unsqueeze(1), y, self.ln_gain_c.unsqueeze(1))
 
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -271,7 +270,7 @@ class GridRNN(nn.Module):
         xw = torch.matmul(xs, self.weight_ih.transpose(1, 2))                 # (D, Hg*Wg*B, GH)
         GH = xw.shape[-1]
         if self.layer_norm:   # LN(W x; g_ih), per gate block
-            xw = block_norm(xw.reshape(-1, GH), G)[0].view(D, -1, GH) * self.ln_gain_ih.unsqueeze(1)
+            xw = block_norm(xw.reshape(-1, GH), GH // G)[0].view(D, -1, GH) * self.ln_gain_ih.unsqueeze(1)
         if self.bias:
             xw = xw + (self.bias_ih + self.bias_hh).unsqueeze(1)
         rows, order = diagonals(Hg, Wg, x.device)
@@ -302,7 +301,7 @@ class GridRNN(nn.Module):
                 h_in = h_in * m.repeat(1, n // B, 2)
             u = torch.bmm(h_in, U_t)       # U_v h~_{i-1,j} + U_h h~_{i,j-1}     (D, n_d*B, GH)
             if self.layer_norm:
-                u = block_norm(u.reshape(-1, GH), G)[0].view(D, n, GH) * self.ln_gain_hh.unsqueeze(1)
+                u = block_norm(u.reshape(-1, GH), GH // G)[0].view(D, n, GH) * self.ln_gain_hh.unsqueeze(1)
             z = xw[d] + u                                                     # (D, n_d*B, GH)
             if self.cell == "rnn":   # h_{i,j} = phi(W x + U_v h_{i-1,j} + U_h h_{i,j-1} + b)
                 h_new = activate(self.nonlinearity, z)

@@ -84,21 +84,19 @@ class OutputFeedbackRNN(RecurrentLayer):
             return teacher.unsqueeze(1)  # (T, 1, D*O)
         return teacher.transpose(0, 1) if self.batch_first else teacher
 
-    def run_cell(self, index, runner, xin, state0, mask, lengths, extras):
-        """Open loop: the generic step. Teacher-forced: the last layer's cells run their s
-        recurrence on [x_t, y*_{t-1}] (:meth:`OutputFeedbackCell.run_teacher_forced`); the lower
-        layers, whose outputs have no targets, run open loop."""
+    def given_states(self, index, lengths, extras):
+        """Teacher-forced, the last layer's cells read y*_{t-1} in place of their own y_{t-1}
+        (state 1); the lower layers, whose outputs have no targets, run open loop."""
         teacher = extras.get("teacher")
         D = 2 if self.bidirectional else 1
         layer, d = divmod(index, D)
         if teacher is None or layer < self.num_layers - 1:
-            return super().run_cell(index, runner, xin, state0, mask, lengths, extras)
+            return {}
         O = self.output_size
         y_prev = teacher[..., d * O:(d + 1) * O]  # (T, B, O)
         if d == 1:  # the backward direction runs on the sequences reversed in their lengths
             y_prev = reverse_padded(y_prev, lengths)
-        return self.cells[index].run_teacher_forced(runner, self.cell_params(index), xin, y_prev,
-                                                    state0, mask)
+        return {1: y_prev}
 
 
 def _same_indices(a, b) -> bool:

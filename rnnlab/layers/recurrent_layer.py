@@ -16,12 +16,11 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..cells.cell import RecurrentCell, check_size
-from ..cells.layer_norm import layer_normed
-from ..cells.skip_connections import with_skip_connections
 from ..init import init_parameter
 from ..engines import (RUNNERS, check_engine, compiled_layer_unsupported, native_is_fastest,
-                       native_unsupported, run_native)
-from ..regularization import Regularization
+                       native_unsupported, run, run_native)
+from ..engines.regularization import Regularization, make_call
+from ..engines.skip import SkipConnections
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
 
 log = logging.getLogger("rnnlab")
@@ -44,12 +43,11 @@ class RecurrentLayer(nn.Module):
             :attr:`last_engine` says which engine ran.
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
         skip_steps: d > 0 adds skip connections through time, every gate also reading h_{t-d}
-            through a weight ``weight_skip_l{k}`` (:mod:`rnnlab.cells.skip_connections`; the cells
+            through a weight ``weight_skip_l{k}`` (:mod:`rnnlab.engines.skip`; the cells
             then carry one more state, the delay line ``delay`` (D*L, B, d*H)); 0: none.
-        **cell_options: passed to every cell (e.g. ``peephole="full"``); among them the
-            regularizers ``weight_drop``, ``recurrent_dropout``, ``zoneout``
-            (:mod:`rnnlab.regularization`, kept by the layer, masks drawn per call, off in
-            ``eval()``) and ``layer_norm`` (:mod:`rnnlab.cells.layer_norm`).
+        **cell_options: passed to every cell (e.g. ``peephole="full"``, ``layer_norm=True``);
+            among them the regularizers ``weight_drop``, ``recurrent_dropout``, ``zoneout``
+            (:mod:`rnnlab.engines.regularization`, masks drawn per call, off in ``eval()``).
 
     Forward: ``forward(input, hx=None, lengths=None, return_states=False)``.
 
@@ -82,22 +80,29 @@ class RecurrentLayer(nn.Module):
         self.bidirectional = bool(bidirectional)
         self.engine = check_engine(engine)
         self.init = init
-        # weight_drop, recurrent_dropout, zoneout: masks drawn per call (rnnlab.regularization)
+        # weight_drop, recurrent_dropout, zoneout: masks drawn per call (engines/regularization.py)
         regularization = Regularization.from_options(cell_options, self.cell_class.state_names)
         self.regularization = regularization if regularization.active else None
         self.cell_options = dict(cell_options)
         self.last_engine: Optional[str] = None
+        if isinstance(skip_steps, bool) or not isinstance(skip_steps, int) or skip_steps < 0:
+            raise ValueError(f"skip_steps must be a whole number >= 0, got {skip_steps!r}")
+        self.skip_steps = skip_steps
         D = 2 if self.bidirectional else 1
-        self.skip_steps, cell_class = skip_connected(self, skip_steps, cell_options)
-        cell_class = layer_normed(self, cell_class, cell_options)  # layer_norm=True: cells/layer_norm.py
         cells: List[RecurrentCell] = []
         self._param_names: List[dict] = []
         layer_input = self.input_size
         for k in range(self.num_layers):
             for d in range(D):
-                cell = cell_class(layer_input, hidden_size, bias=bias, init=init, device=device,
-                                  dtype=dtype, **cell_options)
+                cell = self.cell_class(layer_input, hidden_size, bias=bias, init=init, device=device,
+                                       dtype=dtype, **cell_options)
                 suffix = f"_l{k}" + ("_reverse" if d else "")
+                if skip_steps:  # W_skip (G*H, H_out), initialised as a recurrent weight
+                    G = cell.weight_ih.shape[0]
+                    cell.register_parameter("weight_skip", nn.Parameter(
+                        torch.empty(G, cell.output_size, device=device, dtype=dtype)))
+                    with torch.no_grad():
+                        init_parameter(cell, "weight_skip", cell.weight_skip, init)
                 names = {}
                 for name, param in list(cell._parameters.items()):
                     self.register_parameter(name + suffix, param)  # torch.nn's name
@@ -109,12 +114,12 @@ class RecurrentLayer(nn.Module):
                     names[name] = name + suffix
                     del cell._buffers[name]
                     cell._non_persistent_buffers_set.discard(name)
-                cells.append(cell)
+                if regularization.active:
+                    regularization.check_cell(cell)
+                cells.append(SkipConnections(cell, skip_steps) if skip_steps else cell)
                 self._param_names.append(names)
             layer_input = D * cells[-1].output_size
         self._cells = tuple(cells)  # a tuple, not a ModuleList: parameters live on the layer
-        if self.regularization is not None:
-            self.regularization.check_layer(self)
 
     def __setattr__(self, name: str, value) -> None:
         super().__setattr__(name, value)
@@ -251,14 +256,13 @@ class RecurrentLayer(nn.Module):
             out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths, extras or {})
         return self._format(out, final, states, packed, input, batch_first, unbatched, return_states)
 
-    def run_cell(self, index: int, runner, xin, state0, mask, lengths, extras):
-        """Run cell ``index`` (layer-major, see :attr:`cells`) over ``xin`` (T, B, I_k), already
-        reversed for a backward direction; returns its state sequences. Subclasses override this
-        to feed a cell more than its input (see OutputFeedbackRNN)."""
-        return runner(self.cells[index], self.cell_params(index), xin, state0, mask)
+    def given_states(self, index: int, lengths, extras) -> dict:
+        """States given at every step of cell ``index`` (layer-major, see :attr:`cells`), in its
+        own time: {state: (T, B, S)}; none here (teacher forcing: OutputFeedbackRNN)."""
+        return {}
 
     def _run_stack(self, runner, x, hx, lengths, extras):
-        """Every layer and direction with a Python-level engine (``bptt`` or ``loop``)."""
+        """Every layer and direction with a runner (``compiled``, ``bptt`` or ``loop``)."""
         T, B = x.shape[:2]
         mask = None if lengths is None else length_mask(lengths, T)  # (T, B, 1)
         D = 2 if self.bidirectional else 1
@@ -271,8 +275,9 @@ class RecurrentLayer(nn.Module):
                 cell = self.cells[i]
                 state0 = tuple(h[i] for h in hx)
                 xin = layer_in if d == 0 else reverse_padded(layer_in, lengths)
-                run = runner if self.regularization is None else self.regularization.runner(runner, self.training)
-                seqs = self.run_cell(i, run, xin, state0, mask, lengths, extras)  # each (T, B, S)
+                call = make_call(cell, self.cell_params(i), xin, mask, self.regularization,
+                                 self.training, self.given_states(i, lengths, extras))
+                seqs = run(runner, call, xin, state0)  # each (T, B, S)
                 for f, s in zip(finals, seqs):
                     f.append(s[-1:])  # (1, B, S): the state at each true end, carried through the padding
                 if d == 1:
@@ -341,17 +346,3 @@ def _engine_key(layer: RecurrentLayer, return_states: bool, x: Optional[torch.Te
     of the layer's parameters and buffers (a cell option added, a parameter registered)."""
     return (layer.__dict__.get("_version", 0), return_states, None if x is None else (x.dtype, x.device),
             tuple(len(vars(c)) for c in layer._cells), len(layer._parameters), len(layer._buffers))
-
-
-def skip_connected(layer: RecurrentLayer, skip_steps, cell_options: dict):
-    """(d, the cell class to build): ``layer.cell_class``, or its skip-connected version for
-    ``skip_steps`` d > 0 (:mod:`rnnlab.cells.skip_connections`), ``cell_options`` then given d."""
-    if isinstance(skip_steps, bool) or not isinstance(skip_steps, int) or skip_steps < 0:
-        raise ValueError(f"skip_steps must be a whole number >= 0, got {skip_steps!r}")
-    if not skip_steps:
-        return 0, layer.cell_class
-    if type(layer).run_cell is not RecurrentLayer.run_cell:
-        raise ValueError(f"{type(layer).__name__} feeds its cells more than their input; it takes "
-                         f"no skip_steps (got {skip_steps})")
-    cell_options["skip_steps"] = skip_steps
-    return skip_steps, with_skip_connections(layer.cell_class)

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS, GridRNN
-from ..regularization import OPTIONS
+from ..engines.regularization import OPTIONS
 from ..training.config import from_data, positive_int
 from .spelling import final_hidden
 

@@ -30,7 +30,7 @@ loss, and is a constant; so are the states h_k, h_{k+1} and with them phi'(a_{k+
 
 and no gradient reaches W_ih, the biases or the output layer from Omega.
 
-With skip connections through time (:mod:`rnnlab.cells.skip_connections`, h_{k+1} also reads
+With skip connections through time (:mod:`rnnlab.engines.skip`, h_{k+1} also reads
 h_{k+1-d} through W_skip), the recurrence is first order in the stacked state
 s_k = [h_k, h_{k-1}, ..., h_{k-d+1}] (d slots), and Omega is taken over s with
 delta_{k+1} = dL/ds_{k+1}:
@@ -56,7 +56,7 @@ import torch
 
 from ..activations import activate_backward
 from ..cells.rnn_cell import RNNCell
-from ..cells.skip_connections import SkipConnections
+from ..engines.skip import SkipConnections
 from ..engines.bptt import record_state_gradients
 from ..errors import ConfigError
 
@@ -84,7 +84,7 @@ def stacked_delta(cell: RNNCell, deltas: Tuple[torch.Tensor, ...]) -> torch.Tens
         return deltas[0].unsqueeze(2)                                        # (T, B, 1, H)
     d_h, d_delay = deltas
     T, B, H = d_h.shape
-    d_s = d_delay.reshape(T, B, cell.skip_steps, H).clone()                  # (T, B, d, H)
+    d_s = d_delay.reshape(T, B, cell.steps, H).clone()                  # (T, B, d, H)
     d_s[:, :, 0] += d_h
     return d_s
 
@@ -97,7 +97,7 @@ def back_propagated(cell: RNNCell, p, h: torch.Tensor, delta: torch.Tensor) -> t
     if not isinstance(cell, SkipConnections):
         return into_h.unsqueeze(2)
     into_back = dz @ p["weight_skip"]                                        # (T, B, H) to h_{k+1-d}
-    if cell.skip_steps == 1:
+    if cell.steps == 1:
         return (into_h + into_back).unsqueeze(2)
     shifted = delta[:, :, 1:]                                                # slot j <- delta[j + 1]
     first = into_h + shifted[:, :, 0]

@@ -1,0 +1,54 @@
+"""What one engine call needs, built afresh for each call: nothing is stored on a module."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..cells.cell import Params
+
+
+@dataclass(frozen=True)
+class Call:
+    """One cell run over one sequence.
+
+    - ``cell``: the cell (or its :class:`~rnnlab.engines.skip.SkipConnections`);
+    - ``p``: its parameters by the cell's own names, weight drop already applied;
+    - ``masks``: variational recurrent dropout, {source state: m (B, S)}, scaled by 1/(1 - q);
+    - ``lengths``: (T, B, 1) bool, True at a sequence's real steps (None: all real);
+    - ``zoneout``: keep weights, one (T, B, S_k) per state, the lengths folded in (None: none);
+    - ``given``: states given at each step, {k: (T, B, S_k)}: step t reads given[k][t] in place of
+      state k (teacher forcing: the true previous output).
+    """
+    cell: object
+    p: Params
+    masks: Dict[int, torch.Tensor] = field(default_factory=dict)
+    lengths: Optional[torch.Tensor] = None
+    zoneout: Optional[Tuple[torch.Tensor, ...]] = None
+    given: Dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def keep(self) -> Optional[Tuple[torch.Tensor, ...]]:
+        """The blend state_t = lerp(state_{t-1}, state~_t, k_t), one k per state: zoneout's keep
+        weights, or the lengths mask (0 at padded steps: the state is carried), or None."""
+        if self.zoneout is not None:
+            return self.zoneout
+        if self.lengths is None:
+            return None
+        k = self.lengths.to(self.p["weight_ih"].dtype)
+        return (k,) * len(self.cell.state_sizes)
+
+    def prev(self, state: Tuple[torch.Tensor, ...], t: int) -> Tuple[torch.Tensor, ...]:
+        """The state step t reads: ``state`` with the given entries put in."""
+        if not self.given:
+            return state
+        return tuple(self.given[k][t] if k in self.given else s for k, s in enumerate(state))
+
+    @property
+    def independent(self) -> bool:
+        """Whether no step reads another's result (every product's source given, the core reading
+        no previous state, nothing blended): then the steps run as one step over T*B rows."""
+        reads = self.cell.core_reads
+        return (reads is not None and all(k in self.given for k in reads) and self.keep is None
+                and all(pr.inner or pr.source in self.given for pr in self.cell.products))

@@ -1,0 +1,146 @@
+r"""Regularization of a recurrent layer: weight drop, variational recurrent dropout, zoneout.
+
+Options of every :class:`rnnlab.RecurrentLayer`, so of every cell and every engine that runs it.
+Each draws its masks once per forward call, here, from torch's default generator (so
+``torch.manual_seed`` makes a run reproducible), into the call's own :class:`Call`; the engines
+then apply exactly these masks, so they agree. (The fourth regularizer, layer normalisation, adds
+parameters: it is the cells' ``layer_norm`` option, carried out by the engines.)
+
+- ``weight_drop`` q (DropConnect on the recurrent weights): one mask M over the entries of each
+  recurrent weight (the weight of every product that recurrent dropout acts on: ``weight_hh``;
+  the output-recurrent cell's ``weight_yh``) per forward call, the same at every step and for
+  every sequence of the batch,
+
+      W~ = W * M / (1 - q),      M_ij ~ Bernoulli(1 - q);
+
+  autograd carries dL/dW~ back to dL/dW = dL/dW~ * M / (1 - q).
+- ``recurrent_dropout`` q (variational dropout, Gal and Ghahramani): one mask m per sequence and
+  cell on the state where it enters the recurrent products, the same at every step,
+
+      W_hh h_{t-1}  ->  W_hh (m * h_{t-1}),      m (B, H),  m_bj ~ Bernoulli(1 - q) / (1 - q);
+
+  the state's other paths (the LSTM's f * C_{t-1}, the GRU's z * h_{t-1}, a leak or a skip) see
+  the whole h_{t-1}.
+- ``zoneout`` z (Krueger et al.): per unit and step, a state unit keeps its previous value with
+  probability z, for every state tensor (h and the LSTM's C; one rate for all, or one per state),
+
+      s_t = d_t * s_{t-1} + (1 - d_t) * s~_t,      d_t ~ Bernoulli(z),  s~_t the cell's new state;
+
+  the engines run this as keep weights k_t = 1 - d_t per state tensor (the lengths mask folded
+  in: k = 0 at padded steps), the same blend that carries the state through padding.
+
+At evaluation (``model.eval()``) every mask is off: dropout and weight drop are inverted (scaled
+by 1/(1 - q) in training), so evaluation is the plain cell; zoneout takes its expectation,
+s_t = z s_{t-1} + (1 - z) s~_t (k = 1 - z). Under truncated BPTT each chunk gets its own masks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..cells.cell import Params
+from ..errors import ConfigError
+from .call import Call
+
+#: the layer options this module owns (popped from a layer's cell options)
+OPTIONS = ("weight_drop", "recurrent_dropout", "zoneout")
+
+
+def _probability(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Regularization:
+    """The mask-drawn regularizers of one layer (see the module docstring). ``zoneout`` is one
+    rate for every state tensor or a tuple of one rate per state tensor (e.g. (h, C))."""
+    weight_drop: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: Tuple[float, ...] = (0.0,)
+
+    @classmethod
+    def from_options(cls, options: dict, state_names: Tuple[str, ...]) -> "Regularization":
+        """Take (pop) the regularization options out of a layer's cell options and check them."""
+        wd = _probability("weight_drop", options.pop("weight_drop", 0.0))
+        rd = _probability("recurrent_dropout", options.pop("recurrent_dropout", 0.0))
+        z = options.pop("zoneout", 0.0)
+        rates = tuple(z) if isinstance(z, (tuple, list)) else (z,) * len(state_names)
+        if len(rates) != len(state_names):
+            raise ConfigError(f"zoneout takes one rate or one per state tensor {state_names}, "
+                              f"got {len(rates)} rates")
+        rates = tuple(_probability(f"zoneout ({n})", r) for n, r in zip(state_names, rates))
+        return cls(wd, rd, rates)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.weight_drop or self.recurrent_dropout or any(self.zoneout))
+
+    def describe(self) -> str:
+        """The options in force, e.g. ``weight_drop=0.5, zoneout=(0.1, 0.1)``."""
+        parts = []
+        if self.weight_drop:
+            parts.append(f"weight_drop={self.weight_drop}")
+        if self.recurrent_dropout:
+            parts.append(f"recurrent_dropout={self.recurrent_dropout}")
+        if any(self.zoneout):
+            z = self.zoneout
+            parts.append(f"zoneout={z[0] if len(set(z)) == 1 else z}")
+        return ", ".join(parts)
+
+    def check_cell(self, cell) -> None:
+        """Refuse a cell with no recurrent product to drop (weight drop, recurrent dropout)."""
+        if (self.weight_drop or self.recurrent_dropout) and not recurrent_weights(cell):
+            raise ConfigError(f"{type(cell).__name__} has no recurrent weight; "
+                              f"{self.describe()} does not apply to it")
+
+
+def recurrent_weights(cell) -> Tuple[str, ...]:
+    """The weights recurrent dropout and weight drop act on: those of the products marked
+    ``dropout`` (``weight_hh``; the output-recurrent cell's ``weight_yh``)."""
+    return tuple(dict.fromkeys(pr.weight for pr in cell.products if pr.dropout))
+
+
+def make_call(cell, p: Params, x: torch.Tensor, lengths: Optional[torch.Tensor],
+              reg: Optional[Regularization], training: bool,
+              given: Optional[Dict[int, torch.Tensor]] = None) -> Call:
+    """This call's :class:`Call` for ``cell`` over ``x`` (T, B, I): the masks of ``reg`` drawn
+    (training), zoneout's keep weights (training: 1 - d_t; evaluation: 1 - z)."""
+    given = given or {}
+    if reg is None or not reg.active:
+        return Call(cell, p, lengths=lengths, given=given)
+    T, B = x.shape[:2]
+    p, masks, zoneout = dict(p), {}, None
+    if training and reg.weight_drop:
+        for name in recurrent_weights(cell):
+            p[name] = drop_connect(p[name], reg.weight_drop)
+    if training and reg.recurrent_dropout:
+        for k in dict.fromkeys(pr.source for pr in cell.products if pr.dropout):
+            masks[k] = dropout_mask(x, (B, cell.state_sizes[k]), reg.recurrent_dropout)
+    if any(reg.zoneout):
+        keeps = []  # states beyond the rates given (a skip connection's delay line): rate 0
+        rates = reg.zoneout + (0.0,) * max(0, len(cell.state_sizes) - len(reg.zoneout))
+        for size, z in zip(cell.state_sizes, rates):
+            k = x.new_full((T, B, size), 1.0 - z)
+            if training:
+                k = torch.bernoulli(k)  # 1 - d_t:  d_t ~ Bernoulli(z)
+            if lengths is not None:
+                k = k * lengths  # padded steps carry the whole state
+            keeps.append(k)
+        zoneout = tuple(keeps)
+    return Call(cell, p, masks, lengths, zoneout, given)
+
+
+def drop_connect(W: torch.Tensor, q: float) -> torch.Tensor:
+    """W * M / (1 - q), M_ij ~ Bernoulli(1 - q): one weight-drop mask over every entry of W."""
+    keep = 1.0 - q
+    return W * torch.bernoulli(torch.full_like(W, keep)).div_(keep)
+
+
+def dropout_mask(like: torch.Tensor, shape: Tuple[int, ...], q: float) -> torch.Tensor:
+    """m ~ Bernoulli(1 - q) / (1 - q) of ``shape``, in ``like``'s dtype and device."""
+    keep = 1.0 - q
+    return torch.bernoulli(like.new_full(shape, keep)).div_(keep)
