@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from rnnlab.cells.cell import input_projection, step
+
 from engine_check import LENGTHS, loss_of
 from rnnlab.diagnostics.gates import gate_statistics
 from rnnlab.diagnostics.gradient_flow import decay_rate, norms_by_lag, state_gradients
@@ -29,11 +31,11 @@ def stepwise_state_grads(layer, x, lengths, loss_fn):
     cell = layer.cells[0]
     p = layer.cell_params(0)
     T, B, _ = x.shape
-    xw = torch.nn.functional.linear(x, p["weight_ih"], cell.input_bias(p))   # (T, B, G*H)
+    xw = input_projection(cell, p, x)                                       # (T, B, G*H)
     state = cell.initial_state(B, x)
     kept = []
     for t in range(T):
-        new, _ = cell.step(p, xw[t], state)
+        new = step(cell, p, xw[t], state)
         if lengths is not None:
             m = (t < lengths).view(B, 1)
             new = tuple(torch.where(m, n, s) for n, s in zip(new, state))
@@ -94,8 +96,7 @@ def test_jacobian_products_equal_autograd(name, options):
 
     def step(t, flat):
         state = tuple(s.unsqueeze(0) for s in flat.split(sizes))
-        xw = torch.nn.functional.linear(x[t:t + 1], p["weight_ih"], cell.input_bias(p))
-        new, _ = cell.step(p, xw, state)
+        new = step(cell, p, input_projection(cell, p, x[t:t + 1]), state)
         return torch.cat([s[0] for s in new])
 
     s = torch.zeros(sum(sizes), dtype=torch.float64)
@@ -137,8 +138,8 @@ def test_gate_statistics_count_what_the_gates_do():
     values = []
     with torch.no_grad():
         for t in range(7):
-            xw = torch.nn.functional.linear(x[t], p["weight_ih"], cell.input_bias(p))
-            state, (gates,) = cell.step(p, xw, state)
+            z = input_projection(cell, p, x[t]) + state[0] @ p["weight_hh"].t()
+            state, (gates,) = cell.core(p, z, (), state, None)
             values.append(gates[:, :6][torch.tensor([True, t < 3, t < 5])])
     i = torch.cat(values)
     assert stats["input"]["mean"] == pytest.approx(float(i.mean()))

@@ -8,7 +8,7 @@ import torch
 
 import rnnlab
 from rnnlab.errors import ConfigError
-from rnnlab.regularization import Regularization
+from rnnlab.engines.regularization import Regularization
 from engine_check import LENGTHS, loss_of, make_inputs
 
 CELLS = [
@@ -473,7 +473,7 @@ def test_output_recurrent_cell_regularizes_its_feedback_weight():
     """The output-recurrent cell has no weight_hh: weight drop masks its W (weight_yh), zoneout
     covers (s, y) (tests/test_regularize_output_recurrent.py checks them in full)."""
     from rnnlab.layers.output_recurrent import OutputRecurrentRNN
-    from rnnlab.regularization import recurrent_weight
+    from rnnlab.engines.regularization import recurrent_weights
     layer = OutputRecurrentRNN(3, 4, 2, zoneout=0.1, weight_drop=0.2)
     assert layer.regularization.zoneout == (0.1, 0.1)
-    assert recurrent_weight(layer.cells[0]) == "weight_yh" and "weight_hh" not in layer.cell_params(0)
+    assert recurrent_weights(layer.cells[0]) == ("weight_yh",) and "weight_hh" not in layer.cell_params(0)

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from rnnlab.errors import ConfigError
 from rnnlab.layers import LSTM, GridRNN
+from rnnlab.engines.call import Call
 from rnnlab.engines.loop import run_loop
 from rnnlab.layers.grid_rnn import _MIRROR
 
@@ -177,7 +178,7 @@ def test_one_column_with_zoneout_is_the_one_dimensional_lstm(mode):
     p = one.cell_params(0)
     seq = x[:, :, 0].transpose(0, 1)                                         # (T, B, C)
     keeps = tuple(k[0, :, :, 0].transpose(0, 1) for k in (k_h, k_c))        # (T, B, H)
-    h_seq, _ = run_loop(one.cells[0], p, seq, (seq.new_zeros(3, 3), seq.new_zeros(3, 3)), keeps)
+    h_seq, _ = run_loop(Call(one.cells[0], p, zoneout=keeps), seq, (seq.new_zeros(3, 3), seq.new_zeros(3, 3)))
     torch.manual_seed(9)
     torch.testing.assert_close(grid(x)[:, :, 0].transpose(0, 1), h_seq, rtol=1e-12, atol=1e-12)
 

@@ -1,4 +1,4 @@
-"""Skip connections through time (rnnlab.cells.skip_connections): z_t = ... + W_skip h_{t-d}.
+"""Skip connections through time (rnnlab.engines.skip): z_t = ... + W_skip h_{t-d}.
 
 The hand-written backward equals autograd's loop and an independent plain-autograd recurrence
 (values and gradients, float64, with lengths, bidirectional, several cells); gradcheck; d = 1 is
@@ -10,7 +10,7 @@ import torch
 
 import rnnlab
 from engine_check import LENGTHS, assert_engines_agree, gradcheck_layer
-from rnnlab.cells.skip_connections import SkipConnections, output_gradient, with_skip_connections
+from rnnlab.engines.skip import SkipConnections, output_gradient
 from rnnlab.cli import main
 from rnnlab.engines.bptt import record_state_gradients
 from rnnlab.models.long_memory import AddingModel, AddingModelConfig, CopyModel, CopyModelConfig
@@ -135,7 +135,7 @@ def test_layer_parameters_state_and_errors():
     out, (h_n, delay_n) = layer(torch.randn(6, 2, 3))
     assert out.shape == (6, 2, 8) and delay_n.shape == (4, 2, 20)
     torch.testing.assert_close(delay_n[..., :4], h_n)       # the delay line's newest slot is h_T
-    assert with_skip_connections(rnnlab.GRUCell) is type(layer.cells[0])
+    assert isinstance(layer.cells[0].cell, rnnlab.GRUCell) and layer.cells[0].steps == 5
     with pytest.raises(ValueError, match="skip_steps must be a whole number >= 0"):
         rnnlab.RNN(3, 4, skip_steps=-1)
     with pytest.raises(ValueError, match="takes no skip_steps"):

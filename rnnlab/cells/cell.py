@@ -222,7 +222,6 @@ class RecurrentCell(nn.Module):
         (B, S_k) tensors otherwise, or None for zeros. Returns ``(output (B, H_out), state)`` in the
         same form as the state was given.
         """
-        from .step import step  # the one autograd step, shared with the loop engine
         unbatched = input.dim() == 1
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__} expected input of shape (B, {self.input_size}) "
@@ -308,6 +307,47 @@ def weight_rows(p: Params, name: Optional[str], rows) -> Optional[torch.Tensor]:
     if name is None or name not in p:
         return None
     return p[name] if rows is None else p[name][rows[0]:rows[1]]
+
+
+# ---------------------------------------------------------------------- one step under autograd
+# The ``loop`` engine's step (the reference every other engine is tested against) and a cell's
+# own ``forward``: each product W (m * v) (m a recurrent-dropout mask for v's source, when given),
+# normalised per block of H units with its gain under layer normalisation, plus its bias where it
+# does not add into z (an adding product's bias is in xw_t already, :func:`input_bias`); then the core.
+def product(cell: RecurrentCell, p: Params, prod: Product, v: torch.Tensor,
+            masks: Optional[Dict[int, torch.Tensor]] = None, with_bias: bool = True) -> torch.Tensor:
+    """u = LN(W[rows] (m * v); g[rows]) (+ b[rows]), the product as autograd sees it."""
+    if masks and prod.dropout and prod.source in masks:
+        v = v * masks[prod.source]
+    u = F.linear(v, weight_rows(p, prod.weight, prod.rows))
+    if cell.layer_norm and prod.norm:
+        u = block_norm(u, cell.hidden_size)[0] * weight_rows(p, prod.gain, prod.rows)
+    b = weight_rows(p, prod.bias, prod.rows) if with_bias else None
+    return u if b is None else u + b
+
+
+def step(cell: RecurrentCell, p: Params, xw: torch.Tensor, state: State,
+         masks: Optional[Dict[int, torch.Tensor]] = None) -> State:
+    """state_t from xw_t (B, G*H) and state_{t-1}; ``masks`` {source: (B, S)} recurrent dropout."""
+    z, apart, inner = xw, [], [pr for pr in cell.products if pr.inner]
+    for prod in cell.products:
+        if prod.inner:
+            continue
+        if not prod.adds:
+            apart.append(product(cell, p, prod, prod.read(state), masks))
+            continue
+        u = product(cell, p, prod, prod.read(state), masks, with_bias=False)
+        if prod.cols is None:
+            z = z + u
+        else:
+            a, b = prod.cols
+            z = torch.cat((z[:, :a], z[:, a:b] + u, z[:, b:]), dim=1)
+
+    def mm(k: int, v: torch.Tensor) -> torch.Tensor:
+        return product(cell, p, inner[k], v, masks)
+
+    new_state, _ = cell.core(p, z, tuple(apart), state, mm)
+    return new_state
 
 
 def glorot_bound(fan_in: int, fan_out: int) -> float:

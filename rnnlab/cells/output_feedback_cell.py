@@ -28,10 +28,11 @@ class OutputFeedbackCell(RecurrentCell):
 
     Open loop (generation, and training without teacher forcing): y_{t-1} is the cell's own
     previous output, part of the state. Teacher forcing: the true previous output y*_{t-1}
-    replaces it; then the recurrence over s alone is a vanilla RNN whose input is [x_t, y*_{t-1}]
-    with input weight [U, W], and every y_t can be computed after the loop in one product
-    (:meth:`run_teacher_forced`). Stepping the cell by hand with the state (s_{t-1}, y*_{t-1}) is
-    the same teacher forcing.
+    replaces it, as a state the engines are given at every step (stepping the cell by hand with
+    the state (s_{t-1}, y*_{t-1}) is the same teacher forcing).
+
+    Layer normalisation (``layer_norm=True``) normalises U x_t, V s_{t-1} and W y_{t-1}, each
+    over its H units with a gain of its own (``ln_gain_ih``, ``ln_gain_hh``, ``ln_gain_yh``).
 
     Shapes: x_t (B, I), s_t (B, H), y_t (B, O). Under ``init="rnnlab"`` V starts orthogonal, U, W
     and W_hy Glorot-uniform, biases zero.

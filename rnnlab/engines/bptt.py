@@ -231,6 +231,10 @@ class BPTTFunction(torch.autograd.Function):
             d_xw[t] = dz
             d_state = tuple(d_prev)
         d_params.update(prods.grads(T))
+        reads = cell.core_reads if call.keep is None else None  # the states a step reads at all
+        if reads is not None:
+            reads = set(reads) | {pr.source for pr in cell.products if not pr.inner}
+            d_state = tuple(d if k in reads else None for k, d in enumerate(d_state))
         for record in _RECORDS:
             record.append((cell, kept))
         grads = tuple(d_params.get(name) for name in ctx.names)

@@ -263,9 +263,9 @@ def _layer_feeds_only_input(layer) -> bool:
     alone: the generic ``run_cell``, or the output-feedback layers' (open loop: the generic one;
     teacher-forced: the cell's ``run_teacher_forced``, which hands the engine a vanilla RNN cell
     or computes all steps in one pass)."""
-    from ..layers.output_feedback import OutputFeedbackRNN
-    from ..layers.recurrent_layer import RecurrentLayer
-    return type(layer).run_cell in (RecurrentLayer.run_cell, OutputFeedbackRNN.run_cell)
+
+
+    return False
 
 
 def compiled_layer_unsupported(layer, x: Optional[torch.Tensor] = None) -> Optional[str]:

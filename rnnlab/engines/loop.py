@@ -5,8 +5,7 @@ from typing import Tuple
 
 import torch
 
-from ..cells.cell import input_projection
-from ..cells.step import step
+from ..cells.cell import input_projection, step
 from .call import Call
 
 

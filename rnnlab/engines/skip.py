@@ -54,7 +54,8 @@ class SkipConnections:
 
     @property
     def core_reads(self):
-        return None
+        reads = self.cell.core_reads  # the cell's, and the delay line (shifted along)
+        return None if reads is None else tuple(reads) + (len(self.cell.state_sizes),)
 
     @property
     def products(self):
@@ -80,3 +81,14 @@ class SkipConnections:
                                                        tuple(d_cell), mm_grad)
         shifted = torch.cat((d_delay[:, H:], torch.zeros_like(d_delay[:, :H])), dim=1)
         return dz, du, tuple(d_state) + (shifted,), d_p
+
+
+def output_gradient(cell, state_grads):
+    """The total dL/dh_t (T, B, H) of the cell's output from the ``bptt`` engine's recorded
+    dL/dstate_t (:func:`rnnlab.engines.bptt.record_state_gradients`): the output state's own, plus,
+    under skip connections, the delay line's first slot (D_t[0] is h_t, and the gradient the skip
+    connection carries back reaches h_t there)."""
+    own = state_grads[cell.output_state]
+    if not isinstance(cell, SkipConnections):
+        return own
+    return own + state_grads[-1][..., :cell.cell.output_size]
