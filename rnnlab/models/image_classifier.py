@@ -21,7 +21,7 @@ two compare at equal size.
 
 Regularization (either architecture): ``layer_norm``, ``recurrent_dropout``, ``zoneout``,
 ``weight_drop``, passed to the GridRNN (defined for the 2-D sweep in :mod:`rnnlab.layers.grid_rnn`)
-or to the raster's layer (:mod:`rnnlab.regularization`).
+or to the raster's layer (:mod:`rnnlab.engines.regularization`).
 
 Shapes: images (B, H, W, C) -> logits (B, K).
 """
@@ -42,7 +42,7 @@ from .spelling import final_hidden
 ARCHITECTURES = ("grid", "raster")
 POOLINGS = ("max", "mean", "last")
 GRID_HIDDEN = 16                       # the grid's width per sweep when hidden_size is 0
-#: the recurrent layer's regularizers (rnnlab.regularization; layer_norm adds parameters)
+#: the recurrent layer's regularizers (rnnlab.engines.regularization; layer_norm adds parameters)
 REGULARIZERS = ("layer_norm",) + OPTIONS
 
 

@@ -37,7 +37,7 @@ ARCHITECTURES = ("recurrent", "nplm")
 #: settings only the recurrent model reads, and only the NPLM reads
 RECURRENT_ONLY = ("input", "cell", "layers", "tie_weights", "engine", "init", "cell_options",
                   "layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
-#: the recurrent layer's regularizers (rnnlab.regularization; layer_norm is a cell option)
+#: the recurrent layer's regularizers (rnnlab.engines.regularization; layer_norm is a cell option)
 REGULARIZERS = ("layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
 NPLM_ONLY = ("context", "direct")
 

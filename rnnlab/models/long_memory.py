@@ -20,7 +20,7 @@ s_t in 0..9 (0 blank, 1..8 data, 9 delimiter):
 trained on the cross-entropy of every step, averaged over the steps.
 
 Either model's ``skip_steps`` d > 0 gives its layer skip connections through time (every gate
-also reads h_{t-d}; :mod:`rnnlab.cells.skip_connections`).
+also reads h_{t-d}; :mod:`rnnlab.engines.skip`).
 
 Shapes: adding x (T, B, 2) float, lengths (B,) -> (B,); copying tokens (T, B) int64 ->
 logits (T, B, 9).
