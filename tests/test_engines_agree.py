@@ -20,7 +20,9 @@ CASES = [(rnnlab.RNN, o) for o in (
 )] + [(rnnlab.LSTM, o) for o in (
     {}, {"peephole": "diagonal"}, {"peephole": "full"}, {"forget_gate": False},
     {"forget_gate": False, "peephole": "diagonal"}, {"forget_gate": False, "peephole": "full"},
-    {"bias": False, "peephole": "full"},
+    {"bias": False, "peephole": "full"}, {"peephole": "diagonal", "peephole_candidate": True},
+    {"peephole": "full", "peephole_candidate": True},
+    {"forget_gate": False, "peephole": "full", "peephole_candidate": True},
 )] + [(rnnlab.GRU, o) for o in (
     {"reset_after": True}, {"reset_after": False},
     {"reset_after": True, "bias": False}, {"reset_after": False, "bias": False},

@@ -174,23 +174,25 @@ def test_step_is_the_equations():
     torch.testing.assert_close(out, y_new)
 
 
-def test_teacher_forced_gradient_of_w_comes_through_the_input_projection():
-    """Teacher-forced, the engine runs a vanilla RNN over s on [x_t, y*_{t-1}]: one state."""
-    m = make(engine="bptt")
+def test_teacher_forced_output_recurrence_runs_as_one_step(monkeypatch):
+    """Teacher-forced, the output-recurrent cell's steps read nothing of each other: ``bptt`` runs
+    them as one step over T*B rows; the output-feedback cell (V s_{t-1}) keeps its T steps."""
+    import rnnlab.engines.bptt as bptt
     seen = []
-    cell = m.cells[0]
-    original = cell._s_cell[0].step
+    original = bptt.forward_states
 
-    def spy(p, xw, state, **kwargs):
-        seen.append((p["weight_ih"].shape, len(state)))
-        return original(p, xw, state, **kwargs)
+    def spy(call, xw, state0):
+        seen.append(tuple(xw.shape[:2]))
+        return original(call, xw, state0)
 
-    cell._s_cell[0].step = spy
+    monkeypatch.setattr(bptt, "forward_states", spy)
     x, teacher = torch.randn(5, 3, I, dtype=F64), torch.randn(5, 3, O, dtype=F64)
-    out, _ = m(x, teacher=teacher)
-    out.sum().backward()
-    assert seen and all(s == ((H, I + O), 1) for s in seen)
-    assert m.weight_yh_l0.grad.abs().sum() > 0
+    for cls, want in ((rnnlab.OutputRecurrentRNN, (1, 15)), (rnnlab.OutputFeedbackRNN, (5, 3))):
+        seen.clear()
+        m = cls(I, H, O, engine="bptt", dtype=F64)
+        out, _ = m(x, teacher=teacher)
+        out.sum().backward()
+        assert seen == [want] and m.weight_yh_l0.grad.abs().sum() > 0
 
 
 def test_layouts_batch_first_unbatched_packed():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from rnnlab.engines.regularization import make_call
 from rnnlab.errors import ConfigError
 from rnnlab.layers.output_recurrent import OutputRecurrentRNN
 from engine_check import LENGTHS, loss_of, make_inputs
@@ -115,8 +116,8 @@ def test_equations_written_out(layer_norm, forced):
     teacher = teacher_for(layer, T=7, B=4)
     cell, p = layer.cells[0], layer.cell_params(0)
     torch.manual_seed(11)
-    pm, (k_s, k_y) = layer.regularization.apply(cell, p, x, None, True)
-    W, m = pm["weight_yh"], pm["recurrent_mask"]
+    call = make_call(cell, p, x, None, layer.regularization, True)
+    (k_s, k_y), W, m = call.zoneout, call.p["weight_yh"], call.masks[1]
     assert m.shape == (4, 2) and set(m.unique().tolist()) <= {0.0, 1 / (1 - qh)}
     assert set((W / p["weight_yh"]).unique().tolist()) <= {0.0, 1 / (1 - qw)}
     assert k_s.shape == (7, 4, 6) and k_y.shape == (7, 4, 2)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
 from ..init import INIT_SCHEMES, init_parameter
 
 State = Tuple[torch.Tensor, ...]
@@ -122,7 +123,7 @@ class RecurrentCell(nn.Module):
         if init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {', '.join(map(repr, INIT_SCHEMES))}, got {init!r}")
         if not isinstance(layer_norm, bool):
-            raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}")
+            raise ConfigError(f"layer_norm must be true or false, got {layer_norm!r}")
         self.bias, self.init, self.layer_norm = bool(bias), init, layer_norm
         factory = {"device": device, "dtype": dtype}
         for name, shape in self.parameter_shapes().items():

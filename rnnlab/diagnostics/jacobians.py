@@ -42,7 +42,7 @@ def jacobian_products(cell: RecurrentCell, p: Params, x: torch.Tensor,
     states, computed, saved, prods = forward_states(call, input_projection(cell, p, xs), state0)
     rows = tuple(torch.eye(S, dtype=torch.float64).split(list(cell.state_sizes), dim=1))
     for t in range(n - 1, -1, -1):
-        _, rows, _ = step_backward(call, prods, t, saved[t], tuple(s[t] for s in states),
+        _, rows, _, _ = step_backward(call, prods, t, saved[t], tuple(s[t] for s in states),
                                    computed[t], tuple(r.clone() for r in rows))
         yield torch.cat(rows, dim=1)                                         # (S, S)
 

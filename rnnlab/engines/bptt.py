@@ -135,7 +135,7 @@ def forward_states(call: Call, xw: torch.Tensor, state0) -> tuple:
     """The forward loop. Returns (states, computed, saved_steps, products): ``states[k]``
     (T+1, B, S_k) holds state k before the first step (row 0) and after every step; ``computed``
     the cell's own new states per step (before the blend); ``saved_steps[t]`` what step t saved."""
-    cell, keep = call.cell, call.keep
+    cell = call.cell
     T, B = xw.shape[:2]
     states = [xw.new_empty((T + 1, B, s)) for s in cell.state_sizes]
     for buf, s0 in zip(states, state0):
@@ -149,8 +149,7 @@ def forward_states(call: Call, xw: torch.Tensor, state0) -> tuple:
         new, saved = cell.core(call.p, z, apart, prev, lambda k, v: prods.forward(inner[k], v))
         computed.append(new)
         saved_steps.append(saved)
-        if keep is not None:
-            new = tuple(torch.lerp(s, n, k[t]) for n, s, k in zip(new, prev, keep))
+        new = call.blend(t, new, prev, state)
         for buf, n in zip(states, new):
             buf[t + 1].copy_(n)
         state = tuple(buf[t + 1] for buf in states)
@@ -158,15 +157,18 @@ def forward_states(call: Call, xw: torch.Tensor, state0) -> tuple:
 
 
 def step_backward(call: Call, prods: Products, t: int, saved, prev, computed, d_state):
-    """One step's derivative: from dL/dstate_t, dL/dz_t, dL/dstate_{t-1} (a list) and the core's
-    own parameters' terms, through the blend, the core and every product."""
+    """One step's derivative: from dL/dstate_t, dL/dz_t, dL/dstate_{t-1} (a list), the core's own
+    parameters' terms and, for the given states, dL/d(given_t), through the blend, the core and
+    every product."""
     keep = call.keep
     d_new = d_state if keep is None else tuple(d * k[t] for d, k in zip(d_state, keep))
     dz, du, d_direct, d_p = call.cell.core_backward(
         call.p, saved, prev, computed, d_new, lambda k, d: prods.backward(prods.inner[k], d, t))
     d_prev = [torch.zeros_like(d) if dd is None else dd for d, dd in zip(d_state, d_direct)]
+    carried = None
     if keep is not None:  # the carried part of the state (padded steps, zoned-out units)
-        d_prev = [dp + d * (1 - k[t]) for dp, d, k in zip(d_prev, d_state, keep)]
+        carried = [d * (1 - k[t]) for d, k in zip(d_state, keep)]
+        d_prev = [dp + c for dp, c in zip(d_prev, carried)]
     apart = iter(du)
     for j, pr in enumerate(prods.prods):
         if pr.inner:
@@ -178,7 +180,16 @@ def step_backward(call: Call, prods: Products, t: int, saved, prev, computed, d_
         else:
             d_prev[pr.source] = d_prev[pr.source].clone()
             d_prev[pr.source][:, pr.part[0]:pr.part[1]] += dv
-    return dz, d_prev, d_p
+    if call.given:  # d_prev is dL/d(what the step read); a given state's is the given's
+        d_read = {k: d_prev[k] for k in call.given}
+        for k in call.given:
+            d_prev[k] = torch.zeros_like(d_prev[k])
+            if call.lengths is not None:  # at a padded step the state itself was carried
+                pad = ~call.lengths[t]
+                d_read[k] = torch.where(pad, 0.0, d_read[k])
+                d_prev[k] = torch.where(pad, carried[k], d_prev[k])
+        return dz, d_prev, d_p, d_read
+    return dz, d_prev, d_p, {}
 
 
 class BPTTFunction(torch.autograd.Function):
@@ -222,19 +233,18 @@ class BPTTFunction(torch.autograd.Function):
                 for buf, d in zip(kept, d_state):
                     buf[t].copy_(d)
             prev = call.prev(tuple(s[t] for s in states), t)
-            dz, d_prev, d_p = step_backward(call, prods, t, saved_steps[t], prev, computed[t], d_state)
+            dz, d_prev, d_p, d_read = step_backward(call, prods, t, saved_steps[t], prev, computed[t], d_state)
             for name, g in d_p.items():
                 d_params[name] = g if name not in d_params else d_params[name] + g
-            for k in d_given:  # a given state took no gradient from the step before
-                d_given[k][t] = d_prev[k]
-                d_prev[k] = torch.zeros_like(d_prev[k])
+            for k, d in d_read.items():
+                d_given[k][t] = d
             d_xw[t] = dz
             d_state = tuple(d_prev)
         d_params.update(prods.grads(T))
-        reads = cell.core_reads if call.keep is None else None  # the states a step reads at all
-        if reads is not None:
-            reads = set(reads) | {pr.source for pr in cell.products if not pr.inner}
-            d_state = tuple(d if k in reads else None for k, d in enumerate(d_state))
+        # no gradient for an initial state no step reads (a given one; one only its successor reads)
+        reads = set(range(n)) if cell.core_reads is None or call.keep is not None else \
+            set(cell.core_reads) | {pr.source for pr in cell.products if not pr.inner}
+        d_state = tuple(d if k in reads and k not in call.given else None for k, d in enumerate(d_state))
         for record in _RECORDS:
             record.append((cell, kept))
         grads = tuple(d_params.get(name) for name in ctx.names)

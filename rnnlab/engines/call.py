@@ -45,6 +45,17 @@ class Call:
             return state
         return tuple(self.given[k][t] if k in self.given else s for k, s in enumerate(state))
 
+    def blend(self, t: int, new, read, state):
+        """state_t from the step's own state~_t (``new``): lerp(read, state~_t, k_t) with what the
+        step read; a given state at a padded step carries ``state`` (the state itself) instead."""
+        keep = self.keep
+        if keep is not None:
+            new = tuple(torch.lerp(r, n, k[t]) for n, r, k in zip(new, read, keep))
+        if self.given and self.lengths is not None and t > 0:  # (step 1 is real in every sequence)
+            new = tuple(torch.where(self.lengths[t], n, s) if k in self.given else n
+                        for k, (n, s) in enumerate(zip(new, state)))
+        return new
+
     @property
     def independent(self) -> bool:
         """Whether no step reads another's result (every product's source given, the core reading

@@ -14,7 +14,8 @@ def run_loop(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
 
     Per step: state~_t = step(xw_t, state_{t-1}) (products, then the core), then the engine's
     blend state_t = lerp(state_{t-1}, state~_t, k_t) with the keep weights (zoneout, lengths);
-    a given state (teacher forcing) replaces state_{t-1}'s entry before the step. Returns one
+    a given state (teacher forcing) replaces state_{t-1}'s entry before the step
+    (:meth:`Call.blend`). Returns one
     (T, B, S_k) sequence per state tensor: the state after each step.
     """
     cell, p = call.cell, call.p
@@ -22,9 +23,7 @@ def run_loop(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     state, seqs = tuple(state0), [[] for _ in state0]
     for t in range(x.shape[0]):
         prev = call.prev(state, t)
-        new = step(cell, p, xw[t], prev, call.masks)
-        if call.keep is not None:
-            new = tuple(torch.lerp(s, n, k[t]) for n, s, k in zip(new, prev, call.keep))
+        new = call.blend(t, step(cell, p, xw[t], prev, call.masks), prev, state)
         for seq, s in zip(seqs, new):
             seq.append(s)
         state = new

@@ -24,10 +24,9 @@ class OutputFeedbackRNN(RecurrentLayer):
       unbatched, or a PackedSequence like ``input``) runs under teacher forcing: ``teacher[t]``
       is the true previous output y*_{t-1} that replaces y_{t-1} at step t; the caller shifts the
       targets (``teacher[0]`` is y*_0, e.g. a start value, and y_0 of ``hx`` is then not read).
-      Teacher-forced, the recurrence over s is a vanilla RNN of input [x_t, y*_{t-1}] and every
-      y_t comes from one product after the loop (under zoneout, from the unblended s~_t,
-      recomputed in one pass, and blended with y*_{t-1} by the step's keep mask; see
-      :meth:`rnnlab.OutputFeedbackCell.teacher_forced_zoneout`). Bidirectional: the last O features drive the
+      Teacher-forced, the engines are given y*_{t-1} as the state y each step reads (under
+      zoneout y_t = lerp(y*_{t-1}, y~_t, k_t), the blend with what the step read).
+      Bidirectional: the last O features drive the
       backward direction, whose previous output in its own time is the one at t+1, so its part of
       ``teacher[t]`` is y*_{t+1} (each direction's outputs shifted by one step in its own time).
     - Returns ``(output, (s_n, y_n))``: output (T, B, D*O), the y_t of the last layer; with
