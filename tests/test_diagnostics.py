@@ -94,7 +94,7 @@ def test_jacobian_products_equal_autograd(name, options):
     x = torch.randn(4, 3, dtype=torch.float64)
     sizes = list(cell.state_sizes)
 
-    def step(t, flat):
+    def one_step(t, flat):
         state = tuple(s.unsqueeze(0) for s in flat.split(sizes))
         new = step(cell, p, input_projection(cell, p, x[t:t + 1]), state)
         return torch.cat([s[0] for s in new])
@@ -102,8 +102,8 @@ def test_jacobian_products_equal_autograd(name, options):
     s = torch.zeros(sum(sizes), dtype=torch.float64)
     jacobians = []
     for t in range(4):
-        jacobians.append(torch.autograd.functional.jacobian(lambda v: step(t, v), s))
-        s = step(t, s).detach()
+        jacobians.append(torch.autograd.functional.jacobian(lambda v: one_step(t, v), s))
+        s = one_step(t, s).detach()
     product = torch.eye(sum(sizes), dtype=torch.float64)
     got = list(jacobian_products(cell, p, x))
     for k, t in enumerate(range(3, -1, -1)):

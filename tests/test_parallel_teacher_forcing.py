@@ -56,20 +56,22 @@ def test_one_pass_equals_the_step_loop(options, layers, bidirectional, with_leng
 
 
 def test_teacher_forced_training_runs_no_step():
-    """One layer, teacher-forced under ``bptt``/``auto``: the cell's step is never called, forward
-    or backward (all T steps are one pass); the ``loop`` engine steps T times."""
-    m = make(engine="auto")
+    """One layer, teacher-forced under ``bptt``: the cell's core runs once over all T*B rows,
+    forward and backward (all T steps are one pass); the ``loop`` engine steps T times."""
+    m = make(engine="bptt")
     cell = m.cells[0]
     calls = []
-    original = cell.step
-    cell.step = lambda *a, **k: calls.append(1) or original(*a, **k)
+    original, original_backward = cell.core, cell.core_backward
+    cell.core = lambda p, z, *a: calls.append(z.shape[0]) or original(p, z, *a)
+    cell.core_backward = lambda *a: calls.append("backward") or original_backward(*a)
     x, teacher = torch.randn(7, 2, I, dtype=F64), torch.randn(7, 2, O, dtype=F64)
     out, _ = m(x, teacher=teacher)
     out.sum().backward()
-    assert calls == [] and m.last_engine == "bptt" and m.weight_yh_l0.grad.abs().sum() > 0
+    assert calls == [14, "backward"] and m.weight_yh_l0.grad.abs().sum() > 0
+    calls.clear()
     m.engine = "loop"
     m(x, teacher=teacher)
-    assert len(calls) == 7
+    assert calls == [2] * 7
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=str)

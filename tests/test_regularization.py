@@ -8,7 +8,7 @@ import torch
 
 import rnnlab
 from rnnlab.errors import ConfigError
-from rnnlab.engines.regularization import Regularization
+from rnnlab.engines.regularization import Regularization, make_call
 from engine_check import LENGTHS, loss_of, make_inputs
 
 CELLS = [
@@ -145,7 +145,7 @@ def test_zoneout_equation(case):
     state0 = tuple(h[0] for h in hx)
     cell, p = loose_cell(layer)
     torch.manual_seed(9)
-    _, keeps = Regularization(zoneout=(z,) * len(state0)).apply(cell, p, x, None, True)
+    keeps = make_call(cell, p, x, None, Regularization(zoneout=(z,) * len(state0)), True).zoneout
     assert all(((k == 0) | (k == 1)).all() for k in keeps)
     assert 0.2 < float(1 - torch.cat([k.flatten() for k in keeps]).mean()) < 0.6  # d_t ~ Bernoulli(z)
     want = cell_loop(cell, p, x, state0 if len(state0) > 1 else state0[0],
@@ -171,8 +171,8 @@ def test_weight_drop_and_recurrent_dropout_equations():
     x, hx = make_inputs(layer, T=7, B=4)
     cell, p = loose_cell(layer)
     torch.manual_seed(11)
-    pm, _ = Regularization(weight_drop=q_w, recurrent_dropout=q_h).apply(cell, p, x, None, True)
-    W_t, m = pm["weight_hh"], pm["recurrent_mask"]
+    call = make_call(cell, p, x, None, Regularization(weight_drop=q_w, recurrent_dropout=q_h), True)
+    W_t, m = call.p["weight_hh"], call.masks[0]
     assert m.shape == (4, 6) and set(m.unique().tolist()) <= {0.0, 1 / (1 - q_h)}
     assert set((W_t / p["weight_hh"]).unique().tolist()) <= {0.0, 1 / (1 - q_w)}
     h = hx[0][0]
@@ -357,9 +357,8 @@ def test_layer_norm_gru_notes_equals_direct_formula():
 
 
 @pytest.mark.parametrize("build", [
-    lambda: rnnlab.LSTM(3, 4, skip_steps=2, layer_norm=True),
     lambda: rnnlab.LSTM(3, 4, layer_norm="yes"),
-], ids=["skip", "not-bool"])
+], ids=["not-bool"])
 def test_layer_norm_refusals(build):
     with pytest.raises(ConfigError):
         build()

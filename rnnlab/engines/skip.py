@@ -52,6 +52,9 @@ class SkipConnections:
 
     native_mode = None  # no torch kernel has the skip term
 
+    def extra_repr(self) -> str:
+        return f"{type(self.cell).__name__}({self.cell.extra_repr()}), steps={self.steps}"
+
     @property
     def core_reads(self):
         reads = self.cell.core_reads  # the cell's, and the delay line (shifted along)

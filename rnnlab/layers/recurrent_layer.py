@@ -82,6 +82,8 @@ class RecurrentLayer(nn.Module):
         self.init = init
         # weight_drop, recurrent_dropout, zoneout: masks drawn per call (engines/regularization.py)
         regularization = Regularization.from_options(cell_options, self.cell_class.state_names)
+        if cell_options.get("layer_norm") is False:
+            del cell_options["layer_norm"]  # the default
         self.regularization = regularization if regularization.active else None
         self.cell_options = dict(cell_options)
         self.last_engine: Optional[str] = None

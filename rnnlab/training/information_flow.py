@@ -67,7 +67,7 @@ ZERO = 1e-30
 def check_layer(layer) -> RNNCell:
     """The cell of a layer the regularizer is defined for (module docstring), or a ConfigError."""
     cell = layer.cells[0]
-    if not isinstance(cell, RNNCell):
+    if not isinstance(cell.cell if isinstance(cell, SkipConnections) else cell, RNNCell):
         raise ConfigError(f"information_flow is defined for the vanilla RNN (--cell rnn), "
                           f"got a layer of {type(cell).__name__}")
     if layer.num_layers != 1 or layer.bidirectional:
