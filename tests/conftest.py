@@ -1,5 +1,69 @@
+"""What every test shares: torch's generator seeded with 0, and the one rule for tests of the
+compiled (C++) engine.
+
+A test that needs the compiled engine carries ``pytest.mark.requires_compiled`` (a module:
+``pytestmark = pytest.mark.requires_compiled``); a test that checks what runs with the engine
+and without it takes the ``compiled_runs`` fixture. Where the engine cannot be built or loaded
+(no C++ compiler, ``RNNLAB_COMPILED=0``) the first is skipped, saying why, and the second sees
+False. With ``RNNLAB_REQUIRE_COMPILED=1`` in the environment (``.ci/run`` sets it) both fail
+instead, so that a test run cannot pass without checking the C++.
+"""
+import os
+from typing import Optional
+
 import pytest
 import torch
+
+REQUIRE_COMPILED = "RNNLAB_REQUIRE_COMPILED"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires_compiled: needs the compiled (C++) engine; skipped "
+                                       f"where it cannot be built, a failure under {REQUIRE_COMPILED}=1")
+
+
+def compiled_missing() -> Optional[str]:
+    """Why the compiled engine cannot run here (building it on the first call), or None."""
+    from rnnlab.engines import compiled
+    if compiled.compiled_available():
+        return None
+    return f"the compiled engine cannot run here: {compiled.compiled_broken()}"
+
+
+def compiled_required() -> bool:
+    return os.environ.get(REQUIRE_COMPILED, "0") not in ("", "0")
+
+
+def fail_if_required(why: str) -> None:
+    if compiled_required():
+        pytest.fail(f"{why}; {REQUIRE_COMPILED}=1 requires it", pytrace=False)
+
+
+def pytest_runtest_setup(item):
+    # skipped before the test's fixtures are made; under RNNLAB_REQUIRE_COMPILED=1 failed in the
+    # call phase below, so that the report says FAILED rather than an error in set-up
+    if item.get_closest_marker("requires_compiled") and not compiled_required():
+        why = compiled_missing()
+        if why:
+            pytest.skip(why)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if item.get_closest_marker("requires_compiled") and compiled_required():
+        why = compiled_missing()
+        if why:
+            fail_if_required(why)
+
+
+@pytest.fixture
+def compiled_runs() -> bool:
+    """Whether the compiled engine runs here (for tests of what ``auto`` picks with it and without
+    it); a failure under RNNLAB_REQUIRE_COMPILED=1 when it does not."""
+    why = compiled_missing()
+    if why:
+        fail_if_required(why)
+    return why is None
 
 
 @pytest.fixture(autouse=True)

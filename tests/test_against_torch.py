@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.engines.compiled import compiled_available
 from torch_check import assert_matches_torch
 
 GRID = list(itertools.product(["native", "bptt", "loop"], [1, 2], [False, True], [False, True],
@@ -34,10 +33,10 @@ def test_rnn(nonlinearity, engine, layers, bidirectional, batch_first, packed):
     assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
 
 
-def test_auto_picks_the_faster_engine_that_computes_the_configuration():
+def test_auto_picks_the_faster_engine_that_computes_the_configuration(compiled_runs):
     # on the CPU the compiled engine wherever it can run (built here); without it, torch's kernel
     # for the float32 LSTM (oneDNN) and bptt for the rest (no fused CPU kernel)
-    compiled = compiled_available()
+    compiled = compiled_runs
     x = torch.randn(4, 2, 3)
     for layer, want in [(rnnlab.LSTM(3, 4), "native"),
                         (rnnlab.GRU(3, 4), "bptt"), (rnnlab.RNN(3, 4), "bptt"),

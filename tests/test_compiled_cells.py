@@ -12,12 +12,10 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.engines import compiled
 from engine_check import (LENGTHS, assert_engine_equals_bptt, generate_steps, gradcheck_layer, loss_of,
                           make_inputs, outputs_and_grads)
 
-pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
-                                reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
+pytestmark = pytest.mark.requires_compiled  # skipped where the C++ cannot be built (conftest.py)
 
 F64 = torch.float64
 

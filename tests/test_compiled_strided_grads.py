@@ -8,10 +8,8 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.engines import compiled
 
-pytestmark = pytest.mark.skipif(not compiled.compiled_available(),
-                                reason=f"the compiled engine cannot run here: {compiled.compiled_broken()}")
+pytestmark = pytest.mark.requires_compiled  # skipped where the C++ cannot be built (conftest.py)
 
 CELLS = [(rnnlab.RNN, {}), (rnnlab.LSTM, {}), (rnnlab.GRU, {}), (rnnlab.LeakyRNN, {"leak_mode": "learned"}),
          (rnnlab.ResidualRNN, {"gated": True}), (rnnlab.DeepTransitionRNN, {"depth": 2}),

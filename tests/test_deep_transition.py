@@ -27,7 +27,7 @@ def test_depth_one_without_skip_is_the_vanilla_rnn():
         torch.testing.assert_close(a, b)
 
 
-def test_parameters_and_errors():
+def test_parameters_and_errors(compiled_runs):
     m = rnnlab.DeepTransitionRNN(3, 4, depth=3)
     assert {n: tuple(p.shape) for n, p in m.named_parameters()} == {
         "weight_ih_l0": (4, 3), "weight_hh_l0": (4, 4), "bias_ih_l0": (4,), "bias_hh_l0": (4,),
@@ -39,7 +39,7 @@ def test_parameters_and_errors():
         m(torch.randn(5, 2, 3))
     m.engine = "auto"
     m(torch.randn(5, 2, 3))
-    assert m.last_engine == ("compiled" if rnnlab.engines.compiled.compiled_available() else "bptt")
+    assert m.last_engine == ("compiled" if compiled_runs else "bptt")
     with pytest.raises(ValueError, match="depth"):
         rnnlab.DeepTransitionCell(3, 4, depth=0)
     with pytest.raises(ValueError, match="nonlinearity"):

@@ -82,7 +82,7 @@ def test_layer_equals_loop_of_cell(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[0] not in (rnnlab.RNN, rnnlab.LSTM,
                                                                    rnnlab.GRU) or c[1]], ids=str)
-def test_native_runs_only_what_torch_computes(case):
+def test_native_runs_only_what_torch_computes(case, compiled_runs):  # compiled_runs: see conftest.py
     """``native`` refuses, naming the cell, what torch's kernels do not compute; ``auto`` runs
     ``compiled`` (where it runs the configuration) or ``bptt`` for it."""
     layer = make(case, 3)

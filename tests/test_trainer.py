@@ -1,5 +1,6 @@
 """The trainer: determinism, resume after SIGKILL, schedules, clipping, best checkpoint, records."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -231,6 +232,100 @@ def test_cosine_and_plateau():
     q = LRSchedule("plateau", 1.0)
     q.load_state_dict(p.state_dict())
     assert q.lr(0) == p.lr(0) and q.best == 2.0
+
+
+def test_cosine_spans_the_time_budget():
+    """Under max_time the cosine's progress is the larger of updates / T and elapsed / max_time."""
+    c = LRSchedule("cosine", 1.0, total_steps=1000, min_lr=0.1, max_time=10.0)
+    assert c.lr(0) == 1.0 and c.lr(5, elapsed=10.0) == pytest.approx(0.1)  # the budget spent
+    assert c.lr(100, elapsed=5.0) == pytest.approx(0.55)   # half the time, a tenth of the updates
+    assert c.lr(500, elapsed=1.0) == pytest.approx(0.55)   # half the updates, a tenth of the time
+    t = LRSchedule("cosine", 1.0, min_lr=0.1, max_time=10.0)  # a time limit only
+    assert t.lr(50) == 1.0 and t.lr(50, elapsed=5.0) == pytest.approx(0.55)
+    assert t.lr(50, elapsed=30.0) == pytest.approx(0.1)
+
+
+class Crash(Exception):
+    """A run dying mid-update, as a kill would (nothing saved after the last checkpoint)."""
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """The trainer's clock advanced by exactly one second per update and never otherwise, so that
+    a time budget of N seconds is N updates. ``.updates``: the updates begun so far (all runs);
+    ``.crash_at = k`` makes the k-th raise Crash."""
+    from types import SimpleNamespace
+    from rnnlab.tasks.language_modelling import LanguageModelling
+    from rnnlab.training import trainer
+    clock = SimpleNamespace(now=1000.0, updates=0, crash_at=0)
+    train_step = LanguageModelling.train_step
+
+    def timed_step(self, *args):
+        clock.updates += 1
+        if clock.updates == clock.crash_at:
+            raise Crash
+        clock.now += 1.0
+        return train_step(self, *args)
+
+    monkeypatch.setattr(LanguageModelling, "train_step", timed_step)
+    monkeypatch.setattr(trainer, "clock", lambda: clock.now)
+    return clock
+
+
+BUDGET = dict(max_time=20.0, schedule="cosine", lr=2e-3, min_lr=1e-4, log_every=1)  # 2 epochs: 320 updates
+
+
+def _train_lrs(run):
+    return {r["step"]: r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if r["split"] == "train"}
+
+
+def test_max_time_ends_the_cosine_schedule_at_its_floor(corpus, tmp_path, fake_clock):
+    """A run that its time budget stops (20 s, here 20 updates, of 320 by its epochs) spends the
+    cosine's whole span: update k (elapsed k - 1 s before it) at progress (k - 1) / 20."""
+    s = _train(corpus, tmp_path / "run", **BUDGET)
+    assert s["stop_reason"] == "max_time" and s["steps"] == 20 and s["train_seconds"] == 20.0
+    lrs = _train_lrs(tmp_path / "run")
+    assert sorted(lrs) == list(range(1, 21))
+    for k, lr in lrs.items():
+        assert lr == pytest.approx(1e-4 + 1.9e-3 * 0.5 * (1 + math.cos(math.pi * (k - 1) / 20)), rel=1e-12)
+    assert lrs[20] < 1e-4 + 0.01 * 1.9e-3                  # near the floor (it was 0.00199 before)
+
+
+def test_progress_bar_total_follows_the_time_budget(corpus, tmp_path, fake_clock, monkeypatch):
+    """The bar counts to the updates that fit in the budget (20), not to the epochs' 320, and its
+    time left is the budget's."""
+    import tqdm
+    shown = []
+
+    class Bar(tqdm.tqdm):
+        def set_postfix_str(self, s="", refresh=True):
+            shown.append((self.n, self.total, s))
+            super().set_postfix_str(s, refresh)
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    _train(corpus, tmp_path / "run", **{**BUDGET, "progress": True, "log_every": 5})
+    assert [(n, total) for n, total, _ in shown] == [(5, 20), (10, 20), (15, 20), (20, 20)]
+    assert shown[0][2].endswith("0:15 left")
+
+
+def test_resume_continues_the_time_budget_schedule(corpus, tmp_path, fake_clock):
+    """Elapsed training time is in the checkpoint: a run killed mid-budget and resumed sets the
+    same rates and ends with the same bits as the uninterrupted one (under this exact clock)."""
+    _train(corpus, tmp_path / "whole", **BUDGET)
+    fake_clock.crash_at = fake_clock.updates + 13           # its last checkpoint: step 7
+    with pytest.raises(Crash):
+        _train(corpus, tmp_path / "broken", **BUDGET)
+    _, meta = _final(tmp_path / "broken")
+    assert meta["trainer"]["step"] == 7 and meta["trainer"]["elapsed"] == 7.0
+    said = []
+    s = rnnlab.train(resume=str(tmp_path / "broken"), say=said.append)
+    assert s["stop_reason"] == "max_time" and s["steps"] == 20 and s["train_seconds"] == 20.0
+    assert not any("cosine" in line for line in said)      # the same span: no notice
+    assert _train_lrs(tmp_path / "broken") == _train_lrs(tmp_path / "whole")
+    gw, _ = _final(tmp_path / "whole")
+    gb, _ = _final(tmp_path / "broken")
+    assert _same(gw["model"], gb["model"]) and _same(gw["optim"], gb["optim"])
 
 
 def test_clipping_by_value_and_norm():

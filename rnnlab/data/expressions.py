@@ -30,6 +30,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError, DataError
 from ..recursive.tree import Tree, postorder
+from .lines import split_lines
 
 DIGITS = tuple("0123456789")
 OPERATORS = ("+", "-", "*")
@@ -233,7 +234,7 @@ def read_expressions(path) -> List[Tree]:
                         f"{'found a folder' if p.is_dir() else 'nothing is there'}")
     data = p.read_bytes()
     try:
-        lines = data.decode("utf-8").splitlines()
+        lines = split_lines(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataError(f"{p}:{line}: expected UTF-8 text, found a byte it cannot decode "

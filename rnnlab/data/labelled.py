@@ -20,6 +20,7 @@ from typing import Dict, List, Tuple
 
 from ..errors import DataError
 from .corpus import read_text, split_files
+from .lines import split_lines
 
 TEXT_COLUMNS = ("sentence", "text", "review", "document")
 LABEL_COLUMNS = ("label", "labels", "class", "sentiment", "target")
@@ -39,7 +40,7 @@ def _show(line: str) -> str:
 
 def parse_labelled(text: str, source: str) -> List[LabelledSentence]:
     """The sentences of ``text`` (the contents of file ``source``, named in errors)."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     first = next((ln for ln in lines if ln.strip()), "")
     if "\t" in first:
         return _parse_tsv(lines, source)

@@ -30,6 +30,7 @@ import torch
 
 from ..errors import DataError
 from .corpus import read_text
+from .lines import split_lines
 
 #: MIDI note number of the piano roll's first key (A0) and the number of keys (A0 .. C8)
 LOWEST_NOTE = 21
@@ -120,7 +121,7 @@ def parse_chord(line: str) -> Step:
 def parse_chords(text: str, source: str) -> List[Piece]:
     """The pieces of chord text (one step per line, ``-`` a rest, a blank line between pieces)."""
     pieces: List[Piece] = [[]]
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(split_lines(text), 1):
         if not line.strip():
             if pieces[-1]:
                 pieces.append([])

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, closest
 from .corpus import read_text
+from .lines import split_lines
 
 #: the ETT papers' split in rows of an hourly file: 12, 4 and 4 months of 30 days
 ETT_HOURLY_BORDERS = (0, 12 * 30 * 24, 16 * 30 * 24, 20 * 30 * 24)
@@ -131,7 +132,7 @@ def read_series(path, targets: Sequence[str] = (), features: Sequence[str] = (),
                 date_column: str = "auto", encoding: str = "utf-8") -> Series:
     """The series in the CSV file ``path`` (see :func:`parse_series`)."""
     text = read_text(path, encoding)
-    return parse_series(text.splitlines(), str(path), targets, features, date_column)
+    return parse_series(split_lines(text), str(path), targets, features, date_column)
 
 
 # ------------------------------------------------------------------------------------- splits

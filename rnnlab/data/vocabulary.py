@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import torch
 
 from ..errors import ConfigError, DataError, check_choice
+from .lines import split_lines
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -27,7 +28,7 @@ def tokenize(text: str, level: str) -> List[str]:
     if level == "char":
         return list(text)
     tokens: List[str] = []
-    for line in text.splitlines():
+    for line in split_lines(text):
         tokens.extend(line.split())
         tokens.append(EOS)
     return tokens

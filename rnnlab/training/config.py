@@ -20,7 +20,7 @@ class TrainConfig:
     tbptt: Any = (100, 100)            # (k1, k2), K, or "full"
     epochs: int = 10
     max_steps: int = 0
-    max_time: float = 0.0              # seconds, across resumes
+    max_time: float = 0.0              # seconds, across resumes; the cosine schedule spans it too
     optimizer: str = "adam"
     lr: float = 2e-3
     momentum: float = 0.0

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..data.lines import split_lines
+
 
 def check_tensorboard() -> None:
     """A ConfigError if the tensorboard package is not installed."""
@@ -100,7 +102,7 @@ class MetricsLog:
         if not self.path.exists():
             return []
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in split_lines(self.path.read_text(encoding="utf-8")):
             try:
                 out.append(json.loads(line))
             except ValueError:  # a line cut by a kill mid-write

@@ -12,7 +12,9 @@ curve, the progress bar). What a batch is and what the loss is belongs to a *tas
     task.carry() / task.load_carry(tensors)  state that crosses updates (saved in checkpoints)
 
 A run is deterministic given its seed: the random generator, the carried state and every counter
-are in the checkpoint, so a resumed run continues exactly as the uninterrupted one.
+are in the checkpoint, so a resumed run continues exactly as the uninterrupted one. A run with a
+time budget (``max_time``) is the exception: the clock decides where it stops and, under the
+cosine schedule, its learning rates (the schedule spans the budget, optim.py).
 
 Started by ``torchrun``, the same trainer runs on every process under DistributedDataParallel
 (:mod:`rnnlab.training.distributed`): the batch split across processes, the records and the run
@@ -47,6 +49,8 @@ RANK_SEED_STRIDE = 1_000_003
 LOCAL_STOP_REASONS = ("interrupted", "max_time")
 BEST = "model.safetensors"
 PLOT_EVERY = 30.0  # seconds between redraws of loss.png during training (and once at the end)
+#: the trainer's clock, in seconds: the time budget, the schedule that spans it, the progress bar
+clock = time.perf_counter
 
 
 class TrainingStopped(RnnlabError):
@@ -91,7 +95,7 @@ class Trainer:
                                         config.weight_decay)
         self.schedule = LRSchedule(config.schedule, config.lr, self.total_steps(),
                                    config.decay_start, config.decay_factor, config.patience,
-                                   config.min_lr)
+                                   config.min_lr, config.max_time)
         self.state = {"epoch": 0, "position": 0, "step": 0, "tokens": 0, "elapsed": 0.0,
                       "best_loss": None, "best_step": None, "bad_validations": 0,
                       "nonfinite_in_row": 0, "nonfinite_total": 0, "lr_scale": 1.0,
@@ -106,11 +110,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- limits
     def total_steps(self) -> int:
-        """Updates the run will make at most (for the cosine schedule and the progress bar)."""
+        """Updates the run will make at most by its epochs and ``max_steps`` (0: no such limit;
+        the time budget is the schedule's other span)."""
         c = self.config
         per_epoch = [self.task.num_batches(e) for e in range(c.epochs)] if c.epochs else []
         total = sum(per_epoch) if c.epochs else c.max_steps
         return min(total, c.max_steps) if c.max_steps else total
+
+    def expected_steps(self, total: int) -> int:
+        """Updates the run will have made when it ends (the progress bar's total): ``total``, or
+        when the time budget comes first, as many as fit in it at the pace so far (0: unknown).
+        The bar's fraction is then the schedule's progress."""
+        c, st = self.config, self.state
+        if not (c.max_time and st["step"] and st["elapsed"] > 0):
+            return total
+        fit = max(st["step"], math.ceil(st["step"] * c.max_time / st["elapsed"]))
+        return min(total, fit) if total else fit
 
     # ------------------------------------------------------------ checkpoints
     def save(self) -> None:
@@ -263,7 +278,7 @@ class Trainer:
                                       f"rate or clip harder; the last checkpoint is intact")
             return None
         st["nonfinite_in_row"] = 0
-        set_lr(self.optimizer, self.schedule.lr(st["step"]) * st["lr_scale"])
+        set_lr(self.optimizer, self.schedule.lr(st["step"], st["elapsed"]) * st["lr_scale"])
         self.optimizer.step()
         if self.average:
             self.average.update(st["step"])
@@ -293,11 +308,11 @@ class Trainer:
         c, st = self.config, self.state
         total = self.total_steps()
         interactive = sys.stderr.isatty()
-        bar = tqdm(total=total or None, initial=st["step"], disable=not (c.progress and self.world.main),
-                   file=sys.stderr,
+        bar = tqdm(total=self.expected_steps(total) or None, initial=st["step"],
+                   disable=not (c.progress and self.world.main), file=sys.stderr,
                    unit="step", dynamic_ncols=True, leave=True, mininterval=0.1 if interactive else 30,
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-        t_start, elapsed0 = time.perf_counter(), st["elapsed"]
+        t_start, elapsed0 = clock(), st["elapsed"]
         self._start = (st["step"], st["tokens"])
         window_loss, window_count = 0.0, 0
         try:
@@ -314,7 +329,7 @@ class Trainer:
                     out = self._update(epoch, st["position"])
                     st["position"] += 1
                     st["step"] += 1
-                    st["elapsed"] = elapsed0 + time.perf_counter() - t_start
+                    st["elapsed"] = elapsed0 + clock() - t_start
                     if out is not None:
                         window_loss += out[0]
                         window_count += out[1]
@@ -332,7 +347,7 @@ class Trainer:
                     if c.max_time and st["elapsed"] >= c.max_time:
                         self._stop_request = self._stop_request or "max_time"
                     if self.world.distributed:
-                        self._agree_on_stop()
+                        self._agree()
                     if self._stop_request:
                         break
                 if st["position"] >= n:
@@ -346,27 +361,32 @@ class Trainer:
             bar.close()
         self.save()
 
-    def _agree_on_stop(self) -> None:
+    def _agree(self) -> None:
         """Stop every process at the same update: a Ctrl-C or the time limit seen by any of them
-        counts for all (the other reasons follow from figures all processes share)."""
+        counts for all (the other reasons follow from figures all processes share). And give all
+        one elapsed time, their mean, from which the next update's rate follows (a schedule that
+        spans the time budget sets the same rate on every process)."""
         local = [float(self._stop_request == reason) for reason in LOCAL_STOP_REASONS]
-        for reason, seen in zip(LOCAL_STOP_REASONS, distributed.all_sum(local, self.world)):
-            if seen and not self._stop_request:
+        *seen, elapsed = distributed.all_sum(local + [self.state["elapsed"]], self.world)
+        self.state["elapsed"] = elapsed / self.world.size
+        for reason, flag in zip(LOCAL_STOP_REASONS, seen):
+            if flag and not self._stop_request:
                 self._stop_request = reason
 
     def _log_train(self, bar, loss_sum: float, count: int, t_start: float, total: int):
         st = self.state
         step0, tokens0 = self._start
-        rate = (st["tokens"] - tokens0) / max(time.perf_counter() - t_start, 1e-9)
+        rate = (st["tokens"] - tokens0) / max(clock() - t_start, 1e-9)
         rec = {"split": "train", "step": st["step"], "epoch": st["epoch"],
                **self.task.metrics(loss_sum, count), "lr": self.optimizer.param_groups[0]["lr"],
                "tokens_per_s": rate, "elapsed": st["elapsed"], "rss_mib": resident_mib()}
         self.record(**rec)
-        steps_rate = (st["step"] - step0) / max(time.perf_counter() - t_start, 1e-9)
+        steps_rate = (st["step"] - step0) / max(clock() - t_start, 1e-9)
         left = [(total - st["step"]) / steps_rate] if total and steps_rate > 0 else []
         if self.config.max_time:
             left.append(self.config.max_time - st["elapsed"])
         left_s = f", {format_seconds(min(left))} left" if left else ""
+        bar.total = self.expected_steps(total) or None  # drawn with the postfix, at the next update
         bar.set_postfix_str(f"loss {rec['loss']:.3f}, {rate / 1000:.1f}k tok/s{left_s}", refresh=False)
 
     def finish(self) -> dict:
