@@ -230,3 +230,119 @@ def format_table(rows: List[dict]) -> str:
 def save_json(rows: List[dict], path: str) -> None:
     with open(path, "w") as f:
         json.dump(rows, f, indent=1)
+
+
+# ------------------------------------------------------------------ auto against every engine
+#: the grid ``rnnlab bench --auto`` measures, T = 100: the small, medium and large sizes and the
+#: main job's (``rnnlab train``: embedding 64, LSTM 512, batch 32); ``lengths`` is the medium size
+#: with every sequence its own length (uniform in [T/2, T], the longest T)
+GRID = {"small": (16, 64, 128), "medium": (32, 128, 256), "main": (32, 64, 512),
+        "large": (64, 512, 512), "lengths": (32, 128, 256)}
+#: the cells ``--auto`` measures: label -> (rnnlab layer, the torch.nn module of the same cell)
+AUTO_CELLS = {"lstm": (L.LSTM, nn.LSTM), "gru": (L.GRU, nn.GRU), "rnn": (L.RNN, nn.RNN)}
+#: the engines ``auto`` chooses among (``loop`` is the oracle, never chosen)
+AUTO_ENGINES = ("native", "compiled", "bptt")
+
+
+class Packed(nn.Module):
+    """A torch.nn recurrent module fed a padded batch as torch.nn takes it: packed by ``lengths``."""
+
+    def __init__(self, module: nn.Module, lengths: torch.Tensor):
+        super().__init__()
+        self.module, self.lengths = module, lengths
+
+    def forward(self, x):
+        packed = nn.utils.rnn.pack_padded_sequence(x, self.lengths, enforce_sorted=False)
+        out, h = self.module(packed)
+        return out.data, h
+
+
+class WithLengths(nn.Module):
+    """An rnnlab layer fed a padded batch and its ``lengths``."""
+
+    def __init__(self, layer: nn.Module, lengths: torch.Tensor):
+        super().__init__()
+        self.layer, self.lengths = layer, lengths
+
+    @property
+    def last_engine(self):
+        return self.layer.last_engine
+
+    def forward(self, x):
+        return self.layer(x, lengths=self.lengths)
+
+
+def run_auto_bench(points: Sequence[str] = tuple(GRID), steps: int = 100, repeats: int = 7,
+                   cells: Sequence[str] = tuple(AUTO_CELLS), dtype: torch.dtype = torch.float32,
+                   device: str = "cpu", progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+    """``auto`` against each engine that runs the cell and against torch.nn (on a PackedSequence
+    for ``lengths``), training steps as :func:`run_bench` times them (rounds interleaved, medians);
+    one row per (point, cell, engine) plus, on the ``auto`` row, ``vs_fastest_engine`` (auto's
+    tokens/s over the fastest of native, compiled, bptt) and ``vs_torch``."""
+    rows = []
+    for point in points:
+        B, I, H = GRID[point]
+        torch.manual_seed(0)
+        x = torch.randn(steps, B, I, dtype=dtype, device=device)
+        lengths = None
+        if point == "lengths":
+            lengths = torch.randint(steps // 2, steps + 1, (B,), generator=torch.Generator().manual_seed(0))
+            lengths[0] = steps
+        tokens = steps * B if lengths is None else int(lengths.sum())
+        for label in cells:
+            layer_class, reference = AUTO_CELLS[label]
+            runs = []  # (engine, module)
+            torch_module = reference(I, H).to(device, dtype)
+            runs.append(("torch.nn", torch_module if lengths is None else Packed(torch_module, lengths)))
+            for e in ("auto",) + AUTO_ENGINES:
+                layer = layer_class(I, H, engine=e).to(device, dtype)
+                if e != "auto" and not engines_for(layer, [e]):
+                    continue
+                layer.engine = e
+                runs.append((e, layer if lengths is None else WithLengths(layer, lengths)))
+            if progress:
+                progress(f"{point}: B={B} I={I} H={H} T={steps}{' lengths' if lengths is not None else ''}, "
+                         f"{label}: {', '.join(e for e, _ in runs)} x {repeats} rounds")
+            inner = []
+            for _, m in runs:  # warm-up (auto measures its engines here), then the steps per timing
+                time_once(m, x)
+                inner.append(max(1, round(MIN_TIMING / time_once(m, x))))
+            times = [[] for _ in runs]
+            order = random.Random(0)
+            for r in range(repeats):
+                ks = list(range(len(runs)))
+                order.shuffle(ks)
+                for k in ks:
+                    times[k].append(time_once(runs[k][1], x, inner[k]))
+            group = []
+            for (engine, m), ts in zip(runs, times):
+                med = statistics.median(ts)
+                group.append({"point": point, "B": B, "I": I, "H": H, "T": steps,
+                              "lengths": lengths is not None, "cell": label, "engine": engine,
+                              "ran": getattr(m, "last_engine", None) or engine, "seconds": med,
+                              "tokens_per_s": tokens / med})
+            by = {r["engine"]: r for r in group}
+            best = max((r for r in group if r["engine"] in AUTO_ENGINES), key=lambda r: r["tokens_per_s"])
+            by["auto"]["fastest_engine"] = best["engine"]
+            by["auto"]["vs_fastest_engine"] = by["auto"]["tokens_per_s"] / best["tokens_per_s"]
+            by["auto"]["vs_torch"] = by["auto"]["tokens_per_s"] / by["torch.nn"]["tokens_per_s"]
+            rows += group
+    return rows
+
+
+def format_auto_table(rows: List[dict]) -> str:
+    """One Markdown table: a line per (point, cell), tokens/s of every engine and auto's ratios."""
+    out = ["| point (B/I/H) | cell | auto ran | auto | native | compiled | bptt | torch.nn "
+           "| auto / fastest engine (which) | auto / torch.nn |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    groups: Dict[tuple, Dict[str, dict]] = {}
+    for r in rows:
+        groups.setdefault((r["point"], r["cell"]), {})[r["engine"]] = r
+    for (point, cell), by in groups.items():
+        a = by["auto"]
+        lengths = ", lengths; torch.nn on a PackedSequence" if a["lengths"] else ""
+        where = f"{point} ({a['B']}/{a['I']}/{a['H']}, T={a['T']}{lengths})"
+        tps = lambda e: f"{by[e]['tokens_per_s']:,.0f}" if e in by else "-"
+        out.append(f"| {where} | {cell} | {a['ran']} | {tps('auto')} | {tps('native')} | {tps('compiled')} "
+                   f"| {tps('bptt')} | {tps('torch.nn')} | {a['vs_fastest_engine']:.2f}x "
+                   f"({a['fastest_engine']}) | {a['vs_torch']:.2f}x |")
+    return "\n".join(out)

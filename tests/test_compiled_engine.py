@@ -95,55 +95,22 @@ def test_generation_steps_equal_bptt(cls):
     torch.testing.assert_close(outs["compiled"][1], outs["bptt"][1], rtol=1e-7, atol=1e-9)
 
 
-def test_auto_prefers_compiled_on_cpu():
+def test_what_it_does_not_run_is_named(monkeypatch):
+    """Skip connections and teacher forcing run on ``bptt`` under ``auto``; ``engine='compiled'``
+    raises one line naming what it does not run. Every regularizer runs in the C++."""
+    monkeypatch.setenv("RNNLAB_AUTOTUNE", "0")  # auto by its rules: compiled wherever it runs
     x = torch.randn(4, 2, 3)
-    for layer in (rnnlab.LSTM(3, 4), rnnlab.GRU(3, 4, reset_after=False), rnnlab.RNN(3, 4)):
-        layer(x)
-        assert layer.last_engine == "compiled"
-    lstm = rnnlab.LSTM(3, 4)
-    lstm(x, lengths=torch.tensor([4, 2]))
-    assert lstm.last_engine == "compiled"  # not torch's kernel, slow on a padded batch
-
-
-def test_whitelist_unknown_configurations():
-    """A cell class, a cell option or a layer option the engine does not know: ``auto`` runs
-    bptt, ``engine='compiled'`` raises one line naming it."""
-    x = torch.randn(4, 2, 3)
-    skip = rnnlab.RNN(3, 4, skip_steps=2)  # a cell class it does not implement
+    skip = rnnlab.RNN(3, 4, skip_steps=2)
     skip(x)
     assert skip.last_engine == "bptt"
     skip.engine = "compiled"
-    with pytest.raises(ValueError, match="SkipRNNCell"):
+    with pytest.raises(ValueError, match="does not implement SkipConnections") as e:
         skip(x)
-    gru = rnnlab.GRU(3, 4, reset_after=False)
-    gru.cells[0].layer_norm = True  # an option added after the engine: not on its whitelist
-    gru(x)
-    assert gru.last_engine == "bptt"
-    gru.engine = "compiled"
-    with pytest.raises(ValueError, match="layer_norm") as e:
-        gru(x)
     assert "\n" not in str(e.value)
-    gru = rnnlab.GRU(3, 4, reset_after=False)
-    gru.zoneout = 0.1  # likewise on the layer
-    gru(x)
-    assert gru.last_engine == "bptt"
-    gru.zoneout = 0.0  # switched off: the configuration the engine knows
-    gru(x)
-    assert gru.last_engine == "compiled"
-
-
-def test_per_call_extras_run_on_bptt():
-    """Per-call inputs only bptt knows (a tensor in p beyond the parameters, zoneout keep
-    weights) are handed to bptt: its results exactly."""
-    torch.manual_seed(5)
-    cell = rnnlab.cells.rnn_cell.RNNCell(3, 4, dtype=torch.float64)
-    p = dict(cell.params())
-    p["recurrent_mask"] = torch.full((2, 4), 2.0, dtype=torch.float64)
-    x = torch.randn(5, 2, 3, dtype=torch.float64)
-    h0 = (torch.zeros(2, 4, dtype=torch.float64),)
-    from rnnlab.engines import run_bptt, run_compiled
-    torch.testing.assert_close(run_compiled(cell, p, x, h0, None)[0], run_bptt(cell, p, x, h0, None)[0],
-                               rtol=0, atol=0)
+    for layer in (rnnlab.GRU(3, 4, reset_after=False, zoneout=0.1, layer_norm=True),
+                  rnnlab.LSTM(3, 4, recurrent_dropout=0.2, weight_drop=0.3, peephole="full")):
+        layer(x)
+        assert layer.last_engine == "compiled"
 
 
 def test_build_failure_falls_back_with_one_warning(monkeypatch, caplog):
@@ -153,7 +120,7 @@ def test_build_failure_falls_back_with_one_warning(monkeypatch, caplog):
         raise RuntimeError("Error building extension 'rnnlab_compiled'\nc++: not found")
 
     x = torch.randn(4, 2, 3, dtype=torch.float64)
-    layer = rnnlab.GRU(3, 4, dtype=torch.float64, engine="bptt")
+    layer = rnnlab.GRU(3, 4, reset_after=False, dtype=torch.float64, engine="bptt")  # no torch kernel
     want = layer(x)[0]
     monkeypatch.setattr(compiled, "_build", broken)
     compiled._ops.cache_clear()

@@ -9,6 +9,7 @@ from typing import Callable, Tuple
 
 import torch
 
+from . import autotune
 from .bptt import BPTTFunction, record_state_gradients, run_bptt
 from .call import Call
 from .compiled import compiled_broken, compiled_layer_unsupported, compiled_unsupported, run_compiled
@@ -39,7 +40,7 @@ def run(runner: Callable, call: Call, x: torch.Tensor, state0) -> Tuple[torch.Te
     return tuple(s.reshape(T, B, -1) for s in seqs)
 
 
-__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "Call", "check_engine", "compiled_broken",
+__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "autotune", "Call", "check_engine", "compiled_broken",
            "compiled_layer_unsupported", "compiled_unsupported", "native_is_fastest",
            "native_unsupported", "record_state_gradients", "run", "run_bptt", "run_compiled",
            "run_loop", "run_native"]

@@ -241,10 +241,7 @@ class BPTTFunction(torch.autograd.Function):
             d_xw[t] = dz
             d_state = tuple(d_prev)
         d_params.update(prods.grads(T))
-        # no gradient for an initial state no step reads (a given one; one only its successor reads)
-        reads = set(range(n)) if cell.core_reads is None or call.keep is not None else \
-            set(cell.core_reads) | {pr.source for pr in cell.products if not pr.inner}
-        d_state = tuple(d if k in reads and k not in call.given else None for k, d in enumerate(d_state))
+        d_state = tuple(None if k in call.unread else d for k, d in enumerate(d_state))
         for record in _RECORDS:
             record.append((cell, kept))
         grads = tuple(d_params.get(name) for name in ctx.names)

@@ -57,6 +57,16 @@ class Call:
         return new
 
     @property
+    def unread(self) -> set:
+        """The initial states no step reads (a given one; one only the step's own products and
+        core could read, and they don't): they get no gradient."""
+        cell = self.cell
+        if cell.core_reads is None or self.keep is not None:
+            return set(self.given)
+        reads = set(cell.core_reads) | {pr.source for pr in cell.products if not pr.inner}
+        return set(range(len(cell.state_sizes))) - reads | set(self.given)
+
+    @property
     def independent(self) -> bool:
         """Whether no step reads another's result (every product's source given, the core reading
         no previous state, nothing blended): then the steps run as one step over T*B rows."""

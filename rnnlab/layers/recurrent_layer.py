@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
-from ..engines import (RUNNERS, check_engine, compiled_layer_unsupported, native_is_fastest,
+from ..engines import (RUNNERS, autotune, check_engine, compiled_layer_unsupported,
                        native_unsupported, run, run_native)
 from ..engines.regularization import Regularization, make_call
 from ..engines.skip import SkipConnections
@@ -37,8 +37,9 @@ class RecurrentLayer(nn.Module):
         batch_first: input and output as (B, T, ...) rather than (T, B, ...).
         dropout: dropout probability on the outputs of every layer but the last.
         bidirectional: each layer runs a forward and a backward cell and concatenates their outputs.
-        engine: ``"auto"`` (torch's fused kernel where it computes exactly this configuration and
-            is the faster: on GPU, and for the float32 LSTM on CPU; else ``bptt``), ``"native"``,
+        engine: ``"auto"`` (the fastest of the engines that compute this configuration, measured
+            on this machine once per shape class and cached: :mod:`rnnlab.engines.autotune`),
+            ``"native"`` (torch's fused kernel), ``"compiled"`` (C++ time loops, CPU),
             ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through a loop of the cell).
             :attr:`last_engine` says which engine ran.
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
@@ -174,46 +175,39 @@ class RecurrentLayer(nn.Module):
         return s + f", engine={self.engine!r}"
 
     # ------------------------------------------------------------------ engine choice
-    def resolve_engine(self, return_states: bool = False, x: Optional[torch.Tensor] = None) -> str:
-        """The engine a forward call on ``x`` will use; ``native`` and ``compiled`` refuse what they
-        cannot run, ``auto`` picks the fastest engine that computes this configuration:
-
-        - on a GPU, torch's fused kernel where it has one (``native``), else ``bptt``;
-        - on the CPU, ``compiled`` wherever it runs (built here and on its whitelist,
-          :func:`rnnlab.engines.compiled.compiled_layer_unsupported`): it outruns ``bptt``
-          everywhere and torch's CPU kernels at the benchmark sizes (BENCHMARKS.md), padded
-          batches with ``lengths`` included; else ``native`` where it is the faster
-          (:func:`~rnnlab.engines.native.native_is_fastest`: the float32 LSTM), else ``bptt``.
-        """
-        key = _engine_key(self, return_states, x)
+    def resolve_engine(self, return_states: bool = False, x: Optional[torch.Tensor] = None,
+                       lengths: Optional[torch.Tensor] = None, given: bool = False) -> str:
+        """The engine a forward call on ``x`` (time-major (T, B, I)) with ``lengths`` (``given``:
+        states given at every step, teacher forcing) will use; ``native`` and ``compiled`` refuse
+        what they cannot run, ``auto`` runs the fastest engine that computes this configuration
+        on this machine, measured once per shape class and cached (:mod:`rnnlab.engines.autotune`;
+        ``RNNLAB_AUTOTUNE=0``: its documented rules; given states: ``bptt``, the one engine
+        besides ``loop`` that takes them)."""
+        key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)
         if known is not None and known[0] == key:
             return known[1]
-        engine = self._choose_engine(return_states, x)
+        engine = self._choose_engine(return_states, x, lengths, given)
         _ENGINE_VERDICTS[self] = (key, engine)
         return engine
 
-    def _choose_engine(self, return_states: bool, x: Optional[torch.Tensor]) -> str:
-        why = native_unsupported(self)
-        if return_states:
-            why = why or "torch's fused kernel does not return the state of every step"
+    def _choose_engine(self, return_states: bool, x: Optional[torch.Tensor],
+                       lengths: Optional[torch.Tensor] = None, given: bool = False) -> str:
+        if self.engine == "auto":
+            return "bptt" if given else autotune.choose_engine(self, x, lengths, return_states)
         if self.engine == "native":
+            why = native_unsupported(self)
+            if return_states:
+                why = why or "torch's fused kernel does not return the state of every step"
             if why:
                 raise ValueError(f"engine='native' cannot run this layer: {why}; "
                                  f"use engine='bptt' or 'auto'")
-            return "native"
         if self.engine == "compiled":
-            why_compiled = compiled_layer_unsupported(self, x)
+            why_compiled = compiled_layer_unsupported(self, x, given)
             if why_compiled:
                 raise ValueError(f"engine='compiled' cannot run this layer: {why_compiled}; "
                                  f"use engine='bptt' or 'auto'")
-            return "compiled"
-        if self.engine == "auto":
-            fastest = x is None or native_is_fastest(self, x)
-            on_cpu = x is None or x.device.type == "cpu"
-            if on_cpu and not compiled_layer_unsupported(self, x):
-                return "compiled"
-            return "native" if (not why and fastest) else "bptt"
+            autotune.note_compiled_runs()  # it has loaded: auto may measure it at once
         return self.engine
 
     # ------------------------------------------------------------------ forward
@@ -222,7 +216,7 @@ class RecurrentLayer(nn.Module):
 
     def run(self, input, hx=None, lengths=None, return_states: bool = False, extras=None):
         """The forward pass; ``extras`` carries per-call inputs of a subclass (a teacher's
-        outputs, say) to :meth:`run_cell`."""
+        outputs, say) to :meth:`given_states`."""
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -245,12 +239,12 @@ class RecurrentLayer(nn.Module):
             raise ValueError("input has no time steps (T = 0)")
         lengths = check_lengths(lengths, T, B, x.device)
         hx = self._check_hx(hx, B, x, unbatched)
-        engine = self.resolve_engine(return_states, x)
+        engine = self.resolve_engine(return_states, x, lengths, given=bool(extras))
         if engine != self.last_engine:
             log.info("%s: engine %r", type(self).__name__, engine)
             self.last_engine = engine
         if engine == "native" and extras:
-            raise ValueError(f"engine='native' cannot take {', '.join(extras)}")
+            raise ValueError(f"engine='native' cannot take {', '.join(extras)}; use engine='bptt' or 'auto'")
         if engine == "native":
             out, final = run_native(self, x, hx, lengths)
             states = None
@@ -336,15 +330,19 @@ class RecurrentLayer(nn.Module):
         return out, h_n
 
 
-#: layer -> (the key of its last engine choice, the engine chosen): the choice reads every
-#: attribute of the layer and its cells, which costs more than a generation step
+#: layer -> (the key of its last engine choice, the engine chosen): reading the layer's and its
+#: cells' options for the choice costs more than a generation step, the key far less
 _ENGINE_VERDICTS: "weakref.WeakKeyDictionary[RecurrentLayer, tuple]" = weakref.WeakKeyDictionary()
 
 
-def _engine_key(layer: RecurrentLayer, return_states: bool, x: Optional[torch.Tensor]) -> tuple:
-    """What the engine choice depends on: the call (``return_states``, the input's dtype and
-    device), the layer's attributes (their version, counted by :meth:`RecurrentLayer.__setattr__`:
-    an option set, ``engine`` changed, ``train()``), the number of every cell's attributes and
-    of the layer's parameters and buffers (a cell option added, a parameter registered)."""
-    return (layer.__dict__.get("_version", 0), return_states, None if x is None else (x.dtype, x.device),
-            tuple(len(vars(c)) for c in layer._cells), len(layer._parameters), len(layer._buffers))
+def _engine_key(layer: RecurrentLayer, return_states: bool, x: Optional[torch.Tensor],
+                lengths: Optional[torch.Tensor] = None, given: bool = False) -> tuple:
+    """What the engine choice depends on, spelled out: the layer's options (the version of its
+    attributes, counted by :meth:`RecurrentLayer.__setattr__`: an option set, ``engine``
+    changed), its training flag, each cell's class and options (``extra_repr``), and the call:
+    ``return_states``, states given (teacher forcing), the input's dtype and device and its shape
+    class (:func:`rnnlab.engines.autotune.shape_class`: T's bucket, B, lengths or not, gradients
+    or not)."""
+    cells = tuple((type(c), c.extra_repr()) for c in layer._cells)
+    call = None if x is None else (x.dtype, x.device, autotune.shape_class(layer, x, lengths))
+    return layer.__dict__.get("_version", 0), layer.training, cells, return_states, given, call

@@ -1,0 +1,521 @@
+"""``auto``: the fastest engine for a configuration on this machine, decided by measurement.
+
+Which engine is fastest depends on the cell, the sizes, the batch, the processor and the torch
+build: torch's oneDNN LSTM beats the compiled C++ loops on one processor and loses on another,
+and hand rules tuned on one machine are wrong on the next. So ``auto`` measures.
+
+For one call of a layer (:func:`choose_engine`):
+
+1. The **candidates** (:func:`candidates`) are the engines that compute this configuration:
+   ``native`` where torch has the fused kernel (:func:`~rnnlab.engines.native.native_unsupported`,
+   and not with ``return_states``), ``compiled`` where
+   :func:`~rnnlab.engines.compiled.compiled_layer_unsupported` says None, ``bptt`` always;
+   never ``loop`` (the oracle, slower than ``bptt`` everywhere). One candidate: it runs.
+2. Else a short **trial** (:func:`trial`) on the call's **shape class** (:func:`shape_class`:
+   T bucketed to the power of two at or above it, B, I, H, dtype, device, lengths or not,
+   training with gradients or inference without, torch's thread count): random inputs of that
+   shape, forward and, where the call wants gradients, backward. Every candidate first runs
+   :data:`SCREEN_STEPS` steps once (after a warm-up), and one more than :data:`DROP_RATIO` times
+   the best is out; the finalists are then warmed up and timed at the call's own T (at most
+   :data:`TRIAL_STEPS`: engines' costs per step change with T), once and then in
+   :data:`REPEATS` rounds, the candidates in turn in another order each round, each timing at
+   least :data:`MIN_TIMING` seconds of back-to-back calls. A candidate's figure is the least of
+   its timings: on a shared machine noise only ever adds time, so the least is the truest (a
+   median of three is lost once two rounds of one candidate meet another process's burst). The
+   fastest runs (:func:`fastest`), except that torch's kernel, which runs exactly what torch.nn
+   runs, gives way only to an engine at least :data:`NATIVE_MARGIN` faster. At the main job's
+   shape this costs one to two seconds, once per machine.
+3. The choice is **cached** per shape class and configuration (the layer class and
+   ``extra_repr``, every cell's class and ``extra_repr``), in memory and on disk in
+   ``$RNNLAB_CACHE/autotune/`` (default ``~/.cache/rnnlab/autotune/``): one JSON file per
+   machine (the processor's model name and torch's CPU capability) and torch version, written
+   atomically (a temporary file renamed into place, under a lock), holding every candidate's
+   figure. An entry measured with other candidates than the call has now (the compiled engine
+   built since, say) is measured again.
+
+The trial runs on a deep copy of the layer (its ``batch_first`` off), so it never touches the
+layer's parameters, their ``.grad`` (gradients come from :func:`torch.autograd.grad`), its
+training flag or its ``last_engine``; its inputs come from a :class:`torch.Generator` of its own
+and it runs inside :func:`torch.random.fork_rng`, so torch's global random state is as it was
+(dropout masks drawn by the trial included). A run with ``--seed`` is therefore bit-for-bit the
+same as another on the same machine given the same cache: the cache hands both the same engine.
+Engines round differently (they are equal to about 1e-7 in float32, not bit for bit), so a run
+that measures (an empty cache, or the compiled engine newly built) may pick another engine than
+the run before it, and then differ from it in the last bits.
+
+**Never waiting for a compiler.** The compiled engine is C++ built on first use (about a
+minute). When the call has a candidate that needs no compiler (torch's kernel) and the
+compiled engine is not known to be built for the current sources, ``auto`` does not build it
+in the foreground: it starts one build in a separate process at the lowest CPU priority
+(the idle scheduling class and ``nice 19``, so that it takes only time the run leaves idle; in a
+process group of its own, so that it finishes even after this process exits; a concurrent
+foreground build waits for it on the compiled engine's own lock), measures the candidates it
+has now, and lets later shape classes of this process (once the build has finished) and later
+runs measure the compiled engine too. The build marks its success with a file named after a hash of the
+engine's sources, the torch and Python versions and the CPU capability, which is how a later
+process knows it can load the engine at once. Where the compiled engine is the only fast
+candidate (cells torch has no kernel for), ``auto`` builds it on first use, as before.
+
+Set ``RNNLAB_AUTOTUNE=0`` to turn measurement off; ``auto`` then follows the rules of
+:func:`rule_choice` (on the CPU ``compiled`` wherever it runs, building it on first use, else
+``native`` for the float32 LSTM, else ``bptt``; on a GPU ``native`` where torch has the kernel,
+else ``bptt``). :func:`clear_cache` forgets what is cached (in memory, and on disk if asked).
+``layer.last_engine`` says which engine ran; ``engine="native"`` / ``"compiled"`` / ``"bptt"`` /
+``"loop"`` force one.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: writes stay atomic, concurrent ones may lose an entry
+    fcntl = None
+
+from .compiled import compiled_available, compiled_layer_unsupported
+from .native import native_is_fastest, native_unsupported
+
+log = logging.getLogger("rnnlab")
+
+#: the most time steps a trial runs (a call's own T up to this): engines' costs per step change
+#: with T (torch's CPU LSTM slows per step as T grows, its workspace outgrowing the caches), so
+#: a trial at fewer steps than the call ranks them wrongly
+TRIAL_STEPS = 128
+#: the largest bucket of T: every T above half of it shares this one class
+MAX_BUCKET = 256
+#: the screening's steps: every candidate runs this short once, and what is more than
+#: :data:`DROP_RATIO` times the best is not timed at full length
+SCREEN_STEPS = 16
+DROP_RATIO = 1.5
+#: timed rounds of the finalists after a first timing (the least timing is kept); one fewer where
+#: a call takes more than :data:`SLOW_CALL` seconds
+REPEATS = 3
+SLOW_CALL = 0.25
+#: each timing spans at least this many seconds (fast calls are repeated back to back)
+MIN_TIMING = 0.005
+#: another engine replaces torch's kernel only when at least this much faster (a fraction)
+NATIVE_MARGIN = 0.03
+#: the file format of the disk cache; another version is ignored (and rewritten)
+FORMAT = 1
+
+
+# ------------------------------------------------------------------ where the cache lives
+def enabled() -> bool:
+    """Whether ``auto`` measures (``RNNLAB_AUTOTUNE`` is not ``0``)."""
+    return os.environ.get("RNNLAB_AUTOTUNE", "1") != "0"
+
+
+def cache_root() -> str:
+    """``$RNNLAB_CACHE`` or ``~/.cache/rnnlab`` (the compiled engine's cache too)."""
+    return os.environ.get("RNNLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rnnlab")
+
+
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` says)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                  text=True, timeout=5).stdout.strip() or platform.machine()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown processor"
+
+
+def machine_key() -> Dict[str, str]:
+    """What the disk cache is keyed by: the processor, torch's CPU capability, torch's version."""
+    return {"cpu": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__}
+
+
+def cache_path() -> str:
+    """The JSON file of this machine and torch version."""
+    key = machine_key()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    slug = "".join(ch if ch.isalnum() else "-" for ch in key["capability"].lower())
+    return os.path.join(cache_root(), "autotune", f"engines-{slug}-{digest}.json")
+
+
+#: shape-class key -> engine, this process's choices
+_memory: Dict[str, str] = {}
+
+
+def clear_cache(disk: bool = False) -> None:
+    """Forget the choices made in this process; with ``disk``, delete this machine's cache file."""
+    _memory.clear()
+    if disk:
+        try:
+            os.remove(cache_path())
+        except FileNotFoundError:
+            pass
+
+
+def _read(path: str) -> Dict[str, dict]:
+    """The entries of the cache file, {} if it is missing, unreadable or of another machine."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("machine") != machine_key():
+        return {}
+    entries = data.get("classes")
+    return entries if isinstance(entries, dict) else {}
+
+
+def load_entry(key: str) -> Optional[dict]:
+    """The disk cache's entry for a shape class, or None."""
+    entry = _read(cache_path()).get(key)
+    return entry if isinstance(entry, dict) and isinstance(entry.get("seconds"), dict) else None
+
+
+def store_entry(key: str, entry: dict) -> None:
+    """Add an entry to the disk cache: read, merge and rename into place under a lock, so that
+    concurrent processes lose nothing and a reader never sees half a file. A cache that cannot be
+    written (a read-only home, say) is skipped with a debug message: the choice holds in memory."""
+    path = cache_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".lock", "w") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            entries = _read(path)
+            entries[key] = entry
+            data = {"format": FORMAT, "machine": machine_key(), "classes": entries}
+            fd, tmp = tempfile.mkstemp(prefix=".engines-", dir=os.path.dirname(path))
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(data, f, indent=1, sort_keys=True)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+    except OSError as e:
+        log.debug("rnnlab: the engine choice cache %s cannot be written (%s)", path, e)
+
+
+# ------------------------------------------------------------------ the shape class
+def t_bucket(T: int) -> int:
+    """T's class: the power of two at or above it, at most :data:`MAX_BUCKET`."""
+    return min(1 << max(T - 1, 0).bit_length(), MAX_BUCKET)
+
+
+def wants_grad(layer, x: torch.Tensor) -> bool:
+    """Whether the call will be differentiated: grad mode on and the input or a parameter
+    requiring gradients."""
+    return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in layer._parameters.values()))
+
+
+def shape_class(layer, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> tuple:
+    """What of a call decides the fastest engine, beyond the configuration: (T's bucket, B,
+    lengths or not, gradients or not, torch's CPU threads). ``x`` is time-major (T, B, I)."""
+    return (t_bucket(x.shape[0]), x.shape[1], lengths is not None, wants_grad(layer, x),
+            torch.get_num_threads())
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def class_key(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states: bool) -> str:
+    """The cache key of a call: the configuration (layer class and options, each cell's class
+    and options) and the shape class, as one readable string."""
+    T, B, threads = t_bucket(x.shape[0]), x.shape[1], torch.get_num_threads()
+    cells = sorted({f"{type(c).__module__}.{type(c).__qualname__}({c.extra_repr()})" for c in layer.cells})
+    return (f"{type(layer).__module__}.{type(layer).__qualname__}({layer.extra_repr()}) "
+            f"cells=[{'; '.join(cells)}] training={layer.training} return_states={return_states} "
+            f"dtype={str(x.dtype).replace('torch.', '')} device={_device_name(x.device)} "
+            f"T<={T} B={B} lengths={lengths is not None} grad={wants_grad(layer, x)} threads={threads}")
+
+
+# ------------------------------------------------------------------ the compiled engine's build
+#: this process's knowledge of the compiled engine: None not yet asked, True loaded, False not
+#: usable (its build failed, or it is turned off)
+_compiled: Optional[bool] = None
+#: the background build started by this process, if any
+_builder: Optional[subprocess.Popen] = None
+
+
+def _compiled_off() -> bool:
+    return os.environ.get("RNNLAB_COMPILED", "1") == "0"
+
+
+def compiled_marker() -> str:
+    """The file whose presence says the compiled engine is built for the current sources, torch,
+    Python and CPU capability (written once it has loaded, here or in the background build)."""
+    global _marker
+    if _marker is None:
+        from . import compiled
+        digest = hashlib.sha256(repr((torch.__version__, sys.version_info[:2],
+                                      torch.backends.cpu.get_cpu_capability())).encode())
+        here = os.path.dirname(compiled.__file__)
+        files = [compiled.__file__]
+        for root, _, names in os.walk(os.path.join(here, "csrc")):
+            files += [os.path.join(root, n) for n in names if n.endswith((".cpp", ".h", ".hpp", ".cc"))]
+        for path in sorted(files):
+            with open(path, "rb") as f:
+                digest.update(os.path.relpath(path, here).encode() + b"\0" + f.read())
+        _marker = f"compiled-built-{digest.hexdigest()[:16]}"
+    return os.path.join(cache_root(), "autotune", _marker)
+
+
+_marker: Optional[str] = None
+
+
+def _mark_compiled_built() -> None:
+    path = compiled_marker()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(f"built, torch {torch.__version__}\n")
+    except OSError as e:
+        log.debug("rnnlab: cannot write %s (%s)", path, e)
+
+
+def compiled_ready(start_build: bool = True) -> bool:
+    """Whether the compiled engine can run now without a build in the foreground: loaded in this
+    process, or known built (its marker present: loading takes a moment). If not, and
+    ``start_build``, its background build is started (once per process) and False returned; a
+    later call, once that build has finished, loads it."""
+    global _compiled, _builder
+    if _compiled is not None:
+        return _compiled
+    if _compiled_off():
+        _compiled = False
+        return False
+    if _builder is not None:
+        rc = _builder.poll()
+        if rc is None:
+            return False
+        _builder = None
+        if rc != 0:  # the foreground says why if it ever needs the engine
+            log.info("rnnlab: the background build of the compiled engine failed (exit %s)", rc)
+            _compiled = False
+            return False
+    elif not os.path.exists(compiled_marker()):
+        if start_build:
+            _start_build()
+        return False
+    _compiled = compiled_available()
+    if _compiled:
+        _mark_compiled_built()
+    return _compiled
+
+
+def note_compiled_runs() -> None:
+    """Tell ``auto`` that the compiled engine has loaded in this process (a forced
+    ``engine="compiled"`` passed its checks): it is measured from now on without a wait."""
+    global _compiled
+    if _compiled is not True:
+        _compiled = True
+        _mark_compiled_built()
+
+
+def _start_build() -> None:
+    """Build the compiled engine in a detached process at the lowest CPU priority."""
+    global _builder, _compiled
+    env = dict(os.environ)
+    env.setdefault("MAX_JOBS", "1")  # one compiler at a time: the least disturbance to training
+    code = "import rnnlab.engines.autotune as a; a._build_compiled_main()"
+    try:
+        _builder = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as e:  # no process to spare: this process goes on without the engine
+        log.info("rnnlab: cannot start the compiled engine's background build (%s)", e)
+        _compiled = False
+        return
+    log.warning("rnnlab: building the compiled engine in the background (once per machine, at low "
+                "priority); until it is built, auto measures the engines that need no compiler")
+
+
+def _build_compiled_main() -> None:
+    """The background build's process: its own process group (a Ctrl-C of the run, or the end of
+    a tool's process group, leaves it to finish) in the same session (a new session is a new
+    scheduling autogroup on Linux, which would share the processor equally with the run whatever
+    its priority), the idle scheduling class and nice 19, inherited by the compiler; then build,
+    mark success and exit 0, or exit 1."""
+    for lower in (os.setpgrp, lambda: os.nice(19),
+                  lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))):
+        try:
+            lower()
+        except (AttributeError, OSError):  # not on this system
+            pass
+    ok = compiled_available()
+    if ok:
+        _mark_compiled_built()
+    sys.exit(0 if ok else 1)
+
+
+# ------------------------------------------------------------------ candidates and rules
+def _native_ok(layer, return_states: bool) -> bool:
+    return not return_states and native_unsupported(layer) is None
+
+
+def candidates(layer, x: torch.Tensor, return_states: bool = False) -> List[str]:
+    """The engines that compute this call's configuration, in a fixed order (native, compiled,
+    bptt). ``compiled`` is left out while it is not built and ``native`` can run the call
+    (its background build is started then); where it is the only fast candidate it is built
+    now if need be."""
+    out = []
+    native = _native_ok(layer, return_states)
+    if native:
+        out.append("native")
+    if x.device.type == "cpu" and not _compiled_off():
+        if not native or compiled_ready():
+            if compiled_layer_unsupported(layer, x) is None:
+                out.append("compiled")
+    out.append("bptt")
+    return out
+
+
+def rule_choice(layer, x: Optional[torch.Tensor], return_states: bool = False) -> str:
+    """``auto`` without measurement (``RNNLAB_AUTOTUNE=0``, or no input to measure on): on the
+    CPU ``compiled`` wherever it runs (built on first use), else ``native`` where torch's kernel
+    runs the configuration and is the faster (:func:`~rnnlab.engines.native.native_is_fastest`:
+    the float32 LSTM), else ``bptt``; on a GPU ``native`` where torch has the kernel, else
+    ``bptt``."""
+    on_cpu = x is None or x.device.type == "cpu"
+    if on_cpu and not compiled_layer_unsupported(layer, x):
+        note_compiled_runs()
+        return "compiled"
+    fastest = x is None or native_is_fastest(layer, x)
+    return "native" if (_native_ok(layer, return_states) and fastest) else "bptt"
+
+
+# ------------------------------------------------------------------ the trial
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trial(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states: bool,
+          engines: Sequence[str], clock=time.perf_counter) -> Dict[str, float]:
+    """Seconds per call of each engine in ``engines`` on random inputs of the call's shape class,
+    forward and, if the call wants gradients, backward (module docstring): a screening at
+    :data:`SCREEN_STEPS` steps drops what is more than :data:`DROP_RATIO` times the best, then the
+    finalists are timed at min(T, :data:`TRIAL_STEPS`) steps, the least of their timings kept (a
+    dropped engine's figure is its screening time scaled to those steps). ``clock`` is the timer
+    (tests replace it). The layer, its gradients and torch's global random state are left as
+    they were."""
+    T, B, I = min(x.shape[0], TRIAL_STEPS), x.shape[1], x.shape[2]
+    grad = wants_grad(layer, x)
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(T, B, I, generator=gen).to(device=x.device, dtype=x.dtype)        # (T, B, I)
+    lens = None
+    if lengths is not None:  # lengths spread over [T/2, T], the longest T
+        lens = torch.randint(max(T // 2, 1), T + 1, (B,), generator=gen)
+        lens[0] = T
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.set_grad_enabled(grad):
+        m = copy.deepcopy(layer)
+        m.batch_first = False
+        xs.requires_grad_(grad and x.requires_grad)
+        params = [p for p in m.parameters() if p.requires_grad]
+
+        def call(engine: str, steps: int) -> None:
+            m.engine = m.last_engine = engine       # (last_engine set: the copy logs no switch)
+            xt = xs[:steps]                                                        # (steps, B, I)
+            lt = None if lens is None else lens.clamp(max=steps)
+            out = m.run(xt, None, lt, return_states)[0]
+            inputs = params + ([xs] if xs.requires_grad else [])
+            if grad and inputs:
+                torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+
+        def timed(engine: str, steps: int, n: int = 1) -> float:
+            _sync(x.device)
+            t0 = clock()
+            for _ in range(n):
+                call(engine, steps)
+            _sync(x.device)
+            return (clock() - t0) / n
+
+        def rounds(finalists: Sequence[str], steps: int, repeats: int) -> Dict[str, float]:
+            """Warm-up and one timing each, then ``repeats`` rounds, each in another order."""
+            first = {}
+            for e in finalists:
+                call(e, steps)                      # warm-up: allocations, kernel set-up
+                first[e] = timed(e, steps)
+            inner = {e: max(1, round(MIN_TIMING / max(first[e], 1e-9))) for e in finalists}
+            times = {e: [first[e]] for e in finalists}
+            for r in range(repeats):
+                k = r % len(finalists)
+                for e in finalists[k:] + finalists[:k]:
+                    times[e].append(timed(e, steps, inner[e]))
+            return {e: min(ts) for e, ts in times.items()}
+
+        short = min(T, SCREEN_STEPS)
+        screened = rounds(list(engines), short, 0) if short < T else {}
+        best = min(screened.values(), default=0.0)
+        finalists = [e for e in engines if not screened or screened[e] <= DROP_RATIO * best]
+        seconds = {e: screened[e] * T / short for e in engines if e not in finalists}
+        if len(finalists) == 1:
+            seconds[finalists[0]] = screened[finalists[0]] * T / short
+        else:
+            slow = bool(screened) and min(screened[e] for e in finalists) * T / short > SLOW_CALL
+            seconds.update(rounds(finalists, T, REPEATS - 1 if slow else REPEATS))
+    return {e: seconds[e] for e in engines}
+
+
+def fastest(seconds: Dict[str, float]) -> str:
+    """The engine of the least time, where torch's kernel (which runs exactly what torch.nn
+    runs) gives way only to an engine at least :data:`NATIVE_MARGIN` faster: a closer figure is
+    within a trial's noise."""
+    best = min(seconds, key=seconds.get)
+    if "native" in seconds and seconds["native"] <= (1 + NATIVE_MARGIN) * seconds[best]:
+        return "native"
+    return best
+
+
+# ------------------------------------------------------------------ the choice
+def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
+                  return_states: bool = False) -> str:
+    """The engine ``auto`` runs for this call of ``layer`` on ``x`` (time-major (T, B, I))."""
+    if x is None or not enabled():
+        return rule_choice(layer, x, return_states)
+    engines = candidates(layer, x, return_states)
+    if len(engines) == 1:
+        return engines[0]
+    key = class_key(layer, x, lengths, return_states)
+    known = _memory.get(key)
+    if known in engines:
+        return known
+    entry = load_entry(key)
+    if entry is not None and sorted(entry["seconds"]) == sorted(engines) and entry.get("engine") in engines:
+        _memory[key] = entry["engine"]
+        return entry["engine"]
+    t0 = time.perf_counter()
+    try:
+        seconds = trial(layer, x, lengths, return_states, engines)
+    except Exception as e:  # anything the copy cannot do: the rules decide, and say so once
+        log.warning("rnnlab: auto could not measure the engines of %s (%s: %s); using the rules",
+                    type(layer).__name__, type(e).__name__, e)
+        engine = rule_choice(layer, x, return_states)
+        _memory[key] = engine
+        return engine
+    engine = fastest(seconds)
+    log.info("rnnlab: auto measured %s in %.2f s: %s -> %s", type(layer).__name__, time.perf_counter() - t0,
+             ", ".join(f"{e} {1e3 * s:.2f} ms" for e, s in seconds.items()), engine)
+    _memory[key] = engine
+    store_entry(key, {"engine": engine, "seconds": seconds, "trial_steps": min(x.shape[0], TRIAL_STEPS),
+                      "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return engine

@@ -1,0 +1,262 @@
+"""``auto`` by measurement (rnnlab/engines/autotune.py): the fastest candidate is chosen, the
+choice is cached in memory and on disk per machine and torch version, the trial leaves torch's
+random state, the gradients and the layer as they were, ``engine=`` still forces an engine, and
+``auto`` never builds the compiled engine in the foreground while torch's kernel can run."""
+import json
+import os
+import time
+
+import pytest
+import torch
+
+import rnnlab
+from rnnlab.engines import autotune
+from rnnlab.layers import recurrent_layer
+
+
+@pytest.fixture(autouse=True)
+def measuring(monkeypatch, tmp_path):
+    """Measurement on (the suite runs the rules), an empty cache of this test's own, and the
+    compiled engine out of the candidates (each test that wants it says so)."""
+    monkeypatch.setenv("RNNLAB_AUTOTUNE", "1")
+    monkeypatch.setattr(autotune, "cache_root", lambda: str(tmp_path))  # (the compiled engine's stays)
+    monkeypatch.setattr(autotune, "_compiled_off", lambda: True)  # (the compiled module untouched)
+    autotune.clear_cache()
+    yield
+    autotune.clear_cache()
+
+
+def fake_trial(seconds, calls=None):
+    def trial(layer, x, lengths, return_states, engines, clock=None):
+        if calls is not None:
+            calls.append(tuple(engines))
+        return {e: seconds[e] for e in engines}
+    return trial
+
+
+@pytest.mark.parametrize("slow", ["native", "bptt"])
+def test_auto_runs_the_candidate_the_trial_finds_fastest(monkeypatch, slow):
+    seconds = {"native": 1.0, "bptt": 1.0, slow: 3.0}
+    monkeypatch.setattr(autotune, "trial", fake_trial(seconds))
+    lstm = rnnlab.LSTM(3, 4)
+    lstm(torch.randn(5, 2, 3))
+    assert lstm.last_engine == ("bptt" if slow == "native" else "native")
+
+
+def test_the_real_trial_sees_an_engine_made_slow(monkeypatch):
+    """torch's kernel slowed by 20 ms a call: the timed trial must pick bptt; unslowed, the
+    native kernel is the faster at this size (tens of microseconds against bptt's steps)."""
+    run_native = recurrent_layer.run_native
+
+    def slow_native(*args):
+        time.sleep(0.02)
+        return run_native(*args)
+
+    monkeypatch.setattr(recurrent_layer, "run_native", slow_native)
+    lstm = rnnlab.LSTM(3, 4)
+    lstm(torch.randn(8, 2, 3))
+    assert lstm.last_engine == "bptt"
+    entry = autotune.load_entry(autotune.class_key(lstm, torch.randn(8, 2, 3), None, False))
+    assert entry["engine"] == "bptt" and entry["seconds"]["native"] > 0.02 > entry["seconds"]["bptt"]
+
+
+def test_torch_kernel_gives_way_only_to_a_clearly_faster_engine():
+    assert autotune.fastest({"native": 1.02, "compiled": 1.0, "bptt": 2.0}) == "native"
+    assert autotune.fastest({"native": 1.05, "compiled": 1.0, "bptt": 2.0}) == "compiled"
+    assert autotune.fastest({"compiled": 1.02, "bptt": 1.0}) == "bptt"
+
+
+def test_one_candidate_needs_no_trial(monkeypatch):
+    monkeypatch.setattr(autotune, "trial", None)  # calling it would fail
+    gru = rnnlab.GRU(3, 4, reset_after=False)  # no torch kernel, compiled off: bptt alone
+    gru(torch.randn(5, 2, 3))
+    assert gru.last_engine == "bptt"
+    lstm = rnnlab.LSTM(3, 4)
+    lstm(torch.randn(5, 2, 3), return_states=True)  # torch's kernel keeps no states
+    assert lstm.last_engine == "bptt"
+
+
+def test_engine_argument_forces_an_engine(monkeypatch):
+    monkeypatch.setattr(autotune, "trial", None)
+    x = torch.randn(5, 2, 3)
+    for engine in ("native", "bptt", "loop"):
+        lstm = rnnlab.LSTM(3, 4, engine=engine)
+        lstm(x)
+        assert lstm.last_engine == engine
+    lstm.engine = "auto"
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0}))
+    lstm(x)
+    assert lstm.last_engine == "bptt"
+
+
+def test_rules_when_measurement_is_off(monkeypatch):
+    """RNNLAB_AUTOTUNE=0: compiled wherever it runs, else torch's kernel for the float32 LSTM on
+    the CPU, else bptt."""
+    monkeypatch.setenv("RNNLAB_AUTOTUNE", "0")
+    monkeypatch.setattr(autotune, "trial", None)
+    monkeypatch.setattr(autotune, "compiled_layer_unsupported", lambda layer, x=None: "not here")
+    lstm, gru = rnnlab.LSTM(3, 4), rnnlab.GRU(3, 4)
+    x = torch.randn(5, 2, 3)
+    lstm(x), gru(x)
+    assert (lstm.last_engine, gru.last_engine) == ("native", "bptt")
+    monkeypatch.setattr(autotune, "compiled_layer_unsupported", lambda layer, x=None: None)
+    monkeypatch.setattr(autotune, "note_compiled_runs", lambda: None)
+    lstm.engine = gru.engine = "auto"  # (a new version of the layer: chosen again)
+    lstm(x), gru(x)
+    assert (lstm.last_engine, gru.last_engine) == ("compiled", "compiled")
+
+
+def test_cache_round_trips_on_disk_keyed_by_machine_and_torch(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0}, calls))
+    x = torch.randn(5, 2, 3)
+    rnnlab.LSTM(3, 4)(x)
+    assert calls == [("native", "bptt")]
+    path = autotune.cache_path()
+    assert path.startswith(str(tmp_path)) and os.path.exists(path)
+    with open(path) as f:
+        data = json.load(f)
+    assert data["machine"] == autotune.machine_key()
+    assert data["machine"]["torch"] == torch.__version__ and data["machine"]["cpu"]
+    (key, entry), = data["classes"].items()
+    assert entry["engine"] == "bptt" and entry["seconds"] == {"native": 2.0, "bptt": 1.0}
+    assert "LSTM(3, 4" in key and "B=2" in key and "grad=True" in key
+
+    autotune.clear_cache()  # a new process: the disk decides, no trial
+    lstm = rnnlab.LSTM(3, 4)
+    lstm(x)
+    assert lstm.last_engine == "bptt" and len(calls) == 1
+
+    autotune.clear_cache()  # another torch: another file, measured anew
+    monkeypatch.setattr(autotune, "machine_key", lambda: {"cpu": "other", "capability": "X", "torch": "0.0"})
+    assert autotune.cache_path() != path
+    rnnlab.LSTM(3, 4)(x)
+    assert len(calls) == 2 and os.path.exists(autotune.cache_path())
+
+    autotune.clear_cache(disk=True)
+    assert not os.path.exists(autotune.cache_path()) and os.path.exists(path)
+
+
+def test_a_file_of_another_machine_is_not_read(monkeypatch):
+    calls = []
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0}, calls))
+    x = torch.randn(5, 2, 3)
+    rnnlab.LSTM(3, 4)(x)
+    path = autotune.cache_path()
+    with open(path) as f:
+        data = json.load(f)
+    data["machine"]["cpu"] = "another processor"
+    with open(path, "w") as f:
+        json.dump(data, f)
+    autotune.clear_cache()
+    rnnlab.LSTM(3, 4)(x)
+    assert len(calls) == 2
+
+
+def test_shape_classes(monkeypatch):
+    """T shares a class within its power of two (and above 128); B, lengths, gradients and
+    evaluation mode make classes of their own."""
+    calls = []
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0}, calls))
+    lstm = rnnlab.LSTM(3, 4)
+    for T in (5, 6, 8, 200, 300):
+        lstm(torch.randn(T, 2, 3))
+    assert len(calls) == 2  # T <= 8 and T > 128
+    lstm(torch.randn(5, 3, 3))
+    lstm(torch.randn(5, 2, 3), lengths=torch.tensor([5, 3]))
+    with torch.no_grad():
+        lstm(torch.randn(5, 2, 3))
+    lstm.eval()
+    lstm(torch.randn(5, 2, 3))
+    assert len(calls) == 6
+    assert autotune.t_bucket(1) == 1 and autotune.t_bucket(33) == 64 and autotune.t_bucket(10**4) == 256
+
+
+def test_an_entry_measured_without_a_candidate_is_measured_again(monkeypatch):
+    calls = []
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0, "compiled": 0.5}, calls))
+    x = torch.randn(5, 2, 3)
+    rnnlab.LSTM(3, 4)(x)
+    autotune.clear_cache()
+    monkeypatch.setattr(autotune, "candidates", lambda layer, x, rs=False: ["native", "compiled", "bptt"])
+    lstm = rnnlab.LSTM(3, 4)
+    lstm(x)
+    assert calls == [("native", "bptt"), ("native", "compiled", "bptt")]
+    assert lstm.last_engine == "compiled"
+
+
+def test_trial_leaves_rng_grads_and_layer_as_they_were():
+    torch.manual_seed(3)
+    lstm = rnnlab.LSTM(3, 4, num_layers=2, dropout=0.5)  # dropout draws from torch's generator
+    x = torch.randn(6, 2, 3, requires_grad=True)
+    lstm(x)[0].sum().backward()
+    grads = {n: p.grad.clone() for n, p in lstm.named_parameters()}
+    params = {n: p.detach().clone() for n, p in lstm.named_parameters()}
+    rng, engine, version = torch.get_rng_state(), lstm.last_engine, lstm.__dict__["_version"]
+    x_grad = x.grad.clone()
+    seconds = autotune.trial(lstm, x, None, False, ["native", "bptt"])
+    assert set(seconds) == {"native", "bptt"} and all(s > 0 for s in seconds.values())
+    assert torch.equal(torch.get_rng_state(), rng)
+    for n, p in lstm.named_parameters():
+        assert torch.equal(p.grad, grads[n]) and torch.equal(p.detach(), params[n]), n
+    assert lstm.training and lstm.last_engine == engine and lstm.__dict__["_version"] == version
+    assert torch.equal(x.grad, x_grad)
+    lstm.eval()
+    with torch.no_grad():
+        autotune.trial(lstm, x, torch.tensor([6, 2]), False, ["native", "bptt"])
+    assert not lstm.training and torch.equal(torch.get_rng_state(), rng)
+
+
+def test_seeded_runs_repeat_bit_for_bit_across_a_trial():
+    """A first call that measures and one that reads the cache give the same numbers: the
+    trial takes nothing from torch's generator."""
+    def run():
+        torch.manual_seed(0)
+        lstm = rnnlab.LSTM(3, 4, num_layers=2, dropout=0.5)
+        out = lstm(torch.randn(6, 2, 3))[0]
+        return out, torch.rand(3), lstm.last_engine
+
+    first, second = run(), run()
+    assert first[2] == second[2]
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_no_foreground_build_while_torch_kernel_runs(monkeypatch, tmp_path):
+    """Compiled engine not known built: an LSTM (torch has the kernel) is measured without it and
+    its build starts in the background; a cell only the compiled engine speeds up waits for it."""
+    monkeypatch.setattr(autotune, "_compiled_off", lambda: False)
+    monkeypatch.setattr(autotune, "_compiled", None)
+    monkeypatch.setattr(autotune, "_builder", None)
+    started = []
+    monkeypatch.setattr(autotune, "_start_build", lambda: started.append(1))
+
+    def unsupported(layer, x=None):
+        if isinstance(layer, rnnlab.LSTM):
+            raise AssertionError("the compiled engine was asked for, so built, in the foreground")
+        return None
+
+    monkeypatch.setattr(autotune, "compiled_layer_unsupported", unsupported)
+    x = torch.randn(5, 2, 3)
+    assert autotune.candidates(rnnlab.LSTM(3, 4), x) == ["native", "bptt"]
+    assert started == [1]
+    assert autotune.candidates(rnnlab.GRU(3, 4, reset_after=False), x) == ["compiled", "bptt"]
+    os.makedirs(os.path.dirname(autotune.compiled_marker()))
+    open(autotune.compiled_marker(), "w").close()  # built (by the background build, say)
+    monkeypatch.setattr(autotune, "compiled_available", lambda: True)
+    monkeypatch.setattr(autotune, "compiled_layer_unsupported", lambda layer, x=None: None)
+    assert autotune.candidates(rnnlab.LSTM(3, 4), x) == ["native", "compiled", "bptt"]
+    assert autotune.compiled_marker().startswith(str(tmp_path))
+
+
+def test_bench_auto_rows(monkeypatch):
+    from rnnlab import bench
+    from rnnlab.bench import GRID, format_auto_table, run_auto_bench
+    monkeypatch.setattr(bench, "AUTO_ENGINES", ("native", "bptt"))  # no build of the compiled engine
+    monkeypatch.setitem(GRID, "small", (2, 3, 4))
+    monkeypatch.setitem(GRID, "lengths", (2, 3, 4))
+    rows = run_auto_bench(["small", "lengths"], steps=4, repeats=1, cells=["lstm", "gru"])
+    autos = [r for r in rows if r["engine"] == "auto"]
+    assert len(autos) == 4 and all(r["vs_fastest_engine"] > 0 and r["vs_torch"] > 0 for r in autos)
+    assert {r["engine"] for r in rows} == {"auto", "native", "bptt", "torch.nn"}
+    table = format_auto_table(rows)
+    assert table.count("\n") == 5 and "PackedSequence" in table
