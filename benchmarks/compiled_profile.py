@@ -4,9 +4,11 @@ One step is what ``rnnlab bench`` times (rnnlab/bench.py ``training_step``): zer
 run the layer over a (T, B, I) batch, backpropagate the sum of its outputs. Its parts, each timed
 alone on the same tensors, in the same process, interleaved round by round (medians):
 
-- C++ forward / C++ backward: the two time loops (the operators of csrc/, warm buffers);
-- input projection: xw = X W_ih^T + b, one product for all steps;
-- weight gradients: the engine's ``_recurrent_grads`` (dW_hh, the biases, the cell's own) and dW_ih;
+- C++ forward / C++ backward: the two time loops (a ``Run`` of csrc/ with its buffers; the
+  backward timed as forward and backward less the forward);
+- input projection: xw = X W_ih^T, one product for all steps;
+- weight gradients: the products the backward hands back (dW_hh = sum_t dz_t^T h_{t-1}, the
+  cell's others) and dW_ih;
 - the rest: the step minus those parts (autograd, the layer's and the engine's Python, the
   loss, allocations).
 
@@ -27,7 +29,7 @@ import torch
 
 from rnnlab.bench import CONFIGS, SIZES
 from rnnlab.engines import compiled as C
-from rnnlab.linalg import addmm, outer_sum
+from rnnlab.linalg import mm, outer_sum
 
 from compiled_engine import matrix_work
 
@@ -45,42 +47,40 @@ def parts_of(config, x: torch.Tensor, H: int) -> dict:
     T, B, I = x.shape
     layer = config.layer(I, H, engine="compiled", **config.options)
     cell, p = layer.cells[0], layer.cell_params(0)
-    ops = C._ops()
-    kind, opt, extra = C._spec(cell, p)
-    W_ih, b = p["weight_ih"], cell.input_bias(p)
+    cfg, why = C._configure(cell, p, x)
+    assert why is None, why
+    state0 = [x.new_zeros(B, s) for s in cell.state_sizes]
+    d = [torch.ones(T, B, s) for s in cell.state_sizes]
     x2 = x.reshape(T * B, I)
-    W_hh = C._w_hh(p, x)
     with torch.no_grad():
-        xw0 = (addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())).view(T, B, -1)
-        states = [x.new_zeros((T + 1, B, s)) for s in cell.state_sizes]
-        xw = xw0.clone()
-        saved = ops.forward(kind, opt, xw, W_hh, extra, states, None)
-        gates, work = xw.clone(), xw.clone()
-        d = [torch.ones(T, B, s) for s in cell.state_sizes]
-        out = ops.backward(kind, opt, work, W_hh, extra, states, saved, d, None)
-    d_rec = tuple(out[len(states):])
+        xw0 = mm(x2, p["weight_ih"].t()).view(T, B, -1)
+        run = C._ops().Run(cfg, p, x, xw0.clone(), state0, None, [])
+        run.forward()
+        d_xw, _, entries = run.backward(d)
 
     def step():
         layer.zero_grad(set_to_none=True)
         layer(x)[0].sum().backward()
 
     def copy():
-        work.copy_(gates)
+        xw0.clone()
 
-    def forward():
-        work.copy_(xw0)
-        ops.forward(kind, opt, work, W_hh, extra, states, None)
+    def forward():  # a Run (its buffers) and its forward loop
+        C._ops().Run(cfg, p, x, xw0.clone(), state0, None, []).forward()
 
-    def backward():
-        work.copy_(gates)
-        ops.backward(kind, opt, work, W_hh, extra, states, saved, d, None)
+    def forward_backward():
+        r = C._ops().Run(cfg, p, x, xw0.clone(), state0, None, [])
+        r.forward()
+        r.backward(d)
 
     def projection():
-        addmm(b, x2, W_ih.t()) if b is not None else x2.mm(W_ih.t())
+        mm(x2, p["weight_ih"].t())
 
-    def weight_grads():
-        C._recurrent_grads(cell, p, kind, opt, work, d_rec, states, saved)
-        outer_sum(work, x)
+    def weight_grads():  # the products of the backward's entries, and dW_ih
+        outer_sum(d_xw, x)
+        for _, g, a in entries:
+            if a is not None:
+                outer_sum(g, a)
 
     def no_grad(f):
         def g():
@@ -89,9 +89,8 @@ def parts_of(config, x: torch.Tensor, H: int) -> dict:
         return g
 
     return {"step": step, "copy": no_grad(copy), "C++ forward": no_grad(forward),
-            "C++ backward": no_grad(backward), "input projection": no_grad(projection),
+            "C++ forward+backward": no_grad(forward_backward), "input projection": no_grad(projection),
             "weight gradients": no_grad(weight_grads)}
-
 
 
 def main() -> None:
@@ -138,9 +137,9 @@ def main() -> None:
     print("| cell | step | at 1.0x scaled | " + " | ".join(cols) + " | the rest |")
     print("|---|---:|---:|" + "---:|" * (len(cols) + 1))
     for c in configs:
-        m = {name: med[(c.label, name)] for name in ("step", "copy", *cols)}
-        m["C++ forward"] -= m["copy"]  # each loop timing restores xw first
-        m["C++ backward"] -= m["copy"]
+        m = {name: med[(c.label, name)] for name in ("step", "copy", "C++ forward+backward", *cols[:1], *cols[2:])}
+        m["C++ forward"] -= m["copy"]  # each loop timing copies xw first
+        m["C++ backward"] = m["C++ forward+backward"] - m["copy"] - m["C++ forward"]
         rest = m["step"] - sum(m[k] for k in cols)
         scale = matrix_work(c.label, I, H) / matrix_work("lstm", I, H)
         print(f"| {c.label} | {m['step']:.0f} | {lstm_us * scale:.0f} | "

@@ -3,9 +3,9 @@
 
 Values and gradients w.r.t. input, initial states and every parameter, float64 within a relative
 1e-7, for every cell and option it supports, with and without ``lengths``, one and two layers,
-one and two directions; gradcheck on tiny cases; step-by-step generation; the whitelist (what it
-does not know runs on ``bptt`` under ``auto`` and raises under ``engine="compiled"``); and the
-fallback when the C++ cannot be built (one warning, ``bptt`` results).
+one and two directions; gradcheck on tiny cases; step-by-step generation; its refusals (a cell
+class, parameters or options it does not run, checked in Python and in the C++: one line naming
+them); and the fallback when the C++ cannot be built (one warning, ``bptt`` results).
 """
 import logging
 
@@ -105,45 +105,39 @@ def test_auto_prefers_compiled_on_cpu():
     assert lstm.last_engine == "compiled"  # not torch's kernel, slow on a padded batch
 
 
-def test_whitelist_unknown_configurations():
-    """A cell class, a cell option or a layer option the engine does not know: ``auto`` runs
-    bptt, ``engine='compiled'`` raises one line naming it."""
+def test_refusals_name_what_the_engine_does_not_run():
+    """A cell class it does not implement, parameters its configuration does not read, options
+    it does not run together (checked by the C++ Config) and misshapen tensors (checked by the
+    C++ Run): ``engine='compiled'`` raises one line naming them."""
     x = torch.randn(4, 2, 3)
     skip = rnnlab.RNN(3, 4, skip_steps=2)  # a cell class it does not implement
-    skip(x)
-    assert skip.last_engine == "bptt"
     skip.engine = "compiled"
     with pytest.raises(ValueError, match="SkipRNNCell"):
         skip(x)
     gru = rnnlab.GRU(3, 4, reset_after=False)
-    gru.cells[0].layer_norm = True  # an option added after the engine: not on its whitelist
-    gru(x)
-    assert gru.last_engine == "bptt"
+    gru.cells[0].layer_norm = True  # no ln_gain_* parameters: not the configuration it runs
     gru.engine = "compiled"
-    with pytest.raises(ValueError, match="layer_norm") as e:
+    with pytest.raises(ValueError, match="ln_gain_hh") as e:
         gru(x)
     assert "\n" not in str(e.value)
-    gru = rnnlab.GRU(3, 4, reset_after=False)
-    gru.zoneout = 0.1  # likewise on the layer
-    gru(x)
-    assert gru.last_engine == "bptt"
-    gru.zoneout = 0.0  # switched off: the configuration the engine knows
-    gru(x)
-    assert gru.last_engine == "compiled"
-
-
-def test_per_call_extras_run_on_bptt():
-    """Per-call inputs only bptt knows (a tensor in p beyond the parameters, zoneout keep
-    weights) are handed to bptt: its results exactly."""
-    torch.manual_seed(5)
-    cell = rnnlab.cells.rnn_cell.RNNCell(3, 4, dtype=torch.float64)
+    lstm = rnnlab.LSTM(3, 4)
+    lstm.cells[0].peephole_candidate = True  # without a peephole
+    lstm.engine = "compiled"
+    with pytest.raises(ValueError, match="peephole_candidate needs a peephole"):
+        lstm(x)
+    cell = rnnlab.cells.rnn_cell.RNNCell(3, 4)
+    cfg, _ = compiled._configure(cell, None, None)
     p = dict(cell.params())
-    p["recurrent_mask"] = torch.full((2, 4), 2.0, dtype=torch.float64)
-    x = torch.randn(5, 2, 3, dtype=torch.float64)
-    h0 = (torch.zeros(2, 4, dtype=torch.float64),)
-    from rnnlab.engines import run_bptt, run_compiled
-    torch.testing.assert_close(run_compiled(cell, p, x, h0, None)[0], run_bptt(cell, p, x, h0, None)[0],
-                               rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"weight_hh .* must be \(4, 4\), got \(4, 3\)"):
+        compiled._ops().Run(cfg, {**p, "weight_hh": torch.zeros(4, 3)}, x, None, [torch.zeros(2, 4)], None, [])
+    with pytest.raises(ValueError, match="has no tensor weight_xx"):
+        compiled._ops().Run(cfg, {**p, "weight_xx": torch.zeros(4)}, x, None, [torch.zeros(2, 4)], None, [])
+    with pytest.raises(ValueError, match=r"recurrent_mask must be \(2, 4\)"):
+        compiled._ops().Run(cfg, {**p, "recurrent_mask": torch.ones(3, 4)}, x, None, [torch.zeros(2, 4)], None, [])
+    bad = compiled._ops().Config()
+    bad.kind, bad.gated = compiled._ops().Kind.lstm, True
+    with pytest.raises(ValueError, match="gated is an option of the residual RNN"):
+        bad.check()
 
 
 def test_build_failure_falls_back_with_one_warning(monkeypatch, caplog):
