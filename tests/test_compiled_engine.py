@@ -3,9 +3,9 @@
 
 Values and gradients w.r.t. input, initial states and every parameter, float64 within a relative
 1e-7, for every cell and option it supports, with and without ``lengths``, one and two layers,
-one and two directions; gradcheck on tiny cases; step-by-step generation; the whitelist (what it
-does not know runs on ``bptt`` under ``auto`` and raises under ``engine="compiled"``); and the
-fallback when the C++ cannot be built (one warning, ``bptt`` results).
+one and two directions; gradcheck on tiny cases; step-by-step generation; its refusals (a cell
+class, parameters or options it does not run, checked in Python and in the C++: one line naming
+them); and the fallback when the C++ cannot be built (one warning, ``bptt`` results).
 """
 import logging
 
@@ -96,21 +96,46 @@ def test_generation_steps_equal_bptt(cls):
 
 
 def test_what_it_does_not_run_is_named(monkeypatch):
-    """Skip connections and teacher forcing run on ``bptt`` under ``auto``; ``engine='compiled'``
-    raises one line naming what it does not run. Every regularizer runs in the C++."""
+    """Skip connections run on ``bptt`` under ``auto``; every regularizer runs in the C++."""
     monkeypatch.setenv("RNNLAB_AUTOTUNE", "0")  # auto by its rules: compiled wherever it runs
     x = torch.randn(4, 2, 3)
     skip = rnnlab.RNN(3, 4, skip_steps=2)
     skip(x)
     assert skip.last_engine == "bptt"
-    skip.engine = "compiled"
-    with pytest.raises(ValueError, match="does not implement SkipConnections") as e:
-        skip(x)
-    assert "\n" not in str(e.value)
     for layer in (rnnlab.GRU(3, 4, reset_after=False, zoneout=0.1, layer_norm=True),
                   rnnlab.LSTM(3, 4, recurrent_dropout=0.2, weight_drop=0.3, peephole="full")):
         layer(x)
         assert layer.last_engine == "compiled"
+
+
+def test_refusals_name_what_the_engine_does_not_run():
+    """A cell class it does not implement, parameters its configuration does not read, options
+    it does not run together (checked by the C++ Config) and misshapen tensors (checked by the
+    C++ Run): ``engine='compiled'`` raises one line naming them."""
+    x = torch.randn(4, 2, 3)
+    skip = rnnlab.RNN(3, 4, skip_steps=2)  # a cell class it does not implement
+    skip.engine = "compiled"
+    with pytest.raises(ValueError, match="does not implement SkipConnections") as e:
+        skip(x)
+    assert "\n" not in str(e.value)
+    lstm = rnnlab.LSTM(3, 4)
+    lstm.cells[0].peephole_candidate = True  # without a peephole
+    lstm.engine = "compiled"
+    with pytest.raises(ValueError, match="peephole_candidate needs a peephole"):
+        lstm(x)
+    cell = rnnlab.cells.rnn_cell.RNNCell(3, 4)
+    cfg, _ = compiled._configure(cell, None, None)
+    p = dict(cell.params())
+    with pytest.raises(ValueError, match=r"weight_hh .* must be \(4, 4\), got \(4, 3\)"):
+        compiled._ops().Run(cfg, {**p, "weight_hh": torch.zeros(4, 3)}, x, None, [torch.zeros(2, 4)], None, [])
+    with pytest.raises(ValueError, match="has no tensor weight_xx"):
+        compiled._ops().Run(cfg, {**p, "weight_xx": torch.zeros(4)}, x, None, [torch.zeros(2, 4)], None, [])
+    with pytest.raises(ValueError, match=r"recurrent_mask must be \(2, 4\)"):
+        compiled._ops().Run(cfg, {**p, "recurrent_mask": torch.ones(3, 4)}, x, None, [torch.zeros(2, 4)], None, [])
+    bad = compiled._ops().Config()
+    bad.kind, bad.gated = compiled._ops().Kind.lstm, True
+    with pytest.raises(ValueError, match="gated is an option of the residual RNN"):
+        bad.check()
 
 
 def test_build_failure_falls_back_with_one_warning(monkeypatch, caplog):

@@ -65,11 +65,17 @@ the training windows, in the model's own coordinates (z, the same pairs of input
 above), and the head W_o, b_o starts at zero: the forecaster starts as the best linear forecaster
 of its highway's form, and the recurrent part learns what that leaves.
 
+``model="esn"`` replaces the recurrent network by an echo state network whose readout alone is
+fitted, in closed form (:mod:`rnnlab.models.esn_forecaster`); it reads the same windows, measured
+the same way (``window_norm``, ``scale``), and forecasts direct. The settings of this config that
+only one of the two reads are :data:`RNN_SETTINGS` and :data:`ESN_SETTINGS`.
+
 Shapes: lookback (L, B, F) -> forecast (H, B, C); one step (L, B, C) -> (B, C); teacher forcing
 (T, B, F) -> (T, B, C).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -80,6 +86,7 @@ from ..errors import ConfigError, DataError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
 
+MODELS = ("rnn", "esn")
 MODES = ("many_to_one", "many_to_many")
 MULTI_STEPS = ("direct", "recursive")
 RECURSIVE_TRAININGS = ("one_step", "open_loop")
@@ -92,6 +99,12 @@ VARIANCE_FLOOR = 1e-5
 
 #: a window's (m, s): (B, C) each
 WindowStats = Tuple[torch.Tensor, torch.Tensor]
+#: settings only the recurrent forecaster reads
+RNN_SETTINGS = ("mode", "multi_step", "recursive_training", "recursive_stats", "cell", "hidden_size",
+                "layers", "dropout", "highway", "highway_steps", "highway_init", "engine", "init",
+                "cell_options")
+#: settings only the echo state network reads
+ESN_SETTINGS = ("reservoir_size", "spectral_radius", "leak", "sparsity", "ridge", "input_scale")
 
 
 @dataclass
@@ -100,6 +113,7 @@ class ForecasterConfig:
     input_size: int = from_data()          # F, set from the data: columns read per step, targets first
     output_size: int = from_data()         # C, set from the data: target columns
     horizon: int = from_data()             # H, set from the data: steps forecast
+    model: str = "rnn"           # "rnn": the recurrent forecaster; "esn": an echo state network
     mode: str = "many_to_one"
     multi_step: str = "direct"   # many_to_one: "direct" (all H at once) or "recursive" (read again)
     recursive_training: str = "one_step"   # recursive: the next value's loss, or "open_loop"'s
@@ -119,31 +133,64 @@ class ForecasterConfig:
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
+    # model="esn" (rnnlab.models.esn_forecaster): the reservoir, drawn by the run's seed
+    reservoir_size: int = 300    # N
+    spectral_radius: float = 0.9   # rho(W)
+    leak: float = 1.0            # a in (0, 1]; 1: no leak
+    sparsity: float = 0.9        # the fraction of W's entries that are 0
+    input_scale: float = 1.0     # W_in uniform in [-input_scale, input_scale]
+    ridge: float = 0.0           # beta of the readout; 0: chosen on the validation windows
 
     def check(self) -> "ForecasterConfig":
-        check_choice("mode", self.mode, MODES)
-        check_choice("multi_step", self.multi_step, MULTI_STEPS)
-        check_choice("recursive_training", self.recursive_training, RECURSIVE_TRAININGS)
-        check_choice("recursive_stats", self.recursive_stats, RECURSIVE_STATS)
-        check_choice("cell", self.cell, LAYERS)
-        for name in ("input_size", "output_size", "horizon", "hidden_size", "layers"):
+        check_choice("model", self.model, MODELS)
+        for name in ("input_size", "output_size", "horizon"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
-        check_choice("highway_init", self.highway_init, HIGHWAY_INITS)
         check_choice("window_norm", self.window_norm, WINDOW_NORMS)
         check_choice("scale", self.scale, SCALES)
         if self.scale == "log" and len(self.level) != self.output_size:
             raise ConfigError(f"scale log needs the level (mean / std) of each of the "
                               f"{self.output_size} target(s), found {len(self.level)} value(s)")
+        if self.output_size > self.input_size:
+            raise ConfigError(f"output_size {self.output_size} exceeds input_size {self.input_size}: "
+                              f"the targets are among the inputs")
+        return self._check_esn() if self.model == "esn" else self._check_rnn()
+
+    def _check_esn(self) -> "ForecasterConfig":
+        n = self.reservoir_size
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"reservoir_size must be a positive whole number, got {n!r}")
+
+        def number(name: str, inside, span: str, what: str = "") -> None:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and inside(value)):
+                raise ConfigError(f"{name} must lie in {span}{what}, got {value!r}")
+
+        number("spectral_radius", lambda v: v > 0, "(0, inf)")
+        number("leak", lambda v: 0 < v <= 1, "(0, 1]")
+        number("sparsity", lambda v: 0 <= v < 1, "[0, 1)", " (the fraction of zero reservoir weights)")
+        number("input_scale", lambda v: v > 0, "(0, inf)")
+        number("ridge", lambda v: v >= 0, "[0, inf)", " (0: chosen on the validation windows)")
+        return self
+
+    def _check_rnn(self) -> "ForecasterConfig":
+        check_choice("mode", self.mode, MODES)
+        check_choice("multi_step", self.multi_step, MULTI_STEPS)
+        check_choice("recursive_training", self.recursive_training, RECURSIVE_TRAININGS)
+        check_choice("recursive_stats", self.recursive_stats, RECURSIVE_STATS)
+        check_choice("cell", self.cell, LAYERS)
+        for name in ("hidden_size", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        check_choice("highway_init", self.highway_init, HIGHWAY_INITS)
         w = self.highway_steps
         if isinstance(w, bool) or not isinstance(w, int) or w < (1 if self.highway else 0):
             raise ConfigError(f"highway_steps must be a whole number of steps >= 1, got {w!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if self.output_size > self.input_size:
-            raise ConfigError(f"output_size {self.output_size} exceeds input_size {self.input_size}: "
-                              f"the targets are among the inputs")
         if self.mode == "many_to_many" and self.input_size != self.output_size:
             raise ConfigError(f"mode many_to_many feeds its forecasts back as inputs, so every input "
                               f"must be a target; got {self.input_size - self.output_size} feature "
@@ -165,23 +212,17 @@ class ForecasterConfig:
         return self.horizon if self.mode == "many_to_one" and not self.recursive else 1
 
 
-class Forecaster(nn.Module):
-    """Lookback in, forecast out; see the module docstring for the equations."""
+class WindowScaled(nn.Module):
+    """What every forecaster shares: each window brought to its own scale (``window_norm``, on
+    the log scale with ``scale="log"``) and its forecasts brought back; see the module docstring."""
 
     def __init__(self, config: ForecasterConfig):
         super().__init__()
         self.config = c = config.check()
-        self.rnn = LAYERS[c.cell](c.input_size, c.hidden_size, num_layers=c.layers,
-                                  dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine,
-                                  init=c.init, **c.cell_options)
-        self.drop = nn.Dropout(c.dropout)
-        self.head = nn.Linear(c.hidden_size, c.outputs * c.output_size)
-        self.highway = nn.Linear(c.highway_steps, c.outputs) if c.highway else None
         #: k of ``scale="log"`` (C,), not saved: it is the config's ``level``
         self.register_buffer("log_offset", torch.tensor(c.level, dtype=torch.float64)
                              if c.scale == "log" else None, persistent=False)
 
-    # ------------------------------------------------------------------ window scale
     def _scaled(self, x: torch.Tensor) -> torch.Tensor:
         """The targets x (.., C) on the model's scale: x itself, or u = log(x + k)."""
         if self.log_offset is None:
@@ -220,6 +261,24 @@ class Forecaster(nn.Module):
         m, s = stats
         return self._unscaled(m + s * z)
 
+
+class Forecaster(WindowScaled):
+    """Lookback in, forecast out; see the module docstring for the equations."""
+
+    def __init__(self, config: ForecasterConfig):
+        super().__init__(config)
+        c = self.config
+        if c.model != "rnn":
+            raise ConfigError(f"Forecaster is the recurrent forecaster (model 'rnn'), got model "
+                              f"{c.model!r}; build_model picks the model's class")
+        self.rnn = LAYERS[c.cell](c.input_size, c.hidden_size, num_layers=c.layers,
+                                  dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine,
+                                  init=c.init, **c.cell_options)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden_size, c.outputs * c.output_size)
+        self.highway = nn.Linear(c.highway_steps, c.outputs) if c.highway else None
+
+    # ------------------------------------------------------------------ the window
     def _recent(self, z: torch.Tensor) -> torch.Tensor:
         """The last w normalised targets of a lookback, zeros before its start: (w, B, C)."""
         w, C = self.config.highway_steps, self.config.output_size

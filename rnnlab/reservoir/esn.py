@@ -73,6 +73,38 @@ def random_reservoir(N: int, radius: float, density: float, generator: torch.Gen
     return W0 * (radius / rho)
 
 
+def reservoir_states(drive: torch.Tensor, W: torch.Tensor, leak_rate: float,
+                     x0: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The leaky reservoir run over B sequences at once, from their drives d_t = W_in [1; u_t]:
+
+        x_t = (1 - a) x_{t-1} + a tanh(d_t + W x_{t-1}),      x_0 = ``x0`` (zeros by default)
+
+    drive (T, B, N), W (N, N), x0 (B, N) -> the states x_1 .. x_T, (T, B, N)."""
+    T, B, N = drive.shape
+    a = leak_rate
+    x = drive.new_zeros(B, N) if x0 is None else x0
+    out = drive.new_empty(T, B, N)
+    for t in range(T):
+        x = (1 - a) * x + a * torch.tanh(drive[t] + x @ W.T)               # (B, N)
+        out[t] = x
+    return out
+
+
+def ridge_readout(Zt: torch.Tensor, Yt: torch.Tensor, ridge: float) -> torch.Tensor:
+    """The ridge-regression readout W_out = Y Z^T (Z Z^T + ridge I)^-1 from the rows of
+    Z^T (M, D) (one extended state per row) and of Y^T (M, O) (their targets): (O, D), by solving
+    (Z Z^T + ridge I) W_out^T = Z Y^T."""
+    D = Zt.shape[1]
+    A = Zt.T @ Zt + ridge * torch.eye(D, dtype=Zt.dtype)                 # (D, D): Z Z^T + beta I
+    B = Zt.T @ Yt                                                       # (D, O): Z Y^T
+    try:
+        W_out_t = torch.linalg.solve(A, B)                              # (D, O): W_out^T
+    except RuntimeError:  # torch.linalg.LinAlgError: singular
+        raise ConfigError(f"Z Z^T + ridge I is singular (D = {D} features, {Zt.shape[0]} rows, "
+                          f"ridge {ridge}); use ridge > 0") from None
+    return W_out_t.T.contiguous()                                       # (O, D)
+
+
 class EchoStateNetwork:
     """An echo state network: fixed random reservoir and input weights, ridge-regression readout.
 
@@ -127,14 +159,9 @@ class EchoStateNetwork:
         """The reservoir states x_1 .. x_T driven by inputs (T, I) from x_0 = ``x0`` (zeros):
         (T, N). Continue a run by passing its last state as ``x0``."""
         u = self._inputs(inputs)
-        T, N, a = u.shape[0], self.reservoir_size, self.leak_rate
-        x = self._start(x0)
         drive = self.W_in[:, 0] + u @ self.W_in[:, 1:].T                   # (T, N): W_in [1; u_t]
-        out = torch.empty(T, N, dtype=self.dtype)
-        for t in range(T):
-            x = (1 - a) * x + a * torch.tanh(drive[t] + self.W @ x)        # (N,)
-            out[t] = x
-        return out
+        x = self._start(x0)
+        return reservoir_states(drive[:, None], self.W, self.leak_rate, x[None])[:, 0]   # (T, N)
 
     @staticmethod
     def extended(inputs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -161,17 +188,7 @@ class EchoStateNetwork:
             raise ConfigError(f"ridge must be >= 0, got {ridge!r}")
         X = self.states(u, x0)                                              # (T, N)
         Zt = self.extended(u, X)[washout:]                                  # (T', D): Z^T
-        Yt = y[washout:]                                                    # (T', O): Y^T
-        D = Zt.shape[1]
-        A = Zt.T @ Zt + ridge * torch.eye(D, dtype=self.dtype)              # (D, D): Z Z^T + beta I
-        B = Zt.T @ Yt                                                       # (D, O): Z Y^T
-        try:
-            W_out_t = torch.linalg.solve(A, B)                              # (D, O): W_out^T
-        except RuntimeError:  # torch.linalg.LinAlgError: singular
-            raise ConfigError(f"Z Z^T + ridge I is singular (D = {D} features, "
-                              f"{Zt.shape[0]} steps after washout, ridge {ridge}); "
-                              f"use ridge > 0") from None
-        self.W_out = W_out_t.T.contiguous()                                 # (O, D)
+        self.W_out = ridge_readout(Zt, y[washout:], ridge)                  # (O, D)
         return X
 
     def _fitted(self) -> torch.Tensor:

@@ -13,6 +13,14 @@ the persistence and linear AR baselines' figures on the same windows
 (:mod:`rnnlab.forecasting.baselines`; the linear AR is fitted on the training windows and saved
 as ``linear_ar.json``; it forecasts direct, and, without feature columns, also recursive:
 ``recursive_ar_mse_h24`` ...).
+
+``model="esn"`` (``--model esn``) forecasts the same windows with an echo state network
+(:mod:`rnnlab.models.esn_forecaster`): its readout is fitted in closed form when the model is
+built, on the training windows the linear AR is fitted on, its ridge chosen on the validation
+windows unless given; the trainer then makes no update (``epochs`` 1 of no batches) and only
+validates, keeps and tests the fitted model, so the run directory, ``evaluate`` and ``predict``
+are those of any forecast run. The settings of gradient training are refused with it
+(:data:`GRADIENT_SETTINGS`), as are the recurrent forecaster's.
 """
 from __future__ import annotations
 
@@ -28,8 +36,10 @@ from ..data.series import (PARTS, SPLITS, Series, Standardiser, parse_series, re
                            split_borders, window_origins, windows)
 from ..errors import ConfigError, DataError, check_choice
 from ..forecasting.baselines import LinearAR, error_sums, errors_from_sums, persistence
-from ..models.forecaster import Forecaster, ForecasterConfig
-from ..training.atomic import read_json, write_text
+from ..models.esn_forecaster import EchoStateForecaster
+from ..models.forecaster import (ESN_SETTINGS, MODELS, RNN_SETTINGS, Forecaster,
+                                 ForecasterConfig)
+from ..training.atomic import read_json, write_json, write_text
 from ..training.config import TrainConfig, positive_int
 from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask
@@ -38,6 +48,12 @@ from .recipe import LoadedRun, Recipe, set_data_sizes
 BASELINES = ("persistence", "linear_ar", "recursive_ar")
 BASELINE_LABELS = {"persistence": "persistence", "linear_ar": "linear AR (direct)",
                    "recursive_ar": "linear AR (recursive)"}
+#: settings of gradient training, which ``--model esn`` (a readout fitted in closed form) refuses
+GRADIENT_SETTINGS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "clip_norm",
+                     "clip_value", "schedule", "decay_start", "decay_factor", "patience", "min_lr",
+                     "epochs", "max_steps", "max_time", "validate_every", "early_stopping",
+                     "target_loss", "checkpoint_every", "log_every", "max_nonfinite", "ema",
+                     "step_weights", "stride")
 
 
 @dataclass
@@ -99,8 +115,12 @@ class SeriesAssets:
     horizons: List[int]
     linear_ar: LinearAR
     #: the training windows (lookbacks (L, N, F), targets (H, N, C)) while a new run is built,
-    #: for the highway's least-squares start; not saved
+    #: for the highway's least-squares start and the ESN's readout; not saved
     training: Optional[tuple] = None
+    #: the validation windows, the same way, for the ESN's choice of ridge; not saved
+    validation: Optional[tuple] = None
+    #: set by build_model for a model fitted in closed form (model "esn"): no gradient updates
+    closed_form: bool = False
 
     @property
     def columns(self) -> List[str]:
@@ -119,6 +139,10 @@ class Forecasting(ExampleTask):
         super().__init__(splits, config, assets)
         self.values = z                                              # (N, F) float64
         self.z = torch.tensor(z, dtype=torch.float32)                # (N, F)
+
+    def num_batches(self, epoch: int) -> int:
+        """Updates in an epoch: none for a model fitted in closed form when it was built."""
+        return 0 if self.assets.closed_form else super().num_batches(epoch)
 
     def windows(self, origins: List[int]):
         """(lookback (L, B, F), targets (H, B, C)) of the windows at ``origins``."""
@@ -199,6 +223,30 @@ class ForecastRecipe(Recipe):
                 "schedule": "none", "eval_batch_size": 512, "checkpoint_every": 1000}
     options = {"part": "test", "baselines": True, "encoding": "utf-8", "steps": 0}
 
+    def configs(self, settings, source: str):
+        """The task's configs; with ``model="esn"`` the recurrent forecaster's settings and those
+        of gradient training are refused and the trainer runs one epoch of no updates (validate,
+        keep, test); with ``model="rnn"`` the ESN's settings are refused."""
+        data, model, train = super().configs(settings, source)
+        check_choice("model", model.model, MODELS)
+        given = [k.replace("-", "_") for k in settings]
+        if model.model == "esn":
+            wrong = [k for k in given if k in RNN_SETTINGS or k in GRADIENT_SETTINGS]
+            if wrong:
+                raise ConfigError(f"{source}: {wrong[0]!r} is not a setting of model esn (a fixed "
+                                  f"reservoir whose readout is fitted in closed form, without "
+                                  f"gradient training); it takes {', '.join(ESN_SETTINGS)} and seed")
+            train.epochs, train.max_steps, train.max_time = 1, 0, 0.0
+        else:
+            wrong = [k for k in given if k in ESN_SETTINGS]
+            if wrong:
+                raise ConfigError(f"{source}: {wrong[0]!r} is a setting of model esn; this run's "
+                                  f"model is {model.model!r} (give model esn to use it)")
+        return data, model, train
+
+    def run_name(self, data, model) -> str:
+        return f"{self.name}-esn" if model.model == "esn" else super().run_name(data, model)
+
     # ------------------------------------------------------------------ reading
     def read(self, data: SeriesDataConfig, path: str, encoding: str,
              assets: Optional[SeriesAssets] = None) -> Series:
@@ -221,8 +269,11 @@ class ForecastRecipe(Recipe):
             ar = LinearAR.fit(past, future, series.targets)
             training = (torch.tensor(past).transpose(0, 1),
                         torch.tensor(future[:, :, :series.targets]).transpose(0, 1))
+            past, future = windows(z, origins["valid"], data.lookback, data.horizon)
+            validation = (torch.tensor(past).transpose(0, 1),
+                          torch.tensor(future[:, :, :series.targets]).transpose(0, 1))
             assets = SeriesAssets(scaler, series.targets, data.lookback, list(data.horizons), ar,
-                                  training)
+                                  training, validation)
         else:
             origins = split_origins(series, data, assets.lookback, assets.horizon)
         return self.task_over(series, origins, train, assets)
@@ -231,10 +282,16 @@ class ForecastRecipe(Recipe):
                   assets: SeriesAssets) -> Forecasting:
         return Forecasting(assets.scaler.transform(series.values), origins, train, assets)
 
-    def build_model(self, assets: SeriesAssets, model: ForecasterConfig) -> Forecaster:
+    def build_model(self, assets: SeriesAssets, model: ForecasterConfig):
         level = assets.scaler.mean[:assets.targets] / assets.scaler.std[:assets.targets]
         set_data_sizes(model, {"input_size": len(assets.columns), "output_size": assets.targets,
                                "horizon": assets.horizon, "level": [float(k) for k in level]})
+        if model.model == "esn":
+            esn = EchoStateForecaster(model)
+            if assets.training is not None:          # a new run: fit the readout now
+                esn.fit(*assets.training, valid=assets.validation)
+            assets.closed_form = True
+            return esn
         if model.highway and not model.highway_steps:
             model.highway_steps = assets.lookback
         if model.highway_steps > assets.lookback:
@@ -297,9 +354,22 @@ class ForecastRecipe(Recipe):
     def after_training(self, run: LoadedRun, task, summary, stream=None, sample_length=400) -> None:
         if task.splits["test"]:
             summary["test_baselines"] = baseline_errors(task, task.splits["test"])
+        report = getattr(run.model, "fit_report", None)
+        if report:      # the ESN's readout: its ridge and how it was chosen, kept in summary.json
+            summary["readout"] = report
+            path = Path(run.dir) / "summary.json"
+            write_json(path, dict(read_json(path, "run summary"), readout=report))
 
     def report(self, summary: dict) -> List[str]:
         lines = []
+        readout = summary.get("readout")
+        if readout:
+            chosen = (f"chosen on {readout['valid_windows']} validation windows from "
+                      f"{len(readout['valid_mse_by_ridge'])} values"
+                      if readout["ridge_chosen_on"] == "valid" else "given")
+            lines.append(f"readout fitted in closed form on {readout['train_windows']} training "
+                         f"windows in {readout['fit_seconds']:.1f} s, ridge {readout['ridge']:g} "
+                         f"({chosen})")
         for split in ("valid", "test"):
             if split in summary:
                 lines.append(f"{split}: " + horizon_table(summary[split]))
