@@ -16,6 +16,10 @@ import torch
 
 REQUIRE_COMPILED = "RNNLAB_REQUIRE_COMPILED"
 
+# ``auto`` follows its documented rules in the tests (rnnlab/engines/autotune.py): a timed trial
+# at the tests' tiny sizes would choose by noise; tests/test_autotune.py turns measurement on
+os.environ.setdefault("RNNLAB_AUTOTUNE", "0")
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "requires_compiled: needs the compiled (C++) engine; skipped "

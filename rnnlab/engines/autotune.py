@@ -16,22 +16,24 @@ For one call of a layer (:func:`choose_engine`):
    training with gradients or inference without, torch's thread count): random inputs of that
    shape, forward and, where the call wants gradients, backward. Every candidate first runs
    :data:`SCREEN_STEPS` steps once (after a warm-up), and one more than :data:`DROP_RATIO` times
-   the best is out; the finalists are then warmed up and timed at the call's own T (at most
-   :data:`TRIAL_STEPS`: engines' costs per step change with T), once and then in
-   :data:`REPEATS` rounds, the candidates in turn in another order each round, each timing at
-   least :data:`MIN_TIMING` seconds of back-to-back calls. A candidate's figure is the least of
+   the best is out; the finalists are then timed at the call's own T (at most
+   :data:`TRIAL_STEPS`: engines' costs per step change with T), once (cold) and then in up to
+   :data:`REPEATS` rounds (two once :data:`BUDGET` seconds are spent), the candidates in turn in
+   another order each round, each timing at least :data:`MIN_TIMING` seconds of back-to-back
+   calls. A candidate's figure is the least of
    its timings: on a shared machine noise only ever adds time, so the least is the truest (a
    median of three is lost once two rounds of one candidate meet another process's burst). The
    fastest runs (:func:`fastest`), except that torch's kernel, which runs exactly what torch.nn
    runs, gives way only to an engine at least :data:`NATIVE_MARGIN` faster. At the main job's
-   shape this costs one to two seconds, once per machine.
+   shape this costs one to two seconds, once per machine. A trial whose repeated timings
+   disagree (by more than :data:`NOISE`: the machine was busy) decides for its process only.
 3. The choice is **cached** per shape class and configuration (the layer class and
    ``extra_repr``, every cell's class and ``extra_repr``), in memory and on disk in
    ``$RNNLAB_CACHE/autotune/`` (default ``~/.cache/rnnlab/autotune/``): one JSON file per
    machine (the processor's model name and torch's CPU capability) and torch version, written
    atomically (a temporary file renamed into place, under a lock), holding every candidate's
    figure. An entry measured with other candidates than the call has now (the compiled engine
-   built since, say) is measured again.
+   built since, say) is measured again; a process decides once per shape class and keeps it.
 
 The trial runs on a deep copy of the layer (its ``batch_first`` off), so it never touches the
 layer's parameters, their ``.grad`` (gradients come from :func:`torch.autograd.grad`), its
@@ -75,7 +77,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -84,7 +86,7 @@ try:
 except ImportError:  # Windows: writes stay atomic, concurrent ones may lose an entry
     fcntl = None
 
-from .compiled import compiled_available, compiled_layer_unsupported
+from .compiled import compiled_available, compiled_layer_unsupported, compiled_unsupported
 from .native import native_is_fastest, native_unsupported
 
 log = logging.getLogger("rnnlab")
@@ -99,10 +101,13 @@ MAX_BUCKET = 256
 #: :data:`DROP_RATIO` times the best is not timed at full length
 SCREEN_STEPS = 16
 DROP_RATIO = 1.5
-#: timed rounds of the finalists after a first timing (the least timing is kept); one fewer where
-#: a call takes more than :data:`SLOW_CALL` seconds
+#: timed rounds of the finalists after a first timing (the least timing is kept); the rounds stop
+#: after the second once the finalists have taken :data:`BUDGET` seconds
 REPEATS = 3
-SLOW_CALL = 0.25
+BUDGET = 1.0
+#: a trial is steady, and written to the disk cache, when each finalist's two least warm timings
+#: agree within this fraction; an unsteady one holds for its process only
+NOISE = 0.15
 #: each timing spans at least this many seconds (fast calls are repeated back to back)
 MIN_TIMING = 0.005
 #: another engine replaces torch's kernel only when at least this much faster (a fraction)
@@ -375,13 +380,14 @@ def candidates(layer, x: torch.Tensor, return_states: bool = False) -> List[str]
     """The engines that compute this call's configuration, in a fixed order (native, compiled,
     bptt). ``compiled`` is left out while it is not built and ``native`` can run the call
     (its background build is started then); where it is the only fast candidate it is built
-    now if need be."""
+    now if need be (not for a cell class it does not implement)."""
     out = []
     native = _native_ok(layer, return_states)
     if native:
         out.append("native")
     if x.device.type == "cpu" and not _compiled_off():
-        if not native or compiled_ready():
+        # (compiled_unsupported names a cell class the engine lacks before it builds anything)
+        if compiled_ready() or (not native and not any(compiled_unsupported(c) for c in layer.cells)):
             if compiled_layer_unsupported(layer, x) is None:
                 out.append("compiled")
     out.append("bptt")
@@ -409,14 +415,15 @@ def _sync(device: torch.device) -> None:
 
 
 def trial(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states: bool,
-          engines: Sequence[str], clock=time.perf_counter) -> Dict[str, float]:
-    """Seconds per call of each engine in ``engines`` on random inputs of the call's shape class,
-    forward and, if the call wants gradients, backward (module docstring): a screening at
-    :data:`SCREEN_STEPS` steps drops what is more than :data:`DROP_RATIO` times the best, then the
-    finalists are timed at min(T, :data:`TRIAL_STEPS`) steps, the least of their timings kept (a
-    dropped engine's figure is its screening time scaled to those steps). ``clock`` is the timer
-    (tests replace it). The layer, its gradients and torch's global random state are left as
-    they were."""
+          engines: Sequence[str], clock=time.perf_counter) -> Tuple[Dict[str, float], bool]:
+    """(seconds per call of each engine in ``engines``, steady) on random inputs of the call's
+    shape class, forward and, if the call wants gradients, backward (module docstring): a
+    screening at :data:`SCREEN_STEPS` steps drops what is more than :data:`DROP_RATIO` times the
+    best, then the finalists are timed at min(T, :data:`TRIAL_STEPS`) steps, the least of their
+    timings kept (a dropped engine's figure is its screening time scaled to those steps).
+    ``steady``: every finalist's two least warm timings agree within :data:`NOISE`. ``clock`` is
+    the timer (tests replace it). The layer, its gradients and torch's global random state are
+    left as they were."""
     T, B, I = min(x.shape[0], TRIAL_STEPS), x.shape[1], x.shape[2]
     grad = wants_grad(layer, x)
     gen = torch.Generator().manual_seed(0)
@@ -449,31 +456,48 @@ def trial(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states
             _sync(x.device)
             return (clock() - t0) / n
 
-        def rounds(finalists: Sequence[str], steps: int, repeats: int) -> Dict[str, float]:
-            """Warm-up and one timing each, then ``repeats`` rounds, each in another order."""
-            first = {}
+        def screen(engines: Sequence[str], steps: int) -> Dict[str, float]:
+            """One warm-up call and one timing each."""
+            out = {}
+            for e in engines:
+                call(e, steps)
+                out[e] = timed(e, steps)
+            return out
+
+        def rounds(finalists: Sequence[str], steps: int, warm_up: bool) -> Dict[str, List[float]]:
+            """A first timing of each (after a warm-up call if ``warm_up``; else the first timing,
+            cold, is the warm-up), then up to :data:`REPEATS` rounds, each in another order,
+            stopping after the second once :data:`BUDGET` seconds are spent."""
+            t0, first = clock(), {}
             for e in finalists:
-                call(e, steps)                      # warm-up: allocations, kernel set-up
+                if warm_up:
+                    call(e, steps)                  # allocations, kernel set-up
                 first[e] = timed(e, steps)
             inner = {e: max(1, round(MIN_TIMING / max(first[e], 1e-9))) for e in finalists}
-            times = {e: [first[e]] for e in finalists}
-            for r in range(repeats):
+            times: Dict[str, List[float]] = {e: [] for e in finalists}
+            for r in range(REPEATS):
                 k = r % len(finalists)
                 for e in finalists[k:] + finalists[:k]:
                     times[e].append(timed(e, steps, inner[e]))
-            return {e: min(ts) for e, ts in times.items()}
+                if r >= 1 and clock() - t0 > BUDGET:
+                    break
+            return {e: [first[e], *ts] for e, ts in times.items()}  # (the first cold unless warm_up)
 
         short = min(T, SCREEN_STEPS)
-        screened = rounds(list(engines), short, 0) if short < T else {}
+        screened = screen(list(engines), short) if short < T else {}
         best = min(screened.values(), default=0.0)
         finalists = [e for e in engines if not screened or screened[e] <= DROP_RATIO * best]
         seconds = {e: screened[e] * T / short for e in engines if e not in finalists}
+        steady = True
         if len(finalists) == 1:
             seconds[finalists[0]] = screened[finalists[0]] * T / short
         else:
-            slow = bool(screened) and min(screened[e] for e in finalists) * T / short > SLOW_CALL
-            seconds.update(rounds(finalists, T, REPEATS - 1 if slow else REPEATS))
-    return {e: seconds[e] for e in engines}
+            timings = rounds(finalists, T, warm_up=not screened)
+            for e, ts in timings.items():
+                seconds[e] = min(ts)
+                a, b = sorted(ts[1:])[:2]
+                steady = steady and b <= (1 + NOISE) * a
+    return {e: seconds[e] for e in engines}, steady
 
 
 def fastest(seconds: Dict[str, float]) -> str:
@@ -505,7 +529,7 @@ def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tens
         return entry["engine"]
     t0 = time.perf_counter()
     try:
-        seconds = trial(layer, x, lengths, return_states, engines)
+        seconds, steady = trial(layer, x, lengths, return_states, engines)
     except Exception as e:  # anything the copy cannot do: the rules decide, and say so once
         log.warning("rnnlab: auto could not measure the engines of %s (%s: %s); using the rules",
                     type(layer).__name__, type(e).__name__, e)
@@ -513,9 +537,11 @@ def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tens
         _memory[key] = engine
         return engine
     engine = fastest(seconds)
-    log.info("rnnlab: auto measured %s in %.2f s: %s -> %s", type(layer).__name__, time.perf_counter() - t0,
-             ", ".join(f"{e} {1e3 * s:.2f} ms" for e, s in seconds.items()), engine)
+    log.info("rnnlab: auto measured %s in %.2f s: %s -> %s%s", type(layer).__name__, time.perf_counter() - t0,
+             ", ".join(f"{e} {1e3 * s:.2f} ms" for e, s in seconds.items()), engine,
+             "" if steady else " (timings unsteady: for this process only)")
     _memory[key] = engine
-    store_entry(key, {"engine": engine, "seconds": seconds, "trial_steps": min(x.shape[0], TRIAL_STEPS),
-                      "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    if steady:  # a trial the machine's noise disturbed is not kept for later runs
+        store_entry(key, {"engine": engine, "seconds": seconds, "trial_steps": min(x.shape[0], TRIAL_STEPS),
+                          "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return engine
