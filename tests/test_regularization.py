@@ -206,7 +206,7 @@ def test_native_refuses_and_auto_avoids():
         layer(torch.randn(5, 2, 3))
     layer.engine = "auto"
     layer(torch.randn(5, 2, 3))
-    assert layer.last_engine == "bptt"
+    assert layer.last_engine in ("compiled", "bptt")  # the engines that run the regularizers
 
 
 @pytest.mark.parametrize("bad", [{"weight_drop": 1.0}, {"recurrent_dropout": -0.1},
