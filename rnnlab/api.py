@@ -24,6 +24,7 @@ from .errors import ConfigError, CheckpointError, RnnlabError
 from .tasks import get_recipe
 from .tasks.language_modelling import sample_model
 from .tasks.recipe import LoadedRun, load_run
+from .tasks.starting_points import start_model
 from .training import distributed, run_directory
 from .training.config import TrainConfig, apply_settings, from_dict, to_dict
 from .training.trainer import CHECKPOINT, Trainer
@@ -54,13 +55,20 @@ def read_toml(path) -> dict:
 def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optional[str] = None,
           force: bool = False, config_file: Optional[str] = None, sample_length: int = 400,
           say: Optional[Callable[[str], None]] = None,
-          stream: Optional[Callable[[str], None]] = None, **settings) -> dict:
+          stream: Optional[Callable[[str], None]] = None, init_from: Optional[str] = None,
+          embeddings: Optional[str] = None, **settings) -> dict:
     """Train a model of ``task`` (default ``"lm"``, the main job); returns the summary: the
     held-out figures, steps, ``run_dir`` and what the task adds (a language model's ``sample``).
 
     ``resume``: continue the run in that directory (only its limits may change). ``out``: the new
     run's directory (default ``runs/TASK-...``; an existing non-empty one only with ``force``).
     ``stream`` receives a language model's final sample as it is generated.
+
+    Starting points (:mod:`rnnlab.tasks.starting_points`), applied to the new model in this order:
+    ``init_from``, a run directory whose tensors of matching name and shape are copied in (rows of
+    word embeddings and output layers mapped by word); ``embeddings``, a word2vec text file or a
+    word2vec run whose vectors start the model's word embeddings. Both are kept in config.json
+    (``start``).
 
     Started by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process trains its part
     of each batch under DistributedDataParallel and rank 0 writes the run directory
@@ -70,6 +78,12 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
     if config_file is not None:
         settings = {**read_toml(config_file), **settings}
     task = settings.pop("task", None) if task is None else task
+    start = {"init_from": settings.pop("init_from", None) if init_from is None else init_from,
+             "embeddings": settings.pop("embeddings", None) if embeddings is None else embeddings}
+    start = {k: str(v) for k, v in start.items() if v is not None}
+    if resume is not None and start:
+        raise ConfigError(f"--{next(iter(start)).replace('_', '-')} starts a new run; --resume "
+                          f"continues {resume} from its own weights")
     if resume is not None:
         cfg = run_directory.read_config(resume)
         recipe = get_recipe(cfg.get("task"))
@@ -95,6 +109,7 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
             trainer.resume()
         else:  # stopped before its first checkpoint: start it over, as it began
             (say or print)(f"{run}: no checkpoint yet; training from the first update")
+            start_model(model, recipe, assets, cfg.get("start") or {}, say, world.main)
             trainer.start_over()
     else:
         recipe = get_recipe(task or "lm")
@@ -102,6 +117,7 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
         job = recipe.prepare(data, tcfg)
         torch.manual_seed(tcfg.seed)
         model = recipe.build_model(job.assets, mcfg)
+        start_model(model, recipe, job.assets, start, say, world.main)
         made = None
         if world.main:  # rank 0 makes the run directory; the others learn where, or why not
             try:
@@ -109,8 +125,8 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
                     out or run_directory.default_run_path(recipe.run_name(data, mcfg)), force)
                 recipe.save_assets(job.assets, run)
                 # config.json last: a run directory that has one is complete enough to resume
-                run_directory.write_config(run, recipe.name, {"data": to_dict(data), "model": to_dict(mcfg),
-                                                              "train": to_dict(tcfg)})
+                sections = {"data": to_dict(data), "model": to_dict(mcfg), "train": to_dict(tcfg)}
+                run_directory.write_config(run, recipe.name, {**sections, "start": start} if start else sections)
                 made = (str(run), None)
             except RnnlabError as e:
                 made = (None, str(e))

@@ -173,7 +173,7 @@ def _train(args, extra: List[str]) -> int:
 
     summary = train(task=task, resume=args.resume, out=args.out, force=args.force,
                     config_file=args.config, sample_length=args.sample_length, stream=stream,
-                    **settings)
+                    init_from=args.init_from, embeddings=args.embeddings, **settings)
     from .training import distributed
     world = distributed.current()
     distributed.shutdown()
@@ -382,6 +382,10 @@ def _add_train(sub) -> None:
     g.add_argument("--force", action="store_true", default=False, help="replace an existing run directory")
     g.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a stopped run")
     g.add_argument("--config", metavar="FILE.toml", default=None, help="settings from a TOML file")
+    g.add_argument("--init-from", metavar="RUN_DIR", default=None, help="start from a run's weights: "
+                   "every tensor of matching name and shape (word rows mapped by word)")
+    g.add_argument("--embeddings", metavar="FILE|RUN_DIR", default=None, help="start the word "
+                   "embeddings from word2vec text-format vectors or a word2vec run")
     g.add_argument("--sample-length", type=int, default=400, help="symbols generated at the end")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--tensorboard", action="store_true",

@@ -42,6 +42,7 @@ def load_model(run_dir=None, task: str = "adding", initial: bool = False, settin
     """(recipe, data config, model, assets, label) of a saved run or of a fresh model."""
     from ..tasks import get_recipe
     from ..tasks.recipe import load_run
+    from ..tasks.starting_points import start_model
     from ..training import run_directory
     from ..training.config import from_dict, TrainConfig
     settings = dict(settings or {})
@@ -66,6 +67,7 @@ def load_model(run_dir=None, task: str = "adding", initial: bool = False, settin
     mcfg = from_dict(recipe.model_config, cfg.get("model"), f"{run_dir}/config.json [model]")
     torch.manual_seed(train.seed)
     model = recipe.build_model(run.assets, mcfg)
+    start_model(model, recipe, run.assets, cfg.get("start") or {}, speak=False)   # --init-from, --embeddings
     return recipe, run.data, model.eval(), run.assets, f"{Path(run_dir).name} (initial)"
 
 

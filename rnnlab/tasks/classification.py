@@ -161,6 +161,17 @@ class ClassificationRecipe(Recipe):
                                "char_vocab_size": chars})
         return SequenceClassifier(model, assets.counts)
 
+    def word_embeddings(self, assets: ClassifierAssets) -> Dict[str, List[str]]:
+        return {"embedding.weight": assets.vocab.symbols}
+
+    def vocabulary_rows(self, assets: ClassifierAssets) -> Dict[str, List[str]]:
+        """The word embedding, the characters' embedding, the output layer over the classes."""
+        rows = {"embedding.weight": assets.vocab.symbols, "output.weight": assets.classes,
+                "output.bias": assets.classes}
+        if assets.characters is not None:
+            rows["spelling.embedding.weight"] = assets.characters.chars
+        return rows
+
     def save_assets(self, assets: ClassifierAssets, run_dir: Path) -> None:
         assets.vocab.save(Path(run_dir) / "vocab.json")
         write_text(Path(run_dir) / "classes.json",

@@ -262,6 +262,14 @@ class LanguageModelRecipe(Recipe):
     def load_assets(self, run_dir: Path) -> Vocabulary:
         return Vocabulary.load(Path(run_dir) / "vocab.json")
 
+    def word_embeddings(self, assets: Vocabulary) -> Dict[str, List[str]]:
+        """The projection P of a word-level model (the NPLM's too; none with one-hot input)."""
+        return {"embedding.weight": assets.symbols} if assets.level == "word" else {}
+
+    def vocabulary_rows(self, assets: Vocabulary) -> Dict[str, List[str]]:
+        """P and the output layer, characters or words."""
+        return {name: assets.symbols for name in ("embedding.weight", "decoder.weight", "decoder.bias")}
+
     def run_name(self, data: TextDataConfig, model: LanguageModelConfig) -> str:
         kind = model.cell if model.architecture == "recurrent" else model.architecture
         return f"lm-{data.level}-{kind}"

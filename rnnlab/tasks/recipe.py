@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -80,6 +80,25 @@ class Recipe:
                        stream: Optional[Callable[[str], None]] = None, sample_length: int = 400) -> None:
         """Extras once training has ended (a sample, generated files), noted in ``summary``;
         ``sample_length``: how much to generate, for tasks that generate (0: nothing)."""
+
+    def word_embeddings(self, assets) -> Dict[str, Sequence[str]]:
+        """The model's word embeddings, (N, D) weights with one row per word, by state-dict name,
+        each with the words of its rows: what ``--embeddings`` initialises (none by default)."""
+        return {}
+
+    def vocabulary_rows(self, assets) -> Dict[str, Sequence[str]]:
+        """Every tensor whose rows stand for the symbols of a vocabulary (word embeddings, an
+        output layer over the words) with the symbols of its rows: ``--init-from`` copies these
+        row by row, by symbol, from a run of another vocabulary."""
+        return dict(self.word_embeddings(assets))
+
+    def word_vectors(self, assets, weights: Dict[str, "torch.Tensor"]):
+        """(words, (N, D) vectors) a saved run offers as word embeddings (``--embeddings
+        RUN_DIR``): its first word embedding; (None, None) for a task without one."""
+        for name, words in self.word_embeddings(assets).items():
+            if name in weights:
+                return list(words), weights[name]
+        return None, None
 
     def report(self, summary: dict) -> List[str]:
         """What the command prints about the finished run's held-out figures."""

@@ -248,6 +248,14 @@ class TaggingRecipe(Recipe):
                                "num_tags": len(assets.tags)})
         return Tagger(model, assets.counts)
 
+    def word_embeddings(self, assets: TaggingVocabulary) -> Dict[str, List[str]]:
+        return {"embedding.weight": assets.words}
+
+    def vocabulary_rows(self, assets: TaggingVocabulary) -> Dict[str, List[str]]:
+        """The word embedding, the characters' embedding, the output layer over the tags."""
+        return {"embedding.weight": assets.words, "spelling.embedding.weight": assets.chars,
+                "output.weight": assets.tags, "output.bias": assets.tags}
+
     def save_assets(self, assets: TaggingVocabulary, run_dir: Path) -> None:
         assets.save(Path(run_dir) / "vocab.json")
 

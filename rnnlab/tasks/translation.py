@@ -216,6 +216,15 @@ class TranslationRecipe(Recipe):
             setattr(model, name, len(vocab))
         return Seq2Seq(model)
 
+    def word_embeddings(self, assets: Vocabularies) -> Dict[str, List[str]]:
+        return {"source_embedding.weight": assets.source.symbols,
+                "target_embedding.weight": assets.target.symbols}
+
+    def vocabulary_rows(self, assets: Vocabularies) -> Dict[str, List[str]]:
+        """The two embeddings and the output layer over the target words."""
+        return {**self.word_embeddings(assets), "output.weight": assets.target.symbols,
+                "output.bias": assets.target.symbols}
+
     def save_assets(self, assets: Vocabularies, run_dir: Path) -> None:
         assets.source.save(Path(run_dir) / "source_vocab.json")
         assets.target.save(Path(run_dir) / "target_vocab.json")

@@ -15,6 +15,10 @@ Figures (``rnnlab evaluate RUN_DIR --json``): ``loss`` and ``rank_accuracy`` on 
 :data:`rnnlab.embeddings.analysis.PTB_GROUPS` found in the vocabulary, ``group_precision_at_5``
 (the share of a listed word's 5 nearest neighbours in its own list).
 
+Files: besides the run's own, ``vectors.txt``, the input vectors of the words the training text
+showed in word2vec text format (:mod:`rnnlab.embeddings.text_format`), which other tools read and
+``rnnlab train --embeddings`` takes (as it takes the run directory itself).
+
 Prediction: each line is a word, or arithmetic of words ``a - b + c``; the output line is
 ``QUERY: w_1 cos_1, w_2 cos_2, ...``, its ``neighbours`` nearest words by cosine (words the
 training text never showed, such as ``<eos>``, are never listed).
@@ -33,6 +37,7 @@ from ..embeddings.analysis import QUERY_WORDS, group_precision, query_neighbours
 from ..embeddings.batches import EpochPlan, plan_epoch, training_batch
 from ..embeddings.held_out import held_out_metrics
 from ..embeddings.negative_sampling import keep_probabilities, noise_distribution
+from ..embeddings.text_format import write_word2vec_text
 from ..embeddings.windows import words_and_sentences
 from ..embeddings.word2vec import WordVectors, WordVectorsConfig
 from ..errors import CheckpointError, ConfigError, DataError
@@ -43,6 +48,7 @@ from .recipe import LoadedRun, Recipe, set_data_sizes
 
 SPLITS = ("train", "valid", "test")
 COUNTS = "word_counts.json"
+VECTORS = "vectors.txt"                # the words the training text showed, word2vec text format
 
 
 @dataclass
@@ -217,6 +223,18 @@ class WordVectorsRecipe(Recipe):
     def run_name(self, data: WordVectorsDataConfig, model: WordVectorsConfig) -> str:
         return f"word2vec-{model.method}"
 
+    def word_embeddings(self, assets: WordVectorAssets) -> Dict[str, List[str]]:
+        return {"input_vectors.weight": assets.vocab.symbols}
+
+    def vocabulary_rows(self, assets: WordVectorAssets) -> Dict[str, List[str]]:
+        return {name: assets.vocab.symbols for name in ("input_vectors.weight", "output_vectors.weight")}
+
+    def word_vectors(self, assets: WordVectorAssets, weights: Dict[str, torch.Tensor]):
+        """The input vectors v_w of the words the training text showed (the others, ``<eos>``
+        among them, are their random start)."""
+        seen = (assets.counts > 0).nonzero().flatten()
+        return [assets.vocab.symbols[i] for i in seen.tolist()], weights["input_vectors.weight"][seen]
+
     def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
         """Held-out ``loss`` and ``rank_accuracy`` on ``data`` (a file, or a folder's test file)
         or the run's own test text; ``group_precision_at_5`` of the listed word kinds found."""
@@ -250,7 +268,11 @@ class WordVectorsRecipe(Recipe):
 
     def after_training(self, run: LoadedRun, task, summary: dict, stream=None,
                        sample_length: int = 400) -> None:
-        """The neighbours of a few listed words found in the vocabulary, and the group precision."""
+        """The word vectors in word2vec text format (``vectors.txt``), the neighbours of a few
+        listed words found in the vocabulary, and the group precision."""
+        words, seen_vectors = self.word_vectors(run.assets, run.model.state_dict())
+        write_word2vec_text(run.dir / VECTORS, words, seen_vectors)
+        summary["vectors"] = str(run.dir / VECTORS)
         vocab, vectors = run.assets.vocab, run.model.projection
         queries = [w for w in QUERY_WORDS if w in vocab.index][:5]
         if not queries:              # another corpus: its most frequent words after the specials
@@ -274,6 +296,8 @@ class WordVectorsRecipe(Recipe):
         if "group_precision_at_5" in summary:
             g = summary["group_precision_at_5"]
             lines.append("group precision@5: " + ", ".join(f"{k} {v:.2f}" for k, v in g.items()))
+        if "vectors" in summary:
+            lines.append(f"word vectors (word2vec text format): {summary['vectors']}")
         return lines
 
 

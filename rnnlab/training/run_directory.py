@@ -4,7 +4,7 @@
     vocab.json             the vocabulary
     checkpoint.safetensors the latest training state (weights, optimizer, counters, random state)
     model.safetensors      the best weights by validation loss
-    metrics.jsonl, loss.png, summary.json, sample.txt
+    metrics.jsonl, loss.png, summary.json, sample.txt (a language model), vectors.txt (word2vec)
     tensorboard/           with --tensorboard: the same records as TensorBoard scalars
 
 Nothing in it is executed when it is loaded: JSON and safetensors only.
@@ -22,7 +22,7 @@ from .atomic import read_json, write_json
 RUN_FORMAT = "rnnlab-run"
 RUN_FORMAT_VERSION = 1
 RUN_FILES = ("config.json", "vocab.json", "checkpoint.safetensors", "model.safetensors",
-             "metrics.jsonl", "loss.png", "summary.json", "sample.txt")
+             "metrics.jsonl", "loss.png", "summary.json", "sample.txt", "vectors.txt")
 
 
 def default_run_path(name: str) -> Path:
