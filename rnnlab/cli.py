@@ -196,12 +196,25 @@ def _train(args, extra: List[str]) -> int:
 
 def _sample(args, extra: List[str]) -> int:
     from .api import sample, stdout_stream
+    import re
     if extra:
         raise UsageError(f"sample: unknown option {extra[0]}")
     temperature = 0.0 if args.greedy else args.temperature
-    sample(args.run_dir, args.prime, args.length, temperature, args.top_k, args.top_p, args.seed,
-           stream=stdout_stream)
-    print(flush=True)
+    stop = None if args.stop is None else \
+        re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), "\\"), args.stop)
+    common = dict(stop=stop, allow_unk=args.allow_unk, beam_size=args.beam_size)
+    if args.num_samples == 1:
+        sample(args.run_dir, args.prime, args.length, temperature, args.top_k, args.top_p, args.seed,
+               stream=stdout_stream, **common)
+        print(flush=True)
+        return 0
+    texts = sample(args.run_dir, args.prime, args.length, temperature, args.top_k, args.top_p,
+                   args.seed, num_samples=args.num_samples, **common)
+    for i, text in enumerate(texts, 1):
+        if i > 1:
+            print()
+        print(f"--- sample {i} of {len(texts)} ---")
+        print(text, flush=True)
     return 0
 
 
@@ -404,6 +417,13 @@ def _add_sample_evaluate(sub) -> None:
     s.add_argument("--top-p", type=float)
     s.add_argument("--greedy", action="store_true", help="always the most probable symbol")
     s.add_argument("--seed", type=int)
+    s.add_argument("--stop", nargs="?", const="<eos>", metavar="TEXT", help="end once the generated "
+                   "text ends with TEXT (\\n: a newline); alone: at the vocabulary's end symbol "
+                   "(<eos> for words, the newline for characters)")
+    s.add_argument("--num-samples", type=int, default=1, metavar="N", help="N independent samples")
+    s.add_argument("--allow-unk", action="store_true", help="let <unk> be generated (never, by default)")
+    s.add_argument("--beam-size", type=int, default=0, metavar="K", help="the most probable "
+                   "continuation a beam of K finds (1: greedy) instead of a sample")
     s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     s.set_defaults(func=_sample)
     e = sub.add_parser("evaluate", help="the task's metrics for a trained model",

@@ -52,6 +52,25 @@ def test_sample_is_reproducible_and_greedy_is_deterministic(run, capsys):
     assert outs[2] == rnnlab.sample(str(run), prime="class", length=25, temperature=0) + "\n"
 
 
+def test_sample_stop_samples_beam_and_unk(run, capsys):
+    def out(*argv):
+        assert main(["sample", str(run), "--prime", "class", "--length", "60", *argv]) == 0
+        return capsys.readouterr().out
+    full = out("--seed", "4")
+    assert out("--seed", "4", "--stop", ":") == full[:full.index(":", 5) + 1] + "\n"
+    assert out("--seed", "4", "--stop").count("\n") <= 2            # at the first newline
+    assert out("--beam-size", "1") == out("--greedy")
+    three = out("--seed", "4", "--num-samples", "3", "--length", "20")
+    heads = [line for line in three.splitlines() if line.startswith("--- sample ")]
+    assert heads == [f"--- sample {i} of 3 ---" for i in (1, 2, 3)]
+    texts = rnnlab.sample(str(run), prime="class", length=20, seed=4, num_samples=3)
+    assert three == "\n".join(f"--- sample {i} of 3 ---\n{t}\n" for i, t in enumerate(texts, 1))
+    assert texts[0] == full[:25] and len(set(texts)) == 3
+    assert "\ufffd" not in out("--temperature", "3", "--seed", "1", "--length", "300")
+    beam = out("--beam-size", "3", "--stop", "\\n")
+    assert beam.startswith("class") and beam.endswith("\n")
+
+
 def test_evaluate_json(run, corpus, capsys):
     assert main(["evaluate", str(run), "--json"]) == 0
     own = json.loads(capsys.readouterr().out)

@@ -5,11 +5,13 @@ r"""Drawing the next symbol from a language model's output distribution Y_t.
     probabilities sum to at least p; the rest get probability 0, the kept ones are renormalised.
 
 ``generate`` primes the model with a text, then feeds each drawn symbol back as the next input
-(the notes' one-to-many loop), handing every symbol to a callback as it is drawn.
+(the notes' one-to-many loop), handing every symbol to a callback as it is drawn. Symbols listed
+as ``banned`` (a vocabulary's ``<unk>``) get probability 0 before anything else, so they are never
+drawn, greedy decoding included; the callback may end the generation early by returning True.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
@@ -51,11 +53,22 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def ban(logits: torch.Tensor, banned: Sequence[int]) -> torch.Tensor:
+    """(..., N) logits with the symbols ``banned`` set to -inf (probability 0)."""
+    if not banned:
+        return logits
+    logits = logits.clone()
+    logits[..., list(banned)] = float("-inf")
+    return logits
+
+
 @torch.no_grad()
 def generate(model, prime_ids: List[int], length: int, temperature: float = 1.0,
              top_k: Optional[int] = None, top_p: Optional[float] = None,
-             seed: Optional[int] = None, on_symbol: Optional[Callable[[int], None]] = None) -> List[int]:
-    """``length`` symbols drawn one at a time after reading ``prime_ids`` (at least one)."""
+             seed: Optional[int] = None, on_symbol: Optional[Callable[[int], Optional[bool]]] = None,
+             banned: Sequence[int] = ()) -> List[int]:
+    """At most ``length`` symbols drawn one at a time after reading ``prime_ids`` (at least one),
+    none of ``banned``; ``on_symbol(i)`` returning True ends the generation after symbol i."""
     check_sampling(temperature, top_k, top_p)
     if length < 0:
         raise ConfigError(f"length must be >= 0, got {length}")
@@ -71,11 +84,11 @@ def generate(model, prime_ids: List[int], length: int, temperature: float = 1.0,
         logits, state = model(tokens)
         out: List[int] = []
         for _ in range(length):
-            nxt = sample_next(logits[-1], temperature, top_k, top_p, generator)     # (1,)
+            nxt = sample_next(ban(logits[-1], banned), temperature, top_k, top_p, generator)  # (1,)
             i = int(nxt)
             out.append(i)
-            if on_symbol is not None:
-                on_symbol(i)
+            if on_symbol is not None and on_symbol(i):
+                break
             logits, state = model(nxt.view(1, 1), state)
         return out
     finally:

@@ -30,7 +30,7 @@ search; with K at least the number of possible prefixes it is exhaustive.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 
@@ -173,3 +173,77 @@ def beam_search(decoder, state, bos: int, eos: int, max_len: MaxLen, batch: int,
         tokens = torch.tensor(new_tokens, dtype=torch.long)
     none = Hypothesis([], float("-inf"), float("-inf"))   # only if every symbol had probability 0
     return [max(f, key=lambda h: h.score) if f else none for f in finished]
+
+
+class LanguageModelDecoder:
+    """A language model (``model(tokens (T, B), state) -> (logits (T, B, N), state)``, every state
+    tensor (..., B, ...) with the batch on its dimension 1) as the one-step decoder of
+    :func:`greedy` and :func:`beam_search`, continuing a prime.
+
+    The prime is read in one call, as :func:`rnnlab.decoding.generate` reads it; the first step
+    gives the distribution after it (the ``bos`` fed to that step, the prime's last symbol, is
+    already read), every later step feeds its symbol. Symbols in ``banned`` get log-probability
+    -inf. Log-probabilities are float64, so that ranking them ranks the logits exactly.
+    """
+
+    def __init__(self, model, banned: Sequence[int] = ()):
+        self.model, self.banned = model, list(banned)
+
+    def start(self, prime_ids: Sequence[int]):
+        """The decoder state after reading ``prime_ids`` (at least one), for a batch of one."""
+        device = next(self.model.parameters()).device
+        tokens = torch.tensor(list(prime_ids), dtype=torch.long, device=device).unsqueeze(1)  # (T, 1)
+        logits, state = self.model(tokens)                                   # (T, 1, N)
+        return logits[-1], state                                             # (1, N) pending
+
+    def step(self, tokens: torch.Tensor, state):
+        pending, inner = state
+        if pending is None:
+            # a row beam search has no prefix for is fed its eos, -1 where no symbol ends the
+            # continuation: the model reads 0 there, and the row's output is never used
+            logits, inner = self.model(tokens.clamp(min=0).view(1, -1), inner)    # (1, B, N)
+            pending = logits[0]                                              # (B, N)
+        log_probs = torch.log_softmax(pending.double(), dim=-1)              # (B, N)
+        if self.banned:
+            log_probs[:, self.banned] = float("-inf")
+        return log_probs, (None, inner)
+
+    def reorder(self, state, index: torch.Tensor):
+        pending, inner = state
+        return (None if pending is None else pending[index]), _rows(inner, index)
+
+
+def _rows(state, index: torch.Tensor):
+    """Rows ``index`` of the batch (dimension 1) of every tensor of a model's state."""
+    if state is None:
+        return None
+    if torch.is_tensor(state):
+        return state.index_select(1, index)
+    return type(state)(_rows(s, index) for s in state)
+
+
+@torch.no_grad()
+def continue_text(model, prime_ids: Sequence[int], length: int, beam_size: int = 1,
+                  eos: Optional[int] = None, banned: Sequence[int] = ()) -> Hypothesis:
+    """The most probable continuation of ``prime_ids`` a beam of ``beam_size`` finds: ``length``
+    symbols, or fewer ending in ``eos`` (kept in the tokens, unlike :func:`beam_search`), none of
+    ``banned``; scored by the plain log-probability (length penalty 0). With ``beam_size`` 1 it is
+    greedy decoding, symbol for symbol ``generate(..., temperature=0)``."""
+    if not prime_ids:
+        raise ConfigError("generation needs at least one prime symbol")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ConfigError(f"length must be >= 0, got {length!r}")
+    if length == 0:
+        return Hypothesis([], 0.0, 0.0)
+    was_training = model.training
+    model.eval()
+    try:
+        decoder = LanguageModelDecoder(model, banned)
+        best = beam_search(decoder, decoder.start(prime_ids), bos=prime_ids[-1],
+                           eos=-1 if eos is None else eos, max_len=length, batch=1,
+                           beam_size=beam_size, length_penalty=0.0)[0]
+    finally:
+        model.train(was_training)
+    if eos is not None and len(best.tokens) < length and best.log_prob > float("-inf"):
+        best.tokens.append(eos)                            # it ended there
+    return best

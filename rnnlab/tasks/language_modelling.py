@@ -10,8 +10,9 @@ import torch
 from torch.nn import functional as F
 
 from ..data import Vocabulary, batchify, load_text_corpus
-from ..data.vocabulary import EOS
+from ..data.vocabulary import EOS, UNK
 from ..decoding import generate
+from ..decoding.search import continue_text
 from ..errors import ConfigError, DataError, check_choice
 from ..models import LanguageModel, LanguageModelConfig
 from ..models.nplm import NPLM
@@ -197,23 +198,62 @@ def build_model(data_vocab: Vocabulary, model: LanguageModelConfig) -> AnyLangua
     return NPLM(model) if model.architecture == "nplm" else LanguageModel(model)
 
 
+def stop_symbol(vocab: Vocabulary, stop: Optional[str]):
+    """(text, symbol) at which generation stops for ``stop``: the generated text ending with
+    ``text``, or the symbol (an index of ``vocab``, or None) generated. ``<eos>`` is the
+    vocabulary's end symbol: ``<eos>`` for words, the newline for characters."""
+    if not stop:
+        return None, None
+    if stop == EOS and vocab.level == "char":
+        stop = "\n"
+    if vocab.level == "word":
+        return (None if stop == EOS else stop), vocab.index.get(stop)
+    return stop, vocab.index.get(stop) if len(stop) == 1 else None
+
+
 def sample_model(model: AnyLanguageModel, vocab: Vocabulary, prime: str = "", length: int = 500,
                  temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
-                 seed: Optional[int] = None, stream: Optional[Callable[[str], None]] = None) -> str:
-    """The prime followed by ``length`` generated symbols, as text."""
+                 seed: Optional[int] = None, stream: Optional[Callable[[str], None]] = None,
+                 stop: Optional[str] = None, allow_unk: bool = False, beam_size: int = 0) -> str:
+    """The prime followed by ``length`` generated symbols, as text.
+
+    ``stop``: end early, once the generated text ends with ``stop`` (included); at word level
+    also when the word ``stop`` is generated, and ``<eos>`` is the vocabulary's end symbol
+    (:func:`stop_symbol`). ``<unk>`` is never generated unless ``allow_unk``. ``beam_size`` K >= 1:
+    the most probable continuation a beam of K finds instead of a sample (1: greedy decoding;
+    ``stop`` must then be one symbol, where the continuation may end; temperature, top-k and
+    top-p do not apply)."""
     prime_ids = vocab.encode_symbols(list(prime) if vocab.level == "char" else prime.split())
     start = prime_ids or [boundary_id(vocab)]
-    pieces = [prime]
+    banned = [] if allow_unk else [vocab.index[UNK]]
+    stop_text, stop_id = stop_symbol(vocab, stop)
+    pieces, tail = [prime], [""]
     if stream and prime:
         stream(prime)
 
-    def emit(i: int) -> None:
+    def emit(i: int) -> bool:
         first = vocab.level == "word" and (not pieces[-1] or pieces[-1].endswith("\n"))
         pieces.append(vocab.render(i, first))
         if stream:
             stream(pieces[-1])
+        if stop_text:
+            tail[0] = (tail[0] + pieces[-1])[-len(stop_text):]
+        return i == stop_id or bool(stop_text) and tail[0] == stop_text
 
-    generate(model, start, length, temperature, top_k, top_p, seed, on_symbol=emit)
+    if beam_size:
+        if top_k is not None or top_p is not None:
+            raise ConfigError("beam search gives the most probable continuation; top_k and top_p "
+                              "apply to sampling only")
+        if stop and stop_id is None:
+            raise ConfigError(f"beam search stops at one symbol of the vocabulary; --stop {stop!r} "
+                              f"is {'not a word of it' if vocab.level == 'word' else 'not one of its characters'}")
+        if stop_id is not None and stop_id in banned:
+            raise ConfigError(f"--stop {stop!r} is <unk>, which is never generated without allow_unk")
+        best = continue_text(model, start, length, beam_size, stop_id, banned)
+        for i in best.tokens:
+            emit(i)
+    else:
+        generate(model, start, length, temperature, top_k, top_p, seed, on_symbol=emit, banned=banned)
     return "".join(pieces)
 
 
@@ -248,7 +288,7 @@ class LanguageModelRecipe(Recipe):
                 "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",
                 "lr": 2e-3, "clip_norm": 5.0, "epochs": 10, "schedule": "cosine", "min_lr": 1e-4}
     options = {"batch_size": 1, "encoding": "utf-8", "length": 200, "temperature": 1.0,
-               "top_k": 0, "top_p": 0.0, "seed": 0}
+               "top_k": 0, "top_p": 0.0, "seed": 0, "stop": "", "allow_unk": False, "beam_size": 0}
 
     def prepare(self, data: TextDataConfig, train: TrainConfig, assets: Optional[Vocabulary] = None):
         return LanguageModelling.from_text(data, train, assets)
@@ -290,7 +330,8 @@ class LanguageModelRecipe(Recipe):
         for line in lines:
             text = sample_model(run.model, run.assets, line.rstrip("\n"), options["length"],
                                 options["temperature"], options["top_k"] or None,
-                                options["top_p"] or None, options["seed"])
+                                options["top_p"] or None, options["seed"], stop=options["stop"],
+                                allow_unk=options["allow_unk"], beam_size=options["beam_size"])
             yield text.replace("\n", " ")
 
     def after_training(self, run: LoadedRun, task, summary: dict,
