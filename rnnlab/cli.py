@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def _bench(args, extra: List[str]) -> int:
     import torch
 
-    from .bench import CONFIGS, SIZES, format_table, run_bench, save_json
+    from .bench import CONFIGS, SIZES, format_auto_table, format_table, run_auto_bench, run_bench, save_json
+    from .engines.autotune import cpu_model
     unknown = [s for s in args.sizes if s not in SIZES]
     if unknown:
         raise UsageError(f"--sizes takes {', '.join(SIZES)}; got {', '.join(unknown)}")
@@ -59,10 +60,16 @@ def _bench(args, extra: List[str]) -> int:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     print(f"rnnlab {__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.dtype}, device {args.device}; medians of {args.repeats} rounds", flush=True)
-    rows = run_bench(args.sizes, args.steps, args.repeats, args.cells, args.engines,
-                     memory=not args.no_memory, dtype=dtype, device=args.device,
-                     progress=lambda s: print(s, file=sys.stderr, flush=True))
-    print(format_table(rows))
+    progress = lambda s: print(s, file=sys.stderr, flush=True)
+    if args.auto:
+        rows = run_auto_bench(steps=args.steps, repeats=args.repeats, dtype=dtype, device=args.device,
+                              progress=progress)
+        print(f"processor: {cpu_model()} ({torch.backends.cpu.get_cpu_capability()})")
+        print(format_auto_table(rows))
+    else:
+        rows = run_bench(args.sizes, args.steps, args.repeats, args.cells, args.engines,
+                         memory=not args.no_memory, dtype=dtype, device=args.device, progress=progress)
+        print(format_table(rows))
     if args.json:
         save_json(rows, args.json)
     return 0
@@ -488,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu")
     b.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     b.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    b.add_argument("--auto", action="store_true",
+                   help="auto against every engine and torch.nn, LSTM GRU RNN, over small, medium, "
+                        "the main job's size (B32 I64 H512), large and variable lengths (medium)")
     b.set_defaults(func=_bench)
     return p
 

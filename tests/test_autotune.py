@@ -16,9 +16,11 @@ from rnnlab.layers import recurrent_layer
 
 @pytest.fixture(autouse=True)
 def measuring(monkeypatch, tmp_path):
-    """Measurement on (the suite runs the rules), an empty cache of this test's own, and the
-    compiled engine out of the candidates (each test that wants it says so)."""
+    """Measurement on (the suite runs the rules), an empty cache of this test's own, a machine
+    taken as quiet, and the compiled engine out of the candidates (each test that wants it says
+    so)."""
     monkeypatch.setenv("RNNLAB_AUTOTUNE", "1")
+    monkeypatch.setattr(autotune, "machine_busy", lambda: False)
     monkeypatch.setattr(autotune, "cache_root", lambda: str(tmp_path))  # (the compiled engine's stays)
     monkeypatch.setattr(autotune, "_compiled_off", lambda: True)  # (the compiled module untouched)
     autotune.clear_cache()
@@ -60,10 +62,12 @@ def test_the_real_trial_sees_an_engine_made_slow(monkeypatch):
     assert seconds["native"] > 0.05 and seconds["native"] > 2 * seconds["bptt"]  # (screened at 16 steps)
 
 
-def test_an_unsteady_trial_holds_for_its_process_only(monkeypatch):
+@pytest.mark.parametrize("steady, busy", [(False, False), (True, True)])
+def test_a_disturbed_trial_holds_for_its_process_only(monkeypatch, steady, busy):
     calls = []
     trial = fake_trial({"native": 2.0, "bptt": 1.0}, calls)
-    monkeypatch.setattr(autotune, "trial", lambda *args: (trial(*args)[0], False))
+    monkeypatch.setattr(autotune, "trial", lambda *args: (trial(*args)[0], steady))
+    monkeypatch.setattr(autotune, "machine_busy", lambda: busy)
     x = torch.randn(5, 2, 3)
     lstm = rnnlab.LSTM(3, 4)
     lstm(x), rnnlab.LSTM(3, 4)(x)

@@ -26,7 +26,9 @@ For one call of a layer (:func:`choose_engine`):
    fastest runs (:func:`fastest`), except that torch's kernel, which runs exactly what torch.nn
    runs, gives way only to an engine at least :data:`NATIVE_MARGIN` faster. At the main job's
    shape this costs one to two seconds, once per machine. A trial whose repeated timings
-   disagree (by more than :data:`NOISE`: the machine was busy) decides for its process only.
+   disagree (by more than :data:`NOISE`), or that ran while other work crowded the processors
+   (:func:`machine_busy`), decides for its process only: the disk keeps no choice that a busy
+   machine may have got wrong.
 3. The choice is **cached** per shape class and configuration (the layer class and
    ``extra_repr``, every cell's class and ``extra_repr``), in memory and on disk in
    ``$RNNLAB_CACHE/autotune/`` (default ``~/.cache/rnnlab/autotune/``): one JSON file per
@@ -500,6 +502,16 @@ def trial(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states
     return {e: seconds[e] for e in engines}, steady
 
 
+def machine_busy() -> bool:
+    """Whether other work crowds the processors: the load average over the last minute above
+    their number plus one (this process's own threads account for at most their number). A trial
+    then decides for its process only (False where the system has no load average)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1) + 1
+    except (AttributeError, OSError):
+        return False
+
+
 def fastest(seconds: Dict[str, float]) -> str:
     """The engine of the least time, where torch's kernel (which runs exactly what torch.nn
     runs) gives way only to an engine at least :data:`NATIVE_MARGIN` faster: a closer figure is
@@ -527,7 +539,7 @@ def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tens
     if entry is not None and sorted(entry["seconds"]) == sorted(engines) and entry.get("engine") in engines:
         _memory[key] = entry["engine"]
         return entry["engine"]
-    t0 = time.perf_counter()
+    t0, busy = time.perf_counter(), machine_busy()
     try:
         seconds, steady = trial(layer, x, lengths, return_states, engines)
     except Exception as e:  # anything the copy cannot do: the rules decide, and say so once
@@ -537,11 +549,13 @@ def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tens
         _memory[key] = engine
         return engine
     engine = fastest(seconds)
+    busy = busy or machine_busy()
     log.info("rnnlab: auto measured %s in %.2f s: %s -> %s%s", type(layer).__name__, time.perf_counter() - t0,
              ", ".join(f"{e} {1e3 * s:.2f} ms" for e, s in seconds.items()), engine,
-             "" if steady else " (timings unsteady: for this process only)")
+             " (timings unsteady: for this process only)" if not steady else
+             " (the machine busy: for this process only)" if busy else "")
     _memory[key] = engine
-    if steady:  # a trial the machine's noise disturbed is not kept for later runs
+    if steady and not busy:  # a trial other work disturbed is not kept for later runs
         store_entry(key, {"engine": engine, "seconds": seconds, "trial_steps": min(x.shape[0], TRIAL_STEPS),
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return engine

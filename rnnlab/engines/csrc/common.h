@@ -74,8 +74,10 @@ constexpr double EPS = 1e-5;  // rnnlab.cells.layer_norm.EPS
 // a - mu, as block_norm)
 template <typename T> inline void moments(const T* a, int64_t h, T& mu, T& is) {
   T m = T(0), var = T(0);
+#pragma omp simd reduction(+ : m)
   for (int64_t j = 0; j < h; ++j) m += a[j];
   m /= T(h);
+#pragma omp simd reduction(+ : var)
   for (int64_t j = 0; j < h; ++j) var += (a[j] - m) * (a[j] - m);
   mu = m;
   is = T(1) / std::sqrt(var / T(h) + T(EPS));
@@ -86,6 +88,7 @@ inline void normalize(const T* a, T* y, T* inv, int64_t blocks, int64_t h) {
   for (int64_t k = 0; k < blocks; ++k, a += h, y += h) {
     T mu, is;
     moments(a, h, mu, is);
+#pragma omp simd
     for (int64_t j = 0; j < h; ++j) y[j] = (a[j] - mu) * is;
     inv[k] = is;
   }
@@ -97,6 +100,7 @@ inline void normalize_backward(const T* d, const T* g, const T* y, const T* inv,
                                int64_t blocks, int64_t h) {
   for (int64_t k = 0; k < blocks; ++k, d += h, g += h, y += h, out += h) {
     T s1 = T(0), s2 = T(0);
+#pragma omp simd reduction(+ : s1, s2)
     for (int64_t j = 0; j < h; ++j) {
       const T e = g[j] * d[j];
       s1 += e;
@@ -104,6 +108,7 @@ inline void normalize_backward(const T* d, const T* g, const T* y, const T* inv,
     }
     s1 /= T(h);
     s2 /= T(h);
+#pragma omp simd
     for (int64_t j = 0; j < h; ++j) out[j] = (g[j] * d[j] - s1 - y[j] * s2) * inv[k];
   }
 }

@@ -1,13 +1,10 @@
-// The compiled engine's Python module: the typed configuration (Kind, Act, Peephole, Config), its
-// checks, and Run, one call's time loops (driver.h; the cells' row kernels in lstm.cpp, gru.cpp,
-// rnn.cpp). Everything handed in is checked here: a bad combination of options, a missing,
-// unknown or misshapen tensor raise one ValueError naming it.
+// The compiled engine's Python module: the typed configuration (Kind, Act, Peephole, Config) and
+// its check, and Run, one call's loops (driver.h). Whatever is handed in is checked here: a bad
+// combination of options, a missing, unknown or misshapen tensor raise one ValueError naming it.
 #include <torch/extension.h>
 #include <pybind11/stl.h>
 
 #include "driver.h"
-
-#include <sstream>
 
 namespace rnnlab_compiled {
 namespace {
@@ -17,22 +14,19 @@ const char* const KINDS[] = {"lstm", "gru", "rnn", "leaky", "residual", "deep_tr
 const char* const ACTS[] = {"tanh", "relu", "sigmoid", "identity"};
 const char* const PEEPHOLES[] = {"none", "diagonal", "full"};
 
-// name -> shape of every tensor a configuration reads, for H units, I inputs, O outputs
-// ({-1}: () or (H,), the leak's)
+// name -> shape of every tensor a configuration reads, H units, I inputs, O outputs ({-1}: () or (H,))
 std::vector<std::pair<std::string, std::vector<int64_t>>> shapes(const Config& c, int64_t H, int64_t I, int64_t O) {
   const int64_t GH = c.gates() * H;
-  const bool out = c.kind >= Kind::output_feedback, has_hh = c.kind != Kind::output_recurrent;
+  const bool out = c.kind >= Kind::output_feedback, hh = c.kind != Kind::output_recurrent;
   std::vector<std::pair<std::string, std::vector<int64_t>>> s = {{"weight_ih", {GH, I}}};
-  if (has_hh) s.push_back({"weight_hh", {GH, H}});
+  if (hh) s.push_back({"weight_hh", {GH, H}});
   if (c.bias) s.push_back({"bias_ih", {GH}});
-  if (c.bias && has_hh) s.push_back({"bias_hh", {GH}});
+  if (c.bias && hh) s.push_back({"bias_hh", {GH}});
   if (c.layer_norm) s.push_back({"ln_gain_ih", {GH}}), s.push_back({"ln_gain_hh", {GH}});
-  if (c.kind == Kind::lstm && c.peephole != Peephole::none) {
-    const std::vector<int64_t> w = c.peephole == Peephole::diagonal ? std::vector<int64_t>{H} : std::vector<int64_t>{H, H};
-    const std::pair<const char*, bool> peep[] = {
-        {"weight_ci", true}, {"weight_cf", c.forget_gate}, {"weight_cc", c.peephole_candidate}, {"weight_co", true}};
-    for (const auto& q : peep) if (q.second) s.push_back({q.first, w});
-  }
+  const std::vector<int64_t> w = c.peephole == Peephole::diagonal ? std::vector<int64_t>{H} : std::vector<int64_t>{H, H};
+  const std::pair<const char*, bool> peep[] = {
+      {"weight_ci", true}, {"weight_cf", c.forget_gate}, {"weight_cc", c.peephole_candidate}, {"weight_co", true}};
+  for (const auto& q : peep) if (c.peephole != Peephole::none && q.second) s.push_back({q.first, w});
   if (c.kind == Kind::lstm && c.layer_norm) s.push_back({"ln_gain_c", {H}}), s.push_back({"ln_bias_c", {H}});
   if (c.kind == Kind::leaky) s.push_back({c.learned_leak ? "leak_logit" : "leak", {-1}});
   for (int64_t j = 2; c.kind == Kind::deep_transition && j <= c.depth; ++j) {
@@ -44,12 +38,11 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> shapes(const Config& c
   return s;
 }
 
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "(";
-  for (size_t k = 0; k < s.size(); ++k) o << (k ? ", " : "") << s[k];
-  o << (s.size() == 1 ? ",)" : ")");
-  return o.str();
+// a shape as Python writes it: (4, 4), (4,)
+std::string shape(at::IntArrayRef s) {
+  std::string o = "(";
+  for (size_t k = 0; k < s.size(); ++k) o += (k ? ", " : "") + std::to_string(s[k]);
+  return o + (s.size() == 1 ? ",)" : ")");
 }
 
 template <typename T>
@@ -63,119 +56,76 @@ std::shared_ptr<Run> make(Ctx<T>&& c) {
   }
 }
 
-// One call: checks everything, makes the input projection (unless given: xw (T, B, G*H),
-// overwritten by the loops) and the state buffers, and picks the cell's loops.
+// One call, everything checked: the input projection xw = x W_ih^T (unless given: (T, B, G*H),
+// overwritten by the loops), the state buffers, and the cell's loops.
 template <typename T>
-std::shared_ptr<Run> make_run_t(const Config& cfg, Params p, const Tensor& x0, c10::optional<Tensor> xw,
-                                std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep) {
+std::shared_ptr<Run> make_run(const Config& cfg, Params p, const Tensor& x0, c10::optional<Tensor> xw,
+                              std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep) {
   at::NoGradGuard no_grad;
   Ctx<T> c;
-  c.cfg = cfg;
-  c.opts = x0.options();
+  c.cfg = cfg, c.opts = x0.options();
   const Tensor x = x0.contiguous();
-  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), G = cfg.gates();
-  auto need = [&](const std::string& n) -> const Tensor& {
-    TORCH_CHECK_VALUE(p.count(n), "rnnlab compiled: ", cfg.repr(), " needs the tensor ", n);
-    return p[n];
-  };
-  TORCH_CHECK_VALUE(need("weight_ih").dim() == 2 && p["weight_ih"].size(0) % G == 0,
-                    "rnnlab compiled: weight_ih of ", cfg.repr(), " must be (", G, "*H, I), got ",
-                    shape_str(p["weight_ih"].sizes()));
-  const int64_t H = p["weight_ih"].size(0) / G;
+  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), G = cfg.gates(), n = cfg.states();
+  const char* kind = KINDS[static_cast<int>(cfg.kind)];
   const bool out = cfg.kind >= Kind::output_feedback;
-  const int64_t O = out ? need("weight_hy").size(0) : 0;
-  std::map<std::string, Tensor> seen;
+  TORCH_CHECK_VALUE(p.count("weight_ih") && (!out || p.count("weight_hy")), "rnnlab compiled: the ", kind,
+                    " cell needs weight_ih", out ? " and weight_hy" : "");
+  const int64_t H = p["weight_ih"].size(0) / G, O = out ? p["weight_hy"].size(0) : 0;
   for (const auto& ns : shapes(cfg, H, I, O)) {
-    Tensor t = need(ns.first);
-    const bool leak = ns.second == std::vector<int64_t>{-1};
-    const bool ok = leak ? t.dim() == 0 || t.sizes() == at::IntArrayRef{H} : t.sizes() == at::IntArrayRef(ns.second);
-    TORCH_CHECK_VALUE(ok, "rnnlab compiled: ", ns.first, " of ", cfg.repr(), " must be ",
-                      leak ? "() or " + shape_str({H}) : shape_str(ns.second), ", got ", shape_str(t.sizes()));
+    TORCH_CHECK_VALUE(p.count(ns.first), "rnnlab compiled: the ", kind, " cell needs the tensor ", ns.first);
+    Tensor& t = p[ns.first];
+    const bool leak = ns.second[0] == -1;
+    TORCH_CHECK_VALUE(leak ? t.dim() == 0 || t.sizes() == at::IntArrayRef{H} : t.sizes() == at::IntArrayRef(ns.second),
+                      "rnnlab compiled: ", ns.first, " must be ", leak ? "() or (H,)" : shape(ns.second),
+                      ", got ", shape(t.sizes()));
     TORCH_CHECK_VALUE(t.scalar_type() == x.scalar_type() && t.device() == x.device(), "rnnlab compiled: ",
                       ns.first, " is ", t.toString(), ", the input ", x.toString());
-    seen[ns.first] = t.contiguous();
+    c.p[ns.first] = t.contiguous();
   }
-  const int64_t R = cfg.kind == Kind::output_recurrent ? O : H;  // recurrent dropout's width
-  if (p.count("recurrent_mask")) {
+  if (p.count("recurrent_mask")) {  // m (B, R): R = O for the output-recurrent cell's y
     c.rmask = p["recurrent_mask"].contiguous();
+    const int64_t R = cfg.kind == Kind::output_recurrent ? O : H;
     TORCH_CHECK_VALUE(c.rmask.sizes() == at::IntArrayRef({B, R}) && c.rmask.scalar_type() == x.scalar_type(),
-                      "rnnlab compiled: recurrent_mask must be ", shape_str({B, R}), " of the input's dtype, got ",
-                      shape_str(c.rmask.sizes()));
+                      "rnnlab compiled: recurrent_mask must be ", shape({B, R}), ", got ", shape(c.rmask.sizes()));
     p.erase("recurrent_mask");
   }
   for (const auto& kv : p)
-    TORCH_CHECK_VALUE(seen.count(kv.first), "rnnlab compiled: ", cfg.repr(), " has no tensor ", kv.first);
-  c.p = std::move(seen);
+    TORCH_CHECK_VALUE(c.p.count(kv.first), "rnnlab compiled: the ", kind, " cell has no tensor ", kv.first);
   c.Tn = Tn, c.B = B, c.H = H, c.GH = G * H;
-  const int n = static_cast<int>(cfg.states());
-  TORCH_CHECK_VALUE(static_cast<int>(state0.size()) == n, "rnnlab compiled: ", cfg.repr(), " has ", n,
-                    " state tensors, got ", state0.size());
-  for (int k = 0; k < n; ++k) {
-    const int64_t S = k == 1 && out ? O : H;
+  TORCH_CHECK_VALUE(static_cast<int64_t>(state0.size()) == n && (keep.empty() || keep.size() == state0.size()),
+                    "rnnlab compiled: the ", kind, " cell has ", n, " states (and zoneout one keep weight per state)");
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t S = k == 1 && O ? O : H;
     TORCH_CHECK_VALUE(state0[k].sizes() == at::IntArrayRef({B, S}), "rnnlab compiled: state ", k, " must be ",
-                      shape_str({B, S}), ", got ", shape_str(state0[k].sizes()));
+                      shape({B, S}), ", got ", shape(state0[k].sizes()));
     c.st.push_back(at::empty({Tn + 1, B, S}, c.opts));
     c.st[k][0].copy_(state0[k]);
     if (keep.empty()) continue;
-    TORCH_CHECK_VALUE(keep.size() == state0.size() && keep[k].sizes() == at::IntArrayRef({Tn, B, S}),
-                      "rnnlab compiled: zoneout takes one keep-weight tensor (T, B, S_k) per state");
-    keep[k] = keep[k].to(x.scalar_type()).contiguous();
-    c.own.push_back(c.seq(S));
+    TORCH_CHECK_VALUE(keep[k].sizes() == at::IntArrayRef({Tn, B, S}), "rnnlab compiled: keep weights ", k,
+                      " must be ", shape({Tn, B, S}), ", got ", shape(keep[k].sizes()));
+    c.keep.push_back(keep[k].to(x.scalar_type()).contiguous()), c.own.push_back(c.seq(S));
   }
-  c.keep = std::move(keep);
   if (mask.has_value() && mask->defined()) {
     c.mask_t = mask->to(at::kBool).reshape({Tn, B}).contiguous();
     c.mask = c.mask_t.template data_ptr<bool>();
   }
-  if (cfg.bias) {
-    const T* b = ptr<T>(c.p["bias_ih"]);
-    c.bz.assign(b, b + c.GH);
-  }
+  if (cfg.bias) c.bz.assign(c.w("bias_ih"), c.w("bias_ih") + c.GH);
   if (xw.has_value() && xw->defined()) {
     TORCH_CHECK_VALUE(xw->sizes() == at::IntArrayRef({Tn, B, c.GH}) && xw->is_contiguous(),
-                      "rnnlab compiled: xw must be a contiguous ", shape_str({Tn, B, c.GH}));
+                      "rnnlab compiled: xw must be contiguous ", shape({Tn, B, c.GH}));
     c.xw = *xw;
-  } else {  // xw = x W_ih^T for all steps, one product
+  } else {  // all steps in one product
     c.xw = at::empty({Tn, B, c.GH}, c.opts);
     rnnlab_blas::mm<T>(ptr<T>(c.xw), c.GH, ptr<T>(x), I, rnnlab_blas::op_t<T>(c.p["weight_ih"]), Tn * B, T(0));
   }
   return make<T>(std::move(c));
 }
 
-std::shared_ptr<Run> make_run(const Config& cfg, Params p, const Tensor& x, c10::optional<Tensor> xw,
-                              std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep) {
-  cfg.check();
-  TORCH_CHECK_VALUE(x.device().is_cpu() && x.dim() == 3, "rnnlab compiled: the input must be (T, B, I) on the CPU, got ",
-                    x.toString(), " ", shape_str(x.sizes()));
-  if (x.scalar_type() == at::kDouble) return make_run_t<double>(cfg, p, x, xw, state0, mask, keep);
-  TORCH_CHECK_VALUE(x.scalar_type() == at::kFloat, "rnnlab compiled: runs float32 and float64, got ", x.toString());
-  return make_run_t<float>(cfg, p, x, xw, state0, mask, keep);
-}
-
 }  // namespace
-
-std::string Config::repr() const {
-  std::ostringstream o;
-  o << "Config(" << KINDS[static_cast<int>(kind)];
-  if (!bias) o << ", bias=False";
-  if (layer_norm) o << ", layer_norm=True";
-  if (nonlinearity != Act::tanh) o << ", nonlinearity=" << ACTS[static_cast<int>(nonlinearity)];
-  if (!forget_gate) o << ", forget_gate=False";
-  if (peephole != Peephole::none) o << ", peephole=" << PEEPHOLES[static_cast<int>(peephole)];
-  if (peephole_candidate) o << ", peephole_candidate=True";
-  if (!reset_after) o << ", reset_after=False";
-  if (learned_leak) o << ", learned_leak=True";
-  if (gated) o << ", gated=True";
-  if (depth != 1) o << ", depth=" << depth;
-  if (skip) o << ", skip=True";
-  if (output_activation != Act::identity) o << ", output_activation=" << ACTS[static_cast<int>(output_activation)];
-  o << ")";
-  return o.str();
-}
 
 void Config::check() const {
   const bool lstm = kind == Kind::lstm, gru = kind == Kind::gru, out = kind >= Kind::output_feedback;
-  auto need = [&](bool ok, const char* why) { TORCH_CHECK_VALUE(ok, "rnnlab compiled: ", repr(), ": ", why); };
+  auto need = [&](bool ok, const char* why) { TORCH_CHECK_VALUE(ok, "rnnlab compiled: ", KINDS[static_cast<int>(kind)], ": ", why); };
   need(lstm || (forget_gate && peephole == Peephole::none && !peephole_candidate),
        "forget_gate, peephole and peephole_candidate are options of the LSTM");
   need(!peephole_candidate || peephole != Peephole::none, "peephole_candidate needs a peephole (diagonal or full)");
@@ -201,6 +151,15 @@ std::vector<std::string> Config::parameters() const {
 namespace py = pybind11;
 using namespace rnnlab_compiled;
 
+std::shared_ptr<Run> run(const Config& cfg, Params p, const Tensor& x, c10::optional<Tensor> xw,
+                         std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep) {
+  cfg.check();
+  TORCH_CHECK_VALUE(x.device().is_cpu() && x.dim() == 3 && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+                    "rnnlab compiled: the input must be float32 or float64 (T, B, I) on the CPU, got ", x.toString(), " ", shape(x.sizes()));
+  if (x.scalar_type() == at::kDouble) return make_run<double>(cfg, p, x, xw, state0, mask, keep);
+  return make_run<float>(cfg, p, x, xw, state0, mask, keep);
+}
+
 // a direct Python module, not torch operators: generation makes one call per step, and torch's
 // dispatcher would cost more than the step itself
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -210,27 +169,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   for (int k = 0; k < 4; ++k) act.value(ACTS[k], static_cast<Act>(k));
   py::enum_<Peephole> peep(m, "Peephole", "the LSTM's peephole connections");
   for (int k = 0; k < 3; ++k) peep.value(PEEPHOLES[k], static_cast<Peephole>(k));
-  py::class_<Config>(m, "Config", "which cell and options to run (options of other kinds keep their defaults)")
+  py::class_<Config>(m, "Config", "which cell and options to run (those of other kinds keep their defaults)")
       .def(py::init<>())
-      .def_readwrite("kind", &Config::kind)
-      .def_readwrite("bias", &Config::bias)
-      .def_readwrite("layer_norm", &Config::layer_norm)
-      .def_readwrite("nonlinearity", &Config::nonlinearity)
-      .def_readwrite("forget_gate", &Config::forget_gate)
-      .def_readwrite("peephole", &Config::peephole)
-      .def_readwrite("peephole_candidate", &Config::peephole_candidate)
-      .def_readwrite("reset_after", &Config::reset_after)
-      .def_readwrite("learned_leak", &Config::learned_leak)
-      .def_readwrite("gated", &Config::gated)
-      .def_readwrite("depth", &Config::depth)
-      .def_readwrite("skip", &Config::skip)
+      .def_readwrite("kind", &Config::kind).def_readwrite("bias", &Config::bias)
+      .def_readwrite("layer_norm", &Config::layer_norm).def_readwrite("nonlinearity", &Config::nonlinearity)
+      .def_readwrite("forget_gate", &Config::forget_gate).def_readwrite("peephole", &Config::peephole)
+      .def_readwrite("peephole_candidate", &Config::peephole_candidate).def_readwrite("reset_after", &Config::reset_after)
+      .def_readwrite("learned_leak", &Config::learned_leak).def_readwrite("gated", &Config::gated)
+      .def_readwrite("depth", &Config::depth).def_readwrite("skip", &Config::skip)
       .def_readwrite("output_activation", &Config::output_activation)
       .def("check", &Config::check, "raise ValueError on a combination the engine does not run")
-      .def("parameters", &Config::parameters, "the names of the tensors a run reads")
-      .def("__repr__", &Config::repr);
+      .def("parameters", &Config::parameters, "the names of the tensors a run reads");
   py::class_<Run, std::shared_ptr<Run>>(m, "Run", "one call's time loops")
-      .def(py::init(&make_run), py::arg("config"), py::arg("params"), py::arg("x"), py::arg("xw"),
-           py::arg("state0"), py::arg("mask"), py::arg("keep"))
+      .def(py::init(&run), py::arg("config"), py::arg("params"), py::arg("x"), py::arg("xw"), py::arg("state0"),
+           py::arg("mask"), py::arg("keep"))
       .def("forward", &Run::forward, "the forward loop: the states (T+1, B, S_k), row 0 the initial")
       .def("backward", &Run::backward, "the backward loop: (dL/dxw, [dL/dstate_0], [(name, d, a)])");
 }

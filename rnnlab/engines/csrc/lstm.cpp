@@ -156,12 +156,12 @@ struct Lstm {
       peep.emplace_back(c, nc.first, 0, H, nc.first == "weight_co" ? c.next(1) : c.prev(1), nc.second, false);
     }
     if (pk == 1) {
-      wci = c.wp("weight_ci"), wco = c.wp("weight_co");
+      wci = c.w("weight_ci"), wco = c.w("weight_co");
       dci.init(B, H, c.opts), dco.init(B, H, c.opts);
-      if (fg) wcf = c.wp("weight_cf"), dcf.init(B, H, c.opts);
-      if (cand) wcc = c.wp("weight_cc"), dcc.init(B, H, c.opts);
+      if (fg) wcf = c.w("weight_cf"), dcf.init(B, H, c.opts);
+      if (cand) wcc = c.w("weight_cc"), dcc.init(B, H, c.opts);
     }
-    if (ln) gc = c.wp("ln_gain_c"), bc = c.wp("ln_bias_c"), dgc.init(B, H, c.opts), dbc.init(B, H, c.opts);
+    if (ln) gc = c.w("ln_gain_c"), bc = c.w("ln_bias_c"), dgc.init(B, H, c.opts), dbc.init(B, H, c.opts);
   }
 
   // f(cand, fused) with both as compile-time constants
@@ -169,7 +169,6 @@ struct Lstm {
     auto by_two = [&](auto cand) { two ? f(cand, std::false_type()) : f(cand, std::true_type()); };
     pk != 0 && cand ? by_two(std::true_type()) : by_two(std::false_type());
   }
-  T* acc(const Acc<T>& a, int64_t b) const { return a.buf.defined() ? a.row(b) : nullptr; }
 
   void forward(int64_t t, T* z, T* const* prev, T* const* next) {
     const T *h0 = prev[0], *c0 = prev[1];
@@ -202,8 +201,8 @@ struct Lstm {
         const T* cn = c1 + b * H;
         if (ln) moments(cn, H, mu, is);
         (ln ? lstm_out_back_row<T, pk, true> : lstm_out_back_row<T, pk, false>)(
-            z + b * GH + GH - H, cn, dh + b * H, dc + b * H, dcp + b * H, wco, acc(dco, b), gc, bc,
-            acc(dgc, b), acc(dbc, b), mu, is, H);
+            z + b * GH + GH - H, cn, dh + b * H, dc + b * H, dcp + b * H, wco, dco.row(b), gc, bc,
+            dgc.row(b), dbc.row(b), mu, is, H);
       });
       if (pk == 2) peep.back().backward(t, z + GH - H, GH, dcp, true);  // dC_t += dz_o W_co
     }
@@ -212,7 +211,7 @@ struct Lstm {
         T* zr = z + b * GH;
         lstm_back_row<T, fg, pk, decltype(cand_)::value, decltype(fused)::value>(
             zr, zr + H, zr + nf, zr + GH - H, c0 + b * H, c1 + b * H, dh + b * H, dc + b * H, dcp + b * H,
-            wci, wcf, wcc, wco, acc(dci, b), acc(dcf, b), acc(dcc, b), acc(dco, b), H);
+            wci, wcf, wcc, wco, dci.row(b), dcf.row(b), dcc.row(b), dco.row(b), H);
       });
     });
     if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].backward(t, z + peep[k].zcol, GH, dcp, true);
@@ -225,7 +224,7 @@ struct Lstm {
     const std::pair<const char*, const Acc<T>*> sums[] = {
         {"weight_ci", &dci}, {"weight_cf", &dcf}, {"weight_cc", &dcc}, {"weight_co", &dco},
         {"ln_gain_c", &dgc}, {"ln_bias_c", &dbc}};
-    for (const auto& s : sums) if (s.second->buf.defined()) e.emplace_back(s.first, s.second->sum(), c10::nullopt);
+    for (const auto& s : sums) if (s.second->buf.defined()) e.emplace_back(s.first, s.second->buf.sum(0), c10::nullopt);
   }
 };
 

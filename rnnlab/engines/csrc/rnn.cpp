@@ -33,7 +33,7 @@ struct Simple {
       : c(c_), B(c.B), H(c.H), GH(c.GH), gated(c.cfg.gated),
         hh(c, "weight_hh", 0, GH, c.prev(0), 0, true, "bias_hh", "ln_gain_hh", GH / c.H) {
     if (kind != Kind::leaky) return;
-    leak = c.w(c.cfg.learned_leak ? "leak_logit" : "leak").contiguous();
+    leak = c.p.at(c.cfg.learned_leak ? "leak_logit" : "leak");
     const T* v = ptr<T>(leak);
     for (int64_t j = 0; j < H; ++j) {
       const T x = v[leak.numel() == 1 ? 0 : j];
@@ -75,7 +75,7 @@ struct Simple {
       if (kind == Kind::rnn) {
         for (int64_t j = 0; j < H; ++j) zr[j] = act_grad<T, phi>(h1[j], g[j]);
       } else if (kind == Kind::leaky) {
-        T* __restrict__ dar = da.buf.defined() ? da.row(b) : nullptr;
+        T* __restrict__ dar = da.row(b);
         if (dar) for (int64_t j = 0; j < H; ++j) dar[j] += g[j] * (h0[j] - zr[j]);
         for (int64_t j = 0; j < H; ++j) zr[j] = act_grad<T, phi>(zr[j], g[j]) * (T(1) - ap[j]), q[j] = g[j] * ap[j];
       } else if (!gated) {
@@ -96,7 +96,7 @@ struct Simple {
     hh.entries(e, c, dbz);
     if (!da.buf.defined()) return;
     const Tensor av = at::tensor(at::ArrayRef<T>(a), c.opts);
-    const Tensor g = da.sum() * av * (1 - av);  // dL/d(leak_logit), per unit
+    const Tensor g = da.buf.sum(0) * av * (1 - av);  // dL/d(leak_logit), per unit
     e.emplace_back("leak_logit", leak.numel() == 1 ? g.sum().reshape(leak.sizes()) : g, c10::nullopt);
   }
 };
