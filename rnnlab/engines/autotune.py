@@ -1,71 +1,14 @@
-"""``auto``: the fastest engine for a configuration on this machine, decided by measurement.
+"""``auto``: the fastest engine for a configuration on this machine, decided by measurement
+(docs/engines.md says how, and why rules do not hold across processors).
 
-Which engine is fastest depends on the cell, the sizes, the batch, the processor and the torch
-build: torch's oneDNN LSTM beats the compiled C++ loops on one processor and loses on another,
-and hand rules tuned on one machine are wrong on the next. So ``auto`` measures.
-
-For one call of a layer (:func:`choose_engine`):
-
-1. The **candidates** (:func:`candidates`) are the engines that compute this configuration:
-   ``native`` where torch has the fused kernel (:func:`~rnnlab.engines.native.native_unsupported`,
-   and not with ``return_states``), ``compiled`` where
-   :func:`~rnnlab.engines.compiled.compiled_layer_unsupported` says None, ``bptt`` always;
-   never ``loop`` (the oracle, slower than ``bptt`` everywhere). One candidate: it runs.
-2. Else a short **trial** (:func:`trial`) on the call's **shape class** (:func:`shape_class`:
-   T bucketed to the power of two at or above it, B, I, H, dtype, device, lengths or not,
-   training with gradients or inference without, torch's thread count): random inputs of that
-   shape, forward and, where the call wants gradients, backward. Every candidate first runs
-   :data:`SCREEN_STEPS` steps once (after a warm-up), and one more than :data:`DROP_RATIO` times
-   the best is out; the finalists are then timed at the call's own T (at most
-   :data:`TRIAL_STEPS`: engines' costs per step change with T), once (cold) and then in up to
-   :data:`REPEATS` rounds (two once :data:`BUDGET` seconds are spent), the candidates in turn in
-   another order each round, each timing at least :data:`MIN_TIMING` seconds of back-to-back
-   calls. A candidate's figure is the least of
-   its timings: on a shared machine noise only ever adds time, so the least is the truest (a
-   median of three is lost once two rounds of one candidate meet another process's burst). The
-   fastest runs (:func:`fastest`), except that torch's kernel, which runs exactly what torch.nn
-   runs, gives way only to an engine at least :data:`NATIVE_MARGIN` faster. At the main job's
-   shape this costs one to two seconds, once per machine. A trial whose repeated timings
-   disagree (by more than :data:`NOISE`), or that ran while other work crowded the processors
-   (:func:`machine_busy`), decides for its process only: the disk keeps no choice that a busy
-   machine may have got wrong.
-3. The choice is **cached** per shape class and configuration (the layer class and
-   ``extra_repr``, every cell's class and ``extra_repr``), in memory and on disk in
-   ``$RNNLAB_CACHE/autotune/`` (default ``~/.cache/rnnlab/autotune/``): one JSON file per
-   machine (the processor's model name and torch's CPU capability) and torch version, written
-   atomically (a temporary file renamed into place, under a lock), holding every candidate's
-   figure. An entry measured with other candidates than the call has now (the compiled engine
-   built since, say) is measured again; a process decides once per shape class and keeps it.
-
-The trial runs on a deep copy of the layer (its ``batch_first`` off), so it never touches the
-layer's parameters, their ``.grad`` (gradients come from :func:`torch.autograd.grad`), its
-training flag or its ``last_engine``; its inputs come from a :class:`torch.Generator` of its own
-and it runs inside :func:`torch.random.fork_rng`, so torch's global random state is as it was
-(dropout masks drawn by the trial included). A run with ``--seed`` is therefore bit-for-bit the
-same as another on the same machine given the same cache: the cache hands both the same engine.
-Engines round differently (they are equal to about 1e-7 in float32, not bit for bit), so a run
-that measures (an empty cache, or the compiled engine newly built) may pick another engine than
-the run before it, and then differ from it in the last bits.
-
-**Never waiting for a compiler.** The compiled engine is C++ built on first use (about a
-minute). When the call has a candidate that needs no compiler (torch's kernel) and the
-compiled engine is not known to be built for the current sources, ``auto`` does not build it
-in the foreground: it starts one build in a separate process at the lowest CPU priority
-(the idle scheduling class and ``nice 19``, so that it takes only time the run leaves idle; in a
-process group of its own, so that it finishes even after this process exits; a concurrent
-foreground build waits for it on the compiled engine's own lock), measures the candidates it
-has now, and lets later shape classes of this process (once the build has finished) and later
-runs measure the compiled engine too. The build marks its success with a file named after a hash of the
-engine's sources, the torch and Python versions and the CPU capability, which is how a later
-process knows it can load the engine at once. Where the compiled engine is the only fast
-candidate (cells torch has no kernel for), ``auto`` builds it on first use, as before.
-
-Set ``RNNLAB_AUTOTUNE=0`` to turn measurement off; ``auto`` then follows the rules of
-:func:`rule_choice` (on the CPU ``compiled`` wherever it runs, building it on first use, else
-``native`` for the float32 LSTM, else ``bptt``; on a GPU ``native`` where torch has the kernel,
-else ``bptt``). :func:`clear_cache` forgets what is cached (in memory, and on disk if asked).
-``layer.last_engine`` says which engine ran; ``engine="native"`` / ``"compiled"`` / ``"bptt"`` /
-``"loop"`` force one.
+:func:`choose_engine` takes the :func:`candidates` that compute the call; with more than one, a
+short :func:`trial` on the call's shape class (:func:`class_key`) times them on a deep copy of the
+layer (its parameters, gradients and torch's random state untouched) and :func:`fastest` picks,
+torch's kernel keeping the call unless another is :data:`NATIVE_MARGIN` faster. Choices are
+cached in memory and in ``$RNNLAB_CACHE/autotune/`` per machine and torch version; a trial that
+is unsteady or ran on a busy machine holds for its process only. The compiled engine is built in
+the background (:func:`compiled_ready`) when torch's kernel can run the call meanwhile.
+``RNNLAB_AUTOTUNE=0`` follows :func:`rule_choice` instead.
 """
 from __future__ import annotations
 
