@@ -346,8 +346,8 @@ def _add_train(sub) -> None:
                        "on the text of Python's built-in help, about 3 minutes on 2 cores.",
                        epilog="Every task has more settings than listed here: rnnlab tasks NAME lists "
                        "them, each given as --name value.", argument_default=S)
-    t.add_argument("--task", help="lm (default), classify, tag, translate, caption, forecast, music, "
-                   "adding, copy, expressions, sequence-copy (rnnlab tasks lists them)")
+    from .tasks import TASKS
+    t.add_argument("--task", help=f"{', '.join(TASKS)} (default lm; rnnlab tasks NAME lists a task's settings)")
     g = t.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", help="a text file, or a folder with train/valid/test files "
                    "(default: Python's built-in help text)")
