@@ -1,8 +1,8 @@
 """A folder of spoken recordings with their labels, its splits, and recordings joined into strings.
 
 Labels come from the folder's ``transcripts.tsv``, one recording a line, ``FILE<TAB>LABEL SEQUENCE``
-(FILE relative to the folder; the label sequence's symbols separated by spaces: ``3 1 4``, or one
-label ``yes``), or, without it, from names as the Free Spoken Digit Dataset gives them,
+(FILE relative to the folder; the label sequence's symbols separated by spaces, U+0020 only: ``3 1 4``,
+or one label ``yes``), or, without it, from names as the Free Spoken Digit Dataset gives them,
 ``{label}_{speaker}_{index}.wav`` (``7_jackson_32.wav``: label ``7``).
 
 Splits: when every name is of that form, the dataset's own rule: index 0-4 test, 5-9 valid,
@@ -64,7 +64,7 @@ def read_transcripts(path: Path) -> List[Tuple[str, List[str], int]]:
         if not line.strip():
             continue
         name, tab, label = line.partition("\t")
-        symbols = label.split()
+        symbols = [x for x in label.split(" ") if x]      # spaces only: U+0085, U+2028 stay in a symbol
         if not tab or not name.strip() or not symbols or "\t" in label:
             raise DataError(f"{path}:{n}: expected FILE<TAB>LABEL SEQUENCE (symbols separated by "
                             f"spaces), found {line[:60]!r}")

@@ -253,9 +253,12 @@ class CTCRecipe(Recipe):
         return CTCDigits({s: split_examples(data, s) for s in SPLITS}, train, sizes)
 
     def prepare_speech(self, data: CTCDataConfig, train: TrainConfig,
-                       assets: Optional[SpeechAssets] = None) -> CTCDigits:
-        """The trainer task over a folder of recordings, joined or not (module docstring)."""
+                       assets: Optional[SpeechAssets] = None, wanted=SPLITS) -> CTCDigits:
+        """The trainer task over a folder of recordings, joined or not (module docstring); with
+        ``assets``, only the ``wanted`` splits are made."""
         splits, rate = read_speech_splits(data)
+        if assets is not None:
+            splits = {k: v for k, v in splits.items() if k in wanted}
         symbols = assets.labels if assets is not None else \
             sorted({s for r in splits["train"] for s in r.symbols})
         utts = speech_utterances(data, splits, rate)
@@ -305,7 +308,7 @@ class CTCRecipe(Recipe):
             _, feats = speech_features(utts, run.data, rate, run.assets.labels, run.assets)
             examples = speech_examples(utts["test"], feats["test"], run.assets.labels, data)
         elif speech:
-            examples = self.prepare_speech(run.data, run.train, run.assets).splits["test"]
+            examples = self.prepare_speech(run.data, run.train, run.assets, ("test",)).splits["test"]
         else:
             examples = split_examples(run.data, "test")
         if not examples:
