@@ -333,3 +333,19 @@ def test_ctc_join_needs_data_and_data_must_be_recordings(tmp_path, capsys):
     assert main(["train", "--task", "ctc", "--data", str(tmp_path / "t.txt"), "--out", str(tmp_path / "r")]) == 2
     assert "folder of WAV recordings" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("task", ["classify", "ctc"])
+def test_a_test_label_unseen_in_training_names_the_recording(tmp_path, capsys, task):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    lines = []
+    for n in range(10):
+        write_wav(folder / f"r{n}.wav", (tone(300 + 100 * (n % 2)) * 3e4).astype(int))
+        lines.append(f"r{n}.wav\t{'9' if n == 9 else n % 2}")
+    (folder / "transcripts.tsv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", "--task", task, "--data", str(folder), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "r9.wav" in err and "'9'" in err
+    assert not run.exists()

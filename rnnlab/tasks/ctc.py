@@ -26,9 +26,10 @@ edges of ``--length-edges`` (default 10 20 30 40: T 1-10, 11-20, 21-30, 31-40, 4
 
 Prediction, one sequence per line (an empty line gives an empty line): the frames separated by
 ``;``, each ``frame_size`` numbers separated by commas or spaces -> the decoded digits
-(``31415``). For a run on recordings, each line is the path of a WAV file -> the decoded symbols,
-run together when every symbol is one character (``31415``), else separated by spaces. With ``--render``, each line is a digit string instead, rendered as frames with the
-run's data settings (noise drawn from the line number) before it is decoded.
+(``31415``). With ``--render``, each line is a digit string instead, rendered as frames with the
+run's data settings (noise drawn from the line number) before it is decoded. For a run on
+recordings, each line is the path of a WAV file -> the decoded symbols, run together when every
+symbol is one character (``31415``), else separated by spaces.
 """
 from __future__ import annotations
 
@@ -141,18 +142,20 @@ def speech_utterances(data: CTCDataConfig, splits: Dict[str, list], rate: int) -
                                split_generator(data.data_seed, k)) for k, v in splits.items()}
 
 
-def speech_examples(utterances_, features, symbols: List[str], source: str) -> List[gen.DigitExample]:
-    """(frames, symbol indices k: class 1 + k) of each utterance; a DataError for a symbol the
-    training labels do not have."""
-    index = {c: i for i, c in enumerate(symbols)}
-    out = []
-    for n, (u, x) in enumerate(zip(utterances_, features)):
-        unknown = [s for s in u.symbols if s not in index]
+def check_symbols(recordings, symbols: List[str], folder) -> None:
+    """A DataError naming the first recording with a symbol the training labels do not have."""
+    known = set(symbols)
+    for r in recordings:
+        unknown = [x for x in r.symbols if x not in known]
         if unknown:
-            raise DataError(f"{source}: utterance {n + 1}: expected symbols among {' '.join(symbols)} "
-                            f"(the training labels'), found {unknown[0]!r}")
-        out.append(gen.DigitExample(x, [index[s] for s in u.symbols]))
-    return out
+            raise DataError(f"{folder}/{r.name}: expected symbols among {' '.join(symbols)} (the "
+                            f"training labels'), found {unknown[0]!r}")
+
+
+def speech_examples(utterances_, features, symbols: List[str]) -> List[gen.DigitExample]:
+    """(frames, symbol indices k: class 1 + k) of each utterance (symbols checked before)."""
+    index = {c: i for i, c in enumerate(symbols)}
+    return [gen.DigitExample(x, [index[s] for s in u.symbols]) for u, x in zip(utterances_, features)]
 
 
 def spell(symbols: List[str], indices: List[int]) -> str:
@@ -261,9 +264,11 @@ class CTCRecipe(Recipe):
             splits = {k: v for k, v in splits.items() if k in wanted}
         symbols = assets.labels if assets is not None else \
             sorted({s for r in splits["train"] for s in r.symbols})
+        for part in splits.values():
+            check_symbols(part, symbols, data.data)
         utts = speech_utterances(data, splits, rate)
         assets, feats = speech_features(utts, data, rate, symbols, assets)
-        examples = {k: speech_examples(utts[k], feats[k], symbols, f"{data.data} ({k})") for k in utts}
+        examples = {k: speech_examples(utts[k], feats[k], symbols) for k in utts}
         return CTCDigits(examples, train, assets)
 
     def build_model(self, assets: dict, model: CTCModelConfig) -> CTCModel:
@@ -304,9 +309,10 @@ class CTCRecipe(Recipe):
             if not is_speech_folder(data):
                 raise DataError(f"{data}: this run reads recordings; expected a folder of WAV files")
             recordings, rate = read_recordings(data)
+            check_symbols(recordings, run.assets.labels, data)
             utts = {"test": utterances(recordings)}
             _, feats = speech_features(utts, run.data, rate, run.assets.labels, run.assets)
-            examples = speech_examples(utts["test"], feats["test"], run.assets.labels, data)
+            examples = speech_examples(utts["test"], feats["test"], run.assets.labels)
         elif speech:
             examples = self.prepare_speech(run.data, run.train, run.assets, ("test",)).splits["test"]
         else:

@@ -92,27 +92,17 @@ class SpeechAssets:
         return (Path(run_dir) / ASSETS).is_file()
 
 
-_FILTERBANKS: Dict[tuple, torch.Tensor] = {}
-
-
-def filterbank_of(settings: LogMelSettings, rate: int) -> torch.Tensor:
-    """The mel filterbank of ``settings`` at ``rate``, computed once per process."""
-    L, S, n_fft = settings.framing(rate)
-    key = (settings.mels, n_fft, rate)
-    if key not in _FILTERBANKS:
-        _FILTERBANKS[key] = mel_filterbank(settings.mels, n_fft, rate)
-    return _FILTERBANKS[key]
-
-
 def read_speech_splits(data) -> tuple:
     """({"train", "valid", "test"} -> recordings, sample rate) of a data config's folder."""
     recordings, rate = read_recordings(data.data)
     return split_recordings(recordings, data.valid_fraction, data.test_fraction), rate
 
 
-def raw_features(samples: torch.Tensor, settings: LogMelSettings, rate: int) -> torch.Tensor:
-    """Log-mel features (T, M) of a waveform (N,) at ``rate``, not normalised."""
-    return log_mel(samples, rate, settings, filterbank_of(settings, rate))
+def raw_features(samples: torch.Tensor, settings: LogMelSettings, rate: int,
+                 filterbank: torch.Tensor = None) -> torch.Tensor:
+    """Log-mel features (T, M) of a waveform (N,) at ``rate``, not normalised (``filterbank``:
+    that of ``settings`` at ``rate``, computed if not given)."""
+    return log_mel(samples, rate, settings, filterbank)
 
 
 def speech_features(splits: Dict[str, Sequence[Utterance]], settings: LogMelSettings, rate: int,
@@ -123,8 +113,9 @@ def speech_features(splits: Dict[str, Sequence[Utterance]], settings: LogMelSett
         if assets.rate != rate:
             raise DataError(f"expected recordings at the run's sample rate {assets.rate} Hz, found {rate} Hz")
         settings = assets.settings
-    settings.framing(rate)
-    raw = {k: [raw_features(u.samples, settings, rate) for u in v] for k, v in splits.items()}
+    L, S, n_fft = settings.framing(rate)
+    H = mel_filterbank(settings.mels, n_fft, rate)                                   # (M, K)
+    raw = {k: [raw_features(u.samples, settings, rate, H) for u in v] for k, v in splits.items()}
     if assets is None:
         assets = SpeechAssets(LogMelSettings(settings.mels, settings.frame_ms, settings.hop_ms), rate,
                               Normalisation.of(raw["train"]), labels)
