@@ -349,3 +349,9 @@ def test_a_test_label_unseen_in_training_names_the_recording(tmp_path, capsys, t
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "r9.wav" in err and "'9'" in err
     assert not run.exists()
+
+
+def test_predict_takes_paths_as_arguments_with_task_options_after_them():
+    from rnnlab.cli import build_parser
+    args, extra = build_parser().parse_known_args(["predict", "RUN", "a.wav", "b c.wav", "--beam", "4"])
+    assert args.run_dir == "RUN" and args.lines == ["a.wav", "b c.wav"] and extra == ["--beam", "4"]
