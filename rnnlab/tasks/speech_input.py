@@ -41,7 +41,7 @@ class SpeechAssets:
 
     def raw_features(self, samples: torch.Tensor) -> torch.Tensor:
         """Log-mel features (T, M) of a waveform at the run's rate, not normalised."""
-        return raw_features(samples, self.settings, self.rate)
+        return log_mel(samples, self.rate, self.settings)
 
     def features(self, samples: torch.Tensor) -> torch.Tensor:
         """Normalised features (T, M) of a waveform (N,)."""
@@ -98,13 +98,6 @@ def read_speech_splits(data) -> tuple:
     return split_recordings(recordings, data.valid_fraction, data.test_fraction), rate
 
 
-def raw_features(samples: torch.Tensor, settings: LogMelSettings, rate: int,
-                 filterbank: torch.Tensor = None) -> torch.Tensor:
-    """Log-mel features (T, M) of a waveform (N,) at ``rate``, not normalised (``filterbank``:
-    that of ``settings`` at ``rate``, computed if not given)."""
-    return log_mel(samples, rate, settings, filterbank)
-
-
 def speech_features(splits: Dict[str, Sequence[Utterance]], settings: LogMelSettings, rate: int,
                     labels: List[str], assets: "SpeechAssets" = None):
     """(assets, {split: normalised features (T, M) of each utterance}): the assets given, or new
@@ -115,7 +108,7 @@ def speech_features(splits: Dict[str, Sequence[Utterance]], settings: LogMelSett
         settings = assets.settings
     L, S, n_fft = settings.framing(rate)
     H = mel_filterbank(settings.mels, n_fft, rate)                                   # (M, K)
-    raw = {k: [raw_features(u.samples, settings, rate, H) for u in v] for k, v in splits.items()}
+    raw = {k: [log_mel(u.samples, rate, settings, H) for u in v] for k, v in splits.items()}
     if assets is None:
         assets = SpeechAssets(LogMelSettings(settings.mels, settings.frame_ms, settings.hop_ms), rate,
                               Normalisation.of(raw["train"]), labels)
