@@ -261,7 +261,10 @@ def _predict(args, extra: List[str]) -> int:
     options = _run_options(args.run_dir, extra, "predict")
     run = load_run(args.run_dir)
     if args.input is not None:
-        lines = read_text(args.input, args.encoding).splitlines()
+        from .data.lines import split_lines
+        lines = split_lines(read_text(args.input, args.encoding))
+    elif args.lines:
+        lines = args.lines
     else:
         lines = (line.rstrip("\n") for line in sys.stdin)
     for out in iter_predict(run, lines, options):
@@ -336,7 +339,7 @@ TRAIN_SETTINGS = {"level", "architecture", "cell", "hidden_size", "layers", "emb
                   "decay_start", "decay_factor", "patience", "min_lr", "epochs", "max_steps",
                   "max_time", "validate_every", "early_stopping", "target_loss", "checkpoint_every",
                   "eval_batch_size", "valid_fraction", "test_fraction", "max_vocab", "min_count",
-                  "encoding", "seed", "threads", "tensorboard"}
+                  "encoding", "seed", "threads", "tensorboard", "join"}
 
 
 def _add_train(sub) -> None:
@@ -350,7 +353,10 @@ def _add_train(sub) -> None:
     t.add_argument("--task", help=f"{', '.join(TASKS)} (default lm; rnnlab tasks NAME lists a task's settings)")
     g = t.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", help="a text file, or a folder with train/valid/test files "
-                   "(default: Python's built-in help text)")
+                   "(default: Python's built-in help text); classify and ctc: also a folder of WAV "
+                   "recordings labelled by a transcripts.tsv or by names label_speaker_index.wav")
+    g.add_argument("--join", metavar="A-B", help="ctc on recordings: strings of A to B recordings of "
+                   "one split joined with short silences (e.g. 1-7), drawn from --data-seed")
     g.add_argument("--level", choices=["char", "word"])
     g.add_argument("--valid-fraction", type=float, help="share cut for validation when no file gives it")
     g.add_argument("--test-fraction", type=float)
@@ -445,6 +451,8 @@ def _add_sample_evaluate(sub) -> None:
     p = sub.add_parser("predict", help="a trained model's output for new input, line by line",
                        epilog="Task options follow as --name value; rnnlab tasks NAME lists them.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("lines", nargs="*", metavar="INPUT", help="input lines given as arguments, e.g. "
+                   "WAV paths for a run on recordings (default: --input or stdin)")
     p.add_argument("--input", metavar="FILE", help="read input lines from FILE (default: stdin)")
     p.add_argument("--encoding", default="utf-8", help="of --input (default utf-8)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

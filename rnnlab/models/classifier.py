@@ -20,7 +20,10 @@ probability p; or ``word_dropout_alpha`` alpha, a word seen k times in the train
 probability alpha / (alpha + k), so ``<unk>``'s embedding is learned from the rare words, the kind an
 unseen word is.
 
-Shapes: tokens (T, B) int64, lengths (B,), and with character features chars (S, U) int64 holding
+Spoken input (``features`` F > 0, e.g. log-mel frames): x_t is the frame itself, F wide, and there
+are no words, embeddings or spellings.
+
+Shapes: tokens (T, B) int64 (or, with ``features``, frames (T, B, F) float), lengths (B,), and with character features chars (S, U) int64 holding
 the U distinct words of the batch spelled out, char_lengths (U,), spelling (T, B) the index in
 0..U-1 of each word's spelling -> logits (B, C).
 """
@@ -47,6 +50,7 @@ class ClassifierConfig:
     vocab_size: int = from_data()          # set from the data
     num_classes: int = from_data()         # set from the data
     char_vocab_size: int = from_data()     # characters, set from the data
+    features: int = from_data()            # F of frames read instead of words (speech); 0: words
     embed_size: int = 300
     char_embed_size: int = 50    # the character embedding
     char_hidden_size: int = 0    # H_c per direction of the character biRNN; 0: no character features
@@ -66,7 +70,12 @@ class ClassifierConfig:
         check_choice("cell", self.cell, LAYERS)
         check_choice("pooling", self.pooling, POOLINGS)
         sizes = ("vocab_size", "embed_size", "hidden_size", "layers")
-        if self.char_hidden_size:
+        if self.features:
+            sizes = ("features", "hidden_size", "layers")
+            if self.char_hidden_size or self.word_dropout or self.word_dropout_alpha:
+                raise ConfigError("a classifier of frames (features > 0) reads no words: set "
+                                  "char_hidden_size, word_dropout and word_dropout_alpha to 0")
+        elif self.char_hidden_size:
             sizes += ("char_vocab_size", "char_embed_size")
         for name in sizes:
             value = getattr(self, name)
@@ -107,20 +116,22 @@ class SequenceClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig, word_counts: Optional[Sequence[int]] = None):
         super().__init__()
         self.config = c = config.check()
-        self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         char_out = 0
+        if not c.features:
+            self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         if c.char_hidden_size:
             self.spelling = Spelling(c.char_vocab_size, c.char_embed_size, c.char_hidden_size, c.cell,
                                      engine=c.engine, init=c.init, **c.cell_options)
             char_out = self.spelling.output_size                               # 2 H_c
-        self.rnn = LAYERS[c.cell](c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
+        self.rnn = LAYERS[c.cell](c.features or c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
                                   dropout=c.dropout if c.layers > 1 else 0.0,
                                   bidirectional=c.bidirectional, engine=c.engine, init=c.init,
                                   **c.cell_options)
         self.drop = nn.Dropout(c.dropout)
         D = 2 if c.bidirectional else 1
         self.output = nn.Linear(D * c.hidden_size, c.num_classes)
-        nn.init.normal_(self.embedding.weight, 0.0, 0.1)
+        if not c.features:
+            nn.init.normal_(self.embedding.weight, 0.0, 0.1)
         p_unk = torch.zeros(c.vocab_size)
         if word_counts is not None and c.word_dropout_alpha > 0:
             if len(word_counts) != c.vocab_size:
@@ -130,12 +141,17 @@ class SequenceClassifier(nn.Module):
             p_unk = torch.where(k > 0, c.word_dropout_alpha / (c.word_dropout_alpha + k), torch.zeros(()))
         self.register_buffer("unk_probability", p_unk, persistent=False)      # (V,)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, chars: Optional[torch.Tensor] = None,
-                char_lengths: Optional[torch.Tensor] = None,
-                spelling: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, tokens: Optional[torch.Tensor] = None, lengths: Optional[torch.Tensor] = None,
+                chars: Optional[torch.Tensor] = None, char_lengths: Optional[torch.Tensor] = None,
+                spelling: Optional[torch.Tensor] = None, frames: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(T, B) tokens, (B,) lengths and, with character features, the batch's spellings ->
-        (B, C) logits."""
+        (B, C) logits; a classifier of frames (``features`` F) takes frames (T, B, F) instead."""
         c = self.config
+        if c.features:
+            if frames is None or frames.shape[-1] != c.features:
+                raise ValueError(f"this classifier reads frames (T, B, {c.features}); got "
+                                 f"{None if frames is None else tuple(frames.shape)}")
+            return self.classify(frames, lengths)
         if self.training and (c.word_dropout or c.word_dropout_alpha):
             p = c.word_dropout if c.word_dropout else self.unk_probability[tokens]    # (T, B) or a number
             drop = torch.rand(tokens.shape, device=tokens.device) < p
@@ -146,6 +162,10 @@ class SequenceClassifier(nn.Module):
                 raise ValueError("this classifier reads characters: give chars, char_lengths and spelling")
             s = self.spelling(chars, char_lengths)                             # (U, 2 H_c)
             x = torch.cat([x, s[spelling]], dim=-1)                            # (T, B, M + 2 H_c)
+        return self.classify(x, lengths)
+
+    def classify(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The inputs x_t (T, B, I) of sequences of ``lengths`` (B,) -> (B, C) logits."""
         out, state = self.rnn(self.drop(x), lengths=lengths)                   # (T, B, D*H)
         if self.config.pooling == "last":
             z = final_hidden(state, 2 if self.config.bidirectional else 1)     # (B, D*H)

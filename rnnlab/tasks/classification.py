@@ -9,6 +9,12 @@ The run keeps its assets as JSON: ``vocab.json`` the words, ``classes.json`` the
 words are lowercased, ``words.json`` the characters of the training words (``--char-hidden-size``
 spells words with them) and each vocabulary word's training count (``--word-dropout-alpha`` reads
 them). A run saved before ``words.json`` existed loads without them: no character features.
+
+Spoken input: when ``--data`` is a folder of WAV recordings (:mod:`rnnlab.data.speech`: labels from
+its ``transcripts.tsv`` or from names ``{label}_{speaker}_{index}.wav``), each recording is one
+example, read as normalised log-mel frames (``mels``, ``frame_ms``, ``hop_ms``;
+:mod:`rnnlab.tasks.speech_input`), and the run keeps ``audio.json`` instead of the word assets.
+``predict`` then takes one WAV path a line.
 """
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from ..data.characters import Characters
+from ..data.log_mel import LogMelSettings
+from ..data.speech import is_speech_folder, read_recordings
 from ..data.labelled import LabelledSentence, check_labels, cut_examples, read_labelled_splits
 from ..data.vocabulary import Vocabulary
 from ..errors import CheckpointError, ConfigError, DataError
@@ -30,11 +38,13 @@ from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
+from .speech_input import SpeechAssets, read_speech_splits, read_wav_lines, speech_features, utterances
 
 
 @dataclass
-class LabelledDataConfig:
-    """Where the labelled sentences come from and how words become indices."""
+class LabelledDataConfig(LogMelSettings):
+    """Where the labelled sentences (or recordings) come from and how words (or waveforms) become
+    the model's input."""
     data: Optional[str] = None
     valid_fraction: float = 0.1        # cut from the training file when no valid file is given
     test_fraction: float = 0.1         # cut from the training file when no test file is given
@@ -45,7 +55,9 @@ class LabelledDataConfig:
 
     def check(self) -> "LabelledDataConfig":
         if self.data is None:
-            raise ConfigError("--task classify needs --data: a file or folder of labelled sentences")
+            raise ConfigError("--task classify needs --data: a file or folder of labelled sentences, "
+                              "or a folder of WAV recordings")
+        self.check_log_mel()
         for name in ("valid_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 0.5:
                 raise ConfigError(f"{name} must lie in [0, 0.5), got {getattr(self, name)}")
@@ -117,9 +129,37 @@ class Classification(ExampleTask):
         return out
 
 
+@dataclass
+class SpokenExample:
+    """A recording ready for the model: its normalised frames x (T, M) and class index."""
+    x: torch.Tensor
+    label: Optional[int] = None
+
+
+class SpokenClassification(Classification):
+    """Trainer task over recordings: examples are :class:`SpokenExample`."""
+
+    def length(self, example: SpokenExample) -> int:
+        return len(example.x)
+
+
+def spoken_examples(utterances_, features, classes: List[str], names) -> List[SpokenExample]:
+    """Each recording's frames and class; a DataError naming a recording whose label is not a class."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = []
+    for u, x, name in zip(utterances_, features, names):
+        label = " ".join(u.symbols)
+        if label not in index:
+            raise DataError(f"{name}: expected a label among {', '.join(classes)} (the training "
+                            f"recordings'), found {label!r}")
+        out.append(SpokenExample(x, index[label]))
+    return out
+
+
 class ClassificationRecipe(Recipe):
     name = "classify"
-    description = "sentence classification, many-to-one (sentiment on SST-2): accuracy"
+    description = ("sentence or spoken-recording classification, many-to-one (sentiment on SST-2, "
+                   "spoken digits): accuracy")
     data_config = LabelledDataConfig
     model_config = ClassifierConfig
     #: the settings benchmarks/sst2.py measures (SST-2: BENCHMARKS.md)
@@ -131,6 +171,8 @@ class ClassificationRecipe(Recipe):
 
     def prepare(self, data: LabelledDataConfig, train: TrainConfig,
                 assets: Optional[ClassifierAssets] = None) -> Classification:
+        if is_speech_folder(data.data):
+            return self.prepare_speech(data, train, assets)
         splits = read_labelled_splits(data.data, data.encoding)
         if "test" not in splits:
             splits["train"], splits["test"] = cut_examples(splits["train"], data.test_fraction)
@@ -152,7 +194,28 @@ class ClassificationRecipe(Recipe):
             check_labels(part, assets.classes)
         return Classification({k: assets.encode(v) for k, v in splits.items()}, train, assets)
 
+    def prepare_speech(self, data: LabelledDataConfig, train: TrainConfig,
+                       assets: Optional[SpeechAssets] = None) -> SpokenClassification:
+        """The trainer task over a folder of recordings (module docstring)."""
+        splits, rate = read_speech_splits(data)
+        if assets is None:
+            labels = sorted({r.label for r in splits["train"]})
+            if len(labels) < 2:
+                raise DataError(f"{data.data}: expected at least 2 labels in the training recordings, "
+                                f"found {labels}")
+        else:
+            labels = assets.labels
+        assets, feats = speech_features({k: utterances(v) for k, v in splits.items()}, data, rate,
+                                        labels, assets)
+        examples = {k: spoken_examples(utterances(v), feats[k], assets.labels,
+                                       [f"{data.data}/{r.name}" for r in v])
+                    for k, v in splits.items()}
+        return SpokenClassification(examples, train, assets)
+
     def build_model(self, assets: ClassifierAssets, model: ClassifierConfig) -> SequenceClassifier:
+        if isinstance(assets, SpeechAssets):
+            set_data_sizes(model, {"features": assets.bands, "num_classes": len(assets.labels)})
+            return SequenceClassifier(model)
         chars = len(assets.characters) if assets.characters is not None else 0
         if model.char_hidden_size and not chars:
             raise ConfigError("char_hidden_size needs the characters of the training words, and "
@@ -162,10 +225,14 @@ class ClassificationRecipe(Recipe):
         return SequenceClassifier(model, assets.counts)
 
     def word_embeddings(self, assets: ClassifierAssets) -> Dict[str, List[str]]:
+        if isinstance(assets, SpeechAssets):
+            return {}
         return {"embedding.weight": assets.vocab.symbols}
 
     def vocabulary_rows(self, assets: ClassifierAssets) -> Dict[str, List[str]]:
         """The word embedding, the characters' embedding, the output layer over the classes."""
+        if isinstance(assets, SpeechAssets):
+            return {"output.weight": assets.labels, "output.bias": assets.labels}
         rows = {"embedding.weight": assets.vocab.symbols, "output.weight": assets.classes,
                 "output.bias": assets.classes}
         if assets.characters is not None:
@@ -173,6 +240,9 @@ class ClassificationRecipe(Recipe):
         return rows
 
     def save_assets(self, assets: ClassifierAssets, run_dir: Path) -> None:
+        if isinstance(assets, SpeechAssets):
+            assets.save(run_dir)
+            return
         assets.vocab.save(Path(run_dir) / "vocab.json")
         write_text(Path(run_dir) / "classes.json",
                    json.dumps({"classes": assets.classes, "lowercase": assets.lowercase}))
@@ -182,6 +252,8 @@ class ClassificationRecipe(Recipe):
                                   ensure_ascii=False))
 
     def load_assets(self, run_dir: Path) -> ClassifierAssets:
+        if SpeechAssets.exists(run_dir):
+            return SpeechAssets.load(run_dir)
         meta = read_json(Path(run_dir) / "classes.json", "class list")
         classes = meta.get("classes") if isinstance(meta, dict) else None
         if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
@@ -203,8 +275,18 @@ class ClassificationRecipe(Recipe):
         return ClassifierAssets(vocab, classes, bool(meta.get("lowercase", False)), characters, counts)
 
     def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
-        """Accuracy and loss on ``data`` (a file, or a folder's test file) or the run's test split."""
-        if data is None:
+        """Accuracy and loss on ``data`` (a file, or a folder's test file; for a run on recordings, a
+        folder whose every recording is evaluated) or the run's test split."""
+        if isinstance(run.assets, SpeechAssets) and data is not None:
+            if not is_speech_folder(data):
+                raise DataError(f"{data}: this run classifies recordings; expected a folder of WAV files")
+            recordings, rate = read_recordings(data)
+            assets, feats = speech_features({"test": utterances(recordings)}, run.data, rate,
+                                            run.assets.labels, run.assets)
+            task = SpokenClassification({}, run.train, run.assets)
+            examples = spoken_examples(utterances(recordings), feats["test"], assets.labels,
+                                       [f"{data}/{r.name}" for r in recordings])
+        elif data is None:
             task = self.prepare(run.data, run.train, run.assets)
             examples = task.splits["test"]
         else:
@@ -218,12 +300,22 @@ class ClassificationRecipe(Recipe):
         if not examples:
             raise DataError(f"{run.dir}: no test sentences to evaluate on; give --data")
         result = task.evaluate_examples(run.model, examples)
-        result["sentences"] = len(examples)
+        result["recordings" if isinstance(run.assets, SpeechAssets) else "sentences"] = len(examples)
         return result
 
     @torch.no_grad()
     def predict(self, run: LoadedRun, lines: Iterable[str], options) -> Iterator[str]:
-        """Each line a sentence (words split on whitespace) -> ``LABEL<TAB>probability``."""
+        """Each line a sentence (words split on whitespace), or for a run on recordings the path of
+        a WAV file -> ``LABEL<TAB>probability``."""
+        if isinstance(run.assets, SpeechAssets):
+            for _, x in read_wav_lines(lines, run.assets):
+                if x is None:
+                    yield ""
+                    continue
+                probs = run.model(**run.assets.batch([SpokenExample(x)])).softmax(-1)[0]   # (C,)
+                k = int(probs.argmax())
+                yield f"{run.assets.labels[k]}\t{float(probs[k]):.4f}"
+            return
         for line in lines:
             words = line.split()
             if not words:

@@ -1,11 +1,18 @@
 r"""``--task ctc``: digit strings read from noisy frames of unknown timing, the notes'
 order-synchronous, time-asynchronous structure, trained with CTC (:mod:`rnnlab.ctc`).
 
-Data: nothing is read from disk (``--data`` is refused). Each split is a fixed set of digit
+Data, without ``--data``: nothing is read from disk. Each split is a fixed set of digit
 strings (``min_digits .. max_digits`` digits) rendered as frames by :mod:`rnnlab.data.ctc_digits`
 (frame size ``frame_size``, durations ``min_duration .. max_duration``, gaps, ``noise``), drawn by a
 generator seeded with ``1_000_003 * data_seed + k`` (k = 0, 1, 2 for train, valid, test); the digit
 prototypes come from ``1_000_003 * data_seed + 999``, shared by all splits.
+
+Data, with ``--data FOLDER`` of WAV recordings (:mod:`rnnlab.data.speech`: label sequences from its
+``transcripts.tsv``, or labels from names ``{label}_{speaker}_{index}.wav``): each recording is one
+example, or with ``--join A-B`` each split's ``*_sequences`` strings of A..B of its recordings joined
+with silences of up to ``max_silence`` seconds, drawn by the split's generator above; the input is
+normalised log-mel frames (:mod:`rnnlab.tasks.speech_input`, kept in ``audio.json``), the classes
+the blank and the training labels' symbols (1 + k the k-th, sorted).
 
 Model: :class:`~rnnlab.models.ctc_model.CTCModel`, a (bidirectional) recurrent layer over the
 frames and a linear map to 11 classes (0 the blank, 1 + d the digit d) at every frame.
@@ -20,7 +27,9 @@ edges of ``--length-edges`` (default 10 20 30 40: T 1-10, 11-20, 21-30, 31-40, 4
 Prediction, one sequence per line (an empty line gives an empty line): the frames separated by
 ``;``, each ``frame_size`` numbers separated by commas or spaces -> the decoded digits
 (``31415``). With ``--render``, each line is a digit string instead, rendered as frames with the
-run's data settings (noise drawn from the line number) before it is decoded.
+run's data settings (noise drawn from the line number) before it is decoded. For a run on
+recordings, each line is the path of a WAV file -> the decoded symbols, run together when every
+symbol is one character (``31415``), else separated by spaces.
 """
 from __future__ import annotations
 
@@ -33,12 +42,15 @@ import torch
 
 from ..ctc import ctc_loss, decode, label_errors
 from ..data import ctc_digits as gen
+from ..data.log_mel import LogMelSettings
+from ..data.speech import is_speech_folder, join_recordings, parse_join, read_recordings
 from ..errors import CheckpointError, ConfigError, DataError
 from ..models.ctc_model import CTCModel, CTCModelConfig
 from ..training.atomic import read_json, write_text
-from ..training.config import TrainConfig, positive_int
+from ..training.config import TrainConfig, positive_int, positive_number
 from .examples import BatchLoss, ExampleTask, eval_batches, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
+from .speech_input import SpeechAssets, read_speech_splits, read_wav_lines, speech_features, utterances
 
 SPLITS = ("train", "valid", "test")
 ASSETS = "ctc.json"
@@ -56,9 +68,14 @@ def prototype_generator(data_seed: int) -> torch.Generator:
 
 
 @dataclass
-class CTCDataConfig:
-    """Which digit strings, rendered how, drawn from which seed; nothing is read (``data`` None)."""
+class CTCDataConfig(LogMelSettings):
+    """Which digit strings, rendered how, drawn from which seed (``data`` None); or which folder of
+    recordings, joined how (module docstring)."""
     data: Optional[str] = None
+    join: str = ""                     # "A-B": strings of A..B recordings; "": each recording alone
+    max_silence: float = 0.3           # seconds between two joined recordings, at most
+    valid_fraction: float = 0.1        # recordings not named by the dataset's split rule: the
+    test_fraction: float = 0.1         # last fractions are valid and test
     min_digits: int = 1
     max_digits: int = 8
     frame_size: int = 8
@@ -73,9 +90,17 @@ class CTCDataConfig:
     data_seed: int = 0
 
     def check(self) -> "CTCDataConfig":
-        if self.data is not None:
-            raise ConfigError(f"--task ctc generates its sequences from data_seed; it reads no "
-                              f"--data (got {self.data!r})")
+        if self.data is None and self.join:
+            raise ConfigError(f"join {self.join!r} joins recordings: give --data, a folder of WAV files")
+        if self.data is not None and not is_speech_folder(self.data):
+            raise ConfigError(f"--task ctc reads --data as a folder of WAV recordings (with a "
+                              f"transcripts.tsv or names label_speaker_index.wav); {self.data} is not one")
+        parse_join(self.join)
+        positive_number("max_silence", self.max_silence, allow_zero=True)
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise ConfigError(f"{name} must lie in [0, 0.5), got {getattr(self, name)}")
+        self.check_log_mel()
         positive_int("min_digits", self.min_digits)
         positive_int("max_digits", self.max_digits)
         if self.max_digits < self.min_digits:
@@ -105,6 +130,38 @@ def split_examples(data: CTCDataConfig, split: str) -> List[gen.DigitExample]:
     g = split_generator(data.data_seed, split)
     strings = gen.random_digits(n, data.min_digits, data.max_digits, g)
     return gen.digit_examples(strings, prototypes(data), data.rendering(), g)
+
+
+def speech_utterances(data: CTCDataConfig, splits: Dict[str, list], rate: int) -> Dict[str, list]:
+    """Each split's utterances: its recordings, or with ``join`` its ``*_sequences`` joined strings
+    drawn by the split's generator."""
+    lengths = parse_join(data.join)
+    if lengths is None:
+        return {k: utterances(v) for k, v in splits.items()}
+    return {k: join_recordings(v, data.count(k), lengths, data.max_silence, rate,
+                               split_generator(data.data_seed, k)) for k, v in splits.items()}
+
+
+def check_symbols(recordings, symbols: List[str], folder) -> None:
+    """A DataError naming the first recording with a symbol the training labels do not have."""
+    known = set(symbols)
+    for r in recordings:
+        unknown = [x for x in r.symbols if x not in known]
+        if unknown:
+            raise DataError(f"{folder}/{r.name}: expected symbols among {' '.join(symbols)} (the "
+                            f"training labels'), found {unknown[0]!r}")
+
+
+def speech_examples(utterances_, features, symbols: List[str]) -> List[gen.DigitExample]:
+    """(frames, symbol indices k: class 1 + k) of each utterance (symbols checked before)."""
+    index = {c: i for i, c in enumerate(symbols)}
+    return [gen.DigitExample(x, [index[s] for s in u.symbols]) for u, x in zip(utterances_, features)]
+
+
+def spell(symbols: List[str], indices: List[int]) -> str:
+    """Decoded symbol indices as text: run together when every symbol is one character."""
+    words = [symbols[k] for k in indices]
+    return ("" if all(len(s) == 1 for s in symbols) else " ").join(words)
 
 
 def batch_inputs(examples: List[gen.DigitExample]):
@@ -181,7 +238,7 @@ def bucket_name(low: int, high: Optional[int]) -> str:
 class CTCRecipe(Recipe):
     name = "ctc"
     description = ("order-synchronous, time-asynchronous: digit strings read from noisy frames of "
-                   "unknown timing, CTC loss, label error rate")
+                   "unknown timing, or speech (WAV folders), CTC loss, label error rate")
     data_config = CTCDataConfig
     model_config = CTCModelConfig
     unit = "sequences"
@@ -191,19 +248,44 @@ class CTCRecipe(Recipe):
 
     def prepare(self, data: CTCDataConfig, train: TrainConfig, assets: Optional[dict] = None) -> CTCDigits:
         data.check()
+        if data.data is not None:
+            return self.prepare_speech(data, train, assets)
         sizes = {"features": data.frame_size, "classes": gen.DIGITS + 1}
         if assets is not None and assets != sizes:
             raise CheckpointError(f"the run's assets {assets} do not fit its data settings {sizes}")
         return CTCDigits({s: split_examples(data, s) for s in SPLITS}, train, sizes)
 
+    def prepare_speech(self, data: CTCDataConfig, train: TrainConfig,
+                       assets: Optional[SpeechAssets] = None, wanted=SPLITS) -> CTCDigits:
+        """The trainer task over a folder of recordings, joined or not (module docstring); with
+        ``assets``, only the ``wanted`` splits are made."""
+        splits, rate = read_speech_splits(data)
+        if assets is not None:
+            splits = {k: v for k, v in splits.items() if k in wanted}
+        symbols = assets.labels if assets is not None else \
+            sorted({s for r in splits["train"] for s in r.symbols})
+        for part in splits.values():
+            check_symbols(part, symbols, data.data)
+        utts = speech_utterances(data, splits, rate)
+        assets, feats = speech_features(utts, data, rate, symbols, assets)
+        examples = {k: speech_examples(utts[k], feats[k], symbols) for k in utts}
+        return CTCDigits(examples, train, assets)
+
     def build_model(self, assets: dict, model: CTCModelConfig) -> CTCModel:
+        if isinstance(assets, SpeechAssets):
+            assets = {"features": assets.bands, "classes": len(assets.labels) + 1}
         set_data_sizes(model, assets)
         return CTCModel(model)
 
     def save_assets(self, assets: dict, run_dir: Path) -> None:
+        if isinstance(assets, SpeechAssets):
+            assets.save(run_dir)
+            return
         write_text(Path(run_dir) / ASSETS, json.dumps(assets))
 
     def load_assets(self, run_dir: Path) -> dict:
+        if SpeechAssets.exists(run_dir):
+            return SpeechAssets.load(run_dir)
         assets = read_json(Path(run_dir) / ASSETS, "model sizes")
         if not isinstance(assets, dict) or set(assets) != set(SIZES_KEYS) \
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in assets.values()):
@@ -217,12 +299,24 @@ class CTCRecipe(Recipe):
     def evaluate(self, run: LoadedRun, data: Optional[str], options) -> Dict[str, float]:
         """Loss and LER on the run's test split, drawn again from its ``data_seed``, overall and by
         input length (module docstring)."""
-        if data is not None:
+        speech = isinstance(run.assets, SpeechAssets)
+        if data is not None and not speech:
             raise ConfigError(f"--task ctc evaluates on test sequences drawn from the run's "
                               f"data_seed; it reads no --data (got {data!r})")
         beam = positive_int("beam", options["beam"], allow_zero=True)
         buckets = length_buckets(options["length_edges"])
-        examples = split_examples(run.data, "test")
+        if data is not None:                     # every recording of the folder, one at a time
+            if not is_speech_folder(data):
+                raise DataError(f"{data}: this run reads recordings; expected a folder of WAV files")
+            recordings, rate = read_recordings(data)
+            check_symbols(recordings, run.assets.labels, data)
+            utts = {"test": utterances(recordings)}
+            _, feats = speech_features(utts, run.data, rate, run.assets.labels, run.assets)
+            examples = speech_examples(utts["test"], feats["test"], run.assets.labels)
+        elif speech:
+            examples = self.prepare_speech(run.data, run.train, run.assets, ("test",)).splits["test"]
+        else:
+            examples = split_examples(run.data, "test")
         if not examples:
             raise DataError(f"{run.dir}: the run has test_sequences 0; nothing to evaluate on")
         task = CTCDigits({}, run.train, run.assets)
@@ -258,8 +352,17 @@ class CTCRecipe(Recipe):
 
     @torch.no_grad()
     def predict(self, run: LoadedRun, lines: Iterable[str], options) -> Iterator[str]:
-        """Each line of frames (or, with ``render``, a digit string) -> the decoded digits."""
+        """Each line of frames (or, with ``render``, a digit string; for a run on recordings, a
+        WAV path) -> the decoded digits (symbols)."""
         beam = positive_int("beam", options["beam"], allow_zero=True)
+        if isinstance(run.assets, SpeechAssets):
+            for _, x in read_wav_lines(lines, run.assets):
+                if x is None:
+                    yield ""
+                    continue
+                log_probs = run.model(x.unsqueeze(1), torch.tensor([len(x)]))    # (T, 1, C)
+                yield spell(run.assets.labels, digits_of(decode(log_probs, [len(x)], beam, BLANK)[0]))
+            return
         features = run.assets["features"]
         protos = prototypes(run.data) if options["render"] else None
         for number, line in enumerate(lines, 1):
