@@ -248,6 +248,11 @@ class RecurrentLayer(nn.Module):
         if engine == "native":
             out, final = run_native(self, x, hx, lengths)
             states = None
+        elif torch.is_autocast_enabled(x.device.type):  # mixed precision: the time loop in float32
+            dtype = self.dtype_of_params()
+            with torch.autocast(x.device.type, enabled=False):
+                out, final, states = self._run_stack(RUNNERS[engine], x.to(dtype),
+                                                     tuple(h.to(dtype) for h in hx), lengths, extras or {})
         else:
             out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths, extras or {})
         return self._format(out, final, states, packed, input, batch_first, unbatched, return_states)
