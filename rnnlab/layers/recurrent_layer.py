@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
 from ..engines import (RUNNERS, autotune, check_engine, compiled_layer_unsupported,
-                       native_unsupported, run, run_native)
+                       native_unsupported, run, run_native, triton_unsupported)
 from ..engines.regularization import Regularization, make_call
 from ..engines.skip import SkipConnections
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
@@ -40,6 +40,7 @@ class RecurrentLayer(nn.Module):
         engine: ``"auto"`` (the fastest of the engines that compute this configuration, measured
             on this machine once per shape class and cached: :mod:`rnnlab.engines.autotune`),
             ``"native"`` (torch's fused kernel), ``"compiled"`` (C++ time loops, CPU),
+            ``"triton"`` (fused Triton cores, CUDA; :mod:`rnnlab.engines.triton_engine`),
             ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through a loop of the cell).
             :attr:`last_engine` says which engine ran.
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
@@ -208,6 +209,10 @@ class RecurrentLayer(nn.Module):
                 raise ValueError(f"engine='compiled' cannot run this layer: {why_compiled}; "
                                  f"use engine='bptt' or 'auto'")
             autotune.note_compiled_runs()  # it has loaded: auto may measure it at once
+        if self.engine == "triton":
+            why_triton = triton_unsupported(x)
+            if why_triton:
+                raise ValueError(f"engine='triton' cannot run this layer: {why_triton}; use engine='auto'")
         return self.engine
 
     # ------------------------------------------------------------------ forward
