@@ -103,6 +103,8 @@ class Program:
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 kind[node] = "block" if self._is_block(self._shape(node)) else "pre"
+            elif node.op == "get_attr":  # a constant of the trace
+                kind[node] = "pre"
             elif node.op == "call_function":
                 ins = [a for a in node.all_input_nodes]
                 kinds = {kind[a] for a in ins}
@@ -314,7 +316,7 @@ def fused(cell, part: str, p, args) -> "Fused":
     leaves, spec = _flatten(args)
     key = (type(cell), cell.extra_repr(), part, names, spec,
            tuple(None if t is None else (tuple(t.shape), t.dtype) for t in (*p.values(), *leaves)),
-           leaves[0].device.type)
+           next(t for t in leaves if t is not None).device.type)
     program = _PROGRAMS.get(key)
     if program is None:
         program = trace(cell, part, p, args)
@@ -383,7 +385,9 @@ def _run(pr: Program, leaves) -> list:
         if node.op == "placeholder":
             env[node] = next(it)
     for node in nodes:  # pre: torch, before the kernel
-        if pr.kind.get(node) == "pre" and node.op == "call_function":
+        if node.op == "get_attr":
+            env[node] = getattr(pr.gm, node.target)
+        elif pr.kind.get(node) == "pre" and node.op == "call_function":
             env[node] = _call(node, env)
     if pr.has_kernel:
         like = next(env[n] for n in pr.inputs if pr.kind[n] == "block")
