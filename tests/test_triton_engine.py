@@ -12,7 +12,9 @@ triton = pytest.importorskip("triton")
 
 from engine_check import LENGTHS, run  # noqa: E402
 from rnnlab.engines import triton_codegen  # noqa: E402
-from rnnlab.layers import LAYERS  # noqa: E402
+from rnnlab.layers import LAYERS, OutputFeedbackRNN, OutputRecurrentRNN  # noqa: E402
+
+LAYERS = {**LAYERS, "output_feedback": OutputFeedbackRNN, "output_recurrent": OutputRecurrentRNN}
 
 CONFIGS = [
     ("lstm", {}), ("lstm", {"forget_gate": False}), ("lstm", {"peephole": "diagonal"}),
@@ -24,6 +26,8 @@ CONFIGS = [
     ("leaky", {"leak": 0.5, "leak_mode": "learned", "leak_shape": "scalar"}),
     ("residual", {}), ("residual", {"gated": True, "nonlinearity": "relu"}),
     ("deep_transition", {"depth": 2}), ("rnn", {"skip_steps": 2}), ("rnn", {"bias": False}),
+    ("output_feedback", {"output_size": 2}),
+    ("output_recurrent", {"output_size": 2, "output_activation": "tanh"}),
 ]
 REGULARIZERS = [{"recurrent_dropout": 0.3}, {"weight_drop": 0.4}, {"zoneout": 0.2},
                 {"zoneout": (0.1, 0.3)}]
