@@ -243,6 +243,8 @@ def _run_options(run_dir: str, extra: List[str], command: str) -> dict:
 def _evaluate(args, extra: List[str]) -> int:
     import json
     from .api import evaluate
+    from .training.device import resolve_device
+    resolve_device(args.device)  # a device this machine lacks: that error first
     result = evaluate(args.run_dir, args.data, device=args.device,
                       **_run_options(args.run_dir, extra, "evaluate"))
     if args.json:
@@ -257,6 +259,8 @@ def _predict(args, extra: List[str]) -> int:
     from .api import iter_predict
     from .data.corpus import read_text
     from .tasks.recipe import load_run
+    from .training.device import resolve_device
+    resolve_device(args.device)  # a device this machine lacks: that error first
     options = _run_options(args.run_dir, extra, "predict")
     run = load_run(args.run_dir, args.device)
     if args.input is not None:
