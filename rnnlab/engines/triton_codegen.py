@@ -65,7 +65,10 @@ def _clamp(a, lo, hi):
 
 
 def _flatten(obj) -> Tuple[list, Any]:
-    """(leaves, spec) of nested tuples of tensors (None leaves kept)."""
+    """(leaves, spec) of nested tuples and dicts of tensors (None leaves kept)."""
+    if isinstance(obj, dict):
+        leaves, spec = _flatten(tuple(obj.values()))
+        return leaves, ("dict", tuple(obj), spec)
     if isinstance(obj, (tuple, list)):
         parts = [_flatten(o) for o in obj]
         return [leaf for leaves, _ in parts for leaf in leaves], tuple(spec for _, spec in parts)
@@ -76,7 +79,11 @@ def _unflatten(leaves: list, spec):
     it = iter(leaves)
 
     def build(s):
-        return next(it) if s is None else tuple(build(c) for c in s)
+        if s is None:
+            return next(it)
+        if len(s) == 3 and s[0] == "dict":
+            return dict(zip(s[1], build(s[2])))
+        return tuple(build(c) for c in s)
     return build(spec)
 
 
