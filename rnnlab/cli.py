@@ -48,11 +48,8 @@ def _bench(args, extra: List[str]) -> int:
         raise UsageError(f"--repeats and --steps must be positive, got {args.repeats} and {args.steps}")
     if args.threads < 0:
         raise UsageError(f"--threads takes a whole number >= 0 (0: torch's choice), got {args.threads}")
-    try:
-        torch.empty(0, device=args.device)
-    except RuntimeError as e:
-        raise UsageError(f"--device takes a device of this torch (cpu, cuda, cuda:1, ...); got "
-                         f"{args.device!r} ({str(e).splitlines()[0][:120]})") from None
+    from .training.device import resolve_device
+    args.device = str(resolve_device(args.device))
     if args.json:
         _check_output_file("--json", args.json)
     if args.threads:
@@ -180,7 +177,8 @@ def _train(args, extra: List[str]) -> int:
 
     summary = train(task=task, resume=args.resume, out=args.out, force=args.force,
                     config_file=args.config, sample_length=args.sample_length, stream=stream,
-                    init_from=args.init_from, embeddings=args.embeddings, **settings)
+                    init_from=args.init_from, embeddings=args.embeddings, device=args.device,
+                    **settings)
     from .training import distributed
     world = distributed.current()
     distributed.shutdown()
@@ -209,7 +207,7 @@ def _sample(args, extra: List[str]) -> int:
     temperature = 0.0 if args.greedy else args.temperature
     stop = None if args.stop is None else \
         re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), "\\"), args.stop)
-    common = dict(stop=stop, allow_unk=args.allow_unk, beam_size=args.beam_size)
+    common = dict(stop=stop, allow_unk=args.allow_unk, beam_size=args.beam_size, device=args.device)
     if args.num_samples == 1:
         sample(args.run_dir, args.prime, args.length, temperature, args.top_k, args.top_p, args.seed,
                stream=stdout_stream, **common)
@@ -245,7 +243,10 @@ def _run_options(run_dir: str, extra: List[str], command: str) -> dict:
 def _evaluate(args, extra: List[str]) -> int:
     import json
     from .api import evaluate
-    result = evaluate(args.run_dir, args.data, **_run_options(args.run_dir, extra, "evaluate"))
+    from .training.device import resolve_device
+    resolve_device(args.device)  # a device this machine lacks: that error first
+    result = evaluate(args.run_dir, args.data, device=args.device,
+                      **_run_options(args.run_dir, extra, "evaluate"))
     if args.json:
         print(json.dumps(result))
     else:
@@ -258,8 +259,10 @@ def _predict(args, extra: List[str]) -> int:
     from .api import iter_predict
     from .data.corpus import read_text
     from .tasks.recipe import load_run
+    from .training.device import resolve_device
+    resolve_device(args.device)  # a device this machine lacks: that error first
     options = _run_options(args.run_dir, extra, "predict")
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, args.device)
     if args.input is not None:
         from .data.lines import split_lines
         lines = split_lines(read_text(args.input, args.encoding))
@@ -291,7 +294,8 @@ def _diagnose(args, extra: List[str]) -> int:
         raise UsageError(f"diagnose --units takes STATE:UNIT (e.g. h:12 c:40); got {bad[0]!r}")
     text = read_text(args.text, args.encoding) if args.text else None
     r = diagnose(run_dir, out=args.out, task=args.task, initial=args.initial, batch=args.batch,
-                 window=args.window, text=text, force=args.force, units=args.units, **settings)
+                 window=args.window, text=text, force=args.force, units=args.units,
+                 device=args.device, **settings)
     flow = r["gradient_flow"]
     norms = [v for v in flow["norm"] if v is not None]
     print(f"{r['model']}: {r['cell']}, {r['hidden_size']} units, {r['sequences']} sequences of "
@@ -339,7 +343,12 @@ TRAIN_SETTINGS = {"level", "architecture", "cell", "hidden_size", "layers", "emb
                   "decay_start", "decay_factor", "patience", "min_lr", "epochs", "max_steps",
                   "max_time", "validate_every", "early_stopping", "target_loss", "checkpoint_every",
                   "eval_batch_size", "valid_fraction", "test_fraction", "max_vocab", "min_count",
-                  "encoding", "seed", "threads", "tensorboard", "join"}
+                  "encoding", "seed", "threads", "tensorboard", "join", "precision"}
+
+
+def _add_device(parser) -> None:
+    parser.add_argument("--device", default="auto", metavar="DEVICE", help="auto (default: a GPU when "
+                        "there is one), cpu, cuda, cuda:N or mps")
 
 
 def _add_train(sub) -> None:
@@ -373,7 +382,7 @@ def _add_train(sub) -> None:
     g.add_argument("--input", choices=["embedding", "onehot"])
     g.add_argument("--tie-weights", action="store_true")
     g.add_argument("--dropout", type=float)
-    g.add_argument("--engine", choices=["auto", "native", "compiled", "bptt", "loop"])
+    g.add_argument("--engine", choices=["auto", "native", "compiled", "triton", "bptt", "loop"])
     g.add_argument("--init", choices=["rnnlab", "torch"])
     g.add_argument("--cell-option", dest="cell_options", action="append", metavar="KEY=VALUE",
                    help="a cell option, e.g. peephole=full (repeatable)")
@@ -403,6 +412,8 @@ def _add_train(sub) -> None:
     g.add_argument("--eval-batch-size", type=int)
     g.add_argument("--seed", type=int)
     g.add_argument("--threads", type=int)
+    g.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="fp32 (default); bf16 or "
+                   "fp16: the forward pass under autocast (fp16 with loss scaling), weights float32")
     g = t.add_argument_group("run")
     g.add_argument("--out", metavar="RUN_DIR", default=None)
     g.add_argument("--force", action="store_true", default=False, help="replace an existing run directory")
@@ -412,6 +423,7 @@ def _add_train(sub) -> None:
                    "every tensor of matching name and shape (word rows mapped by word)")
     g.add_argument("--embeddings", metavar="FILE|RUN_DIR", default=None, help="start the word "
                    "embeddings from word2vec text-format vectors or a word2vec run")
+    _add_device(g)
     g.add_argument("--sample-length", type=int, default=400, help="symbols generated at the end")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("--tensorboard", action="store_true",
@@ -437,6 +449,7 @@ def _add_sample_evaluate(sub) -> None:
     s.add_argument("--allow-unk", action="store_true", help="let <unk> be generated (never, by default)")
     s.add_argument("--beam-size", type=int, default=0, metavar="K", help="the most probable "
                    "continuation a beam of K finds (1: greedy) instead of a sample")
+    _add_device(s)
     s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     s.set_defaults(func=_sample)
     e = sub.add_parser("evaluate", help="the task's metrics for a trained model",
@@ -446,6 +459,7 @@ def _add_sample_evaluate(sub) -> None:
     e.add_argument("--data", metavar="PATH", help="a file or folder the task reads "
                    "(default: the run's own test split)")
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_device(e)
     e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     e.set_defaults(func=_evaluate)
     p = sub.add_parser("predict", help="a trained model's output for new input, line by line",
@@ -455,6 +469,7 @@ def _add_sample_evaluate(sub) -> None:
                    "WAV paths for a run on recordings (default: --input or stdin)")
     p.add_argument("--input", metavar="FILE", help="read input lines from FILE (default: stdin)")
     p.add_argument("--encoding", default="utf-8", help="of --input (default utf-8)")
+    _add_device(p)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.set_defaults(func=_predict)
     d = sub.add_parser("diagnose", allow_abbrev=False, help="gradient flow, Jacobians, spectrum, gates of a model (PNG, JSON)",
@@ -476,6 +491,7 @@ def _add_sample_evaluate(sub) -> None:
     d.add_argument("--encoding", default="utf-8", help="of --text")
     d.add_argument("--units", nargs="+", metavar="STATE:UNIT", help="language model: the units the "
                    "heatmap shows, e.g. h:12 c:40 (default: those that track the text)")
+    _add_device(d)
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     d.set_defaults(func=_diagnose)
     k = sub.add_parser("tasks", help="the tasks, or one task's settings and options")
@@ -497,10 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=7, help="timed rounds; medians are reported")
     b.add_argument("--cells", nargs="+", help="only these configurations (labels as in the table)")
     b.add_argument("--engines", nargs="+", default=["auto", "native", "compiled", "bptt", "loop"],
-                   choices=["auto", "native", "compiled", "bptt", "loop"])
+                   choices=["auto", "native", "compiled", "triton", "bptt", "loop"])
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     b.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    b.add_argument("--device", default="cpu")
+    b.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
     b.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     b.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     b.add_argument("--auto", action="store_true",

@@ -73,12 +73,19 @@ def load_model(run_dir=None, task: str = "adding", initial: bool = False, settin
 
 def diagnose(run_dir=None, *, out=None, task: str = "adding", initial: bool = False,
              batch: int = 32, window: int = 200, text: Optional[str] = None, force: bool = False,
-             plots: bool = True, units: Optional[Sequence[str]] = None, **settings) -> Dict[str, Any]:
+             plots: bool = True, units: Optional[Sequence[str]] = None, device: str = "auto",
+             **settings) -> Dict[str, Any]:
     """Measure a model (module docstring); write the pictures and diagnostics.json to ``out``
     (default RUN_DIR/diagnostics, or runs/diagnose-TASK for a fresh model) and return the figures.
     ``batch``: sequences probed; ``window``: symbols per sequence for a language model; ``text``:
     the text a language model reads (default its held-out text); ``units``: the units the heatmap
-    shows, as "STATE:UNIT" ("h:12", "c:40"; default: those that track the text's properties)."""
+    shows, as "STATE:UNIT" ("h:12", "c:40"; default: those that track the text's properties).
+    ``device``: the measurements run on the CPU (a few sequences: no accelerator needed); ``auto``
+    and ``cpu`` take it, a named accelerator is refused with one error, before anything is written."""
+    from ..training.device import resolve_device
+    if resolve_device(device).type != "cpu" and device not in (None, "auto"):
+        raise ConfigError(f"diagnose measures on the CPU (a few sequences); --device {device} does "
+                          f"not apply; use --device cpu or auto")
     for name, value in (("batch", batch), ("window", window)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -1,4 +1,5 @@
-"""Engines that run a cell over time: ``native``, ``compiled``, ``bptt`` and ``loop``; ``auto`` picks one.
+"""Engines that run a cell over time: ``native``, ``compiled``, ``triton``, ``bptt`` and ``loop``;
+``auto`` picks one.
 
 Every engine but ``native`` is a runner, ``runner(call, x, state0) -> state sequences``, over one
 :class:`Call` (one cell, one direction, one layer); the layer stacks them.
@@ -15,9 +16,10 @@ from .call import Call
 from .compiled import compiled_broken, compiled_layer_unsupported, compiled_unsupported, run_compiled
 from .loop import run_loop
 from .native import native_is_fastest, native_unsupported, run_native
+from .triton_engine import run_triton, triton_unsupported
 
-ENGINES = ("auto", "native", "compiled", "bptt", "loop")
-RUNNERS = {"compiled": run_compiled, "bptt": run_bptt, "loop": run_loop}
+ENGINES = ("auto", "native", "compiled", "triton", "bptt", "loop")
+RUNNERS = {"compiled": run_compiled, "triton": run_triton, "bptt": run_bptt, "loop": run_loop}
 
 
 def check_engine(name: str) -> str:
@@ -43,4 +45,4 @@ def run(runner: Callable, call: Call, x: torch.Tensor, state0) -> Tuple[torch.Te
 __all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "autotune", "Call", "check_engine", "compiled_broken",
            "compiled_layer_unsupported", "compiled_unsupported", "native_is_fastest",
            "native_unsupported", "record_state_gradients", "run", "run_bptt", "run_compiled",
-           "run_loop", "run_native"]
+           "run_loop", "run_native", "run_triton", "triton_unsupported"]

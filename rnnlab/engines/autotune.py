@@ -33,6 +33,7 @@ except ImportError:  # Windows: writes stay atomic, concurrent ones may lose an 
 
 from .compiled import compiled_available, compiled_layer_unsupported, compiled_unsupported
 from .native import native_is_fastest, native_unsupported
+from .triton_engine import triton_unsupported
 
 log = logging.getLogger("rnnlab")
 
@@ -335,6 +336,8 @@ def candidates(layer, x: torch.Tensor, return_states: bool = False) -> List[str]
         if compiled_ready() or (not native and not any(compiled_unsupported(c) for c in layer.cells)):
             if compiled_layer_unsupported(layer, x) is None:
                 out.append("compiled")
+    if x.device.type == "cuda" and not native and triton_unsupported(x) is None:
+        out.append("triton")  # the fused cores, where torch has no fused kernel
     out.append("bptt")
     return out
 
@@ -350,7 +353,9 @@ def rule_choice(layer, x: Optional[torch.Tensor], return_states: bool = False) -
         note_compiled_runs()
         return "compiled"
     fastest = x is None or native_is_fastest(layer, x)
-    return "native" if (_native_ok(layer, return_states) and fastest) else "bptt"
+    if _native_ok(layer, return_states) and fastest:
+        return "native"
+    return "triton" if x is not None and x.device.type == "cuda" and triton_unsupported(x) is None else "bptt"
 
 
 # ------------------------------------------------------------------ the trial

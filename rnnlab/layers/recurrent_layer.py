@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
 from ..engines import (RUNNERS, autotune, check_engine, compiled_layer_unsupported,
-                       native_unsupported, run, run_native)
+                       native_unsupported, run, run_native, triton_unsupported)
 from ..engines.regularization import Regularization, make_call
 from ..engines.skip import SkipConnections
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
@@ -40,6 +40,7 @@ class RecurrentLayer(nn.Module):
         engine: ``"auto"`` (the fastest of the engines that compute this configuration, measured
             on this machine once per shape class and cached: :mod:`rnnlab.engines.autotune`),
             ``"native"`` (torch's fused kernel), ``"compiled"`` (C++ time loops, CPU),
+            ``"triton"`` (fused Triton cores, CUDA; :mod:`rnnlab.engines.triton_engine`),
             ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through a loop of the cell).
             :attr:`last_engine` says which engine ran.
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
@@ -208,6 +209,10 @@ class RecurrentLayer(nn.Module):
                 raise ValueError(f"engine='compiled' cannot run this layer: {why_compiled}; "
                                  f"use engine='bptt' or 'auto'")
             autotune.note_compiled_runs()  # it has loaded: auto may measure it at once
+        if self.engine == "triton":
+            why_triton = triton_unsupported(x)
+            if why_triton:
+                raise ValueError(f"engine='triton' cannot run this layer: {why_triton}; use engine='auto'")
         return self.engine
 
     # ------------------------------------------------------------------ forward
@@ -248,6 +253,11 @@ class RecurrentLayer(nn.Module):
         if engine == "native":
             out, final = run_native(self, x, hx, lengths)
             states = None
+        elif torch.is_autocast_enabled(x.device.type):  # mixed precision: the time loop in float32
+            dtype = self.dtype_of_params()
+            with torch.autocast(x.device.type, enabled=False):
+                out, final, states = self._run_stack(RUNNERS[engine], x.to(dtype),
+                                                     tuple(h.to(dtype) for h in hx), lengths, extras or {})
         else:
             out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths, extras or {})
         return self._format(out, final, states, packed, input, batch_first, unbatched, return_states)

@@ -18,6 +18,7 @@ from ..models import LanguageModel, LanguageModelConfig
 from ..models.nplm import NPLM
 from ..training import distributed
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from ..training.metrics import token_metrics
 from ..training.step_weights import step_weights, weigh
 from ..training.atomic import write_text
@@ -117,8 +118,10 @@ class LanguageModelling:
         w_t = 1 unless ``step_weights`` says otherwise (the logged sum is then weighted, see
         :mod:`rnnlab.training.step_weights`)."""
         w = self.windows[index]
-        x = self.rows[w.start:w.end]                                   # (T, B) inputs
-        y = self.rows[w.loss_start + 1:w.end + 1]                      # (K, B) next symbols
+        device = model_device(model)  # the batch and the carried state go where the model is
+        x = self.rows[w.start:w.end].to(device)                        # (T, B) inputs
+        y = self.rows[w.loss_start + 1:w.end + 1].to(device)           # (K, B) next symbols
+        self.state = to_device(self.state, device)  # (read from a checkpoint onto the CPU)
         seam = w.seam - w.start
         if seam > 0:
             h_a, state_a = model.features(x[:seam], self.state)        # (seam, B, H)
@@ -167,11 +170,12 @@ def evaluate_ids(model: AnyLanguageModel, ids: torch.Tensor, batch_size: int = 1
     try:
         batch_size = max(1, min(batch_size, ids.numel() // 2))
         rows = batchify(ids, batch_size, "evaluation text")                       # (R, B)
+        device = model_device(model)
         chunk = max(1, EVAL_CHUNK // (batch_size * model.config.vocab_size))
         state, total, count = None, 0.0, 0
         for t in range(0, rows.shape[0] - 1, chunk):
-            x = rows[t:t + chunk]
-            y = rows[t + 1:t + 1 + chunk]
+            x = rows[t:t + chunk].to(device)
+            y = rows[t + 1:t + 1 + chunk].to(device)
             x = x[:y.shape[0]]
             logits, state = model(x, state)                                       # (T, B, N)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
@@ -283,6 +287,7 @@ class LanguageModelRecipe(Recipe):
     data_config = TextDataConfig
     model_config = LanguageModelConfig
     unused_settings = ()
+    runs_on_accelerator = True
     #: the main job, ``rnnlab train`` with no arguments: a character LSTM on Python's own help text
     defaults = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "embed_size": 64,
                 "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",

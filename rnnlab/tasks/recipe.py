@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, closest
@@ -55,6 +56,9 @@ class Recipe:
     #: whether the task's objective adds the information-flow regularizer (a non-zero
     #: ``information_flow`` is refused otherwise; rnnlab.training.information_flow)
     applies_information_flow: bool = False
+    #: whether the task's batches follow the model onto a GPU (``--device``); the others train
+    #: and predict on the CPU, where ``auto`` leaves them
+    runs_on_accelerator: bool = False
 
     # ------------------------------------------------------------ what a task defines
     def prepare(self, data, train: TrainConfig, assets=None):
@@ -114,6 +118,17 @@ class Recipe:
         return f"{self.name}-{cell}" if cell else self.name
 
     # ------------------------------------------------------------ shared machinery
+    def device_for(self, device: "torch.device", asked) -> "torch.device":
+        """Where this task runs: ``device`` (resolved from ``asked``), the CPU for a task that
+        does not run on an accelerator when ``asked`` was "auto", and an error when it was
+        named."""
+        if device.type == "cpu" or self.runs_on_accelerator:
+            return device
+        if asked in (None, "auto"):
+            return torch.device("cpu")
+        raise ConfigError(f"--task {self.name} runs on the CPU only (its batches are built there); "
+                          f"--device {asked} applies to --task lm; use --device cpu or auto")
+
     def configs(self, settings: Dict[str, Any], source: str) -> Tuple[Any, Any, TrainConfig]:
         """(data, model, train) configs: the task's defaults, then ``settings``."""
         unused = [k for k in settings if k.replace("-", "_") in self.unused_settings]
@@ -155,7 +170,7 @@ class Recipe:
             out[name] = coerce(name, value, self.options[name])
         return out
 
-    def load_run(self, run_dir, cfg: dict) -> LoadedRun:
+    def load_run(self, run_dir, cfg: dict, device=None) -> LoadedRun:
         run_dir = Path(run_dir)
         data = from_dict(self.data_config, cfg.get("data"), f"{run_dir}/config.json [data]")
         mcfg = from_dict(self.model_config, cfg.get("model"), f"{run_dir}/config.json [model]")
@@ -169,20 +184,26 @@ class Recipe:
             raise CheckpointError(f"{run_dir}: its files do not fit together ({e})") from None
         path = run_dir / BEST
         groups, _ = read_checkpoint(path)
-        load_weights(model, groups["model"], path)
+        load_weights(model, groups["model"], path)  # read onto the CPU, whatever it was trained on
         model.eval()
+        if device is not None:
+            model.to(device)
         return LoadedRun(run_dir, self, data, mcfg, train, assets, model)
 
 
-def load_run(run_dir) -> LoadedRun:
-    """The saved run at ``run_dir``, whatever its task."""
+def load_run(run_dir, device="cpu") -> LoadedRun:
+    """The saved run at ``run_dir``, whatever its task, its model on ``device`` (``"auto"``: a
+    GPU when there is one and the task runs there; :mod:`rnnlab.training.device`)."""
     from . import TASKS, get_recipe
+    from ..training.device import resolve_device
+    asked, device = device, resolve_device(device)
     cfg = run_directory.read_config(run_dir)
     task = cfg.get("task")
     if task not in TASKS:
         raise CheckpointError(f"{run_dir}: a run of task {task!r}, which this rnnlab does not know"
                               f"{closest(str(task), TASKS)}")
-    return get_recipe(task).load_run(run_dir, cfg)
+    recipe = get_recipe(task)
+    return recipe.load_run(run_dir, cfg, recipe.device_for(device, asked))
 
 
 class SizeAssets:

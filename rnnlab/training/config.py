@@ -51,12 +51,15 @@ class TrainConfig:
     # lambda of the information-flow regularizer (Pascanu et al. 2013; information_flow.py):
     # the objective is L + lambda * Omega; 0: off. Tasks adding and copy only
     information_flow: float = 0.0
+    # fp32, bf16 or fp16: autocast of the forward pass (fp16 with loss scaling; precision.py)
+    precision: str = "fp32"
 
     def check(self) -> "TrainConfig":
         self.tbptt = check_tbptt(self.tbptt)
         self.step_weights = check_step_weights(self.step_weights)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("precision", self.precision, ("fp32", "bf16", "fp16"))
         for name in ("batch_size", "eval_batch_size", "max_nonfinite"):
             positive_int(name, getattr(self, name))
         for name in ("epochs", "max_steps", "validate_every", "early_stopping", "checkpoint_every",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 import torch
 
@@ -68,9 +68,10 @@ def current() -> World:
     return World()
 
 
-def init_from_environment() -> World:
+def init_from_environment(device: Optional[torch.device] = None) -> World:
     """Join the process group torchrun describes in the environment (once); a single process when
-    ``WORLD_SIZE`` is absent or 1."""
+    ``WORLD_SIZE`` is absent or 1. The backend follows where the model will live: nccl for a
+    model on a CUDA device, gloo otherwise (a CPU run on a machine with GPUs included)."""
     import torch.distributed as dist
     size = _env_int("WORLD_SIZE", 1)
     if size <= 1:
@@ -79,11 +80,16 @@ def init_from_environment() -> World:
         raise ConfigError("WORLD_SIZE > 1 asks for distributed training, but this torch build has "
                           "no torch.distributed")
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = backend_for(device)
         if backend == "nccl":
-            torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
+            torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
     return current()
+
+
+def backend_for(device: Optional[torch.device]) -> str:
+    """The process group's backend for a model on ``device``: nccl on CUDA, gloo otherwise."""
+    return "nccl" if device is not None and device.type == "cuda" else "gloo"
 
 
 def shutdown() -> None:

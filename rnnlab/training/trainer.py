@@ -41,6 +41,8 @@ from .checkpoint import load_weights, read_checkpoint, save_checkpoint, unflatte
 from .config import TrainConfig
 from .metrics import MetricsLog, load_plotting, release_free_memory, resident_mib
 from .optim import LRSchedule, clip_gradients, make_optimizer, set_lr
+from .device import model_device
+from .precision import autocast, check_precision, grad_scaler
 
 CHECKPOINT = "checkpoint.safetensors"
 #: process r of a distributed run seeds its generator (dropout) with seed + r * this
@@ -89,6 +91,9 @@ class Trainer:
         elif self.world.distributed:  # the processes on one machine share its cores
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world.local_size))
         torch.manual_seed(config.seed + RANK_SEED_STRIDE * self.world.rank)
+        self.device = model_device(model)  # the caller put the model there (rnnlab.api.train)
+        check_precision(config.precision, self.device)
+        self.scaler = grad_scaler(config.precision, self.device)
         self.step_module = distributed.wrap(model, task, self.world)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, self.params, config.lr, config.momentum,
@@ -134,6 +139,8 @@ class Trainer:
         if self.run_dir is None:
             return
         carry, rng = self.task.carry(), {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda" and not self.world.distributed:  # dropout's generator there
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         if self.world.distributed:
             parts = distributed.gather((carry, rng["torch"]), self.world)
             carry = {f"rank{r}/{k}": v for r, (c, _) in enumerate(parts) for k, v in c.items()}
@@ -141,6 +148,8 @@ class Trainer:
         if not self.writes:
             return
         trainer = dict(self.state, schedule=self.schedule.state_dict())
+        if self.scaler is not None:
+            trainer["scaler"] = self.scaler.state_dict()
         save_checkpoint(self.run_dir / CHECKPOINT, self.model, self.optimizer, trainer, carry,
                         average=self.average.state_dict() if self.average else None, rng=rng)
         release_free_memory()  # the copies the file was written from
@@ -170,7 +179,13 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(unflatten_optimizer(groups["optim"], meta["optimizer"]))
             notice = self.schedule.load_state_dict(trainer.pop("schedule"))
+            scaler = trainer.pop("scaler", None)
+            if self.scaler is not None and scaler is not None:
+                self.scaler.load_state_dict(scaler)
             torch.set_rng_state(rng)
+            cuda_rng = groups["rng"].get("cuda")
+            if cuda_rng is not None and self.device.type == "cuda" and not self.world.distributed:
+                torch.cuda.set_rng_state(cuda_rng, self.device)  # (a CPU resume starts CUDA's afresh)
             self.task.load_carry(carry)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as e:
             raise CheckpointError(f"{path}: the optimizer, schedule, random or carried state does not "
@@ -257,14 +272,22 @@ class Trainer:
         """One update; returns (loss sum, tokens) or None when it was skipped as non-finite."""
         c, st = self.config, self.state
         self.model.train()
-        objective, loss_sum, count = self.step_module(epoch, index)
+        with autocast(c.precision, self.device):  # fp32: nothing (precision.py)
+            objective, loss_sum, count = self.step_module(epoch, index)
         if self.world.distributed:  # the mean over the global batch (distributed.py)
             total_loss, total_count = distributed.all_sum([float(loss_sum), count], self.world)
             objective = objective * (count * self.world.size / total_count if total_count else 0.0)
             loss_sum, count = total_loss, int(total_count)
         self.optimizer.zero_grad(set_to_none=True)
-        objective.backward()
+        if self.scaler is not None:  # fp16: the scaled objective, the gradients unscaled for clipping
+            self.scaler.scale(objective).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            objective.backward()
         norm = clip_gradients(self.params, c.clip_value, c.clip_norm)
+        if self.scaler is not None and math.isfinite(float(loss_sum)) and not self._grads_finite(norm):
+            self.scaler.update()  # an overflow of the scaled gradient: a smaller scale, no update
+            return None
         if not math.isfinite(float(loss_sum)) or (norm is not None and not math.isfinite(norm)):
             st["nonfinite_in_row"] += 1
             st["nonfinite_total"] += 1
@@ -279,10 +302,19 @@ class Trainer:
             return None
         st["nonfinite_in_row"] = 0
         set_lr(self.optimizer, self.schedule.lr(st["step"], st["elapsed"]) * st["lr_scale"])
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         if self.average:
             self.average.update(st["step"])
         return float(loss_sum), count
+
+    def _grads_finite(self, norm: Optional[float]) -> bool:
+        if norm is not None:
+            return math.isfinite(norm)
+        return all(bool(torch.isfinite(p.grad).all()) for p in self.params if p.grad is not None)
 
     def _on_sigint(self, signum, frame):
         if self._stop_request == "interrupted":
