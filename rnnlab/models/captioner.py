@@ -44,13 +44,14 @@ from torch.nn import functional as F
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .seq2seq import DecoderState
 
 CONTEXTS = ("init", "first", "input", "both")
 
 
 @dataclass
-class CaptionerConfig:
+class CaptionerConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`Captioner` (saved in the run's config.json)."""
     vocab_size: int = from_data()            # set from the data
     image_height: int = from_data()          # set from the data
@@ -71,6 +72,7 @@ class CaptionerConfig:
     def check(self) -> "CaptionerConfig":
         check_choice("context", self.context, CONTEXTS)
         check_choice("cell", self.cell, LAYERS)
+        check_recurrent_options(self)
         for name in ("vocab_size", "image_height", "image_width", "conv_layers", "channels",
                      "feature_size", "embed_size", "hidden_size", "layers"):
             value = getattr(self, name)
@@ -117,16 +119,16 @@ class Captioner(nn.Module):
         self.encoder = ImageEncoder(c)
         reads_v = c.context in ("input", "both")
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
-        self.decoder = LAYERS[c.cell](c.embed_size + (c.feature_size if reads_v else 0), c.hidden_size,
-                                      num_layers=c.layers, dropout=c.dropout if c.layers > 1 else 0.0,
-                                      engine=c.engine, init=c.init, **c.cell_options)
+        self.input_mlp, self.decoder, self.output_mlp = build_recurrent(
+            c, c.embed_size + (c.feature_size if reads_v else 0), c.hidden_size, num_layers=c.layers,
+            dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine, init=c.init)
         cell = self.decoder.cells[0]
         self.state_sizes = cell.state_sizes
         self.bridge = None
         if c.context in ("init", "both"):
             self.bridge = nn.ModuleList(nn.Linear(c.feature_size, s) for s in self.state_sizes)
         self.first = nn.Linear(c.feature_size, c.embed_size) if c.context == "first" else None
-        self.output = nn.Linear(cell.output_size, c.vocab_size)
+        self.output = nn.Linear(self.output_mlp.out_size, c.vocab_size)
         self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
 
     # ------------------------------------------------------------------ encoder
@@ -145,7 +147,7 @@ class Captioner(nn.Module):
             hidden = tuple(v.new_zeros(c.layers, B, s) for s in self.state_sizes)
         if self.first is not None:
             x0 = self.drop(self.first(v)).unsqueeze(0)                          # (1, B, E)
-            _, final = self.decoder(x0, self._layer_state(hidden))
+            _, final = self.decoder(self.input_mlp(x0), self._layer_state(hidden))
             hidden = (final,) if torch.is_tensor(final) else tuple(final)
         return DecoderState(hidden, context=v if c.context in ("input", "both") else None)
 
@@ -164,10 +166,10 @@ class Captioner(nn.Module):
 
     def step(self, tokens: torch.Tensor, state: DecoderState):
         """(B,) words y_{t-1} -> (B, V) log P(y_t | y_<t, X), and the state after the step."""
-        out, hidden = self.decoder(self._inputs(tokens.unsqueeze(0), state),
+        out, hidden = self.decoder(self.input_mlp(self._inputs(tokens.unsqueeze(0), state)),
                                    self._layer_state(state.hidden))            # (1, B, H)
         hidden = (hidden,) if torch.is_tensor(hidden) else tuple(hidden)
-        log_probs = F.log_softmax(self.output(self.drop(out[0])), dim=-1)       # (B, V)
+        log_probs = F.log_softmax(self.output(self.drop(self.output_mlp(out[0]))), dim=-1)       # (B, V)
         return log_probs, DecoderState(hidden, context=state.context)
 
     def reorder(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
@@ -177,5 +179,6 @@ class Captioner(nn.Module):
     def forward(self, images: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Logits of every caption word, (T, B, V), teacher-forced on ``tgt_in`` (T, B) = y_0 .. y_{T-1}."""
         state = self.encode(images)
-        out, _ = self.decoder(self._inputs(tgt_in, state), self._layer_state(state.hidden))  # (T, B, H)
-        return self.output(self.drop(out))                                      # (T, B, V)
+        out, _ = self.decoder(self.input_mlp(self._inputs(tgt_in, state)),
+                              self._layer_state(state.hidden))                  # (T, B, H)
+        return self.output(self.drop(self.output_mlp(out)))                                      # (T, B, V)
