@@ -351,6 +351,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--noise", type=float, default=8.0, help="pixel noise, grey levels")
     ap.add_argument("--png", type=int, default=0, metavar="K",
                     help="also write the first K test scenes as PNG files in OUT/images")
+    ap.add_argument("--files", action="store_true", help="write every split as PNG files with "
+                    "captions.tsv in OUT/SPLIT (the layout of captions from files), not as .npz")
     args = ap.parse_args(argv)
     try:
         for name in ("count", "valid", "test", "png"):
@@ -364,9 +366,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         splits = generate_splits({k: n for k, n in counts.items() if n}, args.first_seed,
                                  args.image_size, args.noise)
         for split, scenes in splits.items():
-            save_scene_set(scenes, out / f"{split}.npz")
-            print(f"{out / (split + '.npz')}: {len(scenes)} scenes, "
-                  f"{len(set(scenes.captions))} distinct captions")
+            if args.files:
+                from .caption_files import write_caption_folder
+                write_caption_folder({split: (scenes.images, scenes.captions)}, out)
+                written = out / split
+            else:
+                save_scene_set(scenes, out / f"{split}.npz")
+                written = out / (split + ".npz")
+            print(f"{written}: {len(scenes)} scenes, {len(set(scenes.captions))} distinct captions")
         if "test" in splits:
             seen, total = caption_overlap(splits["train"].captions, splits["test"].captions)
             print(f"test captions that also occur in training: {seen} of {total}")

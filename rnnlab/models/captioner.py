@@ -8,6 +8,8 @@ Encoder. A small convolutional network reads the image X (3, H, W), pixels scale
 
 (He-initialised convolutions; v is bounded, so the decoder's initial state tanh(W_k v + b_k) does
 not saturate in the first updates, when W_v, summing over every pixel block, grows fast.)
+With ``image_features`` F_in > 0 the images come as feature vectors x (F_in,) computed elsewhere
+(read from an .npy), and the encoder is the dense layer alone: v = tanh(W_v x + b_v).
 
 Decoder. An rnnlab layer (any cell) stepped once per word, s_t = f(x_t, s_{t-1}), fed y_0 = <eos>
 first (the end of the caption before), then y_{t-1}. ``context`` says how v reaches it:
@@ -56,6 +58,7 @@ class CaptionerConfig(RecurrentOptions):
     vocab_size: int = from_data()            # set from the data
     image_height: int = from_data()          # set from the data
     image_width: int = from_data()           # set from the data
+    image_features: int = from_data(0)       # set from the data: F_in of feature vectors; 0: pixels
     conv_layers: int = 3           # convolution blocks, each halving the height and width
     channels: int = 16             # filters of the first block, doubled at each next one
     feature_size: int = 256        # F, the image vector v
@@ -73,13 +76,18 @@ class CaptionerConfig(RecurrentOptions):
         check_choice("context", self.context, CONTEXTS)
         check_choice("cell", self.cell, LAYERS)
         check_recurrent_options(self)
-        for name in ("vocab_size", "image_height", "image_width", "conv_layers", "channels",
-                     "feature_size", "embed_size", "hidden_size", "layers"):
+        if isinstance(self.image_features, bool) or not isinstance(self.image_features, int) \
+                or self.image_features < 0:
+            raise ConfigError(f"image_features must be a whole number >= 0 (0: pixels), got "
+                              f"{self.image_features!r}")
+        pixels = () if self.image_features else ("image_height", "image_width")  # vectors: no size
+        for name in ("vocab_size",) + pixels + ("conv_layers", "channels", "feature_size",
+                                                "embed_size", "hidden_size", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
         smallest = min(self.image_height, self.image_width)
-        if smallest >> self.conv_layers < 1:
+        if not self.image_features and smallest >> self.conv_layers < 1:
             raise ConfigError(f"{self.conv_layers} convolution blocks halve a {self.image_height}x"
                               f"{self.image_width} image to nothing; use at most "
                               f"{smallest.bit_length() - 1}")
@@ -110,13 +118,24 @@ class ImageEncoder(nn.Module):
         return torch.tanh(self.project(z.flatten(1)))                           # (B, F)
 
 
+class FeatureEncoder(nn.Module):
+    """x (B, F_in) image feature vectors (read, not learned) -> v = tanh(W x + b) (B, F)."""
+
+    def __init__(self, c: CaptionerConfig):
+        super().__init__()
+        self.project = nn.Linear(c.image_features, c.feature_size)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.project(features))                              # (B, F)
+
+
 class Captioner(nn.Module):
     """Image in, caption-word logits out; see the module docstring for the equations."""
 
     def __init__(self, config: CaptionerConfig):
         super().__init__()
         self.config = c = config.check()
-        self.encoder = ImageEncoder(c)
+        self.encoder = FeatureEncoder(c) if c.image_features else ImageEncoder(c)
         reads_v = c.context in ("input", "both")
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         self.input_mlp, self.decoder, self.output_mlp = build_recurrent(
@@ -135,7 +154,11 @@ class Captioner(nn.Module):
     def encode(self, images: torch.Tensor) -> DecoderState:
         """(B, 3, H, W) images in [0, 1] -> the decoder's state before y_0."""
         c = self.config
-        if images.dim() != 4 or tuple(images.shape[1:]) != (3, c.image_height, c.image_width):
+        if c.image_features:
+            if images.dim() != 2 or images.shape[1] != c.image_features:
+                raise ValueError(f"Captioner expected feature vectors of shape (B, {c.image_features}), "
+                                 f"got {tuple(images.shape)}")
+        elif images.dim() != 4 or tuple(images.shape[1:]) != (3, c.image_height, c.image_width):
             raise ValueError(f"Captioner expected images of shape (B, 3, {c.image_height}, "
                              f"{c.image_width}), got {tuple(images.shape)}")
         v = self.drop(self.encoder(images))                                     # (B, F)
