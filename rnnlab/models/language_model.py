@@ -91,6 +91,9 @@ class LanguageModelConfig(RecurrentOptions):
             if (self.embed_size or self.hidden_size) != self.hidden_size:
                 raise ConfigError(f"tie_weights needs embed_size == hidden_size; got "
                                   f"{self.embed_size} and {self.hidden_size}")
+            if self.output_layers and self.mlp_size not in (0, self.hidden_size):
+                raise ConfigError(f"tie_weights needs the output MLP as wide as the projection "
+                                  f"({self.hidden_size}); got mlp_size {self.mlp_size}")
         return self
 
     def check_foreign_settings(self) -> None:
