@@ -295,7 +295,8 @@ def read_scene_folder(path) -> Dict[str, SceneSet]:
         raise DataError(f"expected a folder of scene files (train.npz, valid.npz, test.npz) at {path}; "
                         f"{'found a file' if path.exists() else 'nothing is there'}")
     if not (path / "train.npz").is_file():
-        raise DataError(f"{path}: expected a file train.npz (python -m rnnlab.data.scenes writes one)")
+        raise DataError(f"{path}: expected a file train.npz (python -m rnnlab.data.scenes writes one), "
+                        f"or train/captions.tsv beside your images (IMAGE<TAB>CAPTION lines)")
     splits = {s: read_scene_set(path / f"{s}.npz") for s in SPLITS if (path / f"{s}.npz").is_file()}
     shape = splits["train"].images.shape[1:]
     for s, scenes in splits.items():
