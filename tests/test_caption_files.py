@@ -32,7 +32,7 @@ def folder(tmp_path):
     _png(root / "train" / "blue.png", (0, 0, 200))
     _png(root / "test" / "r.png", (190, 10, 0))
     (root / "train" / "captions.tsv").write_text(
-        "red.png\ta red\u2028square\nblue.png\ta blue square\r\n\nred.png\tred one\n", encoding="utf-8")
+        "red.png\ta red\u2028square\nblue.png\ta blue square\r\n\nred.png\tred one\x85now\n", encoding="utf-8")
     (root / "test" / "captions.tsv").write_text("r.png\ta red square\nr.png\tred one\n")
     return root
 
@@ -41,8 +41,9 @@ def test_reader_groups_captions_by_image_and_splits_lines_at_newline_only(folder
     splits = read_caption_folder(folder)
     train = splits["train"]
     assert train.names == ["red.png", "blue.png"] and train.images.shape == (2, 8, 8, 3)
-    # U+2028 inside a caption stays inside it (one word of the caption: it is no space)
-    assert train.captions == ["a red\u2028square", "a blue square", "red one"]
+    # U+2028 and U+0085 inside a caption stay in its line (splitlines would have cut it there,
+    # "square" a line of its own); inside the line they separate words, as str.split does
+    assert train.captions == ["a red square", "a blue square", "red one now"]
     assert train.image_of.tolist() == [0, 1, 0]
     assert tuple(train.images[0, 0, 0]) == (200, 0, 0)
     assert splits["test"].image_of.tolist() == [0, 0]
