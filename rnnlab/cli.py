@@ -325,10 +325,12 @@ def _tasks(args, extra: List[str]) -> int:
     recipe = get_recipe(args.name)
     print(f"{recipe.name}: {recipe.description}\n\nsettings of rnnlab train --task {recipe.name} "
           f"(--name value; defaults shown)")
+    from .models.recurrent_options import option_help
     for group, settings in recipe.setting_groups():
         print(f"\n{group}:")
         for name, value in settings.items():
-            print(f"  --{name.replace('_', '-'):24s} {value!r}")
+            text = option_help(name) if group == "recurrent layer" else ""
+            print(f"  --{name.replace('_', '-'):24s} {value!r}" + (f"    {text}" if text else ""))
     if recipe.options:
         print("\nevaluate / predict options:")
         for name, value in recipe.options.items():

@@ -221,5 +221,8 @@ def test_bars_task_takes_the_options_for_either_architecture():
         plain = ImageClassifier(ImageClassifierConfig(channels=1, classes=2, hidden_size=4,
                                                       architecture=architecture))
         assert plain.rnn.regularization is None
-    with pytest.raises(ConfigError, match="zoneout is a setting of its own"):
-        ImageClassifierConfig(channels=1, classes=2, architecture="raster", cell_options={"zoneout": 0.1}).check()
+    # a regularizer among the cell options is the same option (every task alike); twice, refused
+    ImageClassifierConfig(channels=1, classes=2, architecture="raster", cell_options={"zoneout": 0.1}).check()
+    with pytest.raises(ConfigError, match="zoneout given twice"):
+        ImageClassifierConfig(channels=1, classes=2, architecture="raster", zoneout=0.2,
+                              cell_options={"zoneout": 0.1}).check()

@@ -295,7 +295,8 @@ def read_scene_folder(path) -> Dict[str, SceneSet]:
         raise DataError(f"expected a folder of scene files (train.npz, valid.npz, test.npz) at {path}; "
                         f"{'found a file' if path.exists() else 'nothing is there'}")
     if not (path / "train.npz").is_file():
-        raise DataError(f"{path}: expected a file train.npz (python -m rnnlab.data.scenes writes one)")
+        raise DataError(f"{path}: expected a file train.npz (python -m rnnlab.data.scenes writes one), "
+                        f"or train/captions.tsv beside your images (IMAGE<TAB>CAPTION lines)")
     splits = {s: read_scene_set(path / f"{s}.npz") for s in SPLITS if (path / f"{s}.npz").is_file()}
     shape = splits["train"].images.shape[1:]
     for s, scenes in splits.items():
@@ -351,6 +352,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--noise", type=float, default=8.0, help="pixel noise, grey levels")
     ap.add_argument("--png", type=int, default=0, metavar="K",
                     help="also write the first K test scenes as PNG files in OUT/images")
+    ap.add_argument("--files", action="store_true", help="write every split as PNG files with "
+                    "captions.tsv in OUT/SPLIT (the layout of captions from files), not as .npz")
     args = ap.parse_args(argv)
     try:
         for name in ("count", "valid", "test", "png"):
@@ -364,9 +367,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         splits = generate_splits({k: n for k, n in counts.items() if n}, args.first_seed,
                                  args.image_size, args.noise)
         for split, scenes in splits.items():
-            save_scene_set(scenes, out / f"{split}.npz")
-            print(f"{out / (split + '.npz')}: {len(scenes)} scenes, "
-                  f"{len(set(scenes.captions))} distinct captions")
+            if args.files:
+                from .caption_files import write_caption_folder
+                write_caption_folder({split: (scenes.images, scenes.captions)}, out)
+                written = out / split
+            else:
+                save_scene_set(scenes, out / f"{split}.npz")
+                written = out / (split + ".npz")
+            print(f"{written}: {len(scenes)} scenes, {len(set(scenes.captions))} distinct captions")
         if "test" in splits:
             seen, total = caption_overlap(splits["train"].captions, splits["test"].captions)
             print(f"test captions that also occur in training: {seen} of {total}")

@@ -46,10 +46,11 @@ def make_probe(recipe, data, model, assets, batch: int, length: int, text: Optio
         from ..tasks.examples import pad
         x, lengths = pad([e.x for e in examples])                            # (T, B, 2), (B,)
         y = torch.tensor([e.y for e in examples])                            # (B,)
-        return Probe(model.rnn, x, lengths, lambda: ((model(x, lengths) - y) ** 2).mean())
+        return Probe(model.rnn, model.input_mlp(x).detach(), lengths,
+                     lambda: ((model(x, lengths) - y) ** 2).mean())
     x = torch.stack([e.x for e in examples], dim=1)                          # (T + 20, B)
     y = torch.stack([e.y for e in examples], dim=1)
-    return Probe(model.rnn, model.embedding(x).detach(), None,
+    return Probe(model.rnn, model.input_mlp(model.embedding(x)).detach(), None,
                  lambda: F.cross_entropy(model(x)[-1], y[-1]))
 
 
@@ -66,10 +67,12 @@ def _language_model_probe(model, vocab, text: Optional[str], batch: int, length:
 
     def layer_input(tokens):
         if model.embedding is not None:
-            return model.embedding(tokens)                                    # (T, B, M)
-        return F.one_hot(tokens, model.config.vocab_size).to(model.decoder.weight.dtype)
+            x = model.embedding(tokens)                                       # (T, B, M)
+        else:
+            x = F.one_hot(tokens, model.config.vocab_size).to(model.decoder.weight.dtype)
+        return model.input_mlp(x)                                             # the layer's input
 
     def loss():
         out, _ = model.rnn(layer_input(tokens))                              # (T, B, H)
-        return F.cross_entropy(model.decoder(out[-1]), target)
+        return F.cross_entropy(model.decoder(model.output_mlp(out[-1])), target)
     return Probe(model.rnn, layer_input(tokens).detach(), None, loss)

@@ -66,7 +66,7 @@ def unit_activity(model, vocab, text: str) -> Dict[str, torch.Tensor]:
         x = model.embedding(ids)                                             # (N, 1, M)
     else:
         x = F.one_hot(ids, model.config.vocab_size).to(model.decoder.weight.dtype)
-    _, _, states = model.rnn(x, return_states=True)                          # each (N, 1, S)
+    _, _, states = model.rnn(model.input_mlp(x), return_states=True)         # each (N, 1, S)
     names = model.rnn.cells[0].state_names
     return {name: s[:, 0] for name, s in zip(names, states)}
 

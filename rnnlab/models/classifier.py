@@ -39,13 +39,14 @@ from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
 from ..sequence import length_mask
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .spelling import Spelling, final_hidden
 
 POOLINGS = ("last", "mean", "max")
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`SequenceClassifier`."""
     vocab_size: int = from_data()          # set from the data
     num_classes: int = from_data()         # set from the data
@@ -69,6 +70,7 @@ class ClassifierConfig:
     def check(self) -> "ClassifierConfig":
         check_choice("cell", self.cell, LAYERS)
         check_choice("pooling", self.pooling, POOLINGS)
+        check_recurrent_options(self)
         sizes = ("vocab_size", "embed_size", "hidden_size", "layers")
         if self.features:
             sizes = ("features", "hidden_size", "layers")
@@ -123,13 +125,12 @@ class SequenceClassifier(nn.Module):
             self.spelling = Spelling(c.char_vocab_size, c.char_embed_size, c.char_hidden_size, c.cell,
                                      engine=c.engine, init=c.init, **c.cell_options)
             char_out = self.spelling.output_size                               # 2 H_c
-        self.rnn = LAYERS[c.cell](c.features or c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
-                                  dropout=c.dropout if c.layers > 1 else 0.0,
-                                  bidirectional=c.bidirectional, engine=c.engine, init=c.init,
-                                  **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.features or c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
+            dropout=c.dropout if c.layers > 1 else 0.0, bidirectional=c.bidirectional,
+            engine=c.engine, init=c.init)
         self.drop = nn.Dropout(c.dropout)
-        D = 2 if c.bidirectional else 1
-        self.output = nn.Linear(D * c.hidden_size, c.num_classes)
+        self.output = nn.Linear(self.output_mlp.out_size, c.num_classes)
         if not c.features:
             nn.init.normal_(self.embedding.weight, 0.0, 0.1)
         p_unk = torch.zeros(c.vocab_size)
@@ -166,9 +167,9 @@ class SequenceClassifier(nn.Module):
 
     def classify(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The inputs x_t (T, B, I) of sequences of ``lengths`` (B,) -> (B, C) logits."""
-        out, state = self.rnn(self.drop(x), lengths=lengths)                   # (T, B, D*H)
+        out, state = self.rnn(self.input_mlp(self.drop(x)), lengths=lengths)  # (T, B, D*H)
         if self.config.pooling == "last":
             z = final_hidden(state, 2 if self.config.bidirectional else 1)     # (B, D*H)
         else:
             z = pool(out, lengths, self.config.pooling)                        # (B, D*H)
-        return self.output(self.drop(z))                                       # (B, C)
+        return self.output(self.drop(self.output_mlp(z)))                      # (B, C)

@@ -25,10 +25,11 @@ from torch import nn
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 
 
 @dataclass
-class CTCModelConfig:
+class CTCModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`CTCModel` (saved in the run's config.json)."""
     features: int = from_data()        # F, set from the data
     classes: int = from_data()         # C: the blank and the symbols, set from the data
@@ -43,6 +44,7 @@ class CTCModelConfig:
 
     def check(self) -> "CTCModelConfig":
         check_choice("cell", self.cell, LAYERS)
+        check_recurrent_options(self)
         for name in ("features", "classes", "hidden_size", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -60,14 +62,14 @@ class CTCModel(nn.Module):
     def __init__(self, config: CTCModelConfig):
         super().__init__()
         self.config = c = config.check()
-        self.rnn = LAYERS[c.cell](c.features, c.hidden_size, num_layers=c.layers,
-                                  dropout=c.dropout if c.layers > 1 else 0.0,
-                                  bidirectional=c.bidirectional, engine=c.engine, init=c.init,
-                                  **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.features, c.hidden_size, num_layers=c.layers,
+            dropout=c.dropout if c.layers > 1 else 0.0, bidirectional=c.bidirectional,
+            engine=c.engine, init=c.init)
         self.drop = nn.Dropout(c.dropout)
-        self.output = nn.Linear((2 if c.bidirectional else 1) * c.hidden_size, c.classes)
+        self.output = nn.Linear(self.output_mlp.out_size, c.classes)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x (T, B, F), lengths (B,) (all T if None) -> log_probs (T, B, C)."""
-        h, _ = self.rnn(x, lengths=lengths)                                  # (T, B, D H)
-        return self.output(self.drop(h)).log_softmax(-1)                     # (T, B, C)
+        h, _ = self.rnn(self.input_mlp(x), lengths=lengths)                  # (T, B, D H)
+        return self.output(self.drop(self.output_mlp(h))).log_softmax(-1)                     # (T, B, C)

@@ -31,13 +31,14 @@ from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..recursive import COMPOSITIONS, TreeBatch, TreeNetwork
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .spelling import final_hidden
 
 ARCHITECTURES = tuple(COMPOSITIONS) + ("chain",)
 
 
 @dataclass
-class ExpressionModelConfig:
+class ExpressionModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`TreeClassifier` or :class:`ChainClassifier`."""
     symbols: int = from_data()         # set from the data: the symbols' vocabulary, 15
     classes: int = from_data()         # set from the data: values 0..9, 10
@@ -64,6 +65,8 @@ class ExpressionModelConfig:
         if self.architecture != "chain" and self.cell_options:
             raise ConfigError(f"cell_options apply to the chain architecture's cell, not to "
                               f"{self.architecture!r}; got {self.cell_options!r}")
+        check_recurrent_options(self, self.architecture == "chain",
+                                f"architecture {self.architecture!r} is a tree network (use chain)")
         return self
 
     @property
@@ -92,14 +95,14 @@ class ChainClassifier(nn.Module):
         super().__init__()
         self.config = c = config.check()
         self.embedding = nn.Embedding(c.symbols, c.embed_size)
-        self.rnn = LAYERS[c.cell](c.embed_size, c.hidden_size, num_layers=c.layers, engine=c.engine,
-                                  init=c.init, **c.cell_options)
-        self.output = nn.Linear(c.hidden_size, c.classes)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.embed_size, c.hidden_size, num_layers=c.layers, engine=c.engine, init=c.init)
+        self.output = nn.Linear(self.output_mlp.out_size, c.classes)
 
     def forward(self, tokens: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (T, B), lengths (B,) -> logits (B, C)."""
-        _, state = self.rnn(self.embedding(tokens), lengths=lengths)
-        return self.output(final_hidden(state, 1))                          # (B, C)
+        _, state = self.rnn(self.input_mlp(self.embedding(tokens)), lengths=lengths)
+        return self.output(self.output_mlp(final_hidden(state, 1)))                          # (B, C)
 
 
 def build_expression_model(config: ExpressionModelConfig) -> nn.Module:

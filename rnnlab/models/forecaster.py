@@ -85,6 +85,8 @@ from torch import nn
 from ..errors import ConfigError, DataError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import (RecurrentOptions, build_recurrent, check_recurrent_options,
+                                recurrent_option_names)
 
 MODELS = ("rnn", "esn")
 MODES = ("many_to_one", "many_to_many")
@@ -102,13 +104,13 @@ WindowStats = Tuple[torch.Tensor, torch.Tensor]
 #: settings only the recurrent forecaster reads
 RNN_SETTINGS = ("mode", "multi_step", "recursive_training", "recursive_stats", "cell", "hidden_size",
                 "layers", "dropout", "highway", "highway_steps", "highway_init", "engine", "init",
-                "cell_options")
+                "cell_options") + recurrent_option_names()
 #: settings only the echo state network reads
 ESN_SETTINGS = ("reservoir_size", "spectral_radius", "leak", "sparsity", "ridge", "input_scale")
 
 
 @dataclass
-class ForecasterConfig:
+class ForecasterConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`Forecaster`."""
     input_size: int = from_data()          # F, set from the data: columns read per step, targets first
     output_size: int = from_data()         # C, set from the data: target columns
@@ -155,6 +157,7 @@ class ForecasterConfig:
         if self.output_size > self.input_size:
             raise ConfigError(f"output_size {self.output_size} exceeds input_size {self.input_size}: "
                               f"the targets are among the inputs")
+        check_recurrent_options(self, self.model == "rnn", "model 'esn' has a reservoir instead")
         return self._check_esn() if self.model == "esn" else self._check_rnn()
 
     def _check_esn(self) -> "ForecasterConfig":
@@ -271,12 +274,17 @@ class Forecaster(WindowScaled):
         if c.model != "rnn":
             raise ConfigError(f"Forecaster is the recurrent forecaster (model 'rnn'), got model "
                               f"{c.model!r}; build_model picks the model's class")
-        self.rnn = LAYERS[c.cell](c.input_size, c.hidden_size, num_layers=c.layers,
-                                  dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine,
-                                  init=c.init, **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.input_size, c.hidden_size, num_layers=c.layers,
+            dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine, init=c.init)
         self.drop = nn.Dropout(c.dropout)
-        self.head = nn.Linear(c.hidden_size, c.outputs * c.output_size)
+        self.head = nn.Linear(self.output_mlp.out_size, c.outputs * c.output_size)
         self.highway = nn.Linear(c.highway_steps, c.outputs) if c.highway else None
+
+    def _run(self, z: torch.Tensor, state=None):
+        """The recurrent layer between its step MLPs: (T, B, F) -> (T, B, D) outputs, state."""
+        out, state = self.rnn(self.input_mlp(z), state)
+        return self.output_mlp(out), state
 
     # ------------------------------------------------------------------ the window
     def _recent(self, z: torch.Tensor) -> torch.Tensor:
@@ -304,7 +312,7 @@ class Forecaster(WindowScaled):
         B = past.shape[1]
         stats = self.window_stats(past)
         z = self._normed(past, stats)                                       # (L, B, F)
-        out, _ = self.rnn(z)                                                # (L, B, D)
+        out, _ = self._run(z)                                                # (L, B, D)
         y = self.head(self.drop(out[-1]))                                   # (B, H C)
         y = y.view(B, c.horizon, c.output_size).transpose(0, 1)             # (H, B, C)
         if self.highway is not None:
@@ -317,7 +325,7 @@ class Forecaster(WindowScaled):
         ``stats`` (default: the window's own :meth:`window_stats`)."""
         stats = self.window_stats(past) if stats is None else stats
         z = self._normed(past, stats)                                       # (L, B, C)
-        out, _ = self.rnn(z)                                                # (L, B, D)
+        out, _ = self._run(z)                                                # (L, B, D)
         recent = self._recent(z) if self.highway is not None else None      # (w, B, C)
         return self._restored(self._step_output(out[-1], recent), stats)    # (B, C)
 
@@ -345,7 +353,7 @@ class Forecaster(WindowScaled):
         """many_to_many with the true values fed: (T, B, F) -> (T, B, C), row s the prediction
         of step s + 1; ``stats`` :meth:`window_stats` of the window's lookback."""
         z = self._normed(inputs, stats)                                     # (T, B, F)
-        out, _ = self.rnn(z)                                                # (T, B, D)
+        out, _ = self._run(z)                                                # (T, B, D)
         y = self.head(self.drop(out))                                       # (T, B, C)
         if self.highway is not None:
             y = y + self.highway(self._recent_every_step(z)).squeeze(-1)   # (T, B, C)
@@ -364,12 +372,12 @@ class Forecaster(WindowScaled):
         (L, B, C) -> (steps, B, C)."""
         stats = self.window_stats(past)
         z = self._normed(past, stats)                                       # (L, B, C)
-        out, state = self.rnn(z)                                            # (L, B, D)
+        out, state = self._run(z)                                            # (L, B, D)
         recent = self._recent(z) if self.highway is not None else None      # (w, B, C)
         y = self._step_output(out[-1], recent)                              # (B, C)
         forecast = [y]
         for _ in range(steps - 1):
-            out, state = self.rnn(y.unsqueeze(0), state)                    # (1, B, D)
+            out, state = self._run(y.unsqueeze(0), state)                    # (1, B, D)
             if recent is not None:
                 recent = torch.cat([recent[1:], y.unsqueeze(0)], dim=0)     # (w, B, C)
             y = self._step_output(out[0], recent)

@@ -35,15 +35,14 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS, GridRNN
-from ..engines.regularization import OPTIONS
 from ..training.config import from_data, positive_int
+from .recurrent_options import (REGULARIZERS, RecurrentOptions, build_recurrent,
+                                check_recurrent_options, input_mlp, output_mlp)
 from .spelling import final_hidden
 
 ARCHITECTURES = ("grid", "raster")
 POOLINGS = ("max", "mean", "last")
 GRID_HIDDEN = 16                       # the grid's width per sweep when hidden_size is 0
-#: the recurrent layer's regularizers (rnnlab.engines.regularization; layer_norm adds parameters)
-REGULARIZERS = ("layer_norm",) + OPTIONS
 
 
 def grid_parameters(C: int, H: int, K: int, cell: str, directions: int) -> int:
@@ -59,7 +58,7 @@ def raster_parameters(C: int, H: int, K: int, cell: str) -> int:
 
 
 @dataclass
-class ImageClassifierConfig:
+class ImageClassifierConfig(RecurrentOptions):
     """Everything needed to rebuild an :class:`ImageClassifier`."""
     channels: int = from_data()        # set from the data: C, values per pixel
     classes: int = from_data()         # set from the data: K
@@ -71,11 +70,8 @@ class ImageClassifierConfig:
     engine: str = "auto"               # raster: the layer's engine
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
-    # the recurrent layer's regularizers, either architecture (grid: rnnlab.layers.grid_rnn)
-    layer_norm: bool = False         # layer normalisation inside the cell
-    recurrent_dropout: float = 0.0   # variational dropout on the recurrent state, one mask per image
-    zoneout: float = 0.0             # each state unit keeps its previous value (grid: its predecessors' mean)
-    weight_drop: float = 0.0         # DropConnect on the recurrent weights, one mask per forward call
+    # the recurrent layer's options (RecurrentOptions), either architecture (grid:
+    # rnnlab.layers.grid_rnn; zoneout there keeps the predecessors' mean; no skip_steps)
 
     def check(self) -> "ImageClassifierConfig":
         check_choice("architecture", self.architecture, ARCHITECTURES)
@@ -92,10 +88,10 @@ class ImageClassifierConfig:
                                   f"takes none, got {self.cell_options!r}")
         else:
             check_choice("cell", self.cell, LAYERS)
-            twice = [k for k in REGULARIZERS if k in (self.cell_options or {})]
-            if twice:
-                raise ConfigError(f"{twice[0]} is a setting of its own (--{twice[0].replace('_', '-')}); "
-                                  f"expected it outside cell_options, found it in {self.cell_options!r}")
+        check_recurrent_options(self)
+        if self.architecture == "grid" and self.skip_steps:
+            raise ConfigError(f"skip_steps applies to the raster architecture's layer (a time axis); "
+                              f"the grid has none, got {self.skip_steps}")
         for name in ("channels", "classes"):
             positive_int(name, getattr(self, name))
         positive_int("hidden_size", self.hidden_size, allow_zero=True)
@@ -122,24 +118,24 @@ class ImageClassifier(nn.Module):
         H = c.width()
         regularizers = {k: getattr(c, k) for k in REGULARIZERS if getattr(c, k)}
         if c.architecture == "grid":
-            self.rnn = GridRNN(c.channels, H, cell=c.cell, directions=c.directions, init=c.init,
-                               **regularizers)
-            features = c.directions * H
+            self.input_mlp = input_mlp(c, c.channels, H)
+            self.rnn = GridRNN(self.input_mlp.out_size, H, cell=c.cell, directions=c.directions,
+                               init=c.init, **regularizers)
+            self.output_mlp = output_mlp(c, c.directions * H, H)
         else:
-            self.rnn = LAYERS[c.cell](c.channels, H, engine=c.engine, init=c.init, **regularizers,
-                                      **c.cell_options)
-            features = H
-        self.output = nn.Linear(features, c.classes)
+            self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+                c, c.channels, H, engine=c.engine, init=c.init)
+        self.output = nn.Linear(self.output_mlp.out_size, c.classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         B, Hg, Wg, C = images.shape
         pooling = self.config.pooling
         if self.config.architecture == "grid":
-            h = self.rnn(images)                                              # (B, H, W, D*h)
+            h = self.rnn(self.input_mlp(images))                              # (B, H, W, D*h)
             v = h.amax(dim=(1, 2)) if pooling == "max" else h.mean(dim=(1, 2))   # (B, D*h)
         else:
             x = images.reshape(B, Hg * Wg, C).transpose(0, 1)                 # (T = H*W, B, C)
-            h, state = self.rnn(x)                                            # (T, B, H)
+            h, state = self.rnn(self.input_mlp(x))                            # (T, B, H)
             v = final_hidden(state, 1) if pooling == "last" else \
                 h.amax(dim=0) if pooling == "max" else h.mean(dim=0)          # (B, H)
-        return self.output(v)                                                 # (B, K)
+        return self.output(self.output_mlp(v))                                # (B, K)

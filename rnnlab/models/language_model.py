@@ -31,19 +31,19 @@ from torch.nn import functional as F
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import (RecurrentOptions, build_recurrent, check_recurrent_options,
+                                recurrent_option_names)
 
 INPUTS = ("embedding", "onehot")
 ARCHITECTURES = ("recurrent", "nplm")
 #: settings only the recurrent model reads, and only the NPLM reads
-RECURRENT_ONLY = ("input", "cell", "layers", "tie_weights", "engine", "init", "cell_options",
-                  "layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
-#: the recurrent layer's regularizers (rnnlab.engines.regularization; layer_norm is a cell option)
-REGULARIZERS = ("layer_norm", "recurrent_dropout", "zoneout", "weight_drop")
+RECURRENT_ONLY = ("input", "cell", "layers", "tie_weights", "engine", "init", "cell_options") \
+    + recurrent_option_names()
 NPLM_ONLY = ("context", "direct")
 
 
 @dataclass
-class LanguageModelConfig:
+class LanguageModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`LanguageModel` or, with ``architecture="nplm"``,
     an :class:`rnnlab.models.nplm.NPLM` (saved in the run's config.json)."""
     vocab_size: int = 0
@@ -58,10 +58,7 @@ class LanguageModelConfig:
     init: str = "rnnlab"
     init_range: float = 0.1      # uniform(-r, r) for the projection and the output layer
     cell_options: Dict[str, Any] = field(default_factory=dict)
-    layer_norm: bool = False         # layer normalisation inside the cell
-    recurrent_dropout: float = 0.0   # variational dropout on h_{t-1} in W_hh h_{t-1}, one mask per sequence
-    zoneout: float = 0.0             # each state unit keeps its previous value with this probability
-    weight_drop: float = 0.0         # DropConnect on weight_hh, one mask per forward call
+    # layer_norm, recurrent_dropout, zoneout, weight_drop, skip_steps, input/output_layers: RecurrentOptions
     architecture: str = "recurrent"  # "nplm": Bengio et al.'s feedforward model (models/nplm.py)
     context: int = 5                 # nplm: words in the window, w_{t-n+1} .. w_t
     direct: bool = False             # nplm: direct connections W from the window to the output
@@ -78,6 +75,7 @@ class LanguageModelConfig:
                 raise ConfigError(f"direct must be true or false, got {self.direct!r}")
         check_choice("input", self.input, INPUTS)
         check_choice("cell", self.cell, LAYERS)
+        check_recurrent_options(self)
         for name in ("vocab_size", "hidden_size", "layers"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
@@ -93,6 +91,9 @@ class LanguageModelConfig:
             if (self.embed_size or self.hidden_size) != self.hidden_size:
                 raise ConfigError(f"tie_weights needs embed_size == hidden_size; got "
                                   f"{self.embed_size} and {self.hidden_size}")
+            if self.output_layers and self.mlp_size not in (0, self.hidden_size):
+                raise ConfigError(f"tie_weights needs the output MLP as wide as the projection "
+                                  f"({self.hidden_size}); got mlp_size {self.mlp_size}")
         return self
 
     def check_foreign_settings(self) -> None:
@@ -123,11 +124,10 @@ class LanguageModel(nn.Module):
         M = c.embed_size or H
         self.embedding = nn.Embedding(N, M) if c.input == "embedding" else None
         in_size = M if self.embedding is not None else N
-        regularizers = {k: getattr(c, k) for k in REGULARIZERS if getattr(c, k)}
-        self.rnn = LAYERS[c.cell](in_size, H, num_layers=c.layers, dropout=c.dropout,
-                                  engine=c.engine, init=c.init, **regularizers, **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, in_size, H, num_layers=c.layers, dropout=c.dropout, engine=c.engine, init=c.init)
         self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
-        self.decoder = nn.Linear(H, N)
+        self.decoder = nn.Linear(self.output_mlp.out_size, N)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -145,8 +145,8 @@ class LanguageModel(nn.Module):
             x = self.drop(self.embedding(tokens))                       # (T, B, M)
         else:
             x = F.one_hot(tokens, self.config.vocab_size).to(self.decoder.weight.dtype)  # (T, B, N)
-        out, state = self.rnn(x, state)                                  # (T, B, H)
-        return self.drop(out), state
+        out, state = self.rnn(self.input_mlp(x), state)                  # (T, B, H)
+        return self.drop(self.output_mlp(out)), state
 
     def forward(self, tokens: torch.Tensor, state=None):
         """(T, B) tokens -> (T, B, N) logits of the next symbol, final state."""

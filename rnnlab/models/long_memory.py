@@ -36,6 +36,7 @@ from torch import nn
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .spelling import final_hidden
 
 
@@ -47,18 +48,8 @@ def _check_sizes(config, names) -> None:
             raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
 
 
-def _check_skip_steps(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"skip_steps must be a whole number >= 0 (0: no skip connections), got {value!r}")
-
-
-def _skip(config) -> Dict[str, int]:
-    """The layer's ``skip_steps`` option, given only when set (a saved run's layer is unchanged)."""
-    return {"skip_steps": config.skip_steps} if config.skip_steps else {}
-
-
 @dataclass
-class AddingModelConfig:
+class AddingModelConfig(RecurrentOptions):
     """Everything needed to rebuild an :class:`AddingModel`."""
     inputs: int = from_data()          # set from the data: (value, marker), 2
     cell: str = "lstm"
@@ -67,11 +58,11 @@ class AddingModelConfig:
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
-    skip_steps: int = 0                # d > 0: skip connections through time from h_{t-d}
+    # skip_steps and the other layer options: RecurrentOptions
 
     def check(self) -> "AddingModelConfig":
         _check_sizes(self, ("inputs", "hidden_size", "layers"))
-        _check_skip_steps(self.skip_steps)
+        check_recurrent_options(self)
         return self
 
 
@@ -81,22 +72,22 @@ class AddingModel(nn.Module):
     def __init__(self, config: AddingModelConfig):
         super().__init__()
         self.config = c = config.check()
-        self.rnn = LAYERS[c.cell](c.inputs, c.hidden_size, num_layers=c.layers, engine=c.engine,
-                                  init=c.init, **_skip(c), **c.cell_options)
-        self.output = nn.Linear(c.hidden_size, 1)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.inputs, c.hidden_size, num_layers=c.layers, engine=c.engine, init=c.init)
+        self.output = nn.Linear(self.output_mlp.out_size, 1)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None,
                 return_states: bool = False):
         """x (T, B, 2), lengths (B,) (all T if None) -> y^ (B,); with ``return_states`` also the
         layer's states at every step (one (T, B, S) tensor per state)."""
-        _, state, *states = self.rnn(x, lengths=lengths, return_states=return_states)
+        _, state, *states = self.rnn(self.input_mlp(x), lengths=lengths, return_states=return_states)
         h = final_hidden(state, 1)                                           # (B, H)
-        y = self.output(h).squeeze(-1)                                       # (B,)
+        y = self.output(self.output_mlp(h)).squeeze(-1)                                       # (B,)
         return (y, states[0]) if return_states else y
 
 
 @dataclass
-class CopyModelConfig:
+class CopyModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`CopyModel`."""
     symbols: int = from_data()         # set from the data: input symbols, 10
     classes: int = from_data()         # set from the data: output classes, 9
@@ -107,11 +98,11 @@ class CopyModelConfig:
     engine: str = "auto"
     init: str = "rnnlab"
     cell_options: Dict[str, Any] = field(default_factory=dict)
-    skip_steps: int = 0                # d > 0: skip connections through time from h_{t-d}
+    # skip_steps and the other layer options: RecurrentOptions
 
     def check(self) -> "CopyModelConfig":
         _check_sizes(self, ("symbols", "classes", "embed_size", "hidden_size", "layers"))
-        _check_skip_steps(self.skip_steps)
+        check_recurrent_options(self)
         return self
 
 
@@ -122,13 +113,13 @@ class CopyModel(nn.Module):
         super().__init__()
         self.config = c = config.check()
         self.embedding = nn.Embedding(c.symbols, c.embed_size)
-        self.rnn = LAYERS[c.cell](c.embed_size, c.hidden_size, num_layers=c.layers, engine=c.engine,
-                                  init=c.init, **_skip(c), **c.cell_options)
-        self.output = nn.Linear(c.hidden_size, c.classes)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.embed_size, c.hidden_size, num_layers=c.layers, engine=c.engine, init=c.init)
+        self.output = nn.Linear(self.output_mlp.out_size, c.classes)
 
     def forward(self, tokens: torch.Tensor, return_states: bool = False):
         """tokens (T, B) -> logits (T, B, C); with ``return_states`` also the layer's states at
         every step (one (T, B, S) tensor per state)."""
-        h, _, *states = self.rnn(self.embedding(tokens), return_states=return_states)  # (T, B, H)
-        logits = self.output(h)                                               # (T, B, C)
+        h, _, *states = self.rnn(self.input_mlp(self.embedding(tokens)), return_states=return_states)  # (T, B, H)
+        logits = self.output(self.output_mlp(h))                                               # (T, B, C)
         return (logits, states[0]) if return_states else logits

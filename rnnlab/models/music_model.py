@@ -33,10 +33,11 @@ from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
 from ..sequence import length_mask
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 
 
 @dataclass
-class MusicModelConfig:
+class MusicModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`MusicModel` (saved in the run's config.json)."""
     keys: int = from_data()                # set from the data: the piano roll's width (88)
     cell: str = "lstm"
@@ -50,6 +51,7 @@ class MusicModelConfig:
 
     def check(self) -> "MusicModelConfig":
         check_choice("cell", self.cell, LAYERS)
+        check_recurrent_options(self)
         for name in ("keys", "hidden_size", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -76,18 +78,18 @@ class MusicModel(nn.Module):
     def __init__(self, config: MusicModelConfig):
         super().__init__()
         self.config = c = config.check()
-        self.rnn = LAYERS[c.cell](c.keys, c.hidden_size, num_layers=c.layers,
-                                  dropout=c.dropout if c.layers > 1 else 0.0,
-                                  engine=c.engine, init=c.init, **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.keys, c.hidden_size, num_layers=c.layers,
+            dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine, init=c.init)
         self.input_drop = nn.Dropout(c.input_dropout) if c.input_dropout else nn.Identity()
         self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
-        self.output = nn.Linear(c.hidden_size, c.keys)
+        self.output = nn.Linear(self.output_mlp.out_size, c.keys)
 
     def forward(self, inputs: torch.Tensor, lengths: Optional[torch.Tensor] = None,
                 state=None) -> Tuple[torch.Tensor, Any]:
         """Inputs x (T, B, K) (see :func:`start_inputs`) -> logits z (T, B, K) and the state."""
-        h, state = self.rnn(self.input_drop(inputs), state, lengths=lengths)  # (T, B, H)
-        return self.output(self.drop(h)), state                               # (T, B, K)
+        h, state = self.rnn(self.input_mlp(self.input_drop(inputs)), state, lengths=lengths)  # (T, B, H)
+        return self.output(self.drop(self.output_mlp(h))), state                               # (T, B, K)
 
     def nll(self, rolls: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The summed NLL of each piece of a padded batch of rolls (T, B, K) over its own

@@ -54,12 +54,14 @@ from torch.nn import functional as F
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import (RecurrentOptions, build_recurrent, check_recurrent_options,
+                                input_mlp, layer_options)
 
 CONTEXTS = ("init", "input", "both", "attention")
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`Seq2Seq` (saved in the run's config.json)."""
     source_vocab: int = from_data()        # words of the source vocabulary
     target_vocab: int = from_data()        # words of the target vocabulary
@@ -80,6 +82,7 @@ class Seq2SeqConfig:
     def check(self) -> "Seq2SeqConfig":
         check_choice("context", self.context, CONTEXTS)
         check_choice("cell", self.cell, LAYERS)
+        check_recurrent_options(self)
         for name in ("source_vocab", "target_vocab", "embed_size", "hidden_size", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -178,17 +181,20 @@ class Seq2Seq(nn.Module):
         D = 2 if c.bidirectional else 1
         self.source_embedding = nn.Embedding(c.source_vocab, E)
         self.target_embedding = nn.Embedding(c.target_vocab, E)
-        self.encoder = LAYERS[c.cell](E, H, num_layers=L, dropout=c.dropout,
-                                      bidirectional=c.bidirectional, engine=c.engine, init=c.init,
-                                      **c.cell_options)
+        # the recurrent options apply to both layers; the step MLPs: an input MLP for each, the
+        # output MLP on the decoder's output (what the readout reads)
+        self.encoder_input_mlp = input_mlp(c, E, H)
+        self.encoder = LAYERS[c.cell](self.encoder_input_mlp.out_size, H, num_layers=L,
+                                      dropout=c.dropout, bidirectional=c.bidirectional,
+                                      engine=c.engine, init=c.init, **layer_options(c))
         cell = self.encoder.cells[0]
         self.state_sizes = cell.state_sizes                      # S_k of the encoder's cell
         self.output_state = cell.output_state
         self.context_size = C = D * cell.output_size             # C
         reads_context = c.context != "init"
-        self.decoder = LAYERS[c.cell](E + (C if reads_context else 0), H, num_layers=L,
-                                      dropout=c.dropout, engine=c.engine, init=c.init,
-                                      **c.cell_options)
+        self.decoder_input_mlp, self.decoder, self.decoder_output_mlp = build_recurrent(
+            c, E + (C if reads_context else 0), H, num_layers=L, dropout=c.dropout,
+            engine=c.engine, init=c.init)
         dec_sizes = self.decoder.cells[0].state_sizes
         self.bridge = None
         if c.context in ("init", "both", "attention") \
@@ -198,7 +204,7 @@ class Seq2Seq(nn.Module):
         if c.context == "attention":
             self.attention = AdditiveAttention(self.decoder.cells[0].output_size, C,
                                                c.attention_size or H)
-        self.readout = nn.Linear(self.decoder.cells[0].output_size + (C if reads_context else 0), E)
+        self.readout = nn.Linear(self.decoder_output_mlp.out_size + (C if reads_context else 0), E)
         self.output = nn.Linear(E, c.target_vocab)
         self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
 
@@ -209,7 +215,7 @@ class Seq2Seq(nn.Module):
         S, B = src.shape
         lengths = torch.as_tensor(lengths, device=src.device)
         x = self.drop(self.source_embedding(src))                                   # (S, B, E)
-        memory, final = self.encoder(x, lengths=lengths)                            # (S, B, C)
+        memory, final = self.encoder(self.encoder_input_mlp(x), lengths=lengths)     # (S, B, C)
         final = (final,) if torch.is_tensor(final) else tuple(final)                # (L*D, B, S_k)
         D = 2 if c.bidirectional else 1
         last = tuple(f.view(c.layers, D, B, -1)[-1].permute(1, 0, 2).reshape(B, -1)
@@ -244,9 +250,10 @@ class Seq2Seq(nn.Module):
         else:
             k = state.context
         x = e if k is None else torch.cat([e, k], dim=-1)                           # (B, E[+C])
-        out, hidden = self.decoder(x.unsqueeze(0), self._layer_state(state.hidden))  # (1, B, H)
+        out, hidden = self.decoder(self.decoder_input_mlp(x.unsqueeze(0)),
+                                   self._layer_state(state.hidden))                 # (1, B, H)
         hidden = (hidden,) if torch.is_tensor(hidden) else tuple(hidden)
-        o = self._readout(out[0], k)                                                # (B, E)
+        o = self._readout(self.decoder_output_mlp(out[0]), k)                                                # (B, E)
         return o, DecoderState(hidden, state.context, state.memory, state.keys, state.mask)
 
     def _readout(self, s: torch.Tensor, k: Optional[torch.Tensor]) -> torch.Tensor:
@@ -298,5 +305,5 @@ class Seq2Seq(nn.Module):
         if state.context is not None:
             k = state.context.unsqueeze(0).expand(T, -1, -1)                         # (T, B, C)
             e = torch.cat([e, k], dim=-1)                                            # (T, B, E+C)
-        out, _ = self.decoder(e, self._layer_state(state.hidden))                    # (T, B, H)
-        return self.output(self._readout(out, k))
+        out, _ = self.decoder(self.decoder_input_mlp(e), self._layer_state(state.hidden))  # (T, B, H)
+        return self.output(self._readout(self.decoder_output_mlp(out), k))

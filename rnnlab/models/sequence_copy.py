@@ -12,7 +12,7 @@ Shapes: x (T, B, bits + 1) -> logits (T, B, bits).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, Dict, List
 
 import torch
 from torch import nn
@@ -21,12 +21,13 @@ from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..memory.ntm import CONTROLLERS, NTM
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 
 MODELS = ("ntm",) + tuple(LAYERS)
 
 
 @dataclass
-class SequenceCopyModelConfig:
+class SequenceCopyModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`SequenceCopyModel`."""
     bits: int = from_data()            # set from the data: the width of a vector, 8
     model: str = "ntm"                 # "ntm", or a layer of rnnlab.layers (the baseline)
@@ -39,10 +40,17 @@ class SequenceCopyModelConfig:
     shifts: List[int] = field(default_factory=lambda: [-1, 0, 1])
     layers: int = 1                    # baseline: stacked layers
     engine: str = "auto"               # baseline: rnnlab engine
+    init: str = "rnnlab"               # baseline
+    cell_options: Dict[str, Any] = field(default_factory=dict)   # baseline: the cell's options
 
     def check(self) -> "SequenceCopyModelConfig":
         check_choice("model", self.model, MODELS)
         check_choice("controller", self.controller, CONTROLLERS)
+        if self.model == "ntm" and self.cell_options:
+            raise ConfigError(f"cell_options apply to a baseline layer (model lstm, gru, ...), not "
+                              f"to the NTM; got {self.cell_options!r}")
+        check_recurrent_options(self, self.model != "ntm",
+                                "model 'ntm' has none (use a baseline layer: lstm, gru, ...)")
         for name in ("bits", "hidden_size", "memory_size", "memory_width", "read_heads",
                      "write_heads", "layers"):
             value = getattr(self, name)
@@ -66,8 +74,10 @@ class SequenceCopyModel(nn.Module):
                            memory_width=c.memory_width, read_heads=c.read_heads,
                            write_heads=c.write_heads, shifts=tuple(c.shifts), controller=c.controller)
         else:
-            self.rnn = LAYERS[c.model](inputs, c.hidden_size, num_layers=c.layers, engine=c.engine)
-            self.output = nn.Linear(c.hidden_size, c.bits)
+            self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+                c, inputs, c.hidden_size, cell=c.model, num_layers=c.layers, engine=c.engine,
+                init=c.init)
+            self.output = nn.Linear(self.output_mlp.out_size, c.bits)
 
     def forward(self, x: torch.Tensor, record: bool = False):
         """x (T, B, bits + 1) -> logits (T, B, bits); with ``record`` (NTM only) also the heads'
@@ -77,5 +87,5 @@ class SequenceCopyModel(nn.Module):
             return (out[0], out[2]) if record else out[0]
         if record:
             raise ConfigError(f"only the NTM has head weightings to record, not {self.config.model!r}")
-        h, _ = self.rnn(x)                                                  # (T, B, H)
-        return self.output(h)                                               # (T, B, bits)
+        h, _ = self.rnn(self.input_mlp(x))                                  # (T, B, H)
+        return self.output(self.output_mlp(h))                                               # (T, B, bits)

@@ -36,11 +36,12 @@ from torch import nn
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .spelling import Spelling
 
 
 @dataclass
-class TaggerConfig:
+class TaggerConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`Tagger` (saved in the run's config.json)."""
     vocab_size: int = from_data()          # words, set from the data
     char_vocab_size: int = from_data()     # characters, set from the data
@@ -60,6 +61,7 @@ class TaggerConfig:
 
     def check(self) -> "TaggerConfig":
         check_choice("cell", self.cell, LAYERS)
+        check_recurrent_options(self)
         for name in ("vocab_size", "char_vocab_size", "num_tags", "embed_size", "char_embed_size",
                      "hidden_size", "layers"):
             value = getattr(self, name)
@@ -93,13 +95,12 @@ class Tagger(nn.Module):
             self.spelling = Spelling(c.char_vocab_size, c.char_embed_size, c.char_hidden_size, c.cell,
                                      engine=c.engine, init=c.init, **c.cell_options)
             char_out = self.spelling.output_size                          # 2 H_c
-        self.rnn = LAYERS[c.cell](c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
-                                  dropout=c.dropout if c.layers > 1 else 0.0,
-                                  bidirectional=c.bidirectional, engine=c.engine, init=c.init,
-                                  **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
+            dropout=c.dropout if c.layers > 1 else 0.0, bidirectional=c.bidirectional,
+            engine=c.engine, init=c.init)
         self.drop = nn.Dropout(c.dropout)
-        D = 2 if c.bidirectional else 1
-        self.output = nn.Linear(D * c.hidden_size, c.num_tags)
+        self.output = nn.Linear(self.output_mlp.out_size, c.num_tags)
         p_unk = torch.zeros(c.vocab_size)
         if word_counts is not None and c.word_dropout > 0:
             if len(word_counts) != c.vocab_size:
@@ -122,5 +123,5 @@ class Tagger(nn.Module):
                 raise ValueError("this tagger reads characters: give chars, char_lengths and spelling")
             s = self.spelling(chars, char_lengths)                        # (U, 2 H_c)
             x = torch.cat([x, s[spelling]], dim=-1)                       # (T, B, M + 2 H_c)
-        out, _ = self.rnn(self.drop(x), lengths=lengths)                  # (T, B, D H)
-        return self.output(self.drop(out))                                # (T, B, K)
+        out, _ = self.rnn(self.input_mlp(self.drop(x)), lengths=lengths)  # (T, B, D H)
+        return self.output(self.drop(self.output_mlp(out)))                                # (T, B, K)

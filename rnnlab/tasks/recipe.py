@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, closest
+from ..models.recurrent_options import is_recurrent_option
 from ..training import run_directory
 from ..training.checkpoint import load_weights, read_checkpoint
 from ..training.config import TrainConfig, apply_settings, field_names, from_dict
@@ -144,14 +145,22 @@ class Recipe:
 
     def setting_groups(self) -> List[Tuple[str, Dict[str, Any]]]:
         """The task's settings with their defaults (the task's defaults applied), by what they
-        set: [("data", {...}), ("model", {...}), ("training", {...})]."""
+        set: [("data", {...}), ("model", {...}), ("recurrent layer", {...}), ("training", {...})];
+        the recurrent layer's options (rnnlab.models.recurrent_options, the same on every task
+        with one) have a group of their own, absent for a task without them."""
         configs = [self.data_config(), self.model_config(), TrainConfig()]
         apply_settings(configs, dict(self.defaults), f"task {self.name} defaults")
         hidden = set(self.unused_settings) | (set() if self.applies_information_flow
                                               else {"information_flow"})
-        return [(group, {name: getattr(c, name) for name in field_names(type(c), settable=True)
-                         if name not in hidden})
-                for group, c in zip(("data", "model", "training"), configs)]
+        groups = [(group, {name: getattr(c, name) for name in field_names(type(c), settable=True)
+                           if name not in hidden})
+                  for group, c in zip(("data", "model", "training"), configs)]
+        layer = {name: value for name, value in groups[1][1].items()
+                 if is_recurrent_option(self.model_config, name)}
+        if layer:
+            groups[1] = ("model", {k: v for k, v in groups[1][1].items() if k not in layer})
+            groups.insert(2, ("recurrent layer", layer))
+        return groups
 
     def setting_defaults(self) -> Dict[str, Any]:
         """Every setting of the task with its default, in one table."""
