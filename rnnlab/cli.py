@@ -257,11 +257,12 @@ def _evaluate(args, extra: List[str]) -> int:
 def _predict(args, extra: List[str]) -> int:
     from .api import iter_predict
     from .data.corpus import read_text
+    from .data.lines import split_lines
     from .tasks.recipe import load_run
     options = _run_options(args.run_dir, extra, "predict")
     run = load_run(args.run_dir)
     if args.input is not None:
-        lines = read_text(args.input, args.encoding).splitlines()
+        lines = split_lines(read_text(args.input, args.encoding))
     else:
         lines = (line.rstrip("\n") for line in sys.stdin)
     for out in iter_predict(run, lines, options):
@@ -347,7 +348,7 @@ def _add_train(sub) -> None:
                        epilog="Every task has more settings than listed here: rnnlab tasks NAME lists "
                        "them, each given as --name value.", argument_default=S)
     t.add_argument("--task", help="lm (default), classify, tag, translate, caption, forecast, music, "
-                   "adding, copy, expressions, sequence-copy (rnnlab tasks lists them)")
+                   "adding, copy, expressions, tree, sequence-copy (rnnlab tasks lists them)")
     g = t.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", help="a text file, or a folder with train/valid/test files "
                    "(default: Python's built-in help text)")
@@ -359,7 +360,7 @@ def _add_train(sub) -> None:
     g.add_argument("--encoding", help="text encoding of the files (default utf-8)")
     g = t.add_argument_group("model")
     g.add_argument("--architecture", help="lm: recurrent (default) or nplm (the neural "
-                   "probabilistic LM); expressions: treelstm, recursive or chain")
+                   "probabilistic LM); expressions and tree: treelstm, recursive or chain")
     g.add_argument("--cell", help="lstm, gru, rnn, leaky, residual, deep_transition")
     g.add_argument("--hidden-size", type=int)
     g.add_argument("--layers", type=int)
@@ -443,7 +444,11 @@ def _add_sample_evaluate(sub) -> None:
     e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     e.set_defaults(func=_evaluate)
     p = sub.add_parser("predict", help="a trained model's output for new input, line by line",
-                       epilog="Task options follow as --name value; rnnlab tasks NAME lists them.")
+                       epilog="Task options follow as --name value; rnnlab tasks NAME lists them. "
+                       "A tree run reads per line a bracketed tree, (3 (2 The) (4 fine)), or plain "
+                       "words read as a balanced binary tree (the words halved, the left half the "
+                       "larger), and prints the root's label and probability; --tree true prints "
+                       "the tree with every node's predicted label.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--input", metavar="FILE", help="read input lines from FILE (default: stdin)")
     p.add_argument("--encoding", default="utf-8", help="of --input (default utf-8)")
