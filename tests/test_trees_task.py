@@ -134,16 +134,16 @@ def test_binary_accuracy_drops_neutral_roots_and_compares_the_sides_total_probab
     lines = ["(0 a)", "(1 a)", "(2 a)", "(3 a)", "(4 a)"]
     examples_assets = TreeAssets(["<unk>", "<phrase>", "a"], 5, False)
     examples = [examples_assets.encode(parse_tree(line, "t")) for line in lines]
-    p = torch.tensor([[.30, .25, .0, .45, .0],     # gold 0: positive side .45 < .55: binary right, fine right
-                      [.0, .35, .40, .25, .0],     # gold 1: .25 < .35 right; fine wrong (2)
-                      [.0, .0, 1., .0, .0],        # gold 2: neutral, dropped from binary; fine right
-                      [.30, .30, .0, .40, .0],     # gold 3: .40 < .60 wrong; fine right
-                      [.0, .0, .5, .0, .5]])       # gold 4: .5 > 0 right; fine: argmax 2, wrong
+    p = torch.tensor([[.30, .25, .0, .45, .0],     # gold 0: positive .45 < .55 negative: binary right; fine 3, wrong
+                      [.0, .35, .40, .25, .0],     # gold 1: .25 < .35: binary right; fine 2, wrong
+                      [.0, .0, 1., .0, .0],        # gold 2: neutral, left out of binary; fine right
+                      [.30, .30, .0, .40, .0],     # gold 3: .40 < .60: binary wrong; fine right
+                      [.0, .0, .6, .0, .4]])       # gold 4: .4 > 0: binary right; fine 2, wrong
     task = TreeTask({}, TrainConfig(), examples_assets)
-    out = task.batch_loss(FixedLogits(p.log()), examples, train=False)
+    out = task.batch_loss(FixedLogits(p.clamp_min(1e-6).log()), examples, train=False)
     m = task.metrics(out.loss_sum, out.count, out.stats)
     assert m["binary_accuracy"] == pytest.approx(3 / 4)
-    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["accuracy"] == pytest.approx(2 / 5)
     assert out.count == 5          # every node labelled: one node per tree here
 
 
@@ -211,25 +211,32 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path, capsys, archi
     assert "line 1: expected ')' closing the node opened at column 1" in err and err.count("\n") == 1
 
 
-def test_predicted_tree_labels_are_each_nodes_own(tmp_path, capsys):
-    """--tree true writes node n's prediction at node n: a model that predicts a leaf's own word
-    (trained on trees whose leaf labels are their words) gives them back."""
-    folder, run = tmp_path / "trees", tmp_path / "run"
-    folder.mkdir()
-    lines = ["(2 (0 zero) (4 four))", "(2 (4 four) (0 zero))", "(2 (1 one) (3 three))",
-             "(2 (3 three) (1 one))", "(2 (2 (0 zero) (3 three)) (1 one))"]
-    (folder / "train.txt").write_text("\n".join(lines * 20) + "\n", encoding="utf-8")
-    (folder / "dev.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "test.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert main(["train", "--task", "tree", "--data", str(folder), "--hidden-size", "16",
-                 "--embed-size", "8", "--dropout", "0", "--lr", "0.02", "--epochs", "20",
-                 "--threads", "1", "--no-progress", "--out", str(run)]) == 0
-    capsys.readouterr()
-    (tmp_path / "in.txt").write_text("(2 (2 (1 one) (4 four)) (0 zero))\n", encoding="utf-8")
-    assert main(["predict", str(run), "--input", str(tmp_path / "in.txt"), "--tree", "true"]) == 0
-    out = parse_tree(capsys.readouterr().out.strip(), "out")
-    leaves = [n.label for n in out.labels.children[0].children] + [out.labels.children[1].label]
-    assert leaves == ["1", "4", "0"]
+class OwnWordClassifier(nn.Module):
+    """A stand-in tree model that labels each node by its own word: word k of the vocabulary
+    (from index 2) as class k - 2, a phrase as class 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("C", (), {"is_tree": True})()
+
+    def forward(self, batch):
+        idx = batch.labels[1:]                                               # (N,)
+        cls = torch.where(idx >= 2, idx - 2, torch.full_like(idx, 2))
+        return 10.0 * torch.nn.functional.one_hot(cls, 5).float()           # (N, 5)
+
+
+def test_predicted_tree_puts_each_nodes_prediction_at_that_node():
+    from rnnlab.tasks.recipe import LoadedRun
+    from rnnlab.tasks.trees import RECIPE, TreeDataConfig
+    from rnnlab.models.sentiment_trees import TreeModelConfig
+    assets = TreeAssets(["<unk>", "<phrase>", "zero", "one", "two", "three", "four"], 5, False)
+    run = LoadedRun(Path("."), RECIPE, TreeDataConfig(), TreeModelConfig(), TrainConfig(), assets,
+                    OwnWordClassifier())
+    lines = ["(0 (0 (0 one) (0 four)) (0 zero))", "one four zero three", "four"]
+    out = list(RECIPE.predict(run, lines, {"tree": True}))
+    assert out == ["(2 (2 (1 one) (4 four)) (0 zero))",
+                   "(2 (2 (1 one) (4 four)) (2 (0 zero) (3 three)))", "(4 four)"]
+    assert list(RECIPE.predict(run, lines, {"tree": False})) == ["2\t0.9998", "2\t0.9998", "4\t0.9998"]
 
 
 def test_bad_trees_stop_training_with_one_line_and_nothing_written(tmp_path, capsys):
@@ -238,7 +245,36 @@ def test_bad_trees_stop_training_with_one_line_and_nothing_written(tmp_path, cap
     assert main(["train", "--task", "tree", "--data", str(folder), "--epochs", "1",
                  "--no-progress", "--out", str(run)]) == 2
     err = capsys.readouterr().err
-    assert f"{folder / 'dev.txt'}:2: expected a label 0-4, found 9 at column 13" in err
+    assert f"{folder / 'dev.txt'}:2: expected a label 0-4, found 9 at column 11" in err
     assert err.count("\n") == 1 and not run.exists()
     assert main(["train", "--task", "tree", "--no-progress", "--out", str(run)]) == 2
     assert "--task tree needs --data" in capsys.readouterr().err and not run.exists()
+
+
+def test_binary_runs_learn_two_sides_and_leave_neutral_roots_out(tmp_path, capsys):
+    from rnnlab.tasks.trees import IGNORE, target_index
+    assert target_index(5, True) == {"0": 0, "1": 0, "2": IGNORE, "3": 1, "4": 1}
+    assert target_index(5, False) == {str(k): k for k in range(5)}
+    folder, run = tree_folder(tmp_path), tmp_path / "run"
+    assert main(["train", "--task", "tree", "--data", str(folder), "--binary", "true", "--root-only",
+                 "true", "--hidden-size", "8", "--epochs", "1", "--threads", "1", "--no-progress",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["trees"] == 3 and "binary_accuracy" not in result     # the neutral root left out
+    (tmp_path / "in.txt").write_text("great fun\n", encoding="utf-8")
+    assert main(["predict", str(run), "--input", str(tmp_path / "in.txt")]) == 0
+    assert capsys.readouterr().out.split("\t")[0] in ("0", "1")
+    assert main(["train", "--task", "tree", "--data", str(folder), "--binary", "true", "--classes",
+                 "4", "--no-progress", "--out", str(tmp_path / "r2")]) == 2
+    assert "binary needs an odd number of classes" in capsys.readouterr().err
+
+
+def test_phrases_of_trees_are_every_distinct_labelled_subtree():
+    from rnnlab.tasks.trees import phrases_of
+    trees = [parse_tree("(3 (2 (2 a) (3 good)) (2 a))", "t"), parse_tree("(2 (2 a) (3 good))", "t"),
+             parse_tree("(1 (1 a) (3 good))", "t")]
+    assert [tree_text(p) for p in phrases_of(trees)] == [
+        "(2 a)", "(3 good)", "(2 (2 a) (3 good))", "(3 (2 (2 a) (3 good)) (2 a))", "(1 a)",
+        "(1 (1 a) (3 good))"]

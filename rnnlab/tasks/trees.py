@@ -10,14 +10,19 @@ every phrase node.
 
 Loss: the cross-entropy of every node's label, averaged over the nodes of the batch (Socher et al.
 2013, Tai et al. 2015); ``--root-only true`` uses the roots' labels only. The chain model reads
-the sentence and is trained on its root label. Batches of trees are composed level by level
+a sentence and learns from its root label; with ``--phrases true`` every distinct labelled phrase
+of the training trees is a training sentence of its own. Batches of trees are composed level by level
 (:class:`~rnnlab.recursive.tree.TreeBatch`), one batched composition per height.
 
 Figures: ``accuracy`` the root's label (fine-grained, all C classes; it picks the best weights on
 valid); ``binary_accuracy`` over the trees whose root is not neutral (the middle class of an odd C),
 classes below it negative and above it positive, the prediction the side with the larger total
-probability (as Socher et al. evaluate the 5-class model); ``phrase_accuracy`` over every node
-(tree networks); ``loss`` per labelled node.
+probability (the C-class model's probabilities collapsed into two); ``phrase_accuracy`` over
+every node (tree networks); ``loss`` per labelled node.
+
+``--binary true`` trains a two-class model instead (Tai et al. 2015's binary setting): labels below
+the middle are 0 (negative), above it 1 (positive), neutral nodes carry no loss and trees with a
+neutral root are left out of every split; ``accuracy`` is then the binary root accuracy.
 
 ``rnnlab predict RUN`` reads one sentence per line: a bracketed tree (its labels are ignored), or
 plain words separated by spaces, read as a balanced binary tree (the words halved, the left half the
@@ -57,6 +62,8 @@ class TreeDataConfig:
     data: Optional[str] = None
     classes: int = 5                   # labels 0 .. classes - 1 (SST: 5)
     root_only: bool = False            # train on the roots' labels only (not every phrase's)
+    binary: bool = False               # two classes: below / above the middle label, neutral left out
+    phrases: bool = False              # chain: every distinct phrase of the training trees a sentence
     valid_fraction: float = 0.1        # cut from the training file when no dev file is given
     test_fraction: float = 0.1         # cut from the training file when no test file is given
     min_count: int = 1
@@ -73,6 +80,9 @@ class TreeDataConfig:
             if not 0 <= getattr(self, name) < 0.5:
                 raise ConfigError(f"{name} must lie in [0, 0.5), got {getattr(self, name)}")
         positive_int("min_count", self.min_count)
+        if self.binary and self.classes % 2 == 0:
+            raise ConfigError(f"binary needs an odd number of classes, whose middle one is neutral; "
+                              f"got classes {self.classes}")
         return self
 
 
@@ -87,18 +97,22 @@ class TreeExample(NamedTuple):
 
 @dataclass
 class TreeAssets:
-    """The run's words (index 0 ``<unk>``, 1 ``<phrase>``), number of labels and case rule."""
+    """The run's words (index 0 ``<unk>``, 1 ``<phrase>``), number of labels in the files, case
+    rule, and whether the model has two classes (``binary``)."""
     words: List[str]
     classes: int
     lowercase: bool
+    binary: bool = False
 
     def __post_init__(self):
         self.index: Dict[str, int] = {w: i for i, w in enumerate(self.words)}
         self.index[PHRASE] = 1
+        self.targets = target_index(self.classes, self.binary)
 
     @property
     def sizes(self) -> Dict[str, int]:
-        return {"vocab_size": len(self.words), "classes": self.classes, "arity": ARITY}
+        return {"vocab_size": len(self.words), "classes": 2 if self.binary else self.classes,
+                "arity": ARITY}
 
     def word(self, w: str) -> str:
         w = w.lower() if self.lowercase else w
@@ -114,13 +128,45 @@ class TreeAssets:
         return TreeExample(words, tree.labels, leaves, int(tree.labels.label))
 
 
+#: the target of a node that carries no loss (a neutral node of a binary run)
+IGNORE = -100
+
+
+def target_index(classes: int, binary: bool) -> Dict[str, int]:
+    """Label text -> the class the model learns: itself, or with ``binary`` 0 below the middle,
+    1 above it and IGNORE for the middle (neutral)."""
+    middle = classes // 2
+    if not binary:
+        return {str(k): k for k in range(classes)}
+    return {str(k): IGNORE if k == middle else int(k > middle) for k in range(classes)}
+
+
+def polar(trees: List[LabelledTree], classes: int) -> List[LabelledTree]:
+    """The trees whose root is not neutral (the middle label)."""
+    return [t for t in trees if t.root != classes // 2]
+
+
+def phrases_of(trees: List[LabelledTree]) -> List[LabelledTree]:
+    """Every distinct (phrase, label) of ``trees`` as a tree of its own, in order of first
+    appearance: what a chain model, which labels whole sentences only, reads to learn from every
+    phrase's label."""
+    seen, out = set(), []
+    for tree in trees:
+        for words, labels in zip(postorder(tree.words), postorder(tree.labels)):
+            key = (tree_text(LabelledTree(words, labels)))
+            if key not in seen:
+                seen.add(key)
+                out.append(LabelledTree(words, labels))
+    return out
+
+
 def build_assets(trees: List[LabelledTree], data: TreeDataConfig) -> TreeAssets:
     """The training words seen ``min_count`` times, most frequent first (ties in word order)."""
     counts = Counter(w.lower() if data.lowercase else w for t in trees for w in t.leaves)
     for special in (UNK, PHRASE_SYMBOL):
         counts.pop(special, None)
     ranked = sorted((w for w, c in counts.items() if c >= data.min_count), key=lambda w: (-counts[w], w))
-    return TreeAssets([UNK, PHRASE_SYMBOL] + ranked, data.classes, data.lowercase)
+    return TreeAssets([UNK, PHRASE_SYMBOL] + ranked, data.classes, data.lowercase, data.binary)
 
 
 def check_tree_labels(trees: List[LabelledTree], classes: int, source: str) -> None:
@@ -132,10 +178,6 @@ def check_tree_labels(trees: List[LabelledTree], classes: int, source: str) -> N
                             f"found {top}")
 
 
-def _label_index(classes: int) -> Dict[str, int]:
-    return {str(k): k for k in range(classes)}
-
-
 class TreeTask(ExampleTask):
     """Trainer task over :class:`TreeExample`: node (or root) cross-entropy; root, binary and
     phrase accuracy."""
@@ -145,7 +187,7 @@ class TreeTask(ExampleTask):
     def __init__(self, splits, config: TrainConfig, assets: TreeAssets, root_only: bool = False):
         super().__init__(splits, config, assets)
         self.root_only = root_only
-        self.labels_index = _label_index(assets.classes)
+        self.labels_index = assets.targets
 
     def length(self, example: TreeExample) -> int:
         return len(example.leaves)
@@ -157,19 +199,19 @@ class TreeTask(ExampleTask):
         return model(words), labels.labels[1:], words.roots - 1
 
     def batch_loss(self, model, examples: List[TreeExample], train: bool) -> BatchLoss:
-        roots = torch.tensor([e.root for e in examples])                     # (B,)
+        roots = torch.tensor([self.labels_index[str(e.root)] for e in examples])   # (B,)
         stats: Dict[str, float] = {}
         if model.config.is_tree:
             logits, targets, rows = self.node_logits(model, examples)       # (N, C), (N,), (B,)
             root_logits = logits.index_select(0, rows)                      # (B, C)
             node_hit = logits.detach().argmax(-1) == targets
-            stats.update(nodes_correct=int(node_hit.sum()), nodes=len(targets))
+            stats.update(nodes_correct=int(node_hit.sum()), nodes=int((targets != IGNORE).sum()))
             if self.root_only:
                 loss_sum = F.cross_entropy(root_logits, roots, reduction="sum")
                 count = len(examples)
             else:
-                loss_sum = F.cross_entropy(logits, targets, reduction="sum")
-                count = len(targets)
+                loss_sum = F.cross_entropy(logits, targets, reduction="sum", ignore_index=IGNORE)
+                count = int((targets != IGNORE).sum())
         else:
             tokens, lengths = pad([e.leaves for e in examples])              # (T, B), (B,)
             root_logits = model(tokens, lengths)                             # (B, C)
@@ -178,14 +220,14 @@ class TreeTask(ExampleTask):
         detached = root_logits.detach()
         stats.update(correct=int((detached.argmax(-1) == roots).sum()), total=len(examples))
         C = self.assets.classes
-        if C % 2 == 1 and C > 1:                                             # a neutral middle class
+        if C % 2 == 1 and not self.assets.binary:                            # a neutral middle class
             probs = detached.softmax(-1)
             middle = C // 2
             positive = probs[:, middle + 1:].sum(-1) > probs[:, :middle].sum(-1)    # (B,)
-            polar = roots != middle
+            sided = roots != middle
             hit = positive == (roots > middle)
-            stats.update(binary_correct=int((hit & polar).sum()), binary_total=int(polar.sum()))
-        return BatchLoss(loss_sum / count, float(loss_sum.detach()), count, stats)
+            stats.update(binary_correct=int((hit & sided).sum()), binary_total=int(sided.sum()))
+        return BatchLoss(loss_sum / max(count, 1), float(loss_sum.detach()), count, stats)
 
     def metrics(self, loss_sum: float, count: int, stats=None) -> Dict[str, float]:
         out = {"loss": loss_sum / max(count, 1)}
@@ -223,6 +265,10 @@ class TreeRecipe(Recipe):
         else:
             for name, trees in splits.items():
                 check_tree_labels(trees, assets.classes, f"{data.data} [{name}]")
+        if data.phrases:
+            splits["train"] = phrases_of(splits["train"])
+        if data.binary:
+            splits = {k: polar(v, data.classes) for k, v in splits.items()}
         return TreeTask({k: [assets.encode(t) for t in v] for k, v in splits.items()}, train, assets,
                         data.root_only)
 
@@ -235,7 +281,8 @@ class TreeRecipe(Recipe):
 
     def save_assets(self, assets: TreeAssets, run_dir: Path) -> None:
         write_text(Path(run_dir) / ASSETS, json.dumps(
-            {"words": assets.words, "classes": assets.classes, "lowercase": assets.lowercase},
+            {"words": assets.words, "classes": assets.classes, "lowercase": assets.lowercase,
+             "binary": assets.binary},
             ensure_ascii=False))
 
     def load_assets(self, run_dir: Path) -> TreeAssets:
@@ -248,7 +295,7 @@ class TreeRecipe(Recipe):
                 or isinstance(classes, bool) or not isinstance(classes, int) or classes < 2):
             raise CheckpointError(f"{path}: expected {{'words': ['<unk>', '<phrase>', ...], "
                                   f"'classes': int >= 2, 'lowercase': bool}}")
-        return TreeAssets(words, classes, bool(meta.get("lowercase", False)))
+        return TreeAssets(words, classes, bool(meta.get("lowercase", False)), bool(meta.get("binary", False)))
 
     def run_name(self, data: TreeDataConfig, model: TreeModelConfig) -> str:
         kind = model.architecture if model.is_tree else ("chain-bi" if model.bidirectional else "chain-") + model.cell
@@ -270,6 +317,8 @@ class TreeRecipe(Recipe):
             trees = splits["test"]
         else:
             trees = read_trees(data, classes, ARITY, options["encoding"])
+        if run.assets.binary:
+            trees = polar(trees, classes)
         if not trees:
             raise DataError(f"{run.dir}: no test trees to evaluate on; give --data")
         examples = [run.assets.encode(t) for t in trees]
