@@ -258,6 +258,7 @@ def _evaluate(args, extra: List[str]) -> int:
 def _predict(args, extra: List[str]) -> int:
     from .api import iter_predict
     from .data.corpus import read_text
+    from .data.lines import split_lines
     from .tasks.recipe import load_run
     from .training.device import resolve_device
     resolve_device(args.device)  # a device this machine lacks: that error first
@@ -376,7 +377,7 @@ def _add_train(sub) -> None:
     g.add_argument("--encoding", help="text encoding of the files (default utf-8)")
     g = t.add_argument_group("model")
     g.add_argument("--architecture", help="lm: recurrent (default) or nplm (the neural "
-                   "probabilistic LM); expressions: treelstm, recursive or chain")
+                   "probabilistic LM); expressions and tree: treelstm, recursive or chain")
     g.add_argument("--cell", help="lstm, gru, rnn, leaky, residual, deep_transition")
     g.add_argument("--hidden-size", type=int)
     g.add_argument("--layers", type=int)
@@ -465,7 +466,11 @@ def _add_sample_evaluate(sub) -> None:
     e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     e.set_defaults(func=_evaluate)
     p = sub.add_parser("predict", help="a trained model's output for new input, line by line",
-                       epilog="Task options follow as --name value; rnnlab tasks NAME lists them.")
+                       epilog="Task options follow as --name value; rnnlab tasks NAME lists them. "
+                       "A tree run reads per line a bracketed tree, (3 (2 The) (4 fine)), or plain "
+                       "words read as a balanced binary tree (the words halved, the left half the "
+                       "larger), and prints the root's label and probability; --tree true prints "
+                       "the tree with every node's predicted label.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("lines", nargs="*", metavar="INPUT", help="input lines given as arguments, e.g. "
                    "WAV paths for a run on recordings (default: --input or stdin)")

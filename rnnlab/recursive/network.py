@@ -3,7 +3,8 @@ r"""A recursive network: a composition cell run over whole trees, one batched ca
 For each node j of a tree, with label l_j and children j1 .. jN (see
 :mod:`rnnlab.recursive.cells` for the compositions):
 
-    x_j = E l_j                                   (learned label embedding, E wide)
+    x_j = E l_j                                   (learned label embedding, E wide; dropped out
+                                                   with probability ``dropout`` in training)
     s_j = compose(x_j, (s_{j1}, .., s_{jN}))      (s = (h,) or (h, c); a missing child is 0)
 
 The tree's representation is the root's h. Run over a :class:`~rnnlab.recursive.tree.TreeBatch`,
@@ -22,8 +23,9 @@ from typing import Tuple, Union
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from ..errors import check_choice
+from ..errors import ConfigError, check_choice
 from .cells import COMPOSITIONS
 from .tree import TreeBatch
 
@@ -32,9 +34,12 @@ class TreeNetwork(nn.Module):
     """Labels embedded, composed bottom-up level by level; see the module docstring."""
 
     def __init__(self, num_labels: int, embed_size: int, hidden_size: int,
-                 composition: str = "treelstm", arity: int = 2, **options):
+                 composition: str = "treelstm", arity: int = 2, dropout: float = 0.0, **options):
         super().__init__()
         check_choice("composition", composition, COMPOSITIONS)
+        if not 0 <= dropout < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
         self.embedding = nn.Embedding(num_labels, embed_size)
         self.cell = COMPOSITIONS[composition](embed_size, hidden_size, arity, **options)
         self.hidden_size, self.arity = hidden_size, arity
@@ -45,6 +50,8 @@ class TreeNetwork(nn.Module):
             raise ValueError(f"expected trees batched with arity {self.arity}, found {batch.arity}")
         H, N = self.hidden_size, self.arity
         x = self.embedding(batch.labels)                                     # (N_nodes + 1, E)
+        if self.dropout:
+            x = F.dropout(x, self.dropout, self.training)
         zero = x.new_zeros(1, H)                                             # node 0: no node
         states = tuple(zero for _ in range(self.cell.state_count))           # each (1, H)
         for level in batch.levels:

@@ -20,6 +20,7 @@ TASKS = {
     "copy": "rnnlab.tasks.long_memory:COPY",
     "sequence-copy": "rnnlab.tasks.sequence_copy:RECIPE",
     "expressions": "rnnlab.tasks.expressions:RECIPE",
+    "tree": "rnnlab.tasks.trees:RECIPE",
     "word2vec": "rnnlab.tasks.word_vectors:RECIPE",
     "bars": "rnnlab.tasks.bar_images:RECIPE",
 }
