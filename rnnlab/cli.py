@@ -265,7 +265,6 @@ def _predict(args, extra: List[str]) -> int:
     options = _run_options(args.run_dir, extra, "predict")
     run = load_run(args.run_dir, args.device)
     if args.input is not None:
-        from .data.lines import split_lines
         lines = split_lines(read_text(args.input, args.encoding))
     elif args.lines:
         lines = args.lines
