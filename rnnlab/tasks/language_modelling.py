@@ -291,7 +291,7 @@ class LanguageModelRecipe(Recipe):
     #: the main job, ``rnnlab train`` with no arguments: a character LSTM on Python's own help text
     defaults = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "embed_size": 64,
                 "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",
-                "lr": 2e-3, "clip_norm": 5.0, "epochs": 10, "schedule": "cosine", "min_lr": 1e-4}
+                "lr": 4e-3, "clip_norm": 5.0, "epochs": 5, "schedule": "cosine", "min_lr": 1e-4}
     options = {"batch_size": 1, "encoding": "utf-8", "length": 200, "temperature": 1.0,
                "top_k": 0, "top_p": 0.0, "seed": 0, "stop": "", "allow_unk": False, "beam_size": 0}
 
