@@ -20,7 +20,7 @@ def train(precision: str, steps: int, out: Path) -> dict:
            "--force"]
     t0 = time.time()
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().split("\n") if line]
     last = [r for r in records if r.get("split") == "train" and r["step"] == steps][0]
     return {"precision": precision, "loss": last["loss"], "tokens_per_s": last["tokens_per_s"],
             "wall_s": time.time() - t0, "command": " ".join(["rnnlab", *cmd[3:]])}
