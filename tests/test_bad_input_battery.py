@@ -509,7 +509,7 @@ RUN_CASES = [
     ("bench unknown cell", ["bench", "--cells", "lstn"], ["--cells takes", "got 'lstn'"]),
     ("bench unknown engine", ["bench", "--engines", "natve"], ["invalid choice: 'natve'", "did you mean 'native'"]),
     ("bench threads negative", ["bench", "--threads", "-1"], ["--threads takes a whole number >= 0", "got -1"]),
-    ("bench unknown device", ["bench", "--device", "nope"], ["--device takes a device", "got 'nope'"]),
+    ("bench unknown device", ["bench", "--device", "nope"], ["device takes one of", "got 'nope'"]),
     ("bench json a folder", ["bench", "--json", "notes"], ["--json expected a file name", "found the folder notes"]),
     ("bench json in no folder", ["bench", "--json", "nodir/b.json"], ["expected an existing folder nodir"]),
     ("bench unknown option", ["bench", "--bogus", "3"], ["bench: unknown option --bogus"]),
