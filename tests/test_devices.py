@@ -129,3 +129,20 @@ def test_mixed_precision_trains_close_to_fp32(corpus, tmp_path, precision):
 def test_precision_is_checked():
     with pytest.raises(ConfigError, match="precision"):
         rnnlab.train(precision="fp8", max_steps=1)
+
+
+@pytest.mark.parametrize("engine", ["native", "bptt"])
+def test_the_time_loop_runs_in_float32_under_autocast(engine):
+    """Under bf16 autocast every engine (torch's kernel too, which oneDNN may not run in bf16)
+    runs the layer's time loop on float32 states: outputs and gradients as without autocast."""
+    torch.manual_seed(0)
+    layer = rnnlab.LSTM(3, 4, engine=engine)
+    x = torch.randn(5, 2, 3)
+    want = layer(x)[0]
+    (gw,) = torch.autograd.grad(want.sum(), layer.weight_hh_l0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)[0]
+    (gg,) = torch.autograd.grad(got.sum(), layer.weight_hh_l0)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(gg, gw, rtol=0, atol=0)

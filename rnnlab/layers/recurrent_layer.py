@@ -7,6 +7,8 @@ torch.nn.LSTM / GRU / RNN state dict loads unchanged.
 """
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import weakref
 from typing import List, Optional, Tuple
@@ -250,16 +252,16 @@ class RecurrentLayer(nn.Module):
             self.last_engine = engine
         if engine == "native" and extras:
             raise ValueError(f"engine='native' cannot take {', '.join(extras)}; use engine='bptt' or 'auto'")
-        if engine == "native":
-            out, final = run_native(self, x, hx, lengths)
-            states = None
-        elif torch.is_autocast_enabled(x.device.type):  # mixed precision: the time loop in float32
+        mixed = torch.is_autocast_enabled(x.device.type)
+        if mixed:  # mixed precision: the time loop (torch's kernel too) in the parameters' float32
             dtype = self.dtype_of_params()
-            with torch.autocast(x.device.type, enabled=False):
-                out, final, states = self._run_stack(RUNNERS[engine], x.to(dtype),
-                                                     tuple(h.to(dtype) for h in hx), lengths, extras or {})
-        else:
-            out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths, extras or {})
+            x, hx = x.to(dtype), tuple(h.to(dtype) for h in hx)
+        with torch.autocast(x.device.type, enabled=False) if mixed else contextlib.nullcontext():
+            if engine == "native":
+                out, final = run_native(self, x, hx, lengths)
+                states = None
+            else:
+                out, final, states = self._run_stack(RUNNERS[engine], x, hx, lengths, extras or {})
         return self._format(out, final, states, packed, input, batch_first, unbatched, return_states)
 
     def given_states(self, index: int, lengths, extras) -> dict:
