@@ -1,4 +1,5 @@
-"""Engines that run a cell over time: ``native``, ``compiled``, ``bptt`` and ``loop``; ``auto`` picks one.
+"""Engines that run a cell over time: ``native``, ``compiled``, ``bptt``, ``loop`` and ``scan``;
+``auto`` picks one.
 
 Every engine but ``native`` is a runner, ``runner(call, x, state0) -> state sequences``, over one
 :class:`Call` (one cell, one direction, one layer); the layer stacks them.
@@ -15,9 +16,22 @@ from .call import Call
 from .compiled import compiled_broken, compiled_layer_unsupported, compiled_unsupported, run_compiled
 from .loop import run_loop
 from .native import native_is_fastest, native_unsupported, run_native
+from .scan import run_scan
 
-ENGINES = ("auto", "native", "compiled", "bptt", "loop")
-RUNNERS = {"compiled": run_compiled, "bptt": run_bptt, "loop": run_loop}
+ENGINES = ("auto", "native", "compiled", "bptt", "loop", "scan")
+RUNNERS = {"compiled": run_compiled, "bptt": run_bptt, "loop": run_loop, "scan": run_scan}
+
+
+def graph_engine() -> str | None:
+    """The engine a layer runs while its call is being captured as a graph, or None (eager):
+    ``scan`` under ``torch.export`` (so ``torch.onnx.export(..., dynamo=True)``) and
+    ``torch.compile`` (the time loop one graph node, T and B symbolic); ``loop`` under
+    ``torch.jit.trace``, which records the steps it sees (unrolled to that T)."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return "scan"
+    if torch.jit.is_tracing():
+        return "loop"
+    return None
 
 
 def check_engine(name: str) -> str:
@@ -40,7 +54,7 @@ def run(runner: Callable, call: Call, x: torch.Tensor, state0) -> Tuple[torch.Te
     return tuple(s.reshape(T, B, -1) for s in seqs)
 
 
-__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "autotune", "Call", "check_engine", "compiled_broken",
+__all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "autotune", "Call", "check_engine", "compiled_broken", "graph_engine",
            "compiled_layer_unsupported", "compiled_unsupported", "native_is_fastest",
            "native_unsupported", "record_state_gradients", "run", "run_bptt", "run_compiled",
-           "run_loop", "run_native"]
+           "run_loop", "run_native", "run_scan"]

@@ -1,0 +1,198 @@
+"""A trained run as a graph other programs run without rnnlab: ONNX or torch.export's ``.pt2``.
+
+``rnnlab export RUN_DIR --format onnx|pt2`` writes the model's forward pass in evaluation mode,
+with the number of time steps, the batch and every other size of a sentence dynamic (the layers
+run their time loop as one ``scan``: :mod:`rnnlab.engines.scan`), and beside it a JSON file that
+says what goes in and comes out:
+
+    {"task": ..., "format": ..., "graph": FILE,
+     "inputs":  [{"name", "dtype", "shape": ["T", "B"], "meaning"}, ...],
+     "outputs": [{"name", "dtype", "shape": [...], "meaning"}, ...],
+     ... the task's vocabulary, label names, case rule, ...}
+
+Each task's graph takes exactly the tensors its ``rnnlab predict`` builds from a line of input
+(:data:`SPECS`): a program that builds them the same way (from the JSON's vocabulary) gets the
+same predictions.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, check_choice
+from .recipe import LoadedRun, load_run
+
+FORMATS = ("onnx", "pt2")
+
+
+@dataclass
+class Port:
+    """One input or output of the graph: its name, dtype, shape by named sizes, and meaning."""
+    name: str
+    dtype: str
+    shape: Tuple[str, ...]
+    meaning: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "meaning": self.meaning}
+
+
+@dataclass
+class ExportSpec:
+    """What a task exports: ``module`` (forward(*inputs) -> tuple of outputs, evaluation mode),
+    example ``inputs`` in forward's order (every size > 1 and the sizes told apart, so that
+    none is fixed at export), the ports, and the task's facts for the JSON (``info``)."""
+    module: nn.Module
+    inputs: Dict[str, torch.Tensor]
+    input_ports: List[Port]
+    output_ports: List[Port]
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    def dynamic_shapes(self) -> Dict[str, Dict[int, Any]]:
+        """Each input's sizes as torch.export dimensions, one per named size (shared by name)."""
+        dims: Dict[str, Any] = {}
+        out = {}
+        for port in self.input_ports:
+            out[port.name] = {i: dims.setdefault(s, torch.export.Dim(s, min=1))
+                              for i, s in enumerate(port.shape) if not s.isdigit()}
+        return out
+
+
+class Outputs(nn.Module):
+    """``model``'s forward with its inputs by position and its outputs as a flat tuple."""
+
+    def __init__(self, model: nn.Module, call: Callable):
+        super().__init__()
+        self.model, self.call = model, call
+
+    def forward(self, *inputs):
+        return self.call(self.model, *inputs)
+
+
+# ---------------------------------------------------------------------- the tasks
+def _words_example(n: int) -> List[List[str]]:
+    """Two sentences of 5 and 3 placeholder words, 4 distinct words of 3 characters: every size
+    apart (T = 5, B = 2, U = 4, S = 3), so that export ties none to another."""
+    words = ["wd0", "wd1", "wd2", "wd3"]
+    return [[words[i] for i in (0, 1, 0, 2, 1)], [words[i] for i in (3, 0, 1)]][:n]
+
+
+def _lm(run: LoadedRun) -> ExportSpec:
+    model, vocab = run.model, run.assets
+    if not hasattr(model, "rnn"):
+        raise ConfigError(f"{run.dir}: rnnlab export writes the recurrent language model; "
+                          f"this run's architecture is {model.config.architecture!r}")
+    layer = model.rnn
+    cell = layer.cells[0]
+    names = cell.state_names
+    L = layer.num_layers
+
+    def call(m, tokens, *state):
+        logits, final = m(tokens, state[0] if len(state) == 1 else tuple(state))
+        final = (final,) if torch.is_tensor(final) else tuple(final)
+        return (logits, *final)
+
+    tokens = torch.tensor([[1, 2], [2, 1], [1, 1]], dtype=torch.long)                 # (T=3, B=2)
+    state = {n: torch.zeros(L, 2, s) for n, s in zip(names, cell.state_sizes)}
+    ins = [Port("tokens", "int64", ("T", "B"), "symbol indices into 'vocabulary'")]
+    ins += [Port(n, "float32", (str(L), "B", str(s)), f"state {n!r} before the first step "
+                 "(zeros to start; a previous call's final state to go on)")
+            for n, s in zip(names, cell.state_sizes)]
+    outs = [Port("logits", "float32", ("T", "B", str(len(vocab))),
+                 "unnormalised log-probabilities of the next symbol at each step")]
+    outs += [Port(f"{n}_n", "float32", (str(L), "B", str(s)), f"state {n!r} after the last step")
+             for n, s in zip(names, cell.state_sizes)]
+    info = {"vocabulary": vocab.symbols, "level": vocab.level,
+            "unknown": 0, "boundary": model.config.boundary_id}
+    return ExportSpec(Outputs(model, call), {"tokens": tokens, **state}, ins, outs, info)
+
+
+def _sentence_inputs(spell: bool, word_name: str, batch: Dict[str, torch.Tensor]) -> List[Port]:
+    ports = [Port(word_name, "int64", ("T", "B"), "word indices into 'vocabulary' (0: unknown, "
+                  "and the padding past a sentence's end)"),
+             Port("lengths", "int64", ("B",), "each sentence's number of words")]
+    if spell:
+        ports += [Port("chars", "int64", ("S", "U"), "each distinct word of the batch spelled as "
+                       "indices into 'characters' (0: unknown, and the padding)"),
+                  Port("char_lengths", "int64", ("U",), "their lengths"),
+                  Port("spelling", "int64", ("T", "B"), "for each word, its column of chars")]
+    return ports
+
+
+def _classify(run: LoadedRun) -> ExportSpec:
+    from .classification import ClassifiedExample
+    assets, model = run.assets, run.model
+    spell = model.config.char_hidden_size > 0
+    examples = [ClassifiedExample(w, assets.words(w)) for w in _words_example(2)]
+    batch = assets.batch(examples, spell=spell)
+    outs = [Port("logits", "float32", ("B", str(len(assets.classes))),
+                 "unnormalised log-probabilities of each class of 'classes'")]
+    info = {"vocabulary": assets.vocab.symbols, "lowercase": assets.lowercase, "unknown": 0,
+            "classes": list(assets.classes)}
+    if spell:
+        info["characters"] = assets.characters.chars
+    return ExportSpec(Outputs(model, lambda m, *a: (m(*a),)), batch,
+                      _sentence_inputs(spell, "tokens", batch), outs, info)
+
+
+def _tag(run: LoadedRun) -> ExportSpec:
+    vocab, model = run.assets, run.model
+    spell = model.config.char_hidden_size > 0
+    batch = vocab.batch(_words_example(2))
+    if not spell:
+        batch = {k: batch[k] for k in ("words", "lengths")}
+    outs = [Port("logits", "float32", ("T", "B", str(len(vocab.tags))),
+                 "unnormalised log-probabilities of each tag of 'tags', per word")]
+    info = {"vocabulary": vocab.words, "lowercase": vocab.lowercase, "unknown": 0,
+            "tags": list(vocab.tags), "tagset": vocab.tagset}
+    if spell:
+        info["characters"] = vocab.chars
+    return ExportSpec(Outputs(model, lambda m, *a: (m(*a),)), batch,
+                      _sentence_inputs(spell, "words", batch), outs, info)
+
+
+#: task name -> what it exports
+SPECS: Dict[str, Callable[[LoadedRun], ExportSpec]] = {"lm": _lm, "classify": _classify, "tag": _tag}
+
+
+# ---------------------------------------------------------------------- the files
+def export_spec(run: LoadedRun) -> ExportSpec:
+    """The run's :class:`ExportSpec`, its model in evaluation mode; a ConfigError for a task
+    that has none yet."""
+    spec = SPECS.get(run.recipe.name)
+    if spec is None:
+        raise ConfigError(f"rnnlab export covers the tasks {', '.join(SPECS)}; this run is task "
+                          f"{run.recipe.name!r}")
+    run.model.eval()
+    return spec(run)
+
+
+def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[Path, Path]:
+    """Write the run's graph (``out``, default RUN_DIR/model.onnx or model.pt2) and its JSON
+    (the graph's name with ``.json``); returns both paths."""
+    check_choice("format", fmt, FORMATS)
+    run = load_run(run_dir)
+    spec = export_spec(run)
+    path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
+    args = tuple(spec.inputs.values())
+    with torch.no_grad():
+        program = torch.export.export(spec.module, args, dynamic_shapes=tuple(spec.dynamic_shapes().values()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pt2":
+        torch.export.save(program, str(path))
+    else:
+        onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
+                                 output_names=[p.name for p in spec.output_ports], dynamo=True,
+                                 verbose=False)
+        onnx.save(str(path))
+    meta = {"task": run.recipe.name, "format": fmt, "graph": path.name,
+            "inputs": [p.to_json() for p in spec.input_ports],
+            "outputs": [p.to_json() for p in spec.output_ports], **spec.info}
+    json_path = path.with_suffix(".json")
+    json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path, json_path
