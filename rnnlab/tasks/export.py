@@ -82,34 +82,38 @@ def _words_example(n: int) -> List[List[str]]:
     return [[words[i] for i in (0, 1, 0, 2, 1)], [words[i] for i in (3, 0, 1)]][:n]
 
 
+def _states(layer, prefix: str = "") -> Tuple[List[Port], List[Port], Dict[str, torch.Tensor]]:
+    """A layer's initial-state inputs and final-state outputs, and zero examples (B = 2)."""
+    cell = layer.cells[0]
+    L = layer.num_layers * (2 if layer.bidirectional else 1)
+    ins, outs, zeros = [], [], {}
+    for n, s in zip(cell.state_names, cell.state_sizes):
+        shape = (str(L), "B", str(s))
+        ins.append(Port(prefix + n, "float32", shape, f"state {n!r} before the first step "
+                        "(zeros to start; a previous call's final state to go on)"))
+        outs.append(Port(f"{prefix}{n}_n", "float32", shape, f"state {n!r} after the last step"))
+        zeros[prefix + n] = torch.zeros(L, 2, s)
+    return ins, outs, zeros
+
+
 def _lm(run: LoadedRun) -> ExportSpec:
     model, vocab = run.model, run.assets
     if not hasattr(model, "rnn"):
         raise ConfigError(f"{run.dir}: rnnlab export writes the recurrent language model; "
                           f"this run's architecture is {model.config.architecture!r}")
-    layer = model.rnn
-    cell = layer.cells[0]
-    names = cell.state_names
-    L = layer.num_layers
+    s_in, s_out, zeros = _states(model.rnn)
 
     def call(m, tokens, *state):
         logits, final = m(tokens, state[0] if len(state) == 1 else tuple(state))
-        final = (final,) if torch.is_tensor(final) else tuple(final)
-        return (logits, *final)
+        return (logits, *((final,) if torch.is_tensor(final) else final))
 
     tokens = torch.tensor([[1, 2], [2, 1], [1, 1]], dtype=torch.long)                 # (T=3, B=2)
-    state = {n: torch.zeros(L, 2, s) for n, s in zip(names, cell.state_sizes)}
-    ins = [Port("tokens", "int64", ("T", "B"), "symbol indices into 'vocabulary'")]
-    ins += [Port(n, "float32", (str(L), "B", str(s)), f"state {n!r} before the first step "
-                 "(zeros to start; a previous call's final state to go on)")
-            for n, s in zip(names, cell.state_sizes)]
+    ins = [Port("tokens", "int64", ("T", "B"), "symbol indices into 'vocabulary'")] + s_in
     outs = [Port("logits", "float32", ("T", "B", str(len(vocab))),
-                 "unnormalised log-probabilities of the next symbol at each step")]
-    outs += [Port(f"{n}_n", "float32", (str(L), "B", str(s)), f"state {n!r} after the last step")
-             for n, s in zip(names, cell.state_sizes)]
+                 "unnormalised log-probabilities of the next symbol at each step")] + s_out
     info = {"vocabulary": vocab.symbols, "level": vocab.level,
             "unknown": 0, "boundary": model.config.boundary_id}
-    return ExportSpec(Outputs(model, call), {"tokens": tokens, **state}, ins, outs, info)
+    return ExportSpec(Outputs(model, call), {"tokens": tokens, **zeros}, ins, outs, info)
 
 
 def _sentence_inputs(spell: bool, word_name: str, batch: Dict[str, torch.Tensor]) -> List[Port]:
@@ -156,8 +160,43 @@ def _tag(run: LoadedRun) -> ExportSpec:
                       _sentence_inputs(spell, "words", batch), outs, info)
 
 
+def _ctc(run: LoadedRun) -> ExportSpec:
+    from .ctc import BLANK
+    F, C = run.assets["features"], run.assets["classes"]
+    x = torch.zeros(5, 2, F)
+    lengths = torch.tensor([5, 3])
+    ins = [Port("x", "float32", ("T", "B", str(F)), "the frames, F features each"),
+           Port("lengths", "int64", ("B",), "each sequence's number of frames")]
+    outs = [Port("log_probs", "float32", ("T", "B", str(C)),
+                 "log-probabilities of each label per frame; decode by collapsing repeats and "
+                 "dropping the blank")]
+    info = {"labels": ["<blank>"] + [str(d) for d in range(C - 1)], "blank": BLANK}  # class 1 + d: digit d
+    return ExportSpec(Outputs(run.model, lambda m, *a: (m(*a),)), {"x": x, "lengths": lengths},
+                      ins, outs, info)
+
+
+def _music(run: LoadedRun) -> ExportSpec:
+    K = run.assets.keys
+    s_in, s_out, zeros = _states(run.model.rnn)
+
+    def call(m, inputs, lengths, *state):
+        logits, final = m(inputs, lengths, state[0] if len(state) == 1 else tuple(state))
+        return (logits, *((final,) if torch.is_tensor(final) else final))
+
+    ins = [Port("inputs", "float32", ("T", "B", str(K)), "x_t = the piano roll r_{t-1} (keys "
+                "down: 1), x_0 = 0"),
+           Port("lengths", "int64", ("B",), "each piece's number of steps")] + s_in
+    outs = [Port("logits", "float32", ("T", "B", str(K)),
+                 "log-odds of each key being down at each step")] + s_out
+    info = {"lowest_note": run.assets.lowest_note, "keys": K}
+    return ExportSpec(Outputs(run.model, call), {"inputs": torch.zeros(5, 2, K),
+                                                 "lengths": torch.tensor([5, 3]), **zeros},
+                      ins, outs, info)
+
+
 #: task name -> what it exports
-SPECS: Dict[str, Callable[[LoadedRun], ExportSpec]] = {"lm": _lm, "classify": _classify, "tag": _tag}
+SPECS: Dict[str, Callable[[LoadedRun], ExportSpec]] = {"lm": _lm, "classify": _classify, "tag": _tag,
+                                                       "ctc": _ctc, "music": _music}
 
 
 # ---------------------------------------------------------------------- the files
