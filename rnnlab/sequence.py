@@ -17,7 +17,7 @@ def check_lengths(lengths, T: int, B: int, device) -> Optional[torch.Tensor]:
                          f"{tuple(lengths.shape)}")
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():  # values unknown in a graph
+    if torch.compiler.is_exporting():  # values unknown in an exported graph
         return lengths.to(device=device, dtype=torch.int64)
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1 or hi > T:

@@ -24,10 +24,11 @@ RUNNERS = {"compiled": run_compiled, "bptt": run_bptt, "loop": run_loop, "scan":
 
 def graph_engine() -> str | None:
     """The engine a layer runs while its call is being captured as a graph, or None (eager):
-    ``scan`` under ``torch.export`` (so ``torch.onnx.export(..., dynamo=True)``) and
-    ``torch.compile`` (the time loop one graph node, T and B symbolic); ``loop`` under
-    ``torch.jit.trace``, which records the steps it sees (unrolled to that T)."""
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+    ``scan`` under ``torch.export`` (so ``torch.onnx.export(..., dynamo=True)``: the time loop
+    one graph node, T and B symbolic); ``loop`` under ``torch.jit.trace``, which records the
+    steps it sees (unrolled to that T). Under ``torch.compile`` the layer's own engine runs
+    (scan under inductor failed torch's aliasing check when tried)."""
+    if torch.compiler.is_exporting():
         return "scan"
     if torch.jit.is_tracing():
         return "loop"

@@ -42,8 +42,8 @@ class RecurrentLayer(nn.Module):
             ``"native"`` (torch's fused kernel), ``"compiled"`` (C++ time loops, CPU),
             ``"bptt"`` (hand-written BPTT), ``"loop"`` (autograd through a loop of the cell) or
             ``"scan"`` (the loop's step inside torch's ``scan``: one graph node for the time loop).
-            :attr:`last_engine` says which engine ran. Under ``torch.export``, ONNX export and
-            ``torch.compile`` every layer runs ``scan`` (T and B stay symbolic), under
+            :attr:`last_engine` says which engine ran. Under ``torch.export`` and ONNX export
+            every layer runs ``scan`` (T and B stay symbolic), under
             ``torch.jit.trace`` ``loop`` (:func:`rnnlab.engines.graph_engine`).
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
         skip_steps: d > 0 adds skip connections through time, every gate also reading h_{t-d}
