@@ -47,7 +47,11 @@ def run_scan(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
         new = call.blend_at(new, read, state, xt.get("keep"), xt.get("real"))
         return new, tuple(s.clone() for s in new)  # (scan's carry and output may not alias)
 
-    _, seqs = scan(body, tuple(state0), xs)
+    # fresh tensors, not views: torch guards on a view's base, and a base's strides (6 B, say)
+    # tied B to its value at export
+    init = tuple(s.clone() for s in state0)
+    xs = torch.utils._pytree.tree_map(torch.clone, xs)
+    _, seqs = scan(body, init, xs)
     return tuple(seqs)
 
 
