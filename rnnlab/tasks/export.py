@@ -220,7 +220,9 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[P
     path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
     args = tuple(spec.inputs.values())
     with torch.no_grad():
-        program = torch.export.export(spec.module, args, dynamic_shapes=tuple(spec.dynamic_shapes().values()))
+        # (forward(*inputs): one varargs parameter, its shapes one tuple)
+        program = torch.export.export(spec.module, args,
+                                      dynamic_shapes=(tuple(spec.dynamic_shapes().values()),))
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pt2":
         torch.export.save(program, str(path))
