@@ -189,6 +189,8 @@ class RecurrentLayer(nn.Module):
         graph = graph_engine()
         if graph is not None:
             return graph
+        if self.engine == "scan" and torch.compiler.is_compiling():
+            return "loop"  # (inductor refuses scan's body: torch 2.13, docs/export.md)
         key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)
         if known is not None and known[0] == key:
