@@ -263,3 +263,14 @@ def test_export_refuses_a_task_it_does_not_cover_in_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnlab: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_onnx_export_of_a_cell_torch_cannot_convert_fails_in_one_line(tmp_path, capsys):
+    from test_classification import SMALL, _toy
+    run = tmp_path / "run"
+    rnnlab.train(task="classify", data=str(_toy(tmp_path / "toy")), out=str(run),
+                 **dict(SMALL, epochs=1, cell="lstm"))
+    assert main(["export", str(run), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlab: error:") and "--format pt2" in err and len(err.strip().splitlines()) == 1
+    assert not (run / "model.onnx").exists() and not (run / "model.json").exists()

@@ -227,9 +227,15 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[P
     if fmt == "pt2":
         torch.export.save(program, str(path))
     else:
-        onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
-                                 output_names=[p.name for p in spec.output_ports], dynamo=True,
-                                 verbose=False)
+        try:
+            onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
+                                     output_names=[p.name for p in spec.output_ports], dynamo=True,
+                                     verbose=False)
+        except Exception as e:  # torch's exporter: long reports; the user gets one line
+            raise ConfigError(f"{run_dir}: torch's ONNX exporter could not convert this model "
+                              f"({type(e).__name__}; torch 2.13 converts the cells rnn, leaky, "
+                              "deep-transition and output-feedback, docs/export.md); "
+                              "--format pt2 writes it") from None
         onnx.save(str(path))
     meta = {"task": run.recipe.name, "format": fmt, "graph": path.name,
             "inputs": [p.to_json() for p in spec.input_ports],
