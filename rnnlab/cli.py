@@ -505,6 +505,31 @@ def _add_sample_evaluate(sub) -> None:
     k.set_defaults(func=_tasks)
 
 
+def _add_export(sub) -> None:
+    x = sub.add_parser("export", help="a trained model as an ONNX or torch.export graph, with a JSON "
+                       "of its inputs and outputs",
+                       description="Write RUN_DIR's model (evaluation mode) as a graph whose number "
+                       "of time steps and batch size are dynamic, and beside it FILE.json: its "
+                       "inputs and outputs, vocabulary and label names (docs/export.md).")
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("--format", default="onnx", choices=["onnx", "pt2"],
+                   help="onnx (ONNX Runtime and other ONNX tools; default) or pt2 (torch.export, "
+                        "torch.export.load)")
+    x.add_argument("--out", metavar="FILE", help="the graph's file (default RUN_DIR/model.onnx or "
+                   "RUN_DIR/model.pt2); the JSON goes beside it")
+    x.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    x.set_defaults(func=_export)
+
+
+def _export(args, extra: List[str]) -> int:
+    from .tasks.export import export_run
+    if extra:
+        raise UsageError(f"rnnlab export takes RUN_DIR, --format and --out; got {' '.join(extra)}")
+    graph, meta = export_run(args.run_dir, args.format, args.out)
+    print(f"wrote {graph} and {meta}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rnnlab", description="Recurrent neural networks from the textbook.")
     p.add_argument("--version", action="version", version=f"rnnlab {__version__}")
@@ -512,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_sample_evaluate(sub)
+    _add_export(sub)
     b = sub.add_parser("bench", help="training throughput and peak memory of every cell and engine")
     b.add_argument("--sizes", nargs="+", default=["small", "medium", "large"],
                    help="small (B16 I64 H128), medium (B32 I128 H256), large (B64 I512 H512)")

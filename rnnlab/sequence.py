@@ -17,6 +17,8 @@ def check_lengths(lengths, T: int, B: int, device) -> Optional[torch.Tensor]:
                          f"{tuple(lengths.shape)}")
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if torch.compiler.is_exporting():  # values unknown in an exported graph
+        return lengths.to(device=device, dtype=torch.int64)
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1 or hi > T:
         raise ValueError(f"lengths must lie in [1, {T}] (the padded length), got values in [{lo}, {hi}]")

@@ -133,7 +133,7 @@ def test_bad_input_gives_one_clear_error(call, match):
     ({"hidden_size": 0}, "hidden_size must be a positive integer, got 0"),
     ({"num_layers": -1}, "num_layers must be a positive integer"),
     ({"dropout": 1.5}, r"dropout must be a probability in \[0, 1\], got 1.5"),
-    ({"engine": "fast"}, "engine must be one of 'auto', 'native', 'compiled', 'triton', 'bptt', 'loop', got 'fast'"),
+    ({"engine": "fast"}, "engine must be one of 'auto', 'native', 'compiled', 'triton', 'bptt', 'loop', 'scan', got 'fast'"),
     ({"init": "xavier"}, "init must be one of"),
     ({"peephole": "yes"}, "peephole must be None, 'diagonal' or 'full'"),
 ])

@@ -43,16 +43,28 @@ class Call:
         """The state step t reads: ``state`` with the given entries put in."""
         if not self.given:
             return state
-        return tuple(self.given[k][t] if k in self.given else s for k, s in enumerate(state))
+        return self.prev_at(state, {k: g[t] for k, g in self.given.items()})
+
+    def prev_at(self, state, given_t: Dict[int, torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+        """:meth:`prev` from step t's given states ``given_t`` {k: (B, S_k)} (a graph time loop
+        hands the step its slices)."""
+        return tuple(given_t[k] if k in given_t else s for k, s in enumerate(state))
 
     def blend(self, t: int, new, read, state):
         """state_t from the step's own state~_t (``new``): lerp(read, state~_t, k_t) with what the
         step read; a given state at a padded step carries ``state`` (the state itself) instead."""
         keep = self.keep
-        if keep is not None:
-            new = tuple(torch.lerp(r, n, k[t]) for n, r, k in zip(new, read, keep))
-        if self.given and self.lengths is not None and t > 0:  # (step 1 is real in every sequence)
-            new = tuple(torch.where(self.lengths[t], n, s) if k in self.given else n
+        real = self.lengths[t] if self.given and self.lengths is not None and t > 0 else None
+        # (step 1 is real in every sequence)
+        return self.blend_at(new, read, state, None if keep is None else tuple(k[t] for k in keep), real)
+
+    def blend_at(self, new, read, state, keep_t, real_t):
+        """:meth:`blend` from step t's slices: ``keep_t`` one (B, S_k) keep weight per state (or
+        None), ``real_t`` (B, 1) bool, True where the step is real (None: every sequence)."""
+        if keep_t is not None:
+            new = tuple(torch.lerp(r, n, k) for n, r, k in zip(new, read, keep_t))
+        if self.given and real_t is not None:
+            new = tuple(torch.where(real_t, n, s) if k in self.given else n
                         for k, (n, s) in enumerate(zip(new, state)))
         return new
 

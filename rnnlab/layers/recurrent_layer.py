@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import PackedSequence
 from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
 from ..engines import (RUNNERS, autotune, check_engine, compiled_layer_unsupported,
-                       native_unsupported, run, run_native, triton_unsupported)
+                       graph_engine, native_unsupported, run, run_native, triton_unsupported)
 from ..engines.regularization import Regularization, make_call
 from ..engines.skip import SkipConnections
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
@@ -43,8 +43,11 @@ class RecurrentLayer(nn.Module):
             on this machine once per shape class and cached: :mod:`rnnlab.engines.autotune`),
             ``"native"`` (torch's fused kernel), ``"compiled"`` (C++ time loops, CPU),
             ``"triton"`` (fused Triton cores, CUDA; :mod:`rnnlab.engines.triton_engine`),
-            ``"bptt"`` (hand-written BPTT) or ``"loop"`` (autograd through a loop of the cell).
-            :attr:`last_engine` says which engine ran.
+            ``"bptt"`` (hand-written BPTT), ``"loop"`` (autograd through a loop of the cell) or
+            ``"scan"`` (the loop's step inside torch's ``scan``: one graph node for the time loop).
+            :attr:`last_engine` says which engine ran. Under ``torch.export`` and ONNX export
+            every layer runs ``scan`` (T and B stay symbolic), under
+            ``torch.jit.trace`` ``loop`` (:func:`rnnlab.engines.graph_engine`).
         init: ``"rnnlab"`` or ``"torch"``, see :mod:`rnnlab.init`.
         skip_steps: d > 0 adds skip connections through time, every gate also reading h_{t-d}
             through a weight ``weight_skip_l{k}`` (:mod:`rnnlab.engines.skip`; the cells
@@ -186,6 +189,11 @@ class RecurrentLayer(nn.Module):
         on this machine, measured once per shape class and cached (:mod:`rnnlab.engines.autotune`;
         ``RNNLAB_AUTOTUNE=0``: its documented rules; given states: ``bptt``, the one engine
         besides ``loop`` that takes them)."""
+        graph = graph_engine()
+        if graph is not None:
+            return graph
+        if self.engine == "scan" and torch.compiler.is_compiling():
+            return "loop"  # (inductor refuses scan's body: torch 2.13, docs/export.md)
         key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)
         if known is not None and known[0] == key:
@@ -247,7 +255,7 @@ class RecurrentLayer(nn.Module):
         lengths = check_lengths(lengths, T, B, x.device)
         hx = self._check_hx(hx, B, x, unbatched)
         engine = self.resolve_engine(return_states, x, lengths, given=bool(extras))
-        if engine != self.last_engine:
+        if engine != self.last_engine and graph_engine() is None:
             log.info("%s: engine %r", type(self).__name__, engine)
             self.last_engine = engine
         if engine == "native" and extras:

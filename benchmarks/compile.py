@@ -1,0 +1,92 @@
+"""torch.compile of a model holding an rnnlab LSTM against the same model eager, on every engine.
+
+A one-layer LSTM (B, I, H) over T steps and a linear read-out; for each engine the model eager and
+``torch.compile(model)`` (default backend; under compilation every layer runs the ``scan``
+engine, rnnlab/engines/__init__.py ``graph_engine``). Two measurements: a training step (forward,
+backward of the summed outputs) and an evaluation forward (no gradients). Every round times each
+(engine, mode) once in a fresh random order, each timing at least 50 ms of back-to-back calls;
+figures are medians over the rounds, and the ratio is compiled time over eager time in the same
+run (below 1: compiled faster). The first compiled call's time (compilation) is reported apart.
+
+    python benchmarks/compile.py [--size 16/64/128] [--steps 50] [--rounds 5] [--engines ...]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+
+import rnnlab
+from rnnlab.bench import MIN_TIMING
+
+
+class Model(torch.nn.Module):
+    def __init__(self, I, H, engine):
+        super().__init__()
+        self.rnn, self.out = rnnlab.LSTM(I, H, engine=engine), torch.nn.Linear(H, 1)
+
+    def forward(self, x):
+        return self.out(self.rnn(x)[0])
+
+
+def timing(fn) -> float:
+    """Seconds per call of ``fn``, over back-to-back calls lasting at least MIN_TIMING."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= MIN_TIMING:
+            return elapsed / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="16/64/128", help="B/I/H")
+    ap.add_argument("--steps", type=int, default=50, help="T")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--engines", nargs="+", default=["native", "compiled", "bptt", "loop"])
+    args = ap.parse_args()
+    B, I, H = map(int, args.size.split("/"))
+    torch.manual_seed(0)
+    x = torch.randn(args.steps, B, I)
+    calls, first = {}, {}
+    for engine in args.engines:
+        model = Model(I, H, engine)
+        compiled = torch.compile(model)
+        for name, m in (("eager", model), ("compiled", compiled)):
+            def train(m=m, model=model):
+                model.zero_grad(set_to_none=True)
+                m(x).sum().backward()
+
+            def evaluate(m=m):
+                with torch.no_grad():
+                    m(x)
+            for mode, fn in (("train", train), ("eval", evaluate)):
+                t0 = time.perf_counter()
+                fn()  # warm-up (the compiled model compiles here)
+                first[engine, name, mode] = time.perf_counter() - t0
+                calls[engine, name, mode] = fn
+    times = {k: [] for k in calls}
+    keys = list(calls)
+    for _ in range(args.rounds):
+        random.shuffle(keys)
+        for k in keys:
+            times[k].append(timing(calls[k]))
+    print(f"LSTM B/I/H {args.size}, T {args.steps}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, medians of {args.rounds} rounds (ms per call)")
+    print("| engine | mode | eager ms | compiled ms | compiled / eager | first compiled call s |")
+    print("|---|---|---|---|---|---|")
+    for engine in args.engines:
+        for mode in ("train", "eval"):
+            e = statistics.median(times[engine, "eager", mode]) * 1e3
+            c = statistics.median(times[engine, "compiled", mode]) * 1e3
+            print(f"| {engine} | {mode} | {e:.2f} | {c:.2f} | {c / e:.2f} | "
+                  f"{first[engine, 'compiled', mode]:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""A trained run as a graph other programs run without rnnlab: ONNX or torch.export's ``.pt2``.
+
+``rnnlab export RUN_DIR --format onnx|pt2`` writes the model's forward pass in evaluation mode,
+with the number of time steps, the batch and every other size of a sentence dynamic (the layers
+run their time loop as one ``scan``: :mod:`rnnlab.engines.scan`), and beside it a JSON file that
+says what goes in and comes out:
+
+    {"task": ..., "format": ..., "graph": FILE,
+     "inputs":  [{"name", "dtype", "shape": ["T", "B"], "meaning"}, ...],
+     "outputs": [{"name", "dtype", "shape": [...], "meaning"}, ...],
+     ... the task's vocabulary, label names, case rule, ...}
+
+Each task's graph takes exactly the tensors its ``rnnlab predict`` builds from a line of input
+(:data:`SPECS`): a program that builds them the same way (from the JSON's vocabulary) gets the
+same predictions.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, check_choice
+from .recipe import LoadedRun, load_run
+
+FORMATS = ("onnx", "pt2")
+
+
+@dataclass
+class Port:
+    """One input or output of the graph: its name, dtype, shape by named sizes, and meaning."""
+    name: str
+    dtype: str
+    shape: Tuple[str, ...]
+    meaning: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "meaning": self.meaning}
+
+
+@dataclass
+class ExportSpec:
+    """What a task exports: ``module`` (forward(*inputs) -> tuple of outputs, evaluation mode),
+    example ``inputs`` in forward's order (every size > 1 and the sizes told apart, so that
+    none is fixed at export), the ports, and the task's facts for the JSON (``info``)."""
+    module: nn.Module
+    inputs: Dict[str, torch.Tensor]
+    input_ports: List[Port]
+    output_ports: List[Port]
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    def dynamic_shapes(self) -> Dict[str, Dict[int, Any]]:
+        """Each input's sizes as torch.export dimensions, one per named size (shared by name)."""
+        dims: Dict[str, Any] = {}
+        out = {}
+        for port in self.input_ports:
+            out[port.name] = {i: dims.setdefault(s, torch.export.Dim(s, min=1))
+                              for i, s in enumerate(port.shape) if not s.isdigit()}
+        return out
+
+
+class Outputs(nn.Module):
+    """``model``'s forward with its inputs by position and its outputs as a flat tuple."""
+
+    def __init__(self, model: nn.Module, call: Callable):
+        super().__init__()
+        self.model, self.call = model, call
+
+    def forward(self, *inputs):
+        return self.call(self.model, *inputs)
+
+
+# ---------------------------------------------------------------------- the tasks
+def _words_example(n: int) -> List[List[str]]:
+    """Two sentences of 5 and 3 placeholder words, 4 distinct words of 3 characters: every size
+    apart (T = 5, B = 2, U = 4, S = 3), so that export ties none to another."""
+    words = ["wd0", "wd1", "wd2", "wd3"]
+    return [[words[i] for i in (0, 1, 0, 2, 1)], [words[i] for i in (3, 0, 1)]][:n]
+
+
+def _states(layer, prefix: str = "") -> Tuple[List[Port], List[Port], Dict[str, torch.Tensor]]:
+    """A layer's initial-state inputs and final-state outputs, and zero examples (B = 2)."""
+    cell = layer.cells[0]
+    L = layer.num_layers * (2 if layer.bidirectional else 1)
+    ins, outs, zeros = [], [], {}
+    for n, s in zip(cell.state_names, cell.state_sizes):
+        shape = (str(L), "B", str(s))
+        ins.append(Port(prefix + n, "float32", shape, f"state {n!r} before the first step "
+                        "(zeros to start; a previous call's final state to go on)"))
+        outs.append(Port(f"{prefix}{n}_n", "float32", shape, f"state {n!r} after the last step"))
+        zeros[prefix + n] = torch.zeros(L, 2, s)
+    return ins, outs, zeros
+
+
+def _lm(run: LoadedRun) -> ExportSpec:
+    model, vocab = run.model, run.assets
+    if not hasattr(model, "rnn"):
+        raise ConfigError(f"{run.dir}: rnnlab export writes the recurrent language model; "
+                          f"this run's architecture is {model.config.architecture!r}")
+    s_in, s_out, zeros = _states(model.rnn)
+
+    def call(m, tokens, *state):
+        logits, final = m(tokens, state[0] if len(state) == 1 else tuple(state))
+        return (logits, *((final,) if torch.is_tensor(final) else final))
+
+    tokens = torch.tensor([[1, 2], [2, 1], [1, 1]], dtype=torch.long)                 # (T=3, B=2)
+    ins = [Port("tokens", "int64", ("T", "B"), "symbol indices into 'vocabulary'")] + s_in
+    outs = [Port("logits", "float32", ("T", "B", str(len(vocab))),
+                 "unnormalised log-probabilities of the next symbol at each step")] + s_out
+    info = {"vocabulary": vocab.symbols, "level": vocab.level,
+            "unknown": 0, "boundary": model.config.boundary_id}
+    return ExportSpec(Outputs(model, call), {"tokens": tokens, **zeros}, ins, outs, info)
+
+
+def _sentence_inputs(spell: bool, word_name: str, batch: Dict[str, torch.Tensor]) -> List[Port]:
+    ports = [Port(word_name, "int64", ("T", "B"), "word indices into 'vocabulary' (0: unknown, "
+                  "and the padding past a sentence's end)"),
+             Port("lengths", "int64", ("B",), "each sentence's number of words")]
+    if spell:
+        ports += [Port("chars", "int64", ("S", "U"), "each distinct word of the batch spelled as "
+                       "indices into 'characters' (0: unknown, and the padding)"),
+                  Port("char_lengths", "int64", ("U",), "their lengths"),
+                  Port("spelling", "int64", ("T", "B"), "for each word, its column of chars")]
+    return ports
+
+
+def _classify(run: LoadedRun) -> ExportSpec:
+    from .classification import ClassifiedExample
+    assets, model = run.assets, run.model
+    spell = model.config.char_hidden_size > 0
+    examples = [ClassifiedExample(w, assets.words(w)) for w in _words_example(2)]
+    batch = assets.batch(examples, spell=spell)
+    outs = [Port("logits", "float32", ("B", str(len(assets.classes))),
+                 "unnormalised log-probabilities of each class of 'classes'")]
+    info = {"vocabulary": assets.vocab.symbols, "lowercase": assets.lowercase, "unknown": 0,
+            "classes": list(assets.classes)}
+    if spell:
+        info["characters"] = assets.characters.chars
+    return ExportSpec(Outputs(model, lambda m, *a: (m(*a),)), batch,
+                      _sentence_inputs(spell, "tokens", batch), outs, info)
+
+
+def _tag(run: LoadedRun) -> ExportSpec:
+    vocab, model = run.assets, run.model
+    spell = model.config.char_hidden_size > 0
+    batch = vocab.batch(_words_example(2))
+    if not spell:
+        batch = {k: batch[k] for k in ("words", "lengths")}
+    outs = [Port("logits", "float32", ("T", "B", str(len(vocab.tags))),
+                 "unnormalised log-probabilities of each tag of 'tags', per word")]
+    info = {"vocabulary": vocab.words, "lowercase": vocab.lowercase, "unknown": 0,
+            "tags": list(vocab.tags), "tagset": vocab.tagset}
+    if spell:
+        info["characters"] = vocab.chars
+    return ExportSpec(Outputs(model, lambda m, *a: (m(*a),)), batch,
+                      _sentence_inputs(spell, "words", batch), outs, info)
+
+
+def _ctc(run: LoadedRun) -> ExportSpec:
+    from .ctc import BLANK
+    F, C = run.assets["features"], run.assets["classes"]
+    x = torch.zeros(5, 2, F)
+    lengths = torch.tensor([5, 3])
+    ins = [Port("x", "float32", ("T", "B", str(F)), "the frames, F features each"),
+           Port("lengths", "int64", ("B",), "each sequence's number of frames")]
+    outs = [Port("log_probs", "float32", ("T", "B", str(C)),
+                 "log-probabilities of each label per frame; decode by collapsing repeats and "
+                 "dropping the blank")]
+    info = {"labels": ["<blank>"] + [str(d) for d in range(C - 1)], "blank": BLANK}  # class 1 + d: digit d
+    return ExportSpec(Outputs(run.model, lambda m, *a: (m(*a),)), {"x": x, "lengths": lengths},
+                      ins, outs, info)
+
+
+def _music(run: LoadedRun) -> ExportSpec:
+    K = run.assets.keys
+    s_in, s_out, zeros = _states(run.model.rnn)
+
+    def call(m, inputs, lengths, *state):
+        logits, final = m(inputs, lengths, state[0] if len(state) == 1 else tuple(state))
+        return (logits, *((final,) if torch.is_tensor(final) else final))
+
+    ins = [Port("inputs", "float32", ("T", "B", str(K)), "x_t = the piano roll r_{t-1} (keys "
+                "down: 1), x_0 = 0"),
+           Port("lengths", "int64", ("B",), "each piece's number of steps")] + s_in
+    outs = [Port("logits", "float32", ("T", "B", str(K)),
+                 "log-odds of each key being down at each step")] + s_out
+    info = {"lowest_note": run.assets.lowest_note, "keys": K}
+    return ExportSpec(Outputs(run.model, call), {"inputs": torch.zeros(5, 2, K),
+                                                 "lengths": torch.tensor([5, 3]), **zeros},
+                      ins, outs, info)
+
+
+#: task name -> what it exports
+SPECS: Dict[str, Callable[[LoadedRun], ExportSpec]] = {"lm": _lm, "classify": _classify, "tag": _tag,
+                                                       "ctc": _ctc, "music": _music}
+
+
+# ---------------------------------------------------------------------- the files
+def export_spec(run: LoadedRun) -> ExportSpec:
+    """The run's :class:`ExportSpec`, its model in evaluation mode; a ConfigError for a task
+    that has none yet."""
+    spec = SPECS.get(run.recipe.name)
+    if spec is None:
+        raise ConfigError(f"rnnlab export covers the tasks {', '.join(SPECS)}; this run is task "
+                          f"{run.recipe.name!r}")
+    run.model.eval()
+    return spec(run)
+
+
+def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[Path, Path]:
+    """Write the run's graph (``out``, default RUN_DIR/model.onnx or model.pt2) and its JSON
+    (the graph's name with ``.json``); returns both paths."""
+    check_choice("format", fmt, FORMATS)
+    run = load_run(run_dir)
+    spec = export_spec(run)
+    path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
+    args = tuple(spec.inputs.values())
+    with torch.no_grad():
+        # (forward(*inputs): one varargs parameter, its shapes one tuple)
+        program = torch.export.export(spec.module, args,
+                                      dynamic_shapes=(tuple(spec.dynamic_shapes().values()),))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pt2":
+        torch.export.save(program, str(path))
+    else:
+        try:
+            onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
+                                     output_names=[p.name for p in spec.output_ports], dynamo=True,
+                                     verbose=False)
+        except Exception as e:  # torch's exporter: long reports; the user gets one line
+            raise ConfigError(f"{run_dir}: torch's ONNX exporter could not convert this model "
+                              f"({type(e).__name__}; torch 2.13 converts the cells rnn, leaky, "
+                              "deep-transition and output-feedback, docs/export.md); "
+                              "--format pt2 writes it") from None
+        onnx.save(str(path))
+    meta = {"task": run.recipe.name, "format": fmt, "graph": path.name,
+            "inputs": [p.to_json() for p in spec.input_ports],
+            "outputs": [p.to_json() for p in spec.output_ports], **spec.info}
+    json_path = path.with_suffix(".json")
+    json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path, json_path
