@@ -9,6 +9,7 @@ False. With ``RNNLAB_REQUIRE_COMPILED=1`` in the environment (``.ci/run`` sets i
 instead, so that a test run cannot pass without checking the C++.
 """
 import os
+import sys
 from typing import Optional
 
 import pytest
@@ -16,8 +17,12 @@ import torch
 
 REQUIRE_COMPILED = "RNNLAB_REQUIRE_COMPILED"
 
+# the tests' shared helpers (engine_check, fuzzing, torch_check) live beside this file; the test
+# files sit in folders that mirror the package
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 # ``auto`` follows its documented rules in the tests (rnnlab/engines/autotune.py): a timed trial
-# at the tests' tiny sizes would choose by noise; tests/test_autotune.py turns measurement on
+# at the tests' tiny sizes would choose by noise; tests/engines/test_autotune.py turns measurement on
 os.environ.setdefault("RNNLAB_AUTOTUNE", "0")
 
 

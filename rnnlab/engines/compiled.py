@@ -15,7 +15,7 @@ normalisation of W_ih x_t), every per-step matrix product (``Product``: recurren
 input, layer normalisation of its blocks, its bias, and the sequences its weight's gradient
 needs), the lengths mask, zoneout's blend, the loss's gradient at each step. Each cell family
 adds its row kernel and derivative (``lstm.cpp``, ``gru.cpp``, ``rnn.cpp``), the equations of the
-cells' Python cores (rnnlab/cells/*.py), which tests/test_compiled_*.py hold equal to ``bptt``
+cells' Python cores (rnnlab/cells/*.py), which tests/engines/test_compiled_*.py hold equal to ``bptt``
 (float64, relative 1e-7).
 
 The C++ is told what to run by a typed description, ``Config`` (the enums ``Kind``, ``Act``,

@@ -16,7 +16,7 @@ from rnnlab.recursive import Tree, TreeBatch, TreeNetwork
 from rnnlab.tasks.trees import TreeAssets, TreeTask
 from rnnlab.training.config import TrainConfig
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 SST = DATA / "sst_trees"
 
 LINES = ["(3 (2 The) (4 fine))",

@@ -13,7 +13,7 @@ from rnnlab.errors import CheckpointError, ConfigError, DataError
 from rnnlab.models.tagger import Tagger, TaggerConfig
 from rnnlab.tasks.tagging import TaggingDataConfig, TaggingVocabulary, read_splits
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 def token(i, form, upos="NOUN", xpos="NN"):

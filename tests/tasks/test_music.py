@@ -18,7 +18,7 @@ from rnnlab.models.music_model import MusicModel, MusicModelConfig, start_inputs
 from rnnlab.tasks.music import MusicModelling
 from rnnlab.training.config import TrainConfig
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 JSB = DATA / "jsb_chorales" / "jsb-chorales-quarter.json"
 
 

@@ -128,7 +128,7 @@ def test_the_cell_written_in_the_docs_gets_every_option():
     regularizer ``bptt`` equals ``loop``."""
     import pathlib
     import re
-    page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "writing-a-cell.md"
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "writing-a-cell.md"
     space = {}
     exec(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)[0], space)
     layer = space["layer"].double()

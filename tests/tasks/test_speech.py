@@ -18,7 +18,7 @@ from rnnlab.data.speech import (Recording, join_recordings, parse_join, read_rec
 from rnnlab.data.wav import read_wav
 from rnnlab.errors import ConfigError, DataError
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 FSDD = DATA / "fsdd" / "recordings"
 RATE = 8000
 

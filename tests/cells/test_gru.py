@@ -16,7 +16,7 @@ def test_init_schemes():
 
 
 # ---------------------------------------------------------------- against torch.nn.GRU
-# (the layer under every engine: tests/test_against_torch.py)
+# (the layer under every engine: tests/layers/test_against_torch.py)
 
 @pytest.mark.parametrize("engine", ["native", "bptt"])
 def test_unbatched_matches_torch(engine):

@@ -18,7 +18,7 @@ from rnnlab.errors import ConfigError, DataError
 from rnnlab.forecasting.baselines import LinearAR, forecast_errors, persistence
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 def write(tmp_path, text, name="series.csv", mode="w"):

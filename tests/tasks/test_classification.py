@@ -15,7 +15,7 @@ from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier, pool
 from rnnlab.tasks.examples import epoch_batches, pad
 from rnnlab.training.checkpoint import read_checkpoint
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 # ------------------------------------------------------------------------------------ reader

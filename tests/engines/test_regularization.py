@@ -470,7 +470,7 @@ def test_layer_norm_output_feedback_equals_direct_formula():
 
 def test_output_recurrent_cell_regularizes_its_feedback_weight():
     """The output-recurrent cell has no weight_hh: weight drop masks its W (weight_yh), zoneout
-    covers (s, y) (tests/test_regularize_output_recurrent.py checks them in full)."""
+    covers (s, y) (tests/engines/test_regularize_output_recurrent.py checks them in full)."""
     from rnnlab.layers.output_recurrent import OutputRecurrentRNN
     from rnnlab.engines.regularization import recurrent_weights
     layer = OutputRecurrentRNN(3, 4, 2, zoneout=0.1, weight_drop=0.2)

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from rnnlab.cli import main
 from rnnlab.errors import RnnlabError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: settings that make every training run two updates of a tiny model
 TINY = ["--max-steps", "2", "--epochs", "0", "--threads", "1", "--no-progress", "--hidden-size", "8"]

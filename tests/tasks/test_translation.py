@@ -20,7 +20,7 @@ from rnnlab.tasks.examples import pad
 from rnnlab.decoding.bleu import corpus_bleu as bleu
 from rnnlab.tasks.translation import translate
 
-DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("RNNLAB_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 def write(path: Path, text, encoding="utf-8"):

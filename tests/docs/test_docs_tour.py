@@ -20,7 +20,7 @@ import torch
 
 from rnnlab.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOUR = ROOT / "docs" / "tour"
 SHARED = ROOT.parent / "shared" / "data"
 PAGES = sorted(p for p in TOUR.glob("*.md") if p.name != "README.md")

@@ -19,7 +19,7 @@ from rnnlab.embeddings.negative_sampling import NegativeSamplingLoss, draw_negat
 from rnnlab.embeddings.windows import context_window, skipgram_pairs, words_and_sentences
 from rnnlab.errors import DataError
 
-PTB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb"
+PTB = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptb"
 
 
 # ------------------------------------------------------------------------------ windows
