@@ -349,7 +349,7 @@ def rule_choice(layer, x: Optional[torch.Tensor], return_states: bool = False) -
     the float32 LSTM), else ``bptt``; on a GPU ``native`` where torch has the kernel, else
     ``bptt``."""
     on_cpu = x is None or x.device.type == "cpu"
-    if on_cpu and not compiled_layer_unsupported(layer, x):
+    if on_cpu and not _compiled_off() and not compiled_layer_unsupported(layer, x):
         note_compiled_runs()
         return "compiled"
     fastest = x is None or native_is_fastest(layer, x)

@@ -116,6 +116,7 @@ def test_rules_when_measurement_is_off(monkeypatch):
     assert (lstm.last_engine, gru.last_engine) == ("native", "bptt")
     monkeypatch.setattr(autotune, "compiled_layer_unsupported", lambda layer, x=None: None)
     monkeypatch.setattr(autotune, "note_compiled_runs", lambda: None)
+    monkeypatch.setattr(autotune, "_compiled_off", lambda: False)
     lstm.engine = gru.engine = "auto"  # (a new version of the layer: chosen again)
     lstm(x), gru(x)
     assert (lstm.last_engine, gru.last_engine) == ("compiled", "compiled")

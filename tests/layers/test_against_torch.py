@@ -33,10 +33,14 @@ def test_rnn(nonlinearity, engine, layers, bidirectional, batch_first, packed):
     assert_matches_torch(ours, theirs, batch_first=batch_first, packed=packed)
 
 
-def test_auto_picks_the_faster_engine_that_computes_the_configuration(compiled_runs):
-    # on the CPU the compiled engine wherever it can run (built here); without it, torch's kernel
-    # for the float32 LSTM (oneDNN) and bptt for the rest (no fused CPU kernel)
-    compiled = compiled_runs
+@pytest.mark.parametrize("with_compiled", [True, False], ids=["compiled", "no-compiler"])
+def test_auto_picks_the_faster_engine_that_computes_the_configuration(with_compiled, monkeypatch, request):
+    # on the CPU the compiled engine wherever it can run (built here); without it
+    # (RNNLAB_COMPILED=0), torch's kernel for the float32 LSTM (oneDNN) and bptt for the rest
+    if with_compiled:
+        request.getfixturevalue("compiled_runs") or pytest.skip("the compiled engine cannot run here")
+    else:
+        monkeypatch.setenv("RNNLAB_COMPILED", "0")
     x = torch.randn(4, 2, 3)
     for layer, want in [(rnnlab.LSTM(3, 4), "native"),
                         (rnnlab.GRU(3, 4), "bptt"), (rnnlab.RNN(3, 4), "bptt"),
@@ -45,10 +49,10 @@ def test_auto_picks_the_faster_engine_that_computes_the_configuration(compiled_r
                         (rnnlab.LSTM(3, 4, forget_gate=False), "bptt"),
                         (rnnlab.RNN(3, 4, nonlinearity="sigmoid"), "bptt")]:
         layer(x.to(layer.weight_ih_l0.dtype))
-        assert layer.last_engine == ("compiled" if compiled else want)
+        assert layer.last_engine == ("compiled" if with_compiled else want)
     lstm = rnnlab.LSTM(3, 4)
     lstm(x, return_states=True)  # the fused kernel cannot return every C_t
-    assert lstm.last_engine == ("compiled" if compiled else "bptt")
+    assert lstm.last_engine == ("compiled" if with_compiled else "bptt")
 
 
 def test_native_refuses_what_torch_lacks():
