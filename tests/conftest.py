@@ -29,6 +29,22 @@ os.environ.setdefault("RNNLAB_AUTOTUNE", "0")
 def pytest_configure(config):
     config.addinivalue_line("markers", "requires_compiled: needs the compiled (C++) engine; skipped "
                                        f"where it cannot be built, a failure under {REQUIRE_COMPILED}=1")
+    config.addinivalue_line("markers", "slow: runs only with -m slow (or in CI, which runs every test)")
+    config.addinivalue_line("markers", "slow_cases: a parametrized test whose first case runs in the "
+                                       "fast suite and whose other cases are slow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The fast suite (``pytest``, at most 4 minutes on 2 cores) runs the first case of every
+    ``slow_cases`` family; ``pytest -m slow`` runs the rest; ``.ci/run`` runs both."""
+    first = set()
+    for item in items:
+        if item.get_closest_marker("slow_cases"):
+            family = (item.path, item.originalname)
+            if family in first:
+                item.add_marker(pytest.mark.slow)
+            first.add(family)
 
 
 def compiled_missing() -> Optional[str]:

@@ -76,6 +76,7 @@ def test_bptt_equals_loop_all_states(options, mode):
         assert_teacher_forced_engines_agree(m, LENGTHS, return_states=True)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("options", OPTIONS, ids=str)
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
 @pytest.mark.parametrize("with_lengths", [False, True])
@@ -84,6 +85,7 @@ def test_gradcheck_open_loop(options, layers, bidirectional, with_lengths):
     gradcheck_layer(m, torch.tensor([3, 1]) if with_lengths else None)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("options", OPTIONS, ids=str)
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
 @pytest.mark.parametrize("with_lengths", [False, True])

@@ -390,6 +390,7 @@ TRAIN_CASES = [
 ]
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case, argv, fragments", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
 def test_train_refuses(world, capsys, monkeypatch, case, argv, fragments):
     if not {"--data", "--resume", "--config", "--task"} & set(argv):   # the setting's own check,
@@ -519,6 +520,7 @@ RUN_CASES = [
 ]
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case, argv, fragments", RUN_CASES, ids=[c[0] for c in RUN_CASES])
 def test_run_commands_refuse(world, capsys, monkeypatch, case, argv, fragments):
     check(run_refused(world, capsys, monkeypatch, argv), fragments)
@@ -559,6 +561,7 @@ BROKEN_CASES = [(name, command) for name in BROKEN_MESSAGES for command in COMMA
                 if command != "diagnose" or name in ("other-model", "torch-save", "format-version", "other-vocab")]
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("name, command", BROKEN_CASES, ids=[f"{c} {n}" for n, c in BROKEN_CASES])
 def test_broken_runs_are_refused(world, capsys, monkeypatch, name, command):
     message = run_refused(world, capsys, monkeypatch, [command, f"ck-{name}", *COMMANDS[command]])
@@ -630,6 +633,7 @@ def test_debug_shows_the_traceback(world, capsys, monkeypatch):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_real_process_exits_non_zero_with_one_line_or_a_traceback(world):
     """As a shell runs it: exit status 2 and one line; with --debug, Python's traceback."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

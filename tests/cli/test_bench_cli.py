@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import rnnlab
 from rnnlab.bench import CONFIGS, format_table, run_bench
 from rnnlab.cli import main
@@ -37,6 +39,7 @@ def test_bad_flags_give_one_line_and_exit_2(capsys):
     assert "got 'lstmm'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "rnnlab", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"rnnlab {rnnlab.__version__}"

@@ -104,6 +104,7 @@ def run_command(command: str, capsys, monkeypatch) -> None:
     assert code == 0, f"{' '.join(argv)}\n{err[-1500:]}"
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_tour_page_runs_as_written(page, tmp_path, capsys, monkeypatch):
     sh = [c for b in blocks(page, "sh") for c in commands(b)]

@@ -30,6 +30,7 @@ def grads(model, x, lengths, compiled=None):
     return g
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("engine", ["auto", "compiled", "bptt", "loop", "scan"])
 def test_compile_equals_eager(engine, compiled_runs):
     if engine == "compiled" and not compiled_runs:
@@ -49,6 +50,7 @@ def test_compile_equals_eager(engine, compiled_runs):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_compile_of_every_cell_equals_eager():
     torch.manual_seed(0)
     for cls, options in [(rnnlab.GRU, {"reset_after": False}), (rnnlab.LeakyRNN, {}),

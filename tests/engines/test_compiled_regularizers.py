@@ -66,6 +66,7 @@ def assert_compiled_equals_bptt(layer, lengths, teacher=None):
             torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("cls,options,reg", CASES, ids=[f"{c.__name__}-{o}-{r}" for c, o, r in CASES])
 @pytest.mark.parametrize("layers,bidirectional,lengths", [(1, False, None), (2, True, LENGTHS)],
                          ids=["one layer", "two bidirectional layers, lengths"])

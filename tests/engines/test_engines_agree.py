@@ -53,6 +53,7 @@ def make(case, input_size, layers=1, bidirectional=False):
     return cls(input_size, 4, layers, bidirectional=bidirectional, dtype=torch.float64, **options)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 @pytest.mark.parametrize("layers,bidirectional", SHAPES)
 @pytest.mark.parametrize("with_lengths", [False, True])
@@ -67,6 +68,7 @@ def test_bptt_equals_loop_all_states(case, with_lengths):
                          return_states=True)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
 @pytest.mark.parametrize("with_lengths", [False, True])

@@ -61,6 +61,7 @@ def _runs(layer, engine):
         return False
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
 @pytest.mark.parametrize("reg", REGULARIZERS, ids=[",".join(r) for r in REGULARIZERS])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
@@ -91,6 +92,7 @@ def test_masks_are_drawn_and_make_a_difference():
     assert not torch.allclose(a[0], b[0])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("reg", REGULARIZERS, ids=[",".join(r) for r in REGULARIZERS])
 @pytest.mark.parametrize("cls,options", [(rnnlab.LSTM, {}), (rnnlab.GRU, {"reset_after": False})],
                          ids=["lstm", "gru-notes"])

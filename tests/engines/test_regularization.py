@@ -44,6 +44,7 @@ def run_seeded(layer, engine, x, hx, lengths, seed=0, **extra):
     return [out, *h_n], torch.autograd.grad(loss_of(out, h_n), wrt, allow_unused=True)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("reg", REGULARIZERS, ids=list(REGULARIZERS))
 @pytest.mark.parametrize("case", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("layers, bidirectional, lengths", [(2, True, LENGTHS), (1, False, None)])
@@ -62,6 +63,7 @@ def test_bptt_equals_loop(case, reg, layers, bidirectional, lengths):
             torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case, reg, lengths", [
     (CELLS[2], "weight_drop", None), (CELLS[2], "recurrent_dropout", SHORT),
     (CELLS[3], "zoneout", SHORT), (CELLS[6], "all", None), (CELLS[0], "all", SHORT),
@@ -257,6 +259,7 @@ def test_layer_norm_bptt_equals_loop(case, with_masks, layers, bidirectional, le
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case, lengths", [(CELLS[3], SHORT), (CELLS[5], None), (CELLS[6], SHORT),
                                            (CELLS[8], SHORT)],
                          ids=["lstm-peep", "gru", "gru-notes", "residual"])

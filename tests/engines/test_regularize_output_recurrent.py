@@ -76,6 +76,7 @@ def test_bptt_and_one_pass_equal_the_loop(option, forced, layers, bidirectional,
         torch.testing.assert_close(b, a, rtol=1e-7, atol=1e-9, msg=lambda m: f"grad {name}: {m}")
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("forced", [False, True], ids=["open-loop", "teacher-forced"])
 @pytest.mark.parametrize("option", OPTIONS)
 def test_gradcheck(option, forced):

@@ -33,6 +33,7 @@ def test_bptt_equals_loop(case, d, layers, bidirectional):
     assert_engines_agree(layer, None)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4]], ids=[IDS[0], IDS[2], IDS[4]])
 def test_gradcheck(case):
     cls, options = case

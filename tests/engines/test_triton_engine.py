@@ -53,6 +53,7 @@ def compare(layer, lengths=LENGTHS, T=5, B=3, tol=1e-5):
             torch.testing.assert_close(b, a, rtol=tol, atol=tol, msg=lambda m: f"grad {name}: {m}")
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("cell,options", CONFIGS, ids=[f"{c}-{o}" for c, o in CONFIGS])
 def test_every_cell_equals_loop(cell, options):
     torch.manual_seed(0)
@@ -68,6 +69,7 @@ def test_the_layer_normed_lstm_equals_loop_in_float64():
     compare(layer, tol=1e-10)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("reg", REGULARIZERS, ids=str)
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_every_regularizer_equals_loop(reg, training):

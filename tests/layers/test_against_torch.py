@@ -12,6 +12,7 @@ GRID = list(itertools.product(["native", "bptt", "loop"], [1, 2], [False, True],
 IDS = [f"{e}-L{l}-bi{int(d)}-bf{int(bf)}-packed{int(p)}" for e, l, d, bf, p in GRID]
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("ours_cls,theirs_cls", [(rnnlab.LSTM, torch.nn.LSTM),
                                                 (rnnlab.GRU, torch.nn.GRU)], ids=["LSTM", "GRU"])
 @pytest.mark.parametrize("engine,layers,bidirectional,batch_first,packed", GRID, ids=IDS)

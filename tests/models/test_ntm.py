@@ -142,6 +142,7 @@ def small_cell(controller="lstm", write_heads=1):
                    write_heads=write_heads, shifts=(-1, 0, 1), controller=controller).double()
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("controller,write_heads", [("lstm", 1), ("feedforward", 2)])
 def test_gradcheck_of_one_full_step(controller, write_heads):
     cell = small_cell(controller, write_heads)

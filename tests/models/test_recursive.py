@@ -243,6 +243,7 @@ def test_train_evaluate_predict_through_the_api(tmp_path, architecture):
         rnnlab.predict(tmp_path / "run", ["1", "10 + 1"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_trees_and_settings_refused(tmp_path):
     from rnnlab.tasks.expressions import ExpressionsDataConfig, split_examples
     data = ExpressionsDataConfig(train_trees=40, test_per_depth=5)

@@ -94,6 +94,7 @@ def settings_of(task: str, option: str, root) -> dict:
     return {**s, **given}
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_option_on_every_task(task, option, files, tmp_path):
@@ -147,6 +148,7 @@ def test_tasks_command_lists_the_options(task, capsys):
     assert "--cell-options" in out
 
 
+@pytest.mark.slow
 def test_options_refused_where_there_is_no_recurrent_layer(tmp_path):
     from rnnlab.errors import ConfigError
     with pytest.raises(ConfigError, match="zoneout is an option of a recurrent layer; architecture 'treelstm'"):

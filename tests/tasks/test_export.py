@@ -104,6 +104,7 @@ def check_equal(module, program, session, lengths=True):
             torch.testing.assert_close(torch.from_numpy(o), w, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("name, cls, options", CASES, ids=[c[0] for c in CASES])
 def test_layer_exports_with_dynamic_time_and_batch(name, cls, options, tmp_path):
     torch.manual_seed(0)
@@ -116,12 +117,14 @@ def test_layer_exports_with_dynamic_time_and_batch(name, cls, options, tmp_path)
     check_equal(module, program, session)
 
 
+@pytest.mark.slow
 def test_a_layer_without_lengths_exports(tmp_path):
     module = Flat(rnnlab.RNN(I, H, num_layers=2).eval())
     program, session = exported(module, False, tmp_path)
     check_equal(module, program, session, lengths=False)
 
 
+@pytest.mark.slow
 def test_onnx_time_loop_is_one_scan_node(tmp_path):
     """The time loop is a graph construct (ONNX Scan or Loop), not T unrolled steps."""
     import onnx
@@ -165,6 +168,7 @@ def _softmax(v):
     return e / e.sum(-1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_export_of_a_classifier_predicts_what_rnnlab_predict_prints(tmp_path, capsys):
     import numpy as np
     from test_classification import SMALL, _toy
@@ -186,6 +190,7 @@ def test_export_of_a_classifier_predicts_what_rnnlab_predict_prints(tmp_path, ca
     assert got == want
 
 
+@pytest.mark.slow
 def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(tmp_path, capsys):
     import numpy as np
     from test_tagging import PATTERNS, write_treebank
@@ -216,6 +221,7 @@ def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(
     assert got == want
 
 
+@pytest.mark.slow
 def test_export_of_a_language_model_continues_as_rnnlab_predict_greedily(tmp_path, capsys):
     import numpy as np
     from test_lm_cli import FAST, TEXT
@@ -243,6 +249,7 @@ def test_export_of_a_language_model_continues_as_rnnlab_predict_greedily(tmp_pat
     assert text.replace("\n", " ") == want
 
 
+@pytest.mark.slow
 def test_export_pt2_loads_and_runs(tmp_path, capsys):
     from test_classification import SMALL, _toy
     data = _toy(tmp_path / "toy")
@@ -265,6 +272,7 @@ def test_export_refuses_a_task_it_does_not_cover_in_one_line(tmp_path, capsys):
     assert err.startswith("rnnlab: error:") and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_onnx_export_of_a_cell_torch_cannot_convert_fails_in_one_line(tmp_path, capsys):
     from test_classification import SMALL, _toy
     run = tmp_path / "run"

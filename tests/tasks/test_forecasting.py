@@ -312,6 +312,7 @@ def test_predict_lines_and_csv_in_the_file_units(sine_run):
     assert [float(r.split(",")[1]) for r in table[1:]] == pytest.approx(forecast, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_evaluate_json_from_the_command_line_and_on_another_file(sine_run, tmp_path):
     path, summary = sine_run
     other = sine_csv(tmp_path, n=200)

@@ -296,6 +296,7 @@ def joined_folder(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_ctc_end_to_end_with_join(tmp_path, capsys):
     from rnnlab.tasks.recipe import load_run
     data = joined_folder(tmp_path / "rec")

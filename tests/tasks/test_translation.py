@@ -363,6 +363,7 @@ def toy_runs(toy, tmp_path_factory):
             for c in ("init", "input", "both", "attention")}
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("context", ["init", "input", "both", "attention"])
 def test_each_context_memorises_a_toy_corpus(toy_runs, toy, context):
     summary = toy_runs[context]

@@ -177,6 +177,7 @@ def test_diagnose_a_fresh_model_writes_figures_that_match_autograd(tmp_path):
     assert r["gates"] == {}
 
 
+@pytest.mark.slow
 def test_diagnose_on_the_command_line(tmp_path, capsys):
     from rnnlab.cli import main
     out = tmp_path / "d"
@@ -204,6 +205,7 @@ def test_diagnose_on_the_command_line(tmp_path, capsys):
     assert "diagnose knows the models of tasks adding, copy, lm" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_diagnose_a_character_language_model_finds_tracking_units(tmp_path):
     import rnnlab
     from rnnlab.diagnostics import diagnose

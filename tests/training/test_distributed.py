@@ -40,6 +40,7 @@ def _same_curve(a, b):
         assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-6), step
 
 
+@pytest.mark.slow
 def test_language_model_on_two_processes_matches_one_and_resumes(tmp_path):
     """B = 4 streams, 2 per process; stopped at update 30 and resumed to 60 under torchrun; the
     curve and the weights equal one process's uninterrupted 60 updates."""
@@ -72,6 +73,7 @@ def test_language_model_on_two_processes_matches_one_and_resumes(tmp_path):
     assert not list(two.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_classifier_on_two_processes_matches_one(tmp_path):
     """Batches of 5 sentences split 2 + 3: the gradient is still the mean over all 5."""
     data = tmp_path / "sents"

@@ -35,6 +35,7 @@ def run(tmp_path_factory):
     return base / "run", meta, tensors
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(record=st.sampled_from(["trainer", "optimizer"]),
        edit=st.sampled_from(["value", "drop", "whole"]), key_index=st.integers(0, 40),

@@ -44,6 +44,7 @@ def _same(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_seed_makes_a_run_deterministic(corpus, tmp_path):
     _train(corpus, tmp_path / "a")
     _train(corpus, tmp_path / "b")
@@ -55,6 +56,7 @@ def test_seed_makes_a_run_deterministic(corpus, tmp_path):
     assert not _same(ga["model"], gc["model"])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("cell, sig", [("lstm", signal.SIGKILL), ("gru", signal.SIGKILL),
                                        ("lstm", signal.SIGINT)])
 def test_resume_after_a_kill_is_bit_identical(corpus, tmp_path, cell, sig):
@@ -120,6 +122,7 @@ def test_run_directory_records(corpus, tmp_path):
             assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f.name
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(corpus, tmp_path):
     s = _train(corpus, tmp_path / "run", epochs=4, dropout=0.0, lr=1e-2)
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["loss"]
@@ -402,6 +405,7 @@ def test_weight_average_follows_its_equation():
     assert all(torch.equal(p, o) for p, o in zip(model.parameters(), own))
 
 
+@pytest.mark.slow
 def test_ema_run_keeps_the_average_and_resumes_exactly(corpus, tmp_path):
     """With --ema the best weights are the average, the checkpoint holds it, and a run stopped
     and resumed ends exactly as an uninterrupted one."""
