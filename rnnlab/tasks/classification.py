@@ -36,6 +36,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
 from .speech_input import SpeechAssets, read_speech_splits, read_wav_lines, speech_features, utterances
@@ -114,8 +115,8 @@ class Classification(ExampleTask):
 
     def batch_loss(self, model: SequenceClassifier, examples: List[ClassifiedExample],
                    train: bool) -> BatchLoss:
-        inputs = self.assets.batch(examples, spell=model.config.char_hidden_size > 0)
-        labels = torch.tensor([e.label for e in examples])                   # (B,)
+        inputs, labels = to_device((self.assets.batch(examples, spell=model.config.char_hidden_size > 0),
+                                    torch.tensor([e.label for e in examples])), model_device(model))  # (B,)
         logits = model(**inputs)                                             # (B, C)
         loss_sum = F.cross_entropy(logits, labels, reduction="sum")
         correct = int((logits.argmax(-1) == labels).sum())
@@ -312,7 +313,8 @@ class ClassificationRecipe(Recipe):
                 if x is None:
                     yield ""
                     continue
-                probs = run.model(**run.assets.batch([SpokenExample(x)])).softmax(-1)[0]   # (C,)
+                inputs = to_device(run.assets.batch([SpokenExample(x)]), model_device(run.model))
+                probs = run.model(**inputs).softmax(-1)[0]                                # (C,)
                 k = int(probs.argmax())
                 yield f"{run.assets.labels[k]}\t{float(probs[k]):.4f}"
             return
@@ -322,7 +324,8 @@ class ClassificationRecipe(Recipe):
                 yield ""
                 continue
             example = ClassifiedExample(words, run.assets.words(words))
-            inputs = run.assets.batch([example], spell=run.model.config.char_hidden_size > 0)
+            inputs = to_device(run.assets.batch([example], spell=run.model.config.char_hidden_size > 0),
+                               model_device(run.model))
             probs = run.model(**inputs).softmax(-1)[0]                                # (C,)
             k = int(probs.argmax())
             yield f"{run.assets.classes[k]}\t{float(probs[k]):.4f}"
