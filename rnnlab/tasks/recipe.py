@@ -47,6 +47,9 @@ class Recipe:
     data_config: type = None
     model_config: type = None
     defaults: Dict[str, Any] = {}
+    #: defaults by the kind of input the data is (:meth:`input_kind`), over ``defaults``: the
+    #: recipe measured on that kind of data (e.g. ``{"speech": {...}}`` for a folder of recordings)
+    input_defaults: Dict[str, Dict[str, Any]] = {}
     options: Dict[str, Any] = {}
     unit: str = "tokens"               # what the trainer's count counts (predictions made)
     resume_settings = RESUME_SETTINGS
@@ -115,14 +118,24 @@ class Recipe:
         cell = getattr(model, "cell", "")
         return f"{self.name}-{cell}" if cell else self.name
 
+    def input_kind(self, settings: Dict[str, Any]) -> Optional[str]:
+        """The kind of input the data of ``settings`` is, a key of ``input_defaults``; None: the
+        task's own kind, whose defaults are ``defaults``."""
+        return None
+
     # ------------------------------------------------------------ shared machinery
     def configs(self, settings: Dict[str, Any], source: str) -> Tuple[Any, Any, TrainConfig]:
-        """(data, model, train) configs: the task's defaults, then ``settings``."""
+        """(data, model, train) configs: the task's defaults, those of the data's kind of input
+        (``input_defaults``), then ``settings``."""
         unused = [k for k in settings if k.replace("-", "_") in self.unused_settings]
         if unused:
             raise ConfigError(f"{source}: {unused[0]!r} is not a setting of --task {self.name}")
         data, model, train = self.data_config(), self.model_config(), TrainConfig()
         apply_settings([data, model, train], dict(self.defaults), f"task {self.name} defaults")
+        kind = self.input_kind(settings)
+        if kind is not None:
+            apply_settings([data, model, train], dict(self.input_defaults[kind]),
+                           f"task {self.name} defaults for {kind} input")
         apply_settings([data, model, train], settings, source)
         check_cell_options(model, source)
         data = data.check()

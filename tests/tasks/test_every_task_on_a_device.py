@@ -8,6 +8,7 @@ and ``predict`` of the saved run's recipe, and the sample after training where t
 no call may mix devices, and the task's batches must have been moved there (not found there).
 """
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,9 +18,6 @@ from rnnlab.tasks import TASKS, get_recipe
 from rnnlab.tasks.recipe import LoadedRun
 from test_every_option import TASKS as TINY
 from test_every_option import files  # noqa: F401  (the fixture)
-
-TREES = ["(3 (3 (2 a) (3 good)) (2 film))", "(1 (2 a) (1 (1 dull) (2 film)))",
-         "(4 (4 great) (2 fun))", "(0 (0 (0 awful) (2 a)) (1 bore))"]
 
 SETTINGS = {
     **TINY,
@@ -37,6 +35,10 @@ SETTINGS = {
                          model="esn", reservoir_size=20),
     "word2vec": dict(data="text.txt", embed_size=4, window=2, negatives=2, subsample=0.0,
                      batch_size=8, min_count=1),
+    "classify-speech": dict(data="recordings", hidden_size=5, layers=1, mels=8, hop_ms=20,
+                            batch_size=4),
+    "ctc-speech": dict(data="joined", join="1-3", train_sequences=8, valid_sequences=4,
+                       test_sequences=4, hidden_size=5, mels=8, hop_ms=20, batch_size=4),
 }
 
 #: a line to predict on, per task (None: the task has no prediction)
@@ -57,13 +59,11 @@ def task_of(case: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def data_root(files):  # noqa: F811
-    trees = files / "trees"
-    if not trees.exists():
-        trees.mkdir()
-        (trees / "train.txt").write_text("\n".join(TREES * 3) + "\n")
-        (trees / "dev.txt").write_text("\n".join(TREES[:2]) + "\n")
-        (trees / "test.txt").write_text("\n".join(TREES[2:]) + "\n")
+def data_root(files):  # noqa: F811  (every file-reading task's files, sentiment trees too)
+    from test_speech import joined_folder, spoken_folder
+    if not (files / "recordings").exists():
+        spoken_folder(files / "recordings", speakers=("a",), count=12)
+        joined_folder(files / "joined")
     return files
 
 
@@ -98,8 +98,11 @@ def run_everything(case, recipe, job, model, run):
     model.eval()
     job.evaluate(model, "valid")
     recipe.evaluate(run, None, recipe.check_options(OPTIONS.get(task, {}), "evaluate"))
-    if PREDICT.get(task) is not None:
-        list(recipe.predict(run, PREDICT[task], recipe.check_options(OPTIONS.get(task, {}), "predict")))
+    lines = PREDICT.get(task)
+    if case.endswith("-speech"):               # a recording of the run's folder, by its path
+        lines = [str(sorted(Path(run.data.data).glob("*.wav"))[0])]
+    if lines is not None:
+        list(recipe.predict(run, lines, recipe.check_options(OPTIONS.get(task, {}), "predict")))
     if task == "lm":
         summary = {}
         recipe.after_training(run, job, summary, sample_length=5)
