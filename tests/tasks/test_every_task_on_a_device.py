@@ -109,7 +109,6 @@ def run_everything(case, recipe, job, model, run):
         assert len(summary["sample"]) > 0
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(SETTINGS))
 def test_every_task_runs_where_its_model_is(case, data_root, tmp_path):
     recipe, job, model, run = build(case, data_root, tmp_path)
