@@ -72,7 +72,7 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
     word2vec run whose vectors start the model's word embeddings. Both are kept in config.json
     (``start``).
 
-    ``device``: ``"auto"`` (a GPU when there is one and the task runs there), ``"cpu"``,
+    ``device``: ``"auto"`` (a GPU when there is one; every task runs there), ``"cpu"``,
     ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (:mod:`rnnlab.training.device`); a device this machine
     lacks is an error before anything is written. ``precision`` (a setting): ``"fp32"``,
     ``"bf16"`` or ``"fp16"`` (:mod:`rnnlab.training.precision`).
@@ -105,7 +105,6 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
         mcfg = from_dict(recipe.model_config, cfg.get("model"), f"{resume}/config.json [model]")
         tcfg = from_dict(TrainConfig, cfg.get("train"), f"{resume}/config.json [train]")
         apply_settings([tcfg], settings, "resume")
-        where = recipe.device_for(where, device)
         assets = recipe.load_assets(Path(resume))
         job = recipe.prepare(data, tcfg.check(), assets)
         torch.manual_seed(tcfg.seed)  # the first run's weights, should it have saved no checkpoint
@@ -124,7 +123,6 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
     else:
         recipe = get_recipe(task or "lm")
         data, mcfg, tcfg = recipe.configs(settings, "settings")
-        where = recipe.device_for(where, device)
         check_precision(tcfg.precision, where)
         job = recipe.prepare(data, tcfg)
         torch.manual_seed(tcfg.seed)

@@ -331,6 +331,9 @@ def _tasks(args, extra: List[str]) -> int:
         for name, value in settings.items():
             text = option_help(name) if group == "recurrent layer" else ""
             print(f"  --{name.replace('_', '-'):24s} {value!r}" + (f"    {text}" if text else ""))
+    for kind, changed in recipe.input_defaults.items():
+        shown = ", ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in changed.items())
+        print(f"\non {kind} input, these defaults instead: {shown}")
     if recipe.options:
         print("\nevaluate / predict options:")
         for name, value in recipe.options.items():

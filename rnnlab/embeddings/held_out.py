@@ -16,6 +16,7 @@ from typing import Dict, Optional
 
 import torch
 
+from ..training.device import model_device, to_device
 from .batches import held_out_batches
 from .negative_sampling import pair_scores
 from .word2vec import WordVectors
@@ -36,6 +37,7 @@ def held_out_metrics(model: WordVectors, words: torch.Tensor, sentence: torch.Te
                                   negatives, g):
             if b.count == 0:
                 continue
+            b = to_device(b, model_device(model))
             total += float(model(b.centres, b.contexts, b.mask, b.negatives).double().sum())
             if b.mask is None:
                 h = model.input_vectors(b.centres)                                 # (P, D)

@@ -12,7 +12,11 @@ are embedded (a phrase node's input is one learned vector, ``<phrase>``), compos
 bidirectional by default, reads the leaves left to right and the final state of each direction
 classifies the sentence (the root):
 
-    e_t = dropout(E w_t) ;  h_t = [h_t^->; h_t^<-] ;  z = W dropout([h_n^->; h_1^<-]) + b
+    e_t = dropout(E w_t) ;  h_t = [h_t^->; h_t^<-] ;  z = W dropout(MLP_out([h_n^->; h_1^<-])) + b
+
+The layer is built from the shared recurrent options (:mod:`rnnlab.models.recurrent_options`, the
+same on every task): any cell and cell option, the regularizers, skip connections and the deep
+RNN's step MLPs (MLP_in on e_t, MLP_out on the final states; both the identity by default).
 
 Shapes: a TreeBatch of B trees with N nodes -> logits (N, C), row n - 1 node n of the batch;
 tokens (T, B) int64, lengths (B,) -> logits (B, C).
@@ -30,13 +34,14 @@ from ..errors import ConfigError, check_choice
 from ..layers import LAYERS
 from ..recursive import COMPOSITIONS, TreeBatch, TreeNetwork
 from ..training.config import from_data
+from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .spelling import final_hidden
 
 ARCHITECTURES = tuple(COMPOSITIONS) + ("chain",)
 
 
 @dataclass
-class TreeModelConfig:
+class TreeModelConfig(RecurrentOptions):
     """Everything needed to rebuild a :class:`TreeNodeClassifier` or :class:`ChainSentenceClassifier`."""
     vocab_size: int = from_data()      # set from the data: the training words and the specials
     classes: int = from_data()         # set from the data: labels 0 .. classes - 1
@@ -64,6 +69,8 @@ class TreeModelConfig:
         if self.is_tree and (self.layers != 1 or self.cell_options):
             raise ConfigError(f"layers and cell_options apply to the chain architecture; "
                               f"{self.architecture!r} has one composition")
+        check_recurrent_options(self, not self.is_tree,
+                                f"architecture {self.architecture!r} is a tree network (use chain)")
         return self
 
     @property
@@ -102,17 +109,17 @@ class ChainSentenceClassifier(nn.Module):
         self.config = c = config.check()
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         _embedding_init(self.embedding.weight)
-        self.rnn = LAYERS[c.cell](c.embed_size, c.hidden_size, num_layers=c.layers,
-                                  bidirectional=c.bidirectional, engine=c.engine, init=c.init,
-                                  **c.cell_options)
+        self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
+            c, c.embed_size, c.hidden_size, num_layers=c.layers, bidirectional=c.bidirectional,
+            engine=c.engine, init=c.init)
         self.directions = 2 if c.bidirectional else 1
-        self.output = nn.Linear(self.directions * c.hidden_size, c.classes)
+        self.output = nn.Linear(self.output_mlp.out_size, c.classes)
 
     def forward(self, tokens: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (T, B), lengths (B,) -> logits (B, C)."""
         x = F.dropout(self.embedding(tokens), self.config.dropout, self.training)  # (T, B, E)
-        _, state = self.rnn(x, lengths=lengths)
-        z = final_hidden(state, self.directions)                            # (B, D H)
+        _, state = self.rnn(self.input_mlp(x), lengths=lengths)
+        z = self.output_mlp(final_hidden(state, self.directions))           # (B, D H)
         return self.output(F.dropout(z, self.config.dropout, self.training))  # (B, C)
 
 

@@ -32,6 +32,7 @@ from ..data import bar_images as gen
 from ..errors import ConfigError, DataError, check_choice
 from ..models.image_classifier import ImageClassifier, ImageClassifierConfig
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask
 from .recipe import LoadedRun, Recipe, SizeAssets, set_data_sizes
 
@@ -84,8 +85,8 @@ class BarImages(ExampleTask):
     selection = ("accuracy", "max")
 
     def batch_loss(self, model: ImageClassifier, examples: List[Image], train: bool) -> BatchLoss:
-        x = torch.stack([e.pixels for e in examples]).unsqueeze(-1)          # (B, H, W, 1)
-        y = torch.tensor([e.label for e in examples])                        # (B,)
+        x, y = to_device((torch.stack([e.pixels for e in examples]).unsqueeze(-1),   # (B, H, W, 1)
+                          torch.tensor([e.label for e in examples])), model_device(model))  # (B,)
         logits = model(x)                                                    # (B, K)
         loss_sum = F.cross_entropy(logits, y, reduction="sum")
         correct = int((logits.argmax(-1) == y).sum())
@@ -167,7 +168,8 @@ class BarImagesRecipe(SizeAssets, Recipe):
                 yield ""
                 continue
             x = read_image(line.strip(), f"line {number}")
-            p = torch.softmax(run.model(x.view(1, *x.shape, 1)), dim=-1)[0]   # (K,)
+            x = to_device(x.view(1, *x.shape, 1), model_device(run.model))
+            p = torch.softmax(run.model(x), dim=-1)[0]                       # (K,)
             yield f"{labels[int(p.argmax())]}\t{float(p[1]):.4f}"
 
 

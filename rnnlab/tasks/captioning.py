@@ -42,6 +42,7 @@ from ..errors import ConfigError, DataError
 from ..models.captioner import Captioner, CaptionerConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask
 from .recipe import LoadedRun, Recipe, set_data_sizes
 from .teacher_forcing import decoder_sequences, word_loss, word_metrics
@@ -160,7 +161,7 @@ def file_examples(found: caption_files.CaptionSet, assets: CaptionAssets, where:
 def pixels(images: Sequence[torch.Tensor], device) -> torch.Tensor:
     """uint8 images (3, H, W) -> one float batch (B, 3, H, W) in [0, 1]; feature vectors (F_in,)
     as they are, (B, F_in)."""
-    batch = torch.stack(list(images)).to(device=device)
+    batch = to_device(torch.stack(list(images)), device)
     return batch.to(torch.float32) / 255.0 if batch.dtype == torch.uint8 else batch.to(torch.float32)
 
 
@@ -184,7 +185,7 @@ def caption_images(model: Captioner, images: Sequence[torch.Tensor], vocab: Voca
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
+        device = model_device(model)
         out: List[str] = []
         for start in range(0, len(images), batch_size):
             part = images[start:start + batch_size]
@@ -214,9 +215,9 @@ class Captioning(ExampleTask):
         return len(example.target)
 
     def batch_loss(self, model: Captioner, examples: List[Example], train: bool) -> BatchLoss:
-        device = next(model.parameters()).device
+        device = model_device(model)
         y_in, y_out, _ = decoder_sequences([e.target for e in examples], self.eos)    # (T, B)
-        logits = model(pixels([e.image for e in examples], device), y_in.to(device))  # (T, B, V)
+        logits = model(pixels([e.image for e in examples], device), to_device(y_in, device))  # (T, B, V)
         return word_loss(logits, y_out, self.config.step_weights if train else None)
 
     metrics = staticmethod(word_metrics)

@@ -48,6 +48,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..models.ctc_model import CTCModel, CTCModelConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask, eval_batches, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
 from .speech_input import SpeechAssets, read_speech_splits, read_wav_lines, speech_features, utterances
@@ -186,7 +187,7 @@ class CTCDigits(ExampleTask):
         return len(example.x)
 
     def batch_loss(self, model: CTCModel, examples: List[gen.DigitExample], train: bool) -> BatchLoss:
-        x, lengths, targets, target_lengths = batch_inputs(examples)
+        x, lengths, targets, target_lengths = to_device(batch_inputs(examples), model_device(model))
         log_probs = model(x, lengths)                                          # (T, B, C)
         div = ctc_loss(log_probs, targets, lengths, target_lengths, blank=BLANK, reduction="none",
                        zero_infinity=True)                                     # (B,)
@@ -213,7 +214,7 @@ def decode_examples(model: CTCModel, examples: List[gen.DigitExample], beam: int
     model.eval()
     out: List[Optional[List[int]]] = [None] * len(examples)
     for idx in eval_batches([len(e.x) for e in examples], batch_size):
-        x, lengths = pad([examples[i].x for i in idx])                        # (T, B, F)
+        x, lengths = to_device(pad([examples[i].x for i in idx]), model_device(model))   # (T, B, F)
         for i, labelling in zip(idx, decode(model(x, lengths), lengths, beam, BLANK)):
             out[i] = digits_of(labelling)
     return out
@@ -360,7 +361,8 @@ class CTCRecipe(Recipe):
                 if x is None:
                     yield ""
                     continue
-                log_probs = run.model(x.unsqueeze(1), torch.tensor([len(x)]))    # (T, 1, C)
+                log_probs = run.model(*to_device((x.unsqueeze(1), torch.tensor([len(x)])),
+                                                 model_device(run.model)))       # (T, 1, C)
                 yield spell(run.assets.labels, digits_of(decode(log_probs, [len(x)], beam, BLANK)[0]))
             return
         features = run.assets["features"]
@@ -377,7 +379,8 @@ class CTCRecipe(Recipe):
                 x = gen.render([int(c) for c in text], protos, run.data.rendering(), g)
             else:
                 x = self.read_frames(line, number, features)
-            log_probs = run.model(x.unsqueeze(1), torch.tensor([len(x)]))     # (T, 1, C)
+            log_probs = run.model(*to_device((x.unsqueeze(1), torch.tensor([len(x)])),
+                                             model_device(run.model)))           # (T, 1, C)
             yield "".join(str(d) for d in digits_of(decode(log_probs, [len(x)], beam, BLANK)[0]))
 
 

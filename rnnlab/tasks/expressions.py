@@ -35,6 +35,7 @@ from ..errors import ConfigError, DataError, check_choice
 from ..models.expressions import ExpressionModelConfig, build_expression_model
 from ..recursive import Tree, TreeBatch
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, SizeAssets, set_data_sizes
 
@@ -103,11 +104,14 @@ def split_examples(data: ExpressionsDataConfig, split: str) -> List[Expression]:
 
 
 def model_inputs(model, examples: List[Expression]) -> dict:
-    """The model's inputs for a batch: a TreeBatch for a tree network, tokens and lengths for a chain."""
+    """The model's inputs for a batch, where the model is: a TreeBatch for a tree network, tokens
+    and lengths for a chain."""
     if model.config.is_tree:
-        return {"batch": TreeBatch.from_trees([e.tree for e in examples], ex.INDEX, model.config.arity)}
-    tokens, lengths = pad([e.tokens for e in examples])                      # (T, B), (B,)
-    return {"tokens": tokens, "lengths": lengths}
+        inputs = {"batch": TreeBatch.from_trees([e.tree for e in examples], ex.INDEX, model.config.arity)}
+    else:
+        tokens, lengths = pad([e.tokens for e in examples])                  # (T, B), (B,)
+        inputs = {"tokens": tokens, "lengths": lengths}
+    return to_device(inputs, model_device(model))
 
 
 class ExpressionTask(ExampleTask):
@@ -120,7 +124,7 @@ class ExpressionTask(ExampleTask):
 
     def batch_loss(self, model, examples: List[Expression], train: bool) -> BatchLoss:
         logits = model(**model_inputs(model, examples))                      # (B, C)
-        y = torch.tensor([e.value for e in examples])                        # (B,)
+        y = to_device(torch.tensor([e.value for e in examples]), model_device(model))   # (B,)
         loss_sum = F.cross_entropy(logits, y, reduction="sum")
         hit = (logits.detach().argmax(-1) == y).tolist()
         stats: Dict[str, float] = {"correct": sum(hit), "total": len(examples)}

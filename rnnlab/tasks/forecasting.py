@@ -41,6 +41,7 @@ from ..models.forecaster import (ESN_SETTINGS, MODELS, RNN_SETTINGS, Forecaster,
                                  ForecasterConfig)
 from ..training.atomic import read_json, write_json, write_text
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask
 from .recipe import LoadedRun, Recipe, set_data_sizes
@@ -152,7 +153,7 @@ class Forecasting(ExampleTask):
         return seq[:a.lookback], seq[a.lookback:, :, :a.targets]
 
     def batch_loss(self, model: Forecaster, origins: List[int], train: bool) -> BatchLoss:
-        past, future = self.windows(origins)                                  # (L, B, F), (H, B, C)
+        past, future = to_device(self.windows(origins), model_device(model))   # (L, B, F), (H, B, C)
         c = model.config
         if train and c.recursive and c.recursive_training == "one_step":
             predicted = model.one_step(past).unsqueeze(0)                     # (1, B, C)
@@ -437,8 +438,8 @@ class ForecastRecipe(Recipe):
                             f"lookback), found {len(values)}")
         z = a.scaler.transform(values[-a.lookback:])                                    # (L, F)
         past = torch.tensor(z, dtype=torch.float32).unsqueeze(1)                        # (L, 1, F)
-        forecast = run.model(past, steps)[:steps, 0]                                    # (steps, C)
-        return a.scaler.inverse(forecast.double().numpy(), a.targets)
+        forecast = run.model(to_device(past, model_device(run.model)), steps)[:steps, 0]  # (steps, C)
+        return a.scaler.inverse(forecast.double().cpu().numpy(), a.targets)
 
 
 def baseline_errors(task: Forecasting, origins: List[int]) -> Dict[str, float]:

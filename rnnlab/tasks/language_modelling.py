@@ -119,8 +119,8 @@ class LanguageModelling:
         :mod:`rnnlab.training.step_weights`)."""
         w = self.windows[index]
         device = model_device(model)  # the batch and the carried state go where the model is
-        x = self.rows[w.start:w.end].to(device)                        # (T, B) inputs
-        y = self.rows[w.loss_start + 1:w.end + 1].to(device)           # (K, B) next symbols
+        x, y = to_device((self.rows[w.start:w.end],                    # (T, B) inputs
+                          self.rows[w.loss_start + 1:w.end + 1]), device)   # (K, B) next symbols
         self.state = to_device(self.state, device)  # (read from a checkpoint onto the CPU)
         seam = w.seam - w.start
         if seam > 0:
@@ -174,8 +174,7 @@ def evaluate_ids(model: AnyLanguageModel, ids: torch.Tensor, batch_size: int = 1
         chunk = max(1, EVAL_CHUNK // (batch_size * model.config.vocab_size))
         state, total, count = None, 0.0, 0
         for t in range(0, rows.shape[0] - 1, chunk):
-            x = rows[t:t + chunk].to(device)
-            y = rows[t + 1:t + 1 + chunk].to(device)
+            x, y = to_device((rows[t:t + chunk], rows[t + 1:t + 1 + chunk]), device)
             x = x[:y.shape[0]]
             logits, state = model(x, state)                                       # (T, B, N)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
@@ -287,7 +286,6 @@ class LanguageModelRecipe(Recipe):
     data_config = TextDataConfig
     model_config = LanguageModelConfig
     unused_settings = ()
-    runs_on_accelerator = True
     #: the main job, ``rnnlab train`` with no arguments: a character LSTM on Python's own help text
     defaults = {"level": "char", "cell": "lstm", "hidden_size": 512, "layers": 1, "embed_size": 64,
                 "dropout": 0.0, "batch_size": 32, "tbptt": (100, 100), "optimizer": "adam",

@@ -46,6 +46,7 @@ from ..data import long_memory as gen
 from ..errors import ConfigError, DataError, check_choice
 from ..models.long_memory import AddingModel, AddingModelConfig, CopyModel, CopyModelConfig
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from ..training.information_flow import bptt_engine, check_layer, information_flow_of_loss
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, SizeAssets, set_data_sizes
@@ -146,8 +147,8 @@ class Adding(ExampleTask):
         return len(example.x)
 
     def batch_loss(self, model: AddingModel, examples: List[AddingExample], train: bool) -> BatchLoss:
-        x, lengths = pad([e.x for e in examples])                            # (T, B, 2), (B,)
-        y = torch.tensor([e.y for e in examples])                            # (B,)
+        x, lengths, y = to_device((*pad([e.x for e in examples]),           # (T, B, 2), (B,)
+                                   torch.tensor([e.y for e in examples])), model_device(model))  # (B,)
         weight = self.config.information_flow if train else 0.0
         with regularized(model.rnn, weight):
             y_hat, states = model(x, lengths, return_states=True) if weight else (model(x, lengths), None)
@@ -194,8 +195,8 @@ class Copying(ExampleTask):
         return len(example.x)
 
     def batch_loss(self, model: CopyModel, examples: List[CopyExample], train: bool) -> BatchLoss:
-        x = torch.stack([e.x for e in examples], dim=1)                      # (T + 20, B)
-        y = torch.stack([e.y for e in examples], dim=1)                      # (T + 20, B)
+        x, y = to_device((torch.stack([e.x for e in examples], dim=1),       # (T + 20, B)
+                          torch.stack([e.y for e in examples], dim=1)), model_device(model))
         weight = self.config.information_flow if train else 0.0
         with regularized(model.rnn, weight):
             logits, states = model(x, return_states=True) if weight else (model(x), None)  # (T + 20, B, C)
@@ -298,7 +299,7 @@ class AddingRecipe(LongMemoryRecipe):
                 raise DataError(f"line {number}: expected (value, marker) pairs, found "
                                 f"{len(values)} numbers")
             x = torch.tensor(values).view(-1, 1, 2)                          # (L, 1, 2)
-            yield f"{float(run.model(x)[0]):.6g}"
+            yield f"{float(run.model(to_device(x, model_device(run.model)))[0]):.6g}"
 
 
 class CopyRecipe(LongMemoryRecipe):
@@ -326,7 +327,8 @@ class CopyRecipe(LongMemoryRecipe):
             symbols = read_line_numbers(line.strip(), f"line {number}", int)
             if not all(0 <= s < gen.COPY_SYMBOLS for s in symbols):
                 raise DataError(f"line {number}: expected symbols 0..9, found {line.strip()!r}")
-            logits = run.model(torch.tensor(symbols).view(-1, 1))            # (L, 1, C)
+            logits = run.model(to_device(torch.tensor(symbols).view(-1, 1),
+                                         model_device(run.model)))           # (L, 1, C)
             yield ",".join(str(int(k)) for k in logits[:, 0].argmax(-1))
 
 

@@ -32,6 +32,7 @@ from ..models.music_model import MusicModel, MusicModelConfig
 from ..sequence import length_mask
 from ..training.atomic import read_json, write_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.device import model_device, to_device
 from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe
@@ -73,7 +74,7 @@ class MusicModelling(ExampleTask):
         return example.shape[0]
 
     def batch_loss(self, model: MusicModel, examples: List[torch.Tensor], train: bool) -> BatchLoss:
-        rolls, lengths = pad(examples)                                        # (T, B, K), (B,)
+        rolls, lengths = to_device(pad(examples), model_device(model))        # (T, B, K), (B,)
         steps = int(lengths.sum())
         weights = step_weights(self.config.step_weights, rolls.shape[0], lengths,
                                rolls) if train else None                     # (T, B) or None

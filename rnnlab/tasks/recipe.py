@@ -47,6 +47,9 @@ class Recipe:
     data_config: type = None
     model_config: type = None
     defaults: Dict[str, Any] = {}
+    #: defaults by the kind of input the data is (:meth:`input_kind`), over ``defaults``: the
+    #: recipe measured on that kind of data (e.g. ``{"speech": {...}}`` for a folder of recordings)
+    input_defaults: Dict[str, Dict[str, Any]] = {}
     options: Dict[str, Any] = {}
     unit: str = "tokens"               # what the trainer's count counts (predictions made)
     resume_settings = RESUME_SETTINGS
@@ -57,9 +60,6 @@ class Recipe:
     #: whether the task's objective adds the information-flow regularizer (a non-zero
     #: ``information_flow`` is refused otherwise; rnnlab.training.information_flow)
     applies_information_flow: bool = False
-    #: whether the task's batches follow the model onto a GPU (``--device``); the others train
-    #: and predict on the CPU, where ``auto`` leaves them
-    runs_on_accelerator: bool = False
 
     # ------------------------------------------------------------ what a task defines
     def prepare(self, data, train: TrainConfig, assets=None):
@@ -118,25 +118,24 @@ class Recipe:
         cell = getattr(model, "cell", "")
         return f"{self.name}-{cell}" if cell else self.name
 
-    # ------------------------------------------------------------ shared machinery
-    def device_for(self, device: "torch.device", asked) -> "torch.device":
-        """Where this task runs: ``device`` (resolved from ``asked``), the CPU for a task that
-        does not run on an accelerator when ``asked`` was "auto", and an error when it was
-        named."""
-        if device.type == "cpu" or self.runs_on_accelerator:
-            return device
-        if asked in (None, "auto"):
-            return torch.device("cpu")
-        raise ConfigError(f"--task {self.name} runs on the CPU only (its batches are built there); "
-                          f"--device {asked} applies to --task lm; use --device cpu or auto")
+    def input_kind(self, settings: Dict[str, Any]) -> Optional[str]:
+        """The kind of input the data of ``settings`` is, a key of ``input_defaults``; None: the
+        task's own kind, whose defaults are ``defaults``."""
+        return None
 
+    # ------------------------------------------------------------ shared machinery
     def configs(self, settings: Dict[str, Any], source: str) -> Tuple[Any, Any, TrainConfig]:
-        """(data, model, train) configs: the task's defaults, then ``settings``."""
+        """(data, model, train) configs: the task's defaults, those of the data's kind of input
+        (``input_defaults``), then ``settings``."""
         unused = [k for k in settings if k.replace("-", "_") in self.unused_settings]
         if unused:
             raise ConfigError(f"{source}: {unused[0]!r} is not a setting of --task {self.name}")
         data, model, train = self.data_config(), self.model_config(), TrainConfig()
         apply_settings([data, model, train], dict(self.defaults), f"task {self.name} defaults")
+        kind = self.input_kind(settings)
+        if kind is not None:
+            apply_settings([data, model, train], dict(self.input_defaults[kind]),
+                           f"task {self.name} defaults for {kind} input")
         apply_settings([data, model, train], settings, source)
         check_cell_options(model, source)
         data = data.check()
@@ -202,17 +201,17 @@ class Recipe:
 
 def load_run(run_dir, device="cpu") -> LoadedRun:
     """The saved run at ``run_dir``, whatever its task, its model on ``device`` (``"auto"``: a
-    GPU when there is one and the task runs there; :mod:`rnnlab.training.device`)."""
+    GPU when there is one; :mod:`rnnlab.training.device`)."""
     from . import TASKS, get_recipe
     from ..training.device import resolve_device
-    asked, device = device, resolve_device(device)
+    device = resolve_device(device)
     cfg = run_directory.read_config(run_dir)
     task = cfg.get("task")
     if task not in TASKS:
         raise CheckpointError(f"{run_dir}: a run of task {task!r}, which this rnnlab does not know"
                               f"{closest(str(task), TASKS)}")
     recipe = get_recipe(task)
-    return recipe.load_run(run_dir, cfg, recipe.device_for(device, asked))
+    return recipe.load_run(run_dir, cfg, device)
 
 
 class SizeAssets:

@@ -35,6 +35,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..models.sequence_copy import SequenceCopyModel, SequenceCopyModelConfig
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
 
@@ -127,7 +128,7 @@ class SequenceCopy(ExampleTask):
         return len(example.x)
 
     def batch_loss(self, model: SequenceCopyModel, examples: List[CopyExample], train: bool) -> BatchLoss:
-        x, y, mask = batch_targets(examples)
+        x, y, mask = to_device(batch_targets(examples), model_device(model))
         logits = model(x)                                                   # (T, B, bits)
         z, t = logits[mask], y[mask]                                        # (P, bits)
         loss_sum = F.binary_cross_entropy_with_logits(z, t, reduction="sum")
@@ -214,7 +215,8 @@ class SequenceCopyRecipe(Recipe):
                                 f"by spaces, found {bad!r}")
             vectors = torch.tensor([[float(c) for c in w] for w in words])        # (L, bits)
             x, _ = gen.copy_sequence(vectors)                                     # (2L + 1, bits + 1)
-            logits = run.model(x.unsqueeze(1))[len(words) + 1:, 0]               # (L, bits)
+            x = to_device(x.unsqueeze(1), model_device(run.model))
+            logits = run.model(x)[len(words) + 1:, 0]                            # (L, bits)
             yield " ".join("".join("1" if v > 0 else "0" for v in row) for row in logits.tolist())
 
 

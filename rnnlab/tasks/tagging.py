@@ -29,6 +29,7 @@ from ..errors import CheckpointError, ConfigError, DataError, check_choice
 from ..models.tagger import Tagger, TaggerConfig
 from ..training.atomic import read_json, write_json
 from ..training.config import TrainConfig, positive_int
+from ..training.device import model_device, to_device
 from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe, set_data_sizes
@@ -175,8 +176,9 @@ class Tagging(ExampleTask):
         return len(example.words)
 
     def batch_loss(self, model: Tagger, examples: List[TaggedExample], train: bool) -> BatchLoss:
-        inputs = self.assets.batch([e.words for e in examples])
         tags, _ = pad([e.tag_ids for e in examples], NO_TAG)                         # (T, B)
+        inputs, tags = to_device((self.assets.batch([e.words for e in examples]), tags),
+                                 model_device(model))
         logits = model(**inputs)                                                     # (T, B, K)
         words = int(inputs["lengths"].sum())
         correct = int(((logits.argmax(-1) == tags) & (tags != NO_TAG)).sum())
@@ -297,7 +299,7 @@ def tag_words(model: Tagger, vocab: TaggingVocabulary, words: List[str]) -> List
     if not words:
         return []
     model.eval()
-    logits = model(**vocab.batch([words]))                                           # (T, 1, K)
+    logits = model(**to_device(vocab.batch([words]), model_device(model)))          # (T, 1, K)
     return [vocab.tags[k] for k in logits[:, 0].argmax(-1).tolist()]
 
 

@@ -18,6 +18,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch.nn import functional as F
 
+from ..training.device import to_device
 from ..training.step_weights import step_weights, weigh
 from .examples import BatchLoss, pad
 
@@ -39,15 +40,16 @@ def word_loss(logits: torch.Tensor, y_out: torch.Tensor, weights: Optional[list]
 
     ``weights``: a ``step_weights`` setting (:mod:`rnnlab.training.step_weights`), w_t of the
     decoder's step t of each sentence: sum_t w_t CE_t / words; None or all ones: the plain mean."""
+    y_out = to_device(y_out, logits.device)                                       # where the model is
     real = y_out != IGNORE                                                        # (T, B)
     w = step_weights(weights, y_out.shape[0], real.sum(0), logits) if weights else None
     if w is not None:
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1).to(logits.device),
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1),
                              ignore_index=IGNORE, reduction="none").view(y_out.shape)  # (T, B)
-        weighted, logged = weigh(ce, w.to(ce.device), real.to(ce.device))
+        weighted, logged = weigh(ce, w.to(ce.device), real)
         count = int(real.sum())
         return BatchLoss(weighted / count, logged, count)
-    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1).to(logits.device),
+    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_out.reshape(-1),
                                ignore_index=IGNORE, reduction="sum")
     count = int((y_out != IGNORE).sum())
     return BatchLoss(loss_sum / count, float(loss_sum.detach()), count)

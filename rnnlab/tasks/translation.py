@@ -32,6 +32,7 @@ from ..decoding.search import beam_search, greedy
 from ..errors import ConfigError
 from ..models.seq2seq import Seq2Seq, Seq2SeqConfig, sampling_probability
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.device import model_device, to_device
 from .examples import BatchLoss, ExampleTask, pad
 from .recipe import LoadedRun, Recipe
 from .teacher_forcing import decoder_sequences, word_loss, word_metrics
@@ -116,13 +117,13 @@ def translate(model: Seq2Seq, sources: Sequence[torch.Tensor], eos: int, beam_si
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
+        device = model_device(model)
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         out: List[List[int]] = [[] for _ in sources]
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             src, lengths = pad([sources[i] for i in idx], eos)                  # (S, B), (B,)
-            state = model.encode(src.to(device), lengths.to(device))
+            state = model.encode(*to_device((src, lengths), device))
             limits = [max_output_length(int(n), max_length) for n in lengths]
             if beam_size == 1:
                 hyps = greedy(model, state, eos, eos, limits, len(idx), length_penalty)
@@ -161,10 +162,9 @@ class Translation(ExampleTask):
 
     def batch_loss(self, model: Seq2Seq, examples: List[Example], train: bool) -> BatchLoss:
         eos = self.eos
-        device = next(model.parameters()).device
         src, src_len = pad([e.source for e in examples], eos)                      # (S, B)
         y_in, y_out, _ = decoder_sequences([e.target for e in examples], eos)     # (T, B)
-        logits = model(src.to(device), src_len.to(device), y_in.to(device),
+        logits = model(*to_device((src, src_len, y_in), model_device(model)),
                        sampling_rate=self.sampling if train else 0.0)              # (T, B, V)
         return word_loss(logits, y_out, self.config.step_weights if train else None)
 

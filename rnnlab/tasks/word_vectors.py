@@ -43,6 +43,7 @@ from ..embeddings.word2vec import WordVectors, WordVectorsConfig
 from ..errors import CheckpointError, ConfigError, DataError
 from ..training.atomic import read_json, write_text
 from ..training.config import TrainConfig, positive_int, positive_number
+from ..training.device import model_device, to_device
 from .language_modelling import held_out_text
 from .recipe import LoadedRun, Recipe, set_data_sizes
 
@@ -162,6 +163,7 @@ class WordVectorTraining:
         if b.count == 0:                 # no centre of the batch has a context
             zero = model.input_vectors.weight.sum() * 0
             return zero, zero.detach(), 0
+        b = to_device(b, model_device(model))
         losses = model(b.centres, b.contexts, b.mask, b.negatives)                   # (P,)
         loss_sum = losses.sum()
         return loss_sum / b.count, loss_sum.detach(), b.count

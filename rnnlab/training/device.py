@@ -11,6 +11,7 @@ CPU and the other way round.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Optional, Union
 
@@ -66,13 +67,19 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def to_device(obj: Any, device: Optional[torch.device]) -> Any:
-    """``obj`` with every tensor in it (nested tuples, lists, dicts) on ``device`` (None: as is)."""
+    """``obj`` with every tensor in it (nested tuples, named tuples, lists, dicts, dataclasses such
+    as a batch of trees) on ``device`` (None: as is). The one way a task moves a batch, its
+    targets and its carried state to where its model is (``to_device(batch, model_device(model))``)."""
     if device is None or obj is None:
         return obj
     if torch.is_tensor(obj):
         return obj.to(device)
     if isinstance(obj, tuple):
-        return tuple(to_device(o, device) for o in obj)
+        moved = [to_device(o, device) for o in obj]
+        return type(obj)(*moved) if hasattr(obj, "_fields") else tuple(moved)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: to_device(getattr(obj, f.name), device)
+                                           for f in dataclasses.fields(obj) if f.init})
     if isinstance(obj, list):
         return [to_device(o, device) for o in obj]
     if isinstance(obj, dict):

@@ -44,7 +44,12 @@ TASKS = {
                         valid_trees=4, test_per_depth=4, hidden_size=5, embed_size=4, batch_size=4),
     "sequence-copy": dict(model="lstm", min_length=1, max_length=2, train_sequences=8,
                           valid_sequences=4, test_sequences=4, hidden_size=5, batch_size=4),
+    "tree": dict(data="trees", architecture="chain", hidden_size=5, embed_size=4, batch_size=2),
 }
+
+#: sentiment trees, every node labelled (--task tree)
+TREES = ["(3 (3 (2 a) (3 good)) (2 film))", "(1 (2 a) (1 (1 dull) (2 film)))",
+         "(4 (4 great) (2 fun))", "(0 (0 (0 awful) (2 a)) (1 bore))"]
 
 #: each option with a value, and the cells with an option of their own
 OPTIONS = {
@@ -79,6 +84,9 @@ def files(tmp_path_factory):
         (root / "par" / f"{split}.de").write_text("ein mann läuft\nzwei hunde\n")
     rows = "\n".join(f"d{t},{20 + 5 * math.sin(t / 3):.4f},{math.cos(t):.4f}" for t in range(60))
     (root / "series.csv").write_text("date,load,temp\n" + rows + "\n")
+    (root / "trees").mkdir()
+    for split, trees in (("train", TREES * 3), ("dev", TREES[:2]), ("test", TREES[2:])):
+        (root / "trees" / f"{split}.txt").write_text("\n".join(trees) + "\n")
     (root / "music.json").write_text(json.dumps({"train": [[[60 + k % 3] for k in range(6)]] * 4,
                                                  "valid": [[[60], [62]]], "test": [[[61], [60]]]}))
     return root
@@ -173,3 +181,20 @@ def test_command_line_takes_the_options_on_classify(files, tmp_path, capsys):
     layer = load_run(out).model.rnn
     assert layer.cells[0].layer_norm and layer.skip_steps == 2
     assert load_run(out).model.input_mlp.num_layers == 1
+
+
+def test_tree_networks_refuse_the_options_and_the_chain_takes_them(files, tmp_path):
+    """--task tree: a tree network has no recurrent layer (refused, nothing written); the chain
+    model builds its layer from the shared options."""
+    from rnnlab.errors import ConfigError
+    settings = dict(TASKS["tree"], data=str(files / "trees"))
+    with pytest.raises(ConfigError, match="zoneout is an option of a recurrent layer; architecture "
+                                          "'treelstm' is a tree network"):
+        rnnlab.train(task="tree", **{**settings, "architecture": "treelstm"}, zoneout=0.1,
+                     out=str(tmp_path / "a"), **QUIET)
+    assert not (tmp_path / "a").exists()
+    s = rnnlab.train(task="tree", **settings, zoneout=0.1, skip_steps=2, output_layers=1,
+                     out=str(tmp_path / "b"), **QUIET)
+    model = load_run(s["run_dir"]).model
+    assert model.rnn.skip_steps == 2 and model.rnn.bidirectional
+    assert model.output_mlp.num_layers == 1 and model.output.in_features == model.output_mlp.out_size

@@ -356,3 +356,21 @@ def test_predict_takes_paths_as_arguments_with_task_options_after_them():
     from rnnlab.cli import build_parser
     args, extra = build_parser().parse_known_args(["predict", "RUN", "a.wav", "b c.wav", "--beam", "4"])
     assert args.run_dir == "RUN" and args.lines == ["a.wav", "b c.wav"] and extra == ["--beam", "4"]
+
+
+def test_classify_on_recordings_takes_the_speech_recipe_as_its_defaults(tmp_path, capsys):
+    """A folder of recordings: the defaults are the measured speech recipe (docs/benchmarks/
+    speech.md), a text file keeps the SST-2 ones, and a setting given still wins."""
+    from rnnlab.tasks import get_recipe
+    recipe = get_recipe("classify")
+    data = spoken_folder(tmp_path / "rec", speakers=("a",), count=2)
+    (tmp_path / "s.txt").write_text("1 good\n0 bad\n")
+    _, model, train = recipe.configs({"data": str(data)}, "test")
+    assert (model.hidden_size, model.layers, model.dropout, train.lr, train.epochs) == (128, 2, 0.2, 3e-3, 30)
+    assert (train.batch_size, train.ema, train.validate_every) == (32, 0.99, 100)   # shared with text
+    _, model, train = recipe.configs({"data": str(tmp_path / "s.txt")}, "test")
+    assert (model.hidden_size, model.layers, model.dropout, train.lr, train.epochs) == (150, 1, 0.6, 1e-3, 8)
+    _, model, train = recipe.configs({"data": str(data), "layers": 1, "lr": 0.01}, "test")
+    assert (model.layers, train.lr, model.hidden_size) == (1, 0.01, 128)
+    assert main(["tasks", "classify"]) == 0
+    assert "on speech input, these defaults instead: --hidden-size 128, --layers 2" in capsys.readouterr().out
