@@ -306,7 +306,7 @@ def test_every_code_block_is_fenced_and_tagged(page):
     for n, line in enumerate(lines, 1):
         if line.startswith("```"):
             inside = not inside
-        elif (not inside and re.match(r"^    (rnnlab |python |pip |torchrun |echo |import |from \w+ import )",
+        elif (not inside and re.match(r"^    (rnnlab |python |pip |torchrun |echo |import |from [\w.]+ import )",
                                       line) and (n < 2 or not lines[n - 2].strip() or
                                                  lines[n - 2].startswith("    "))):
             pytest.fail(f"{page.relative_to(ROOT)}:{n}: a command in an indented block; fence it "
