@@ -15,7 +15,8 @@ def test_the_running_python_is_the_one_claimed():
     claimed = {c.rsplit(" :: ", 1)[1] for c in PROJECT["classifiers"]
                if re.fullmatch(r"Programming Language :: Python :: \d+\.\d+", c)}
     assert f"{here[0]}.{here[1]}" in claimed, f"the classifiers claim {claimed}, not {here}"
-    assert min(claimed) == f"{low[0]}.{low[1]}", "requires-python and the classifiers disagree"
+    oldest = min(tuple(int(n) for n in v.split(".")) for v in claimed)
+    assert oldest == low, "requires-python and the classifiers disagree"
 
 
 def test_config_files_are_read_on_every_claimed_python():
