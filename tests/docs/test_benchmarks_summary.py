@@ -1,6 +1,7 @@
 """BENCHMARKS.md is exactly what benchmarks/summary.py writes from the topic pages' Summary
 tables, so the one-screen summary cannot drift from the pages that hold the figures."""
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,16 @@ def test_check_fails_on_a_drifted_file(tmp_path, monkeypatch):
     assert summary.main([]) == 0 and summary.main(["--check"]) == 0
     out.write_text(out.read_text().replace("1.22x", "9.99x"))
     assert summary.main(["--check"]) == 1
+
+
+def test_every_figure_of_the_readme_task_table_is_recorded_on_a_topic_page():
+    """The README's table of tasks quotes figures; each number in it stands on a benchmark page."""
+    pages = " ".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs" / "benchmarks").glob("*.md"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("\n")
+    start = readme.index("| `--task` | structure | measured figure | beside it | processor |")
+    rows = [line for line in readme[start + 2:] if line.startswith("|")]
+    assert len(rows) >= 14
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for number in re.findall(r"\d+\.\d+", cells[2] + " " + cells[3]):
+            assert number in pages, f"README quotes {number} ({cells[0]}), on no docs/benchmarks page"
