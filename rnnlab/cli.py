@@ -439,7 +439,7 @@ def _add_train(sub) -> None:
 
 def _add_sample_evaluate(sub) -> None:
     s = sub.add_parser("sample", help="generate text from a trained language model")
-    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by rnnlab train")
     s.add_argument("--prime", default="", help="text the model reads before generating")
     s.add_argument("--length", type=int, default=500, help="symbols to generate")
     s.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
@@ -460,7 +460,7 @@ def _add_sample_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="the task's metrics for a trained model",
                        epilog="Task options (e.g. --beam-size for translation, --batch-size for a "
                        "language model) follow as --name value; rnnlab tasks NAME lists them.")
-    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by rnnlab train")
     e.add_argument("--data", metavar="PATH", help="a file or folder the task reads "
                    "(default: the run's own test split)")
     e.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -473,7 +473,7 @@ def _add_sample_evaluate(sub) -> None:
                        "words read as a balanced binary tree (the words halved, the left half the "
                        "larger), and prints the root's label and probability; --tree true prints "
                        "the tree with every node's predicted label.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by rnnlab train")
     p.add_argument("lines", nargs="*", metavar="INPUT", help="input lines given as arguments, e.g. "
                    "WAV paths for a run on recordings (default: --input or stdin)")
     p.add_argument("--input", metavar="FILE", help="read input lines from FILE (default: stdin)")
@@ -489,7 +489,9 @@ def _add_sample_evaluate(sub) -> None:
                        "--task is measured, its settings "
                        "follow as --name value (rnnlab tasks NAME lists them).")
     d.usage = "rnnlab diagnose [RUN_DIR] [options] [--setting value ...]"
-    d.add_argument("--task", default="adding", help="the task of a fresh model: adding (default), copy, lm")
+    from .diagnostics.probes import PROBED_TASKS
+    d.add_argument("--task", default="adding", help=f"the task of a fresh model: {', '.join(PROBED_TASKS)} "
+                   "(default adding)")
     d.add_argument("--initial", action="store_true", help="the run's starting weights, not its best")
     d.add_argument("--out", metavar="DIR", help="where the PNGs and diagnostics.json go "
                    "(default RUN_DIR/diagnostics, or runs/diagnose-TASK)")
@@ -503,18 +505,22 @@ def _add_sample_evaluate(sub) -> None:
     _add_device(d)
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     d.set_defaults(func=_diagnose)
-    k = sub.add_parser("tasks", help="the tasks, or one task's settings and options")
-    k.add_argument("name", nargs="?", metavar="NAME")
+    from .tasks import TASKS
+    k = sub.add_parser("tasks", help="the tasks, or one task's settings and options",
+                       description="With no NAME: every task, one line each. With NAME: that task's "
+                       "settings and their defaults, given to rnnlab train as --name value.")
+    k.add_argument("name", nargs="?", metavar="NAME", help=f"one of {', '.join(TASKS)}")
     k.set_defaults(func=_tasks)
 
 
 def _add_export(sub) -> None:
+    from .tasks.export import SPECS
     x = sub.add_parser("export", help="a trained model as an ONNX or torch.export graph, with a JSON "
                        "of its inputs and outputs",
                        description="Write RUN_DIR's model (evaluation mode) as a graph whose number "
                        "of time steps and batch size are dynamic, and beside it FILE.json: its "
                        "inputs and outputs, vocabulary and label names (docs/export.md).")
-    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("run_dir", metavar="RUN_DIR", help=f"a run of rnnlab train --task {' | '.join(SPECS)}")
     x.add_argument("--format", default="onnx", choices=["onnx", "pt2"],
                    help="onnx (ONNX Runtime and other ONNX tools; default) or pt2 (torch.export, "
                         "torch.export.load)")
