@@ -387,7 +387,7 @@ def _add_train(sub) -> None:
     g.add_argument("--input", choices=["embedding", "onehot"])
     g.add_argument("--tie-weights", action="store_true")
     g.add_argument("--dropout", type=float)
-    g.add_argument("--engine", choices=["auto", "native", "compiled", "triton", "bptt", "loop"])
+    g.add_argument("--engine", choices=["auto", "native", "compiled", "triton", "bptt", "loop", "scan"])
     g.add_argument("--init", choices=["rnnlab", "torch"])
     g.add_argument("--cell-option", dest="cell_options", action="append", metavar="KEY=VALUE",
                    help="a cell option, e.g. peephole=full (repeatable)")
@@ -554,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=7, help="timed rounds; medians are reported")
     b.add_argument("--cells", nargs="+", help="only these configurations (labels as in the table)")
     b.add_argument("--engines", nargs="+", default=["auto", "native", "compiled", "bptt", "loop"],
-                   choices=["auto", "native", "compiled", "triton", "bptt", "loop"])
+                   choices=["auto", "native", "compiled", "triton", "bptt", "loop", "scan"])
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     b.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     b.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")

@@ -68,3 +68,13 @@ def test_train_help_quotes_the_main_jobs_measured_time(capsys, monkeypatch):
     row = next(line for line in page.split("\n") if line.startswith("| main job"))
     seconds = int(re.search(r"(\d+) s \|", row).group(1))
     assert quoted == round(seconds / 60), (quoted, seconds)
+
+
+def test_the_engine_choices_are_the_engines():
+    """``train --engine`` and ``bench --engines`` offer exactly rnnlab's engines."""
+    from rnnlab.engines import ENGINES
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for command, dest in (("train", "engine"), ("bench", "engines")):
+        action = next(a for a in sub[command]._actions if a.dest == dest)
+        assert tuple(action.choices) == ENGINES, command
