@@ -77,7 +77,12 @@ def parse_series(lines: Iterable[str], source: str, targets: Sequence[str] = (),
     number) or ``""`` (none). Blank lines are skipped; any other row must have as many cells as the
     header and a finite number in every column read.
     """
-    rows = [(n, row) for n, row in enumerate(csv.reader(lines), 1) if any(c.strip() for c in row)]
+    reader = csv.reader(lines)
+    try:
+        rows = [(n, row) for n, row in enumerate(reader, 1) if any(c.strip() for c in row)]
+    except csv.Error as e:  # e.g. a carriage return inside an unquoted cell
+        raise DataError(f"{source}:{reader.line_num}: expected comma-separated values, found a line "
+                        f"Python's csv module cannot read ({e})") from None
     if not rows:
         raise DataError(f"{source}: expected a header line of column names, found no lines")
     header_line, header = rows[0]

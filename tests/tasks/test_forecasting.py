@@ -500,3 +500,13 @@ def test_recursive_run_round_trips_through_evaluate_and_predict(recursive_run, t
     (tmp_path / "in.txt").write_text(line + "\n")
     assert main(["predict", summary["run_dir"], "--input", str(tmp_path / "in.txt"),
                  "--steps", "10"]) == 0
+
+
+def test_a_carriage_return_inside_a_cell_is_one_clear_error(tmp_path):
+    """Lines split at \\n only: a lone \\r stays inside its line, where the CSV reader refuses it;
+    that is one DataError naming the file and line, not the csv module's own exception."""
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"date,y\n2020-01-01,1\n2020-01-02\r,2\n")
+    with pytest.raises(DataError, match=r"s\.csv:3: expected comma-separated values") as e:
+        read_series(path)
+    assert "\n" not in str(e.value)
