@@ -227,14 +227,17 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[P
     if fmt == "pt2":
         torch.export.save(program, str(path))
     else:
-        try:
-            onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
-                                     output_names=[p.name for p in spec.output_ports], dynamo=True,
-                                     verbose=False)
+        try:  # (no_grad: with grad on, torch's type-promotion pass re-traces each scan through
+            # autograd and fails on the SymInt sizes autograd saves, "'SymInt' object has no
+            # attribute 'unsqueeze'")
+            with torch.no_grad():
+                onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
+                                         output_names=[p.name for p in spec.output_ports],
+                                         dynamo=True, verbose=False)
         except Exception as e:  # torch's exporter: long reports; the user gets one line
+            reason = (str(e).strip().splitlines() or [""])[0][:160]
             raise ConfigError(f"{run_dir}: torch's ONNX exporter could not convert this model "
-                              f"({type(e).__name__}; torch 2.13 converts the cells rnn, leaky, "
-                              "deep-transition and output-feedback, docs/export.md); "
+                              f"({type(e).__name__}: {reason}); "
                               "--format pt2 writes it") from None
         onnx.save(str(path))
     meta = {"task": run.recipe.name, "format": fmt, "graph": path.name,
