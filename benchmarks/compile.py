@@ -1,8 +1,8 @@
 """torch.compile of a model holding an rnnlab LSTM against the same model eager, on every engine.
 
 A one-layer LSTM (B, I, H) over T steps and a linear read-out; for each engine the model eager and
-``torch.compile(model)`` (default backend; under compilation every layer runs the ``scan``
-engine, rnnlab/engines/__init__.py ``graph_engine``). Two measurements: a training step (forward,
+``torch.compile(model)`` (default backend; the layer runs its own engine under compilation, but
+``scan``, which runs ``loop`` there: rnnlab/layers/recurrent_layer.py ``resolve_engine``). Two measurements: a training step (forward,
 backward of the summed outputs) and an evaluation forward (no gradients). Every round times each
 (engine, mode) once in a fresh random order, each timing at least 50 ms of back-to-back calls;
 figures are medians over the rounds, and the ratio is compiled time over eager time in the same
