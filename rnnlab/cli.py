@@ -525,7 +525,8 @@ def _add_export(sub) -> None:
                    help="onnx (ONNX Runtime and other ONNX tools; default) or pt2 (torch.export, "
                         "torch.export.load)")
     x.add_argument("--out", metavar="FILE", help="the graph's file (default RUN_DIR/model.onnx or "
-                   "RUN_DIR/model.pt2); the JSON goes beside it")
+                   "RUN_DIR/model.pt2); the JSON goes beside it; a translation run writes FILE's "
+                   "name with -encoder and -decoder")
     x.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     x.set_defaults(func=_export)
 
@@ -534,8 +535,8 @@ def _export(args, extra: List[str]) -> int:
     from .tasks.export import export_run
     if extra:
         raise UsageError(f"rnnlab export takes RUN_DIR, --format and --out; got {' '.join(extra)}")
-    graph, meta = export_run(args.run_dir, args.format, args.out)
-    print(f"wrote {graph} and {meta}")
+    graphs, meta = export_run(args.run_dir, args.format, args.out)
+    print(f"wrote {', '.join(map(str, graphs))} and {meta}")
     return 0
 
 

@@ -42,10 +42,16 @@ def native_is_fastest(layer, x: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
+@torch.compiler.disable
 def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
                lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Run the whole stack with torch's kernel. x (T, B, I) time-major; hx one (L*D, B, H) tensor
-    per state. Returns (output (T, B, D*H), final states)."""
+    per state. Returns (output (T, B, D*H), final states).
+
+    Under ``torch.compile`` this runs eagerly, one opaque call (a graph break): dynamo cannot trace
+    the packing by length (its sizes are data: an IndexError in its guards, torch 2.13), and
+    inductor's lowering of the oneDNN LSTM fails in training ("expected Tensor() for op
+    mkldnn_rnn_layer"); the fused kernel gains nothing from compilation anyway."""
     cell = layer.cells[0]
     kernel = KERNELS[cell.native_mode]
     weights = layer.flat_weights()

@@ -194,6 +194,10 @@ class RecurrentLayer(nn.Module):
             return graph
         if self.engine == "scan" and torch.compiler.is_compiling():
             return "loop"  # (inductor refuses scan's body: torch 2.13, docs/export.md)
+        if self.engine in ("native", "loop") and torch.compiler.is_compiling():
+            # (their choice reads no size: no shape-class key, whose T bucket dynamo would guard
+            # on, compiling the model again for each bucket)
+            return self._choose_engine(return_states, x, lengths, given)
         key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)
         if known is not None and known[0] == key:

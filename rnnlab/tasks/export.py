@@ -194,15 +194,99 @@ def _music(run: LoadedRun) -> ExportSpec:
                       ins, outs, info)
 
 
-#: task name -> what it exports
-SPECS: Dict[str, Callable[[LoadedRun], ExportSpec]] = {"lm": _lm, "classify": _classify, "tag": _tag,
-                                                       "ctc": _ctc, "music": _music}
+def _forecast(run: LoadedRun) -> ExportSpec:
+    a = run.assets
+    L, F, C, H = a.lookback, len(a.columns), a.targets, a.horizon
+    ins = [Port("past", "float32", (str(L), "B", str(F)), "the last L rows of each series, "
+                "standardised: (value - mean) / std per column of 'columns'")]
+    outs = [Port("forecast", "float32", (str(H), "B", str(C)), "the next H values of the target "
+                 "columns (the first C of 'columns'), standardised: value = forecast * std + mean")]
+    info = {"columns": a.columns, "targets": C, "mean": a.scaler.mean.tolist(),
+            "std": a.scaler.std.tolist(), "lookback": L, "horizon": H}
+    past = torch.zeros(L, 2, F)
+    return ExportSpec(Outputs(run.model, lambda m, x: (m(x),)), {"past": past}, ins, outs, info)
+
+
+class _Encoder(nn.Module):
+    """Seq2Seq.encode with the decoder's initial state as a flat tuple of its fields."""
+
+    def __init__(self, model, fields):
+        super().__init__()
+        self.model, self.fields = model, fields
+
+    def forward(self, *inputs):  # (src (S, B), lengths (B,))
+        state = self.model.encode(*inputs)
+        return (*state.hidden, *(getattr(state, f) for f in self.fields))
+
+
+class _DecoderStep(nn.Module):
+    """Seq2Seq.step from the flat fields: (tokens, *hidden, *fields) -> (log_probs, *hidden)."""
+
+    def __init__(self, model, states, fields):
+        super().__init__()
+        self.model, self.states, self.fields = model, states, fields
+
+    def forward(self, *inputs):  # (tokens (B,), *hidden, *fields)
+        from ..models.seq2seq import DecoderState
+        tokens, flat = inputs[0], inputs[1:]
+        state = DecoderState(tuple(flat[:self.states]), **dict(zip(self.fields, flat[self.states:])))
+        log_probs, new = self.model.step(tokens, state)
+        return (log_probs, *new.hidden)
+
+
+def _translate(run: LoadedRun) -> Dict[str, ExportSpec]:
+    from ..data.vocabulary import EOS
+    model, vocabs, c = run.model, run.assets, run.model.config
+    cell = model.decoder.cells[0]
+    src, lengths = torch.tensor([[1, 2], [2, 1], [1, 3], [3, 3], [1, 3]]), torch.tensor([5, 3])  # (S=5, B=2)
+    state = model.encode(src, lengths)
+    fields = [f for f in ("context", "memory", "keys", "mask") if getattr(state, f) is not None]
+    L = str(c.layers)
+    hidden = [Port(n, "float32", (L, "B", str(s)), f"the decoder's state {n!r}")
+              for n, s in zip(cell.state_names, cell.state_sizes)]
+    meaning = {"context": ("B", "C"), "memory": ("S", "B", "C"), "keys": ("S", "B", "A"),
+               "mask": ("S", "B")}
+    about = {"context": "c, the source sentence's summary the decoder reads at every step",
+             "memory": "the encoder's annotation h_j of each source word",
+             "keys": "U h_j + b_U, attention's keys", "mask": "True at the real source words"}
+    extra = [Port(f, "bool" if f == "mask" else "float32",
+                  tuple(str(getattr(state, f).shape[i]) if d in "CA" else d for i, d in enumerate(meaning[f])),
+                  about[f]) for f in fields]
+    V = str(len(vocabs.target))
+    encoder = ExportSpec(_Encoder(model, fields), {"src": src, "lengths": lengths},
+                         [Port("src", "int64", ("S", "B"), "source word indices into "
+                               "'source_vocabulary' (0: unknown; padding past a sentence's end: "
+                               "any index)"),
+                          Port("lengths", "int64", ("B",), "each sentence's number of words")],
+                         hidden + extra)
+    tokens = torch.tensor([1, 2])
+    example = dict(zip([p.name for p in hidden + extra], (*state.hidden, *(getattr(state, f) for f in fields))))
+    decoder = ExportSpec(_DecoderStep(model, len(hidden), fields), {"tokens": tokens, **example},
+                         [Port("tokens", "int64", ("B",), "the previous target word (the first "
+                               "step: 'eos'), an index into 'target_vocabulary'")] + hidden + extra,
+                         [Port("log_probs", "float32", ("B", V), "log P(next target word)")] +
+                         [Port(p.name + "_n", p.dtype, p.shape, p.meaning + " after the step")
+                          for p in hidden])
+    info = {"source_vocabulary": vocabs.source.symbols, "target_vocabulary": vocabs.target.symbols,
+            "unknown": 0, "eos": vocabs.target.index[EOS], "tokenized": run.data.tokenized,
+            "max_length": "2 * S + 10 words (eos included), as rnnlab predict",
+            "usage": "encoder(src, lengths) gives the decoder's inputs after 'tokens'; feed the "
+                     "decoder eos, then its own choice, with the state it returned (the other "
+                     "inputs unchanged), until it gives eos"}
+    return {"encoder": encoder, "decoder": decoder, "info": info}
+
+
+#: task name -> what it exports (one graph, or a dict of named graphs and their shared "info")
+SPECS: Dict[str, Callable[[LoadedRun], Any]] = {"lm": _lm, "classify": _classify, "tag": _tag,
+                                                "ctc": _ctc, "music": _music, "forecast": _forecast,
+                                                "translate": _translate}
 
 
 # ---------------------------------------------------------------------- the files
-def export_spec(run: LoadedRun) -> ExportSpec:
-    """The run's :class:`ExportSpec`, its model in evaluation mode; a ConfigError for a task
-    that has none yet."""
+def export_spec(run: LoadedRun):
+    """The run's :class:`ExportSpec` (or, for a task of several graphs, a dict of them by name
+    and their shared ``"info"``), its model in evaluation mode; a ConfigError for a task that
+    has none yet."""
     spec = SPECS.get(run.recipe.name)
     if spec is None:
         raise ConfigError(f"rnnlab export covers the tasks {', '.join(SPECS)}; this run is task "
@@ -211,35 +295,61 @@ def export_spec(run: LoadedRun) -> ExportSpec:
     return spec(run)
 
 
-def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[Path, Path]:
-    """Write the run's graph (``out``, default RUN_DIR/model.onnx or model.pt2) and its JSON
-    (the graph's name with ``.json``); returns both paths."""
-    check_choice("format", fmt, FORMATS)
-    run = load_run(run_dir)
-    spec = export_spec(run)
-    path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
+def _convert(spec: ExportSpec, fmt: str, run_dir):
+    """The graph of one spec in memory: torch.export's program, or the ONNX program."""
     args = tuple(spec.inputs.values())
     with torch.no_grad():
         # (forward(*inputs): one varargs parameter, its shapes one tuple)
         program = torch.export.export(spec.module, args,
                                       dynamic_shapes=(tuple(spec.dynamic_shapes().values()),))
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pt2":
-        torch.export.save(program, str(path))
-    else:
-        try:
-            onnx = torch.onnx.export(program, args, input_names=list(spec.inputs),
-                                     output_names=[p.name for p in spec.output_ports], dynamo=True,
-                                     verbose=False)
-        except Exception as e:  # torch's exporter: long reports; the user gets one line
-            raise ConfigError(f"{run_dir}: torch's ONNX exporter could not convert this model "
-                              f"({type(e).__name__}; torch 2.13 converts the cells rnn, leaky, "
-                              "deep-transition and output-feedback, docs/export.md); "
-                              "--format pt2 writes it") from None
-        onnx.save(str(path))
-    meta = {"task": run.recipe.name, "format": fmt, "graph": path.name,
-            "inputs": [p.to_json() for p in spec.input_ports],
-            "outputs": [p.to_json() for p in spec.output_ports], **spec.info}
+        return program
+    try:  # (no_grad: with grad on, torch's type-promotion pass re-traces each scan through
+        # autograd and fails on the SymInt sizes autograd saves, "'SymInt' object has no
+        # attribute 'unsqueeze'")
+        with torch.no_grad():
+            return torch.onnx.export(program, args, input_names=list(spec.inputs),
+                                     output_names=[p.name for p in spec.output_ports],
+                                     dynamo=True, verbose=False)
+    except Exception as e:  # torch's exporter: long reports; the user gets one line
+        reason = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ConfigError(f"{run_dir}: torch's ONNX exporter could not convert this model "
+                          f"({type(e).__name__}: {reason}); --format pt2 writes it") from None
+
+
+def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[List[Path], Path]:
+    """Write the run's graph (``out``, default RUN_DIR/model.onnx or model.pt2) and its JSON
+    (the graph's name with ``.json``); returns the graph files and the JSON's path. A task of several graphs (translation:
+    ``encoder``, ``decoder``) writes each as ``<name>-<graph>.<format>`` beside one JSON, whose
+    ``graphs`` says each one's file, inputs and outputs. Nothing is written unless every graph
+    converts."""
+    check_choice("format", fmt, FORMATS)
+    run = load_run(run_dir)
+    specs = export_spec(run)
+    path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
+    single = isinstance(specs, ExportSpec)
+    info = specs.info if single else specs.pop("info", {})
+    parts = {"": specs} if single else specs
+    graphs = {name: _convert(spec, fmt, run_dir) for name, spec in parts.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta: Dict[str, Any] = {"task": run.recipe.name, "format": fmt}
+    if not single:
+        meta["graphs"] = {}
+    files = []
+    for name, graph in graphs.items():
+        file = path if single else path.with_name(f"{path.stem}-{name}{path.suffix}")
+        if fmt == "pt2":
+            torch.export.save(graph, str(file))
+        else:
+            graph.save(str(file))
+        files.append(file)
+        ports = {"inputs": [p.to_json() for p in parts[name].input_ports],
+                 "outputs": [p.to_json() for p in parts[name].output_ports]}
+        if single:
+            meta.update(graph=file.name, **ports)
+        else:
+            meta["graphs"][name] = {"graph": file.name, **ports}
+    meta.update(info)
     json_path = path.with_suffix(".json")
     json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path, json_path
+    return files, json_path

@@ -37,9 +37,6 @@ CASES = [
     ("lstm-2-layers-bidirectional", rnnlab.LSTM, {"num_layers": 2, "bidirectional": True}),
     ("gru-2-layers-bidirectional", rnnlab.GRU, {"num_layers": 2, "bidirectional": True}),
 ]
-#: the cases torch 2.13's ONNX exporter converts (docs/export.md, known limits: on the others its
-#: type-promotion pass fails on the scan node, "'SymInt' object has no attribute 'unsqueeze'")
-ONNX_CASES = {"rnn", "leaky-learned", "deep-transition", "output-feedback"}
 #: (T, B) checked: T = 5, B = 3 as at export, T = 2 and 9 and B = 4 not seen there
 SIZES = [(5, 3), (2, 3), (9, 3), (5, 4), (2, 4), (9, 4)]
 
@@ -76,7 +73,9 @@ def exported(module, lengths, tmp_path, onnx_too=True):
         program = torch.export.export(module, args, dynamic_shapes=shapes)
     if not onnx_too:
         return program, None
-    with warnings.catch_warnings():
+    # (under no_grad: with grad on, the exporter's type-promotion pass re-traces scan through
+    # autograd, whose saved sizes are SymInts it cannot stack, docs/export.md)
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         onnx = torch.onnx.export(program, args, dynamo=True, verbose=False)
     path = tmp_path / "layer.onnx"
@@ -113,7 +112,7 @@ def test_layer_exports_with_dynamic_time_and_batch(name, cls, options, tmp_path)
         for p in layer.parameters():
             p.add_(0.1 * torch.randn_like(p))
     module = Flat(layer)
-    program, session = exported(module, True, tmp_path, onnx_too=name in ONNX_CASES)
+    program, session = exported(module, True, tmp_path)
     check_equal(module, program, session)
 
 
@@ -174,8 +173,7 @@ def test_export_of_a_classifier_predicts_what_rnnlab_predict_prints(tmp_path, ca
     from test_classification import SMALL, _toy
     data = _toy(tmp_path / "toy")
     run = tmp_path / "run"
-    # (a tanh RNN: the cells torch 2.13 converts to ONNX, ONNX_CASES)
-    rnnlab.train(task="classify", data=str(data), out=str(run), **dict(SMALL, epochs=2, cell="rnn"))
+    rnnlab.train(task="classify", data=str(data), out=str(run), **dict(SMALL, epochs=2, cell="lstm"))
     session, meta = _session(run, tmp_path, capsys)
     assert meta["task"] == "classify" and meta["classes"] == ["0", "1"]
     lines = ["this good film", "a bad actor was the plot", "unseen words here ok"]
@@ -200,7 +198,7 @@ def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(
         write_treebank(folder / f"toy-{split}.conllu", PATTERNS)
     run = tmp_path / "run"
     rnnlab.train(task="tag", data=str(folder), out=str(run), embed_size=8, char_embed_size=4,
-                 char_hidden_size=4, hidden_size=8, batch_size=4, epochs=1, threads=1, progress=False, cell="rnn")
+                 char_hidden_size=4, hidden_size=8, batch_size=4, epochs=1, threads=1, progress=False, cell="gru")
     session, meta = _session(run, tmp_path, capsys)
     chars = {c: i for i, c in enumerate(meta["characters"])}
     lines = ["the dog runs fast", "they fly", "a big unseen dog ."]
@@ -224,11 +222,11 @@ def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(
 @pytest.mark.slow
 def test_export_of_a_language_model_continues_as_rnnlab_predict_greedily(tmp_path, capsys):
     import numpy as np
-    from test_lm_cli import FAST, TEXT
+    from cli.test_lm_cli import FAST, TEXT  # (tests/ is on the path: conftest)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
     run = tmp_path / "run"
-    assert main(["train", "--data", str(corpus), "--out", str(run), *FAST, "--cell", "rnn"]) == 0
+    assert main(["train", "--data", str(corpus), "--out", str(run), *FAST, "--cell", "lstm"]) == 0
     capsys.readouterr()
     session, meta = _session(run, tmp_path, capsys)
     prime, length = "class C1", 12
@@ -273,11 +271,15 @@ def test_export_refuses_a_task_it_does_not_cover_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_onnx_export_of_a_cell_torch_cannot_convert_fails_in_one_line(tmp_path, capsys):
+def test_onnx_export_torch_cannot_convert_fails_in_one_line(tmp_path, capsys, monkeypatch):
     from test_classification import SMALL, _toy
     run = tmp_path / "run"
     rnnlab.train(task="classify", data=str(_toy(tmp_path / "toy")), out=str(run),
                  **dict(SMALL, epochs=1, cell="lstm"))
+
+    def refuse(*args, **kwargs):  # torch's exporter failing on some operator, with its long report
+        raise RuntimeError("a report\nof many lines")
+    monkeypatch.setattr(torch.onnx, "export", refuse)
     assert main(["export", str(run), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnlab: error:") and "--format pt2" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,147 @@
+"""``rnnlab export`` of a run of the tasks beyond lm/classify/tag (test_export.py): the CTC model,
+the music model, the forecaster and the translation model's encoder and decoder step. Each test
+trains a tiny run, exports it to ONNX, feeds ONNX Runtime what ``rnnlab predict`` reads (built
+from the JSON beside the graph, with numpy only) and gets the same predictions."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rnnlab
+from rnnlab.cli import main
+
+onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install rnnlab[export])")
+pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install rnnlab[export])")
+
+pytestmark = pytest.mark.slow
+
+
+def _export(run, tmp_path, capsys):
+    """Export ``run`` to ONNX through the command line: the JSON and the out path."""
+    out = tmp_path / "exported" / "model.onnx"
+    assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    return json.loads(out.with_suffix(".json").read_text()), out
+
+
+def _session(path, ports):
+    """An ONNX Runtime session whose inputs and outputs are the JSON's ports, in order."""
+    session = onnxruntime.InferenceSession(str(path))
+    assert [i.name for i in session.get_inputs()] == [p["name"] for p in ports["inputs"]]
+    assert [o.name for o in session.get_outputs()] == [p["name"] for p in ports["outputs"]]
+    return session
+
+
+def test_ctc_export_decodes_what_rnnlab_predict_prints(tmp_path, capsys):
+    from rnnlab.data import ctc_digits as gen
+    from rnnlab.tasks.ctc import prototypes
+    from rnnlab.tasks.recipe import load_run
+    run = tmp_path / "run"
+    rnnlab.train(task="ctc", out=str(run), train_sequences=256, valid_sequences=16, test_sequences=16,
+                 max_digits=3, hidden_size=16, batch_size=16, epochs=4, threads=1, progress=False)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    assert meta["task"] == "ctc" and meta["labels"][meta["blank"]] == "<blank>"
+    loaded = load_run(run)
+    protos = prototypes(loaded.data)
+    lines = []
+    for k, digits in enumerate([[3, 1, 4], [7], [2, 2, 9], [5, 0]]):
+        x = gen.render(digits, protos, loaded.data.rendering(), torch.Generator().manual_seed(k))
+        lines.append(";".join(",".join(f"{v:.5f}" for v in frame) for frame in x.tolist()))
+    want = rnnlab.predict(run, lines)
+    got = []
+    model = loaded.model.eval()
+    for line in lines:
+        frames = np.array([[float(v) for v in f.split(",")] for f in line.split(";")], dtype=np.float32)
+        log_probs = session.run(None, {"x": frames[:, None], "lengths": np.array([len(frames)])})[0]
+        with torch.no_grad():  # (a tiny run may decode nothing yet: its log-probabilities too)
+            eager = model(torch.from_numpy(frames)[:, None], torch.tensor([len(frames)]))
+        torch.testing.assert_close(torch.from_numpy(log_probs), eager, atol=1e-5, rtol=0)
+        best = log_probs[:, 0].argmax(-1)                                   # (T,) greedy path
+        labels = [int(k) for j, k in enumerate(best) if k != meta["blank"] and (j == 0 or k != best[j - 1])]
+        got.append("".join(meta["labels"][k] for k in labels))
+    assert got == want
+
+
+def test_music_export_continues_as_rnnlab_predict_at_temperature_zero(tmp_path, capsys):
+    from test_music import SMALL, _toy
+    run = tmp_path / "run"
+    rnnlab.train(task="music", data=str(_toy(tmp_path / "toy.json")), out=str(run), sample_length=0,
+                 **dict(SMALL, epochs=8))
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    K, low = meta["keys"], meta["lowest_note"]
+    primer = [[60, 64, 67], [62, 65, 69], [64, 67, 71]]
+    want = rnnlab.predict(run, [" ".join(map(str, c)) for c in primer], length=6, temperature=0,
+                          output="")
+    roll = np.zeros((len(primer) + 1, K), dtype=np.float32)                # the primer, then x_0 = 0
+    for t, chord in enumerate(primer):
+        roll[t, [n - low for n in chord]] = 1
+    inputs = np.concatenate([np.zeros((1, K), np.float32), roll[:-1]])[:, None]  # x_t = r_{t-1}
+    state = {p["name"]: np.zeros([1 if s == "B" else int(s) for s in p["shape"]], np.float32)
+             for p in meta["inputs"][2:]}
+    got = []
+    for _ in range(6):
+        logits, *final = session.run(None, {"inputs": inputs, "lengths": np.array([len(inputs)]), **state})
+        step = logits[-1, 0] > 0                                            # temperature 0
+        got.append(" ".join(str(low + k) for k in np.flatnonzero(step)) or "-")
+        inputs, state = step.astype(np.float32)[None, None], dict(zip(state, final))
+    assert got == want
+
+
+def test_forecast_export_forecasts_what_rnnlab_predict_prints(tmp_path, capsys):
+    import math
+    from test_forecasting import sine_csv
+    run = tmp_path / "run"
+    rnnlab.train(task="forecast", data=str(sine_csv(tmp_path)), targets=["load"], lookback=16,
+                 horizons=[4, 8], hidden_size=12, highway=False, epochs=2, batch_size=16, lr=1e-2,
+                 threads=1, progress=False, out=str(run), say=lambda m: None)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    assert meta["columns"] == ["load"] and meta["horizon"] == 8
+    lines = [",".join(f"{20 + 5 * math.sin(2 * math.pi * (t + s) / 16):.5f}" for t in range(24))
+             for s in (0, 3, 7)]
+    want = [[float(v) for v in line.split(",")] for line in rnnlab.predict(run, lines)]
+    mean, std, L, C = np.array(meta["mean"]), np.array(meta["std"]), meta["lookback"], meta["targets"]
+    past = np.stack([(np.array([float(v) for v in line.split(",")])[-L:, None] - mean) / std
+                     for line in lines], axis=1).astype(np.float32)           # (L, B, F)
+    forecast = session.run(None, {"past": past})[0].astype(np.float64)       # (H, B, C)
+    got = forecast * std[:C] + mean[:C]
+    np.testing.assert_allclose(got[:, :, 0].T, np.array(want), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("context", ["attention", "both"])
+def test_translation_export_translates_greedily_as_rnnlab_predict(context, tmp_path, capsys):
+    from test_translation import PAIRS, train_toy, write
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split in ("train", "val", "test"):
+        write(folder / f"{split}.en", "".join(s + "\n" for s, _ in PAIRS))
+        write(folder / f"{split}.de", "".join(t + "\n" for _, t in PAIRS))
+    run = tmp_path / "run"
+    train_toy(folder, run, context)
+    meta, out = _export(run, tmp_path, capsys)
+    assert set(meta["graphs"]) == {"encoder", "decoder"}
+    encoder = _session(out.parent / meta["graphs"]["encoder"]["graph"], meta["graphs"]["encoder"])
+    decoder = _session(out.parent / meta["graphs"]["decoder"]["graph"], meta["graphs"]["decoder"])
+    fields = [p["name"] for p in meta["graphs"]["encoder"]["outputs"]]
+    n_hidden = len(meta["graphs"]["decoder"]["outputs"]) - 1
+    source = {w: i for i, w in enumerate(meta["source_vocabulary"])}
+    lines = ["a man runs", "two dogs run", "the woman sings loudly", "a unseenword plays"]
+    want = rnnlab.predict(run, lines, beam_size=1)
+    got = []
+    for line in lines:
+        src = np.array([source.get(w, meta["unknown"]) for w in line.split()], dtype=np.int64)[:, None]
+        state = dict(zip(fields, encoder.run(None, {"src": src, "lengths": np.array([len(src)])})))
+        token, words = meta["eos"], []
+        for _ in range(2 * len(src) + 10):
+            log_probs, *hidden = decoder.run(None, {"tokens": np.array([token]), **state})
+            token = int(log_probs[0].argmax())
+            if token == meta["eos"]:
+                break
+            words.append(meta["target_vocabulary"][token])
+            state.update(zip(fields[:n_hidden], hidden))
+        got.append(" ".join(words))
+    assert got == want
+    assert want[0] == "ein mann läuft"                                         # the run learned
