@@ -21,6 +21,12 @@ REQUIRE_COMPILED = "RNNLAB_REQUIRE_COMPILED"
 # files sit in folders that mirror the package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# The triton engine's tests run its kernels under Triton's interpreter where there is no GPU. Triton
+# reads TRITON_INTERPRET when it is first imported (its own library's functions), and torch.compile
+# imports it: set here, before any test module runs
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 # ``auto`` follows its documented rules in the tests (rnnlab/engines/autotune.py): a timed trial
 # at the tests' tiny sizes would choose by noise; tests/engines/test_autotune.py turns measurement on
 os.environ.setdefault("RNNLAB_AUTOTUNE", "0")
