@@ -22,7 +22,8 @@ import rnnlab
 from rnnlab.bench import MIN_TIMING, time_once
 
 SIZES = ["16/64/128", "32/128/256", "32/64/512", "64/512/512"]
-OPTIONS = {"layer_norm": {"layer_norm": True}, "zoneout 0.1": {"zoneout": 0.1},
+OPTIONS = {"plain": {}, "layer_norm": {"layer_norm": True}, "zoneout 0.1": {"zoneout": 0.1},
+           "peephole diagonal": {"peephole": "diagonal"}, "peephole full": {"peephole": "full"},
            "all regularizers": {"layer_norm": True, "zoneout": 0.1, "recurrent_dropout": 0.25, "weight_drop": 0.25}}
 
 

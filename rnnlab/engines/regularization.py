@@ -124,9 +124,9 @@ def make_call(cell, p: Params, x: torch.Tensor, lengths: Optional[torch.Tensor],
         keeps = []  # states beyond the rates given (a skip connection's delay line): rate 0
         rates = reg.zoneout + (0.0,) * max(0, len(cell.state_sizes) - len(reg.zoneout))
         for size, z in zip(cell.state_sizes, rates):
-            k = x.new_full((T, B, size), 1.0 - z)
-            if training:
-                k = torch.bernoulli(k)  # 1 - d_t:  d_t ~ Bernoulli(z)
+            # 1 - d_t, d_t ~ Bernoulli(z) (a scalar probability: torch's vectorised draw, many
+            # times faster than one with a tensor of probabilities)
+            k = x.new_empty((T, B, size)).bernoulli_(1.0 - z) if training else x.new_full((T, B, size), 1.0 - z)
             if lengths is not None:
                 k = k * lengths  # padded steps carry the whole state
             keeps.append(k)
@@ -137,10 +137,10 @@ def make_call(cell, p: Params, x: torch.Tensor, lengths: Optional[torch.Tensor],
 def drop_connect(W: torch.Tensor, q: float) -> torch.Tensor:
     """W * M / (1 - q), M_ij ~ Bernoulli(1 - q): one weight-drop mask over every entry of W."""
     keep = 1.0 - q
-    return W * torch.bernoulli(torch.full_like(W, keep)).div_(keep)
+    return W * torch.empty_like(W).bernoulli_(keep).div_(keep)
 
 
 def dropout_mask(like: torch.Tensor, shape: Tuple[int, ...], q: float) -> torch.Tensor:
     """m ~ Bernoulli(1 - q) / (1 - q) of ``shape``, in ``like``'s dtype and device."""
     keep = 1.0 - q
-    return torch.bernoulli(like.new_full(shape, keep)).div_(keep)
+    return like.new_empty(shape).bernoulli_(keep).div_(keep)

@@ -18,19 +18,21 @@ namespace rnnlab_compiled {
 using at::Tensor;
 
 // ---------------------------------------------------------------- activations
+// (always inlined: a call left in a row kernel's loop stops it vectorising)
+#define RNNLAB_ACT inline __attribute__((always_inline))
 // float: exp by range reduction and a degree-6 polynomial (plain arithmetic, so the loops
 // vectorise); double: the C library's, as torch's own double kernels.
-inline float exp_poly(float r) {  // e^r - 1 - r over r^2, |r| <= ln 2 / 2
+RNNLAB_ACT float exp_poly(float r) {  // e^r - 1 - r over r^2, |r| <= ln 2 / 2
   return ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
            + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
 }
-inline float pow2(int32_t n) {  // 2^n
+RNNLAB_ACT float pow2(int32_t n) {  // 2^n
   const int32_t bits = (n + 127) << 23;
   float s;
   std::memcpy(&s, &bits, sizeof(s));
   return s;
 }
-inline float exp_f(float x) {
+RNNLAB_ACT float exp_f(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // ternaries, not fmin: they vectorise
   const float t = x * 1.44269504088896341f;
   const int32_t ni = static_cast<int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f));  // round(x / ln 2)
@@ -38,12 +40,12 @@ inline float exp_f(float x) {
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln 2 in two parts
   return (exp_poly(r) * r * r + r + 1.0f) * pow2(ni);
 }
-inline float sigm(float x) { return 1.0f / (1.0f + exp_f(-x)); }
-inline double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+RNNLAB_ACT float sigm(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+RNNLAB_ACT double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 // tanh x = sign(x) (1 - e) / (1 + e), e = e^{-2|x|}; with m = e - 1 = 2^n (e^r - 1) + (2^n - 1),
 // y = -2|x| = n ln 2 + r (n = 0 near 0, so nothing cancels there; y clamped at -18, where e is
 // below float's 1 - eps): tanh = -m / (2 + m), one division, no branch, within 2e-7 relative
-inline float tanh_(float x) {
+RNNLAB_ACT float tanh_(float x) {
   float y = -2.0f * std::fabs(x);
   y = y < -18.0f ? -18.0f : y;
   const int32_t ni = static_cast<int32_t>(y * 1.44269504088896341f - 0.5f);
@@ -52,7 +54,7 @@ inline float tanh_(float x) {
   const float s = pow2(ni), m = s * (r + r * r * exp_poly(r)) + (s - 1.0f);
   return std::copysign(-m / (2.0f + m), x);
 }
-inline double tanh_(double x) { return std::tanh(x); }
+RNNLAB_ACT double tanh_(double x) { return std::tanh(x); }
 
 // the activations by code (rnnlab_compiled::Act: 0 tanh, 1 relu, 2 sigmoid, 3 identity), and
 // their derivative from the output a: da/dz times the incoming gradient d

@@ -122,50 +122,63 @@ template <typename T> struct Product {
   T* in_at(int64_t t) const { return at_step<T>(in, t); }
   T* dout_at(int64_t t) const { return own_d ? at_step<T>(d, t) : ptr<T>(tmp); }  // a cell's dout here: no copy
 
-  void forward(int64_t t, const T* x, T* out, int64_t ldo, bool acc) {
+  // the forward in two parts, so that a cell can fuse the second into its own row pass:
+  // product() the matrix product (into y_t under layer norm, else into out), then finish_row()
+  // for every row r where rowwise(): LN(y) times the gain added into out, or the own bias
+  bool rowwise() const { return g || (zcol < 0 && b); }
+  void product(int64_t t, const T* x, T* out, int64_t ldo, bool acc) {
     if (own_in) {
       T* s = in_at(t);
       if (m) for (int64_t k = 0; k < B * K; ++k) s[k] = m[k] * x[k];
       else if (s != x) std::memcpy(s, x, B * K * sizeof(T));
       x = s;
     }
+    if (g) rnnlab_blas::mm<T>(at_step<T>(u, t), N, x, K, fw, B, T(0));
+    else rnnlab_blas::mm<T>(out, ldo, x, K, fw, B, T(acc ? 1 : 0));
+  }
+  void finish_row(int64_t t, int64_t r, T* out, int64_t ldo, bool acc) const {
     const T* bb = zcol < 0 ? b : nullptr;
+    T* __restrict__ o = out + r * ldo;
     if (!g) {
-      rnnlab_blas::mm<T>(out, ldo, x, K, fw, B, T(acc ? 1 : 0));
-      if (bb) rows(B, N, [&](int64_t r) { for (int64_t j = 0; j < N; ++j) out[r * ldo + j] += bb[j]; });
+      if (bb) for (int64_t j = 0; j < N; ++j) o[j] += bb[j];
       return;
     }
-    T *y = at_step<T>(u, t), *iv = at_step<T>(inv, t);
-    rnnlab_blas::mm<T>(y, N, x, K, fw, B, T(0));
-    rows(B, N, [&](int64_t r) {
-      T *yr = y + r * N, *o = out + r * ldo;
-      normalize(yr, yr, iv + r * blocks, blocks, N / blocks);
-      for (int64_t j = 0; j < N; ++j) o[j] = (acc ? o[j] : T(0)) + g[j] * yr[j] + (bb ? bb[j] : T(0));
-    });
+    T* __restrict__ yr = at_step<T>(u, t) + r * N;
+    normalize(yr, yr, at_step<T>(inv, t) + r * blocks, blocks, N / blocks);
+    for (int64_t j = 0; j < N; ++j) o[j] = (acc ? o[j] : T(0)) + g[j] * yr[j] + (bb ? bb[j] : T(0));
+  }
+  void forward(int64_t t, const T* x, T* out, int64_t ldo, bool acc) {
+    product(t, x, out, ldo, acc);
+    if (rowwise()) rows(B, N, [&](int64_t r) { finish_row(t, r, out, ldo, acc); });
   }
 
+  // the backward in two parts likewise: prepare_row() for every row where prepares() (dL/db,
+  // dL/dg, du = LN'(g dout) or the copy of dout), then product_back():
   // din (B, K) (+)= m * (du W), du = LN'(g dout) or dout, dout = dL/d(out) (rows ld apart)
-  void backward(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {
-    T* dt = g ? at_step<T>(u, t) : own_d ? at_step<T>(d, t) : nullptr;
-    if (dt || db.buf.defined()) {
-      const T* iv = g ? at_step<T>(inv, t) : nullptr;
-      rows(B, N, [&](int64_t r) {
-        const T* e = dout + r * ld;
-        T *q = dt ? dt + r * N : nullptr, *br = db.row(r), *gr = dg.row(r);
-        if (br) for (int64_t j = 0; j < N; ++j) br[j] += e[j];
-        if (g) {
-          for (int64_t j = 0; j < N; ++j) gr[j] += e[j] * q[j];
-          normalize_backward(e, g, q, iv + r * blocks, q, blocks, N / blocks);
-        } else if (q && q != e) {
-          std::memcpy(q, e, N * sizeof(T));
-        }
-      });
-      if (dt) dout = dt, ld = N;
+  T* dstore(int64_t t) const { return g ? at_step<T>(u, t) : own_d ? at_step<T>(d, t) : nullptr; }
+  bool prepares() const { return g || own_d || db.buf.defined(); }
+  void prepare_row(int64_t t, int64_t r, const T* dout, int64_t ld) const {
+    T* dt = dstore(t);
+    const T* e = dout + r * ld;
+    T *q = dt ? dt + r * N : nullptr, *br = db.row(r), *gr = dg.row(r);
+    if (br) for (int64_t j = 0; j < N; ++j) br[j] += e[j];
+    if (g) {
+      for (int64_t j = 0; j < N; ++j) gr[j] += e[j] * q[j];
+      normalize_backward(e, g, q, at_step<T>(inv, t) + r * blocks, q, blocks, N / blocks);
+    } else if (q && q != e) {
+      std::memcpy(q, e, N * sizeof(T));
     }
+  }
+  void product_back(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {
+    if (T* dt = dstore(t)) dout = dt, ld = N;
     if (!m) return rnnlab_blas::mm<T>(din, K, dout, ld, bw, B, T(acc ? 1 : 0));
     T* q = ptr<T>(tmp);
     rnnlab_blas::mm<T>(q, K, dout, ld, bw, B, T(0));
     for (int64_t k = 0; k < B * K; ++k) din[k] = (acc ? din[k] : T(0)) + m[k] * q[k];
+  }
+  void backward(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {
+    if (prepares()) rows(B, N, [&](int64_t r) { prepare_row(t, r, dout, ld); });
+    product_back(t, dout, ld, din, acc);
   }
 
   void entries(std::vector<Entry>& e, const Ctx<T>& c, const Tensor& dbz) const {
@@ -208,18 +221,18 @@ template <typename T, typename Cell> struct Loop final : Run {
     at::NoGradGuard no_grad;
     const int64_t B = c.B, GH = c.GH, G = c.cfg.gates();
     T *prev[2] = {}, *next[2] = {};
+    if (b || g_ih) rows(c.Tn * B, GH, [&](int64_t r) {  // z_t = xw_t + b, or g_ih LN(xw_t) + b, all steps at once
+      T* __restrict__ zr = ptr<T>(c.xw) + r * GH;
+      if (g_ih) {
+        T* __restrict__ yr = ptr<T>(y_ih) + r * GH;
+        normalize(zr, yr, ptr<T>(inv_ih) + r * G, G, c.H);
+        for (int64_t j = 0; j < GH; ++j) zr[j] = g_ih[j] * yr[j] + (b ? b[j] : T(0));
+      } else {
+        for (int64_t j = 0; j < GH; ++j) zr[j] += b[j];
+      }
+    });
     for (int64_t t = 0; t < c.Tn; ++t) {
-      T *z = at_step<T>(c.xw, t), *y = g_ih ? at_step<T>(y_ih, t) : nullptr;
-      if (b || g_ih) rows(B, GH, [&](int64_t r) {  // z_t = xw_t + b, or g_ih LN(xw_t) + b
-        T* __restrict__ zr = z + r * GH;
-        if (g_ih) {
-          T* __restrict__ yr = y + r * GH;
-          normalize(zr, yr, at_step<T>(inv_ih, t) + r * G, G, c.H);
-          for (int64_t j = 0; j < GH; ++j) zr[j] = g_ih[j] * yr[j] + (b ? b[j] : T(0));
-        } else {
-          for (int64_t j = 0; j < GH; ++j) zr[j] += b[j];
-        }
-      });
+      T* z = at_step<T>(c.xw, t);
       at(t, prev, next);
       cell.forward(t, z, prev, next);
       for (int k = 0; k < Cell::states; ++k) {  // zoneout's blend, or the carry at padded steps
@@ -260,14 +273,6 @@ template <typename T, typename Cell> struct Loop final : Run {
       }
       T* z = at_step<T>(c.xw, t);
       cell.backward(t, z, prev, next, dnp, dpp);
-      if (b || g_ih) rows(B, GH, [&](int64_t r) {  // dL/db += dz_t; dL/dg_ih += dz_t y; dL/dxw_t = LN'(g_ih dz_t)
-        T *__restrict__ zr = z + r * GH, *__restrict__ br = db.row(r), *__restrict__ gr = dg.row(r);
-        if (b) for (int64_t j = 0; j < GH; ++j) br[j] += zr[j];
-        if (!g_ih) return;
-        const T* __restrict__ yr = at_step<T>(y_ih, t) + r * GH;
-        for (int64_t j = 0; j < GH; ++j) gr[j] += zr[j] * yr[j];
-        normalize_backward(zr, g_ih, yr, at_step<T>(inv_ih, t) + r * G, zr, G, c.H);
-      });
       for (int k = 0; k < Cell::states; ++k) {  // the carried part: dL/dstate_{t-1} += (1 - k) dL/dstate_t
         const int64_t S = d[k].size(1);
         const T *dk = ptr<T>(d[k]), *kt = c.keep.empty() ? nullptr : at_step<T>(c.keep[k], t);
@@ -278,6 +283,21 @@ template <typename T, typename Cell> struct Loop final : Run {
         if (!gated) dn[k] = d[k];
       }
     }
+    // dL/db = sum dz_t; dL/dg_ih = sum dz_t y; dL/dxw_t = LN'(g_ih dz_t): after the loop, all steps
+    // at once, each batch row's sums in its own row of the accumulators
+    if (b || g_ih) at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t r = b0; r < b1; ++r) {
+        T *__restrict__ br = db.row(r), *__restrict__ gr = dg.row(r);
+        for (int64_t t = 0; t < c.Tn; ++t) {
+          T* __restrict__ zr = at_step<T>(c.xw, t) + r * GH;
+          if (b) for (int64_t j = 0; j < GH; ++j) br[j] += zr[j];
+          if (!g_ih) continue;
+          const T* __restrict__ yr = at_step<T>(y_ih, t) + r * GH;
+          for (int64_t j = 0; j < GH; ++j) gr[j] += zr[j] * yr[j];
+          normalize_backward(zr, g_ih, yr, at_step<T>(inv_ih, t) + r * G, zr, G, c.H);
+        }
+      }
+    });
     std::vector<Entry> e;
     const Tensor dbz = b ? db.buf.sum(0) : Tensor();
     if (b) e.emplace_back("bias_ih", dbz, c10::nullopt);

@@ -142,6 +142,11 @@ struct Lstm {
   const bool cand, ln, two;    // two passes: o waits for C_t's product (full) or its LN
   Product<T> hh;
   std::vector<Product<T>> peep;  // full: ci, cf, cc, co (those the options have)
+  // full, over many steps: the products of C_{t-1} (ci, cf, cc: z's first columns) as one, with
+  // the weights stacked [W_ci; W_cf; W_cc] (n rows), W^T and W copies its operands
+  int64_t npre = 0;
+  Tensor pre_w, pre_wT;
+  rnnlab_blas::Op<T> pre_fw{}, pre_bw{};
   const T *wci = nullptr, *wcf = nullptr, *wcc = nullptr, *wco = nullptr, *gc = nullptr, *bc = nullptr;
   Acc<T> dci, dcf, dcc, dco, dgc, dbc;
 
@@ -154,6 +159,12 @@ struct Lstm {
     for (const auto& nc : names) {
       if (pk != 2 || nc.first.empty()) continue;
       peep.emplace_back(c, nc.first, 0, H, nc.first == "weight_co" ? c.next(1) : c.prev(1), nc.second, false);
+    }
+    if (pk == 2 && c.Tn >= 16 && peep.size() > 2) {
+      std::vector<Tensor> ws;
+      for (size_t k = 0; k + 1 < peep.size(); ++k) ws.push_back(c.p.at(peep[k].weight));
+      pre_w = at::cat(ws), pre_wT = pre_w.t().contiguous(), npre = pre_w.size(0);
+      pre_fw = rnnlab_blas::op<T>(pre_wT), pre_bw = rnnlab_blas::op<T>(pre_w);
     }
     if (pk == 1) {
       wci = c.w("weight_ci"), wco = c.w("weight_co");
@@ -170,52 +181,77 @@ struct Lstm {
     pk != 0 && cand ? by_two(std::true_type()) : by_two(std::false_type());
   }
 
+  // o and h_t of row b once C_t is in: the pass after the gates' (full peepholes, layer norm)
+  void out_row(T* z, const T* c1, T* h1, int64_t b) const {
+    T mu = T(0), is = T(1);
+    const T* cn = c1 + b * H;
+    if (ln) moments(cn, H, mu, is);
+    (ln ? lstm_out_row<T, pk, true> : lstm_out_row<T, pk, false>)(z + b * GH + GH - H, cn, h1 + b * H, wco, gc, bc, mu, is, H);
+  }
+  // dz_o and dC_t (into dcp) of row b, the first pass of the derivative when two
+  void out_back_row(T* z, const T* c1, const T* dh, const T* dc, T* dcp, int64_t b) const {
+    T mu = T(0), is = T(1);
+    const T* cn = c1 + b * H;
+    if (ln) moments(cn, H, mu, is);
+    (ln ? lstm_out_back_row<T, pk, true> : lstm_out_back_row<T, pk, false>)(
+        z + b * GH + GH - H, cn, dh + b * H, dc + b * H, dcp + b * H, wco, dco.row(b), gc, bc,
+        dgc.row(b), dbc.row(b), mu, is, H);
+  }
+
+  // one pass over each row where it can: the recurrent product's layer norm, the gates, and
+  // (layer norm, no full peepholes) C_t's moments, o and h_t; full peepholes: a second pass after
+  // z_o += C_t W_co^T
   void forward(int64_t t, T* z, T* const* prev, T* const* next) {
     const T *h0 = prev[0], *c0 = prev[1];
     T *h1 = next[0], *c1 = next[1];
-    hh.forward(t, h0, z, GH, true);
-    if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].forward(t, c0, z + peep[k].zcol, GH, true);
+    hh.product(t, h0, z, GH, true);
+    if (npre) rnnlab_blas::mm<T>(z, GH, c0, H, pre_fw, B, T(1));  // z_{i,f,g} += C_{t-1} [W_ci; W_cf; W_cc]^T
+    else if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].forward(t, c0, z + peep[k].zcol, GH, true);
+    const bool fin = hh.rowwise(), one = two && pk != 2;
     variant([&](auto cand_, auto fused) {
-      rows(B, GH, [&](int64_t b) {
+      auto row = [&](int64_t b) {
         T* zr = z + b * GH;
         lstm_row<T, fg, pk, decltype(cand_)::value, decltype(fused)::value>(
             zr, zr + H, zr + nf, zr + GH - H, c0 + b * H, c1 + b * H, h1 + b * H, wci, wcf, wcc, wco, H);
+      };
+      if (!fin && !one) return rows(B, GH, row);  // (the plain loop where nothing else joins it)
+      rows(B, GH, [&](int64_t b) {
+        if (fin) hh.finish_row(t, b, z, GH, true);
+        row(b);
+        if (one) out_row(z, c1, h1, b);
       });
     });
-    if (!two) return;
-    if (pk == 2) peep.back().forward(t, c1, z + GH - H, GH, true);  // z_o += C_t W_co^T
-    rows(B, H, [&](int64_t b) {
-      T mu = T(0), is = T(1);
-      const T* cn = c1 + b * H;
-      if (ln) moments(cn, H, mu, is);
-      (ln ? lstm_out_row<T, pk, true> : lstm_out_row<T, pk, false>)(z + b * GH + GH - H, cn, h1 + b * H, wco, gc, bc, mu, is, H);
-    });
+    if (pk != 2 || !two) return;
+    peep.back().forward(t, c1, z + GH - H, GH, true);  // z_o += C_t W_co^T
+    rows(B, H, [&](int64_t b) { out_row(z, c1, h1, b); });
   }
 
   void backward(int64_t t, T* z, T* const* prev, T* const* next, T* const* dn, T* const* dp) {
     const T *c0 = prev[1], *c1 = next[1], *dh = dn[0], *dc = dn[1];
     T* dcp = dp[1];
-    if (two) {  // dz_o and dC_t (into dcp) first: full peepholes add dz_o W_co to dC_t
-      rows(B, H, [&](int64_t b) {
-        T mu = T(0), is = T(1);
-        const T* cn = c1 + b * H;
-        if (ln) moments(cn, H, mu, is);
-        (ln ? lstm_out_back_row<T, pk, true> : lstm_out_back_row<T, pk, false>)(
-            z + b * GH + GH - H, cn, dh + b * H, dc + b * H, dcp + b * H, wco, dco.row(b), gc, bc,
-            dgc.row(b), dbc.row(b), mu, is, H);
-      });
-      if (pk == 2) peep.back().backward(t, z + GH - H, GH, dcp, true);  // dC_t += dz_o W_co
+    const bool one = two && pk != 2, prep = hh.prepares(), pprep = npre && peep[0].prepares();
+    if (two && pk == 2) {  // dz_o and dC_t (into dcp) first: full peepholes add dz_o W_co to dC_t
+      rows(B, H, [&](int64_t b) { out_back_row(z, c1, dh, dc, dcp, b); });
+      peep.back().backward(t, z + GH - H, GH, dcp, true);  // dC_t += dz_o W_co
     }
     variant([&](auto cand_, auto fused) {
-      rows(B, GH, [&](int64_t b) {
+      auto row = [&](int64_t b) {
         T* zr = z + b * GH;
         lstm_back_row<T, fg, pk, decltype(cand_)::value, decltype(fused)::value>(
             zr, zr + H, zr + nf, zr + GH - H, c0 + b * H, c1 + b * H, dh + b * H, dc + b * H, dcp + b * H,
             wci, wcf, wcc, wco, dci.row(b), dcf.row(b), dcc.row(b), dco.row(b), H);
+      };
+      if (!one && !prep && !pprep) return rows(B, GH, row);
+      rows(B, GH, [&](int64_t b) {
+        if (one) out_back_row(z, c1, dh, dc, dcp, b);
+        row(b);
+        if (prep) hh.prepare_row(t, b, z, GH);
+        for (size_t k = 0; pprep && k + 1 < peep.size(); ++k) peep[k].prepare_row(t, b, z + peep[k].zcol, GH);
       });
     });
-    if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].backward(t, z + peep[k].zcol, GH, dcp, true);
-    hh.backward(t, z, GH, dp[0], false);
+    if (npre) rnnlab_blas::mm<T>(dcp, H, z, GH, pre_bw, B, T(1));  // dC_{t-1} += dz_{i,f,g} [W_ci; W_cf; W_cc]
+    else if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].backward(t, z + peep[k].zcol, GH, dcp, true);
+    hh.product_back(t, z, GH, dp[0], false);
   }
 
   void entries(std::vector<Entry>& e, const Tensor& dbz) const {
