@@ -5,7 +5,7 @@
 short :func:`trial` on the call's shape class (:func:`class_key`) times them on a deep copy of the
 layer (its parameters, gradients and torch's random state untouched) and :func:`fastest` picks,
 torch's kernel keeping the call unless another is :data:`NATIVE_MARGIN` faster. Choices are
-cached in memory and in ``$RNNLAB_CACHE/autotune/`` per machine and torch version; a trial that
+cached in memory and in ``$RNNLAB_CACHE/autotune/`` per machine, torch version and engine build; a trial that
 is unsteady or ran on a busy machine holds for its process only. The compiled engine is built in
 the background (:func:`compiled_ready`) when torch's kernel can run the call meanwhile.
 ``RNNLAB_AUTOTUNE=0`` follows :func:`rule_choice` instead.
@@ -92,9 +92,11 @@ def cpu_model() -> str:
 
 
 def machine_key() -> Dict[str, str]:
-    """What the disk cache is keyed by: the processor, torch's CPU capability, torch's version."""
+    """What the disk cache is keyed by: the processor, torch's CPU capability, torch's version,
+    and the compiled engine's sources (a changed engine is measured again, not judged by the
+    timings of the code it replaced)."""
     return {"cpu": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "engines": os.path.basename(compiled_marker()).rsplit("-", 1)[-1]}
 
 
 def cache_path() -> str:
