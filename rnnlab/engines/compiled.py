@@ -412,14 +412,16 @@ def compiled_backward(spec: str, names: str, x: torch.Tensor, state0: List[torch
                       saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
                       need_dx: bool) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
     """The backward loop over the forward's sequences ``saved``: (dL/dx, or an empty tensor
-    without ``need_dx``, [dL/dstate_0], [dL/dparameter] but the recurrent dropout mask's). The
+    without ``need_dx``, [dL/dstate_0], [dL/dparameter] but the recurrent dropout mask's, zero
+    for a fixed leak). The
     loop overwrites the sequences but the states, so it runs on copies of them (a backward may
     run twice: retain_graph)."""
     p = dict(zip(names.split(","), params))
     saved = saved[:len(state0)] + [s.clone() for s in saved[len(state0):]]
     run = _run(_config(spec), p, x, state0, tuple(keep) if keep else mask, saved)
     dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx)
-    out = [x.new_empty(0) if dx is None else dx, *d_state0, *(grads[n] for n in p if n != RECURRENT_MASK)]
+    out = [x.new_empty(0) if dx is None else dx, *d_state0, *(grads.get(n, torch.zeros_like(t)) for n, t in p.items()
+                                                                  if n != RECURRENT_MASK)]
     seen = set()  # an operator's outputs share no memory: a bias's gradient that is a slice of
     for k, t in enumerate(out):  # another's (the C++'s sum of dL/dz_t) is copied
         if t.untyped_storage().data_ptr() in seen:
