@@ -39,6 +39,11 @@ paths); nonlinearity tanh, relu, sigmoid; with or without biases; layer normalis
 :mod:`rnnlab.engines.regularization` (weight drop, recurrent dropout, zoneout); float32 and
 float64 on the CPU. Skip connections and given states (teacher forcing) run on ``bptt``.
 
+Under ``torch.compile`` the engine is two custom operators (``rnnlab::compiled_forward`` and
+``rnnlab::compiled_backward``), which dynamo keeps in its graph: no graph break
+(``fullgraph=True`` holds); the C++ run lists the sequences its backward reads (``Run.saved()``)
+and is rebuilt from them for the backward.
+
 The call (:func:`run_compiled`): ``mask`` is None, the lengths mask (T, B, 1) bool, or zoneout keep
 weights, one (T, B, S_k) tensor per state (lengths folded in); ``p`` holds the parameters by name
 (a fixed leak's buffer ``leak`` too) and may hold ``recurrent_mask`` (B, H) (the output-recurrent
