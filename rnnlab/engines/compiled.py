@@ -445,6 +445,7 @@ def _setup(ctx, inputs, output):
     spec, names, x, state0, params, mask, keep = inputs
     ctx.spec, ctx.names, ctx.n = spec, names, (len(state0), len(params), len(keep))
     ctx.need_dx = x.requires_grad
+    ctx.mark_non_differentiable(*output[len(state0):])  # (no zero gradients made for them)
     ctx.save_for_backward(x, mask, *state0, *params, *keep, *output)
 
 

@@ -69,11 +69,12 @@ def test_compile_of_every_cell_equals_eager():
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("engine", ["native", "compiled", "auto", "bptt", "loop", "scan"])
+@pytest.mark.parametrize("engine", ["native", "compiled", "auto", "bptt"])
 def test_compiled_model_does_not_recompile_per_call(engine, compiled_runs):
     """After three calls of different sizes (the first compiles with static sizes, the next ones
-    make them dynamic; ``loop`` compiled once more on its third size), calls of further sizes and
-    lengths compile nothing new."""
+    make them dynamic), calls of further sizes and lengths compile nothing new. (Not ``loop`` and
+    ``scan``: dynamo unrolls their Python time loop at each new length,
+    docs/benchmarks/compile.md.)"""
     from torch._dynamo.utils import counters
     if engine == "compiled" and not compiled_runs:
         pytest.skip("the compiled engine cannot run here")
@@ -170,3 +171,20 @@ def test_compiled_operators_pass_opcheck(compiled_runs):
         # buffers that only the backward fills)
         torch.library.opcheck(compiled.compiled_forward, args,
                               test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_compiled_model_checks_lengths_in_its_graph(compiled_runs):
+    """Under compilation the lengths' check reads no value out of the graph (``fullgraph=True``
+    holds) and a length beyond T still raises, in the graph (a RuntimeError)."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = Model(rnnlab.LSTM(I, H, engine="compiled"))
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(5, 2, I)
+    torch.testing.assert_close(compiled(x, torch.tensor([5, 3])), model(x, torch.tensor([5, 3])))
+    with pytest.raises(RuntimeError):
+        compiled(x, torch.tensor([6, 3]))
+    with pytest.raises(RuntimeError):
+        compiled(x, torch.tensor([0, 3]))
