@@ -19,6 +19,10 @@ def check_lengths(lengths, T: int, B: int, device) -> Optional[torch.Tensor]:
         raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
     if torch.compiler.is_exporting():  # values unknown in an exported graph
         return lengths.to(device=device, dtype=torch.int64)
+    if torch.compiler.is_compiling():  # checked in the graph (a RuntimeError), no value read
+        torch._assert_async(((lengths >= 1) & (lengths <= T)).all(),
+                            "lengths must lie in [1, T], T the padded length")
+        return lengths.to(device=device, dtype=torch.int64)
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1 or hi > T:
         raise ValueError(f"lengths must lie in [1, {T}] (the padded length), got values in [{lo}, {hi}]")

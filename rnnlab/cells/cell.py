@@ -134,6 +134,11 @@ class RecurrentCell(nn.Module):
     @property
     def products(self) -> Tuple[Product, ...]:
         """The step's matrix products: W_hh h_{t-1} into every gate block by default."""
+        return self.hidden_products()
+
+    def hidden_products(self) -> Tuple[Product, ...]:
+        """W_hh h_{t-1} into every gate block: the default :attr:`products`, which a subclass's
+        extend through this method (torch.compile reads ``super().products`` as the property)."""
         return (Product(bias="bias_hh" if self.bias else None),)
 
     def parameter_shapes(self) -> Dict[str, Tuple[int, ...]]:

@@ -63,7 +63,7 @@ class DeepTransitionCell(RecurrentCell):
         """W_hh h_{t-1} (normalised under layer norm), then the inner layers' W_j u^(j-1) + b_j."""
         inner = tuple(Product(f"weight_t{j}", f"bias_t{j}" if self.bias else None, inner=True,
                               dropout=False, norm=False) for j in range(2, self.depth + 1))
-        return super().products + inner
+        return self.hidden_products() + inner
 
     def core(self, p, z, u, state, mm):
         """u^(1) = phi(z);  u^(j) = phi(W_j u^(j-1) + b_j);  h_t = u^(L) [+ h_{t-1}].

@@ -83,7 +83,7 @@ class LSTMCell(RecurrentCell):
     @property
     def products(self):
         """W_hh h_{t-1}; full peepholes: W_c C_{t-1} into i, f (and g), and W_co C_t (inner)."""
-        prods = super().products
+        prods = self.hidden_products()
         if self.peephole == "full":
             for name, cols in self.peepholes:
                 prods += (Product(name, None, source=1, cols=cols, dropout=False, norm=False,

@@ -279,7 +279,7 @@ def note_compiled_runs() -> None:
     """Tell ``auto`` that the compiled engine has loaded in this process (a forced
     ``engine="compiled"`` passed its checks): it is measured from now on without a wait."""
     global _compiled
-    if _compiled is not True:
+    if _compiled is not True and not torch.compiler.is_compiling():  # (a file: not in a graph)
         _compiled = True
         _mark_compiled_built()
 

@@ -250,7 +250,17 @@ class BPTTFunction(torch.autograd.Function):
 
 def run_bptt(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     """Run ``call.cell`` over ``x`` (T, B, I) with the hand-written BPTT; same contract as
-    :func:`rnnlab.engines.loop.run_loop`."""
+    :func:`rnnlab.engines.loop.run_loop`. Under torch.compile the input projection is compiled
+    and the time loops run as they are, one call (:func:`_apply_eagerly`)."""
     xw = input_projection(call.cell, call.p, x)  # (T, B, G*H), autograd's
     names = tuple(call.p)
-    return BPTTFunction.apply(call, names, xw, *state0, *call.given.values(), *call.p.values())
+    apply = _apply_eagerly if torch.compiler.is_compiling() else BPTTFunction.apply
+    return apply(call, names, xw, *state0, *call.given.values(), *call.p.values())
+
+
+@torch.compiler.disable
+def _apply_eagerly(*args):
+    """BPTTFunction outside dynamo's graph: traced, its Python time loop would be unrolled and its
+    per-step lists guarded on (``len(self.v[j])``), one more compilation per step up to dynamo's
+    recompile limit; run as it is, it costs one graph break."""
+    return BPTTFunction.apply(*args)

@@ -39,6 +39,11 @@ paths); nonlinearity tanh, relu, sigmoid; with or without biases; layer normalis
 :mod:`rnnlab.engines.regularization` (weight drop, recurrent dropout, zoneout); float32 and
 float64 on the CPU. Skip connections and given states (teacher forcing) run on ``bptt``.
 
+Under ``torch.compile`` the engine is two custom operators (``rnnlab::compiled_forward`` and
+``rnnlab::compiled_backward``), which dynamo keeps in its graph: no graph break
+(``fullgraph=True`` holds); the C++ run lists the sequences its backward reads (``Run.saved()``)
+and is rebuilt from them for the backward.
+
 The call (:func:`run_compiled`): ``mask`` is None, the lengths mask (T, B, 1) bool, or zoneout keep
 weights, one (T, B, S_k) tensor per state (lengths folded in); ``p`` holds the parameters by name
 (a fixed leak's buffer ``leak`` too) and may hold ``recurrent_mask`` (B, H) (the output-recurrent
@@ -49,7 +54,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -169,83 +174,111 @@ def compiled_available() -> bool:
     return _ops() is not None
 
 
+@torch.compiler.assume_constant_result  # (under torch.compile: asked once while tracing)
 def compiled_broken() -> Optional[str]:
     """Why the compiled engine cannot run here, or None if it can."""
     return None if _ops() is not None else _broken
 
 
 # ------------------------------------------------------------------ the configuration
-# One function per cell class: the Config fields of its options (``ops`` the module, for the enums).
-def _lstm(cell: LSTMCell, ops) -> dict:
-    return {"kind": ops.Kind.lstm, "forget_gate": cell.forget_gate,
-            "peephole": ops.Peephole.__members__[cell.peephole or "none"],
+# One function per cell class: the Config fields of its options, enums by name. Plain Python
+# that dynamo traces: under torch.compile the configuration travels as a string, ``spec``.
+def _lstm(cell: LSTMCell) -> dict:
+    return {"kind": "lstm", "forget_gate": cell.forget_gate, "peephole": cell.peephole or "none",
             "peephole_candidate": getattr(cell, "peephole_candidate", False)}
 
 
-def _gru(cell: GRUCell, ops) -> dict:
-    return {"kind": ops.Kind.gru, "reset_after": cell.reset_after}
+def _gru(cell: GRUCell) -> dict:
+    return {"kind": "gru", "reset_after": cell.reset_after}
 
 
-def _rnn(cell: RNNCell, ops) -> dict:
-    return {"kind": ops.Kind.rnn, "nonlinearity": ops.Act.__members__[cell.nonlinearity]}
+def _rnn(cell: RNNCell) -> dict:
+    return {"kind": "rnn", "nonlinearity": cell.nonlinearity}
 
 
-def _leaky(cell: LeakyRNNCell, ops) -> dict:
-    return {"kind": ops.Kind.leaky, "nonlinearity": ops.Act.__members__[cell.nonlinearity],
-            "learned_leak": cell.leak_mode == "learned"}
+def _leaky(cell: LeakyRNNCell) -> dict:
+    return {"kind": "leaky", "nonlinearity": cell.nonlinearity, "learned_leak": cell.leak_mode == "learned"}
 
 
-def _residual(cell: ResidualRNNCell, ops) -> dict:
-    return {"kind": ops.Kind.residual, "nonlinearity": ops.Act.__members__[cell.nonlinearity],
-            "gated": cell.gated}
+def _residual(cell: ResidualRNNCell) -> dict:
+    return {"kind": "residual", "nonlinearity": cell.nonlinearity, "gated": cell.gated}
 
 
-def _deep_transition(cell: DeepTransitionCell, ops) -> dict:
-    return {"kind": ops.Kind.deep_transition, "nonlinearity": ops.Act.__members__[cell.nonlinearity],
-            "depth": cell.depth, "skip": cell.skip}
+def _deep_transition(cell: DeepTransitionCell) -> dict:
+    return {"kind": "deep_transition", "nonlinearity": cell.nonlinearity, "depth": cell.depth,
+            "skip": cell.skip}
 
 
-def _output_feedback(cell: OutputFeedbackCell, ops) -> dict:
-    return {"kind": ops.Kind.output_feedback, "nonlinearity": ops.Act.__members__[cell.nonlinearity],
-            "output_activation": ops.Act.__members__[cell.output_activation]}
+def _output_feedback(cell: OutputFeedbackCell) -> dict:
+    return {"kind": "output_feedback", "nonlinearity": cell.nonlinearity,
+            "output_activation": cell.output_activation}
 
 
-def _output_recurrent(cell: OutputRecurrentCell, ops) -> dict:
-    return {**_output_feedback(cell, ops), "kind": ops.Kind.output_recurrent}
+def _output_recurrent(cell: OutputRecurrentCell) -> dict:
+    return {**_output_feedback(cell), "kind": "output_recurrent"}
 
 
 #: the cell classes this engine runs (each exactly, not its subclasses)
 _BUILDERS = {LSTMCell: _lstm, GRUCell: _gru, RNNCell: _rnn, LeakyRNNCell: _leaky,
              ResidualRNNCell: _residual, DeepTransitionCell: _deep_transition,
              OutputFeedbackCell: _output_feedback, OutputRecurrentCell: _output_recurrent}
+#: the Config fields that hold an enum, and its type's name in the module
+_ENUMS = {"kind": "Kind", "nonlinearity": "Act", "output_activation": "Act", "peephole": "Peephole"}
 
 
-def _configure(cell: RecurrentCell, p: Optional[Params], x: Optional[torch.Tensor]):
-    """(the cell's Config, None), or (None, why the engine cannot run it on ``x`` with ``p``)."""
-    build = _BUILDERS.get(type(cell))
-    if build is None:
-        return None, f"the compiled engine does not implement {type(cell).__name__}"
+def _spec(cell: RecurrentCell) -> str:
+    """The cell's configuration as ``field=value`` items joined by ";" (the key of :func:`_config`)."""
+    fields = {"bias": bool(cell.bias), "layer_norm": bool(getattr(cell, "layer_norm", False)),
+              **_BUILDERS[type(cell)](cell)}
+    return ";".join(f"{name}={value}" for name, value in fields.items())
+
+
+@functools.lru_cache(maxsize=None)
+def _config(spec: str):
+    """The C++ ``Config`` of a :func:`_spec`, checked (a bad combination: ValueError)."""
     ops = _ops()
-    if ops is None:
-        return None, compiled_broken()
     cfg = ops.Config()
-    cfg.bias, cfg.layer_norm = cell.bias, bool(getattr(cell, "layer_norm", False))
-    for name, value in build(cell, ops).items():
+    for item in spec.split(";"):
+        name, value = item.split("=")
+        if name in _ENUMS:
+            value = getattr(ops, _ENUMS[name]).__members__[value]
+        else:
+            value = value == "True" if value in ("True", "False") else int(value)
         setattr(cfg, name, value)
+    cfg.check()
+    return cfg
+
+
+@torch.compiler.assume_constant_result
+def _why_not(spec: str, names: Optional[Tuple[str, ...]], cls: str) -> Optional[str]:
+    """Why the engine cannot run the configuration ``spec`` of a cell of class ``cls`` with the
+    tensors ``names`` (None: unknown), or None. Under torch.compile: called once while tracing,
+    its answer a constant there."""
+    if _ops() is None:
+        return compiled_broken()
     try:
-        cfg.check()
+        cfg = _config(spec)
     except ValueError as e:
-        return None, str(e)
-    if p is not None:
-        want, got = set(cfg.parameters()), set(p) - {RECURRENT_MASK}
+        return str(e)
+    if names is not None:
+        want, got = set(cfg.parameters()), set(names) - {RECURRENT_MASK}
         if got != want:
-            return None, (f"the compiled engine does not know the parameters {sorted(got ^ want)} of "
-                          f"{type(cell).__name__}({cell.extra_repr()})")
+            return f"the compiled engine does not know the parameters {sorted(got ^ want)} of {cls}({spec})"
+    return None
+
+
+def _configure(cell: RecurrentCell, p: Optional[Params], x: Optional[torch.Tensor]) -> Optional[str]:
+    """Why the engine cannot run ``cell`` on ``x`` with ``p``, or None."""
+    if type(cell) not in _BUILDERS:
+        return f"the compiled engine does not implement {type(cell).__name__}"
+    why = _why_not(_spec(cell), None if p is None else tuple(p), type(cell).__name__)
+    if why:
+        return why
     if x is not None and x.device.type != "cpu":
-        return None, f"the compiled engine runs on the CPU only, got device {x.device}"
+        return f"the compiled engine runs on the CPU only, got device {x.device}"
     if x is not None and x.dtype not in (torch.float32, torch.float64):
-        return None, f"the compiled engine runs float32 and float64 only, got {x.dtype}"
-    return cfg, None
+        return f"the compiled engine runs float32 and float64 only, got {x.dtype}"
+    return None
 
 
 def compiled_unsupported(cell: RecurrentCell, p: Optional[Params] = None,
@@ -253,7 +286,7 @@ def compiled_unsupported(cell: RecurrentCell, p: Optional[Params] = None,
     """Why the compiled engine cannot run ``cell`` (on ``x``, with parameters ``p``), or None: a
     cell class it does not implement, options it does not run together, parameters other than
     those its configuration reads."""
-    return _configure(cell, p, x)[1]
+    return _configure(cell, p, x)
 
 
 def compiled_layer_unsupported(layer, x: Optional[torch.Tensor] = None,
@@ -274,19 +307,39 @@ def compiled_layer_unsupported(layer, x: Optional[torch.Tensor] = None,
 
 
 # ------------------------------------------------------------------ one cell over time
-def _run(cfg, p: Params, x: torch.Tensor, state0: State, mask):
+def _run(cfg, p: Params, x: torch.Tensor, state0: State, mask, saved=()):
     """The C++ ``Run`` of one call: the input projection (here, through the fastest kernel, for a
-    big one; in the C++ for a short sequence, generation's), the state buffers, the loops."""
+    big one; in the C++ for a short sequence, generation's), the state buffers, the loops.
+    ``saved``: a forward's ``Run.saved()`` of this call, for a run of its backward alone."""
     T, B, I = x.shape
     W = p["weight_ih"]
-    xw = mm(x.reshape(T * B, I), W.t()).view(T, B, -1) if T * B * W.numel() >= MIN_MACS else None
+    big = not saved and T * B * W.numel() >= MIN_MACS
+    xw = mm(x.reshape(T * B, I), W.t()).view(T, B, -1) if big else None
     zoned = isinstance(mask, tuple)
-    return _ops().Run(cfg, p, x, xw, list(state0), None if zoned else mask, list(mask) if zoned else [])
+    return _ops().Run(cfg, p, x, xw, list(state0), None if zoned else mask, list(mask) if zoned else [],
+                      list(saved))
+
+
+def _gradients(run, d_seqs, x: torch.Tensor, p: Params, need_dx: bool):
+    """The backward loop of ``run`` from dL/d(state sequences) ``d_seqs`` (None: unused):
+    (dL/dx or None, [dL/dstate_0], {name: dL/dname})."""
+    d_xw, d_state0, entries = run.backward(list(d_seqs))
+    # every weight's gradient: the C++'s sums as they are, sum_t d_t^T a_t as one product over
+    # all steps (dW_ih = sum_t dxw_t^T x_t, dW_hh = sum_t dz_t^T h~_{t-1}, ...); a weight
+    # whose row blocks are separate products (the GRU's W_hn) gets them stacked in order
+    grads = {"weight_ih": outer_sum(d_xw, x)}
+    for name, d, a in entries:
+        g = d if a is None else outer_sum(d, a)
+        grads[name] = torch.cat((grads[name], g)) if name in grads else g
+    T, B, I = x.shape
+    dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if need_dx else None
+    return dx, d_state0, grads
 
 
 class CompiledFunction(torch.autograd.Function):
     """Autograd function over the whole sequence, as :class:`~rnnlab.engines.bptt.BPTTFunction`:
-    inputs (x, *state0, *p.values()), outputs the state sequences (T, B, S_k)."""
+    inputs (x, *state0, *p.values()), outputs the state sequences (T, B, S_k). Eager calls; under
+    torch.compile the custom operators below."""
 
     @staticmethod
     def forward(ctx, cfg, names: Tuple[str, ...], mask, unread, x: torch.Tensor, *tensors: torch.Tensor):
@@ -308,27 +361,118 @@ class CompiledFunction(torch.autograd.Function):
         if run is None:  # a second backward through a retained graph: the forward again
             run = _run(ctx.cfg, p, x, tensors[:n_state], ctx.mask)
             run.forward()
-        d_xw, d_state0, entries = run.backward(list(d_seqs))
-        # every weight's gradient: the C++'s sums as they are, sum_t d_t^T a_t as one product over
-        # all steps (dW_ih = sum_t dxw_t^T x_t, dW_hh = sum_t dz_t^T h~_{t-1}, ...); a weight
-        # whose row blocks are separate products (the GRU's W_hn) gets them stacked in order
-        grads = {"weight_ih": outer_sum(d_xw, x)}
-        for name, d, a in entries:
-            g = d if a is None else outer_sum(d, a)
-            grads[name] = torch.cat((grads[name], g)) if name in grads else g
-        T, B, I = x.shape
-        dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if ctx.needs_input_grad[4] else None
+        dx, d_state0, grads = _gradients(run, d_seqs, x, p, ctx.needs_input_grad[4])
         d_state0 = (None if k in ctx.unread else d for k, d in enumerate(d_state0))
         return (None, None, None, None, dx, *d_state0, *(grads.get(n) for n in ctx.names))
+
+
+# ------------------------------------------------------------------ as torch operators
+# Under torch.compile the engine is two custom operators, which dynamo records in its graph as
+# they are (no graph break): the forward returns every sequence its backward reads (the C++
+# Run's saved(), the states first), the backward takes them back and runs the backward loop
+# alone (a Run rebuilt from them). The configuration travels as the string ``spec``, the
+# parameters' names as one string joined by ","; ``mask`` is the lengths mask (T, B) or None,
+# ``keep`` zoneout's keep weights (or []).
+@torch.library.custom_op("rnnlab::compiled_forward", mutates_args=())
+def compiled_forward(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
+                     params: List[torch.Tensor], mask: Optional[torch.Tensor],
+                     keep: List[torch.Tensor]) -> List[torch.Tensor]:
+    """The forward loop: Run.saved(), the states (T+1, B, S_k) first."""
+    p = dict(zip(names.split(","), params))
+    run = _run(_config(spec), p, x, state0, tuple(keep) if keep else mask)
+    run.forward()
+    return run.saved()
+
+
+@functools.lru_cache(maxsize=None)
+def _layout(spec: str, names: str, shapes: Tuple[Tuple[int, ...], ...], I: int,
+            sizes: Tuple[int, ...], dtype: torch.dtype, masked: bool, zoned: bool):
+    """(steps - T, width) of each sequence :func:`compiled_forward` returns, read from the C++
+    itself: a run of one step and one sequence (zeros) of the same configuration and widths."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+    with unset_fake_temporarily(), torch.no_grad():
+        z = functools.partial(torch.zeros, dtype=dtype)
+        p = {n: z(s) for n, s in zip(names.split(","), shapes)}
+        state0 = [z(1, S) for S in sizes]
+        mask = tuple(z(1, 1, S) for S in sizes) if zoned else torch.ones(1, 1, dtype=torch.bool) if masked else None
+        return tuple((s.shape[0] - 1, s.shape[2]) for s in _run(_config(spec), p, z(1, 1, I), state0, mask).saved())
+
+
+@compiled_forward.register_fake
+def _(spec, names, x, state0, params, mask, keep):
+    why = _why_not(spec, tuple(names.split(",")), "cell")
+    if why:
+        raise ValueError(f"engine='compiled' cannot run this: {why}")
+    T, B, I = x.shape
+    shapes = tuple((1, int(t.shape[1])) if n == RECURRENT_MASK else tuple(map(int, t.shape))
+                   for n, t in zip(names.split(","), params))  # (the mask's B: not a size of the layout)
+    layout = _layout(spec, names, shapes, int(I),
+                     tuple(int(s.shape[1]) for s in state0), x.dtype, mask is not None, bool(keep))
+    return [x.new_empty((T + extra, B, width)) for extra, width in layout]
+
+
+@torch.library.custom_op("rnnlab::compiled_backward", mutates_args=())
+def compiled_backward(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
+                      params: List[torch.Tensor], mask: Optional[torch.Tensor], keep: List[torch.Tensor],
+                      saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
+                      need_dx: bool) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+    """The backward loop over the forward's sequences ``saved``: (dL/dx, or an empty tensor
+    without ``need_dx``, [dL/dstate_0], [dL/dparameter] but the recurrent dropout mask's, zero
+    for a fixed leak). The
+    loop overwrites the sequences but the states, so it runs on copies of them (a backward may
+    run twice: retain_graph)."""
+    p = dict(zip(names.split(","), params))
+    saved = saved[:len(state0)] + [s.clone() for s in saved[len(state0):]]
+    run = _run(_config(spec), p, x, state0, tuple(keep) if keep else mask, saved)
+    dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx)
+    out = [x.new_empty(0) if dx is None else dx, *d_state0, *(grads.get(n, torch.zeros_like(t)) for n, t in p.items()
+                                                                  if n != RECURRENT_MASK)]
+    seen = set()  # an operator's outputs share no memory: a bias's gradient that is a slice of
+    for k, t in enumerate(out):  # another's (the C++'s sum of dL/dz_t) is copied
+        if t.untyped_storage().data_ptr() in seen:
+            out[k] = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+    return out[0], out[1:1 + len(state0)], out[1 + len(state0):]
+
+
+@compiled_backward.register_fake
+def _(spec, names, x, state0, params, mask, keep, saved, d_seqs, need_dx):
+    return (torch.empty_like(x) if need_dx else x.new_empty(0), [torch.empty_like(s) for s in state0],
+            [torch.empty_like(t) for n, t in zip(names.split(","), params) if n != RECURRENT_MASK])
+
+
+def _setup(ctx, inputs, output):
+    spec, names, x, state0, params, mask, keep = inputs
+    ctx.spec, ctx.names, ctx.n = spec, names, (len(state0), len(params), len(keep))
+    ctx.need_dx = x.requires_grad
+    ctx.mark_non_differentiable(*output[len(state0):])  # (no zero gradients made for them)
+    ctx.save_for_backward(x, mask, *state0, *params, *keep, *output)
+
+
+def _backward(ctx, d_saved):
+    x, mask, *rest = ctx.saved_tensors
+    n_state, n_params, n_keep = ctx.n
+    state0, params = rest[:n_state], rest[n_state:n_state + n_params]
+    keep, saved = rest[n_state + n_params:n_state + n_params + n_keep], rest[n_state + n_params + n_keep:]
+    d_seqs = [None if d is None else d[1:] for d in d_saved[:n_state]]
+    dx, d_state0, d_params = compiled_backward(ctx.spec, ctx.names, x, state0, params, mask, keep,
+                                               saved, d_seqs, ctx.need_dx)
+    d_params = iter(d_params)
+    return (None, None, dx if ctx.need_dx else None, d_state0,
+            [None if n == RECURRENT_MASK else next(d_params) for n in ctx.names.split(",")], None,
+            [None] * n_keep)
+
+
+compiled_forward.register_autograd(_backward, setup_context=_setup)
 
 
 def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tensor, ...]:
     """Run ``call.cell`` over ``x`` (T, B, I) with the compiled BPTT; same contract as ``run_bptt``.
 
     Without gradients (generation, evaluation) the forward loop runs alone, one C++ call. Inside
-    ``bptt.record_state_gradients`` (which keeps every dL/dstate_t) ``bptt`` runs instead. A
-    configuration the engine cannot run raises (the layer checks it first,
-    :func:`compiled_layer_unsupported`).
+    ``bptt.record_state_gradients`` (which keeps every dL/dstate_t) ``bptt`` runs instead. Under
+    torch.compile the custom operators run it (:func:`compiled_forward`). A configuration the
+    engine cannot run raises (the layer checks it first, :func:`compiled_layer_unsupported`).
     """
     if bptt._RECORDS:
         return bptt.run_bptt(call, x, state0)
@@ -338,12 +482,19 @@ def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tens
     p = dict(call.p)
     if call.masks:
         (p[RECURRENT_MASK],) = call.masks.values()
-    cfg, why = _configure(call.cell, p, x)
+    why = _configure(call.cell, p, x)
     if why:
         raise ValueError(f"engine='compiled' cannot run this: {why}")
     mask = call.zoneout if call.zoneout is not None else call.lengths
     if isinstance(mask, torch.Tensor):
         mask = mask.reshape(mask.shape[0], mask.shape[1])
+    spec = _spec(call.cell)
+    if torch.compiler.is_compiling():
+        zoned = isinstance(mask, tuple)
+        saved = compiled_forward(spec, ",".join(p), x, list(state0), list(p.values()),
+                                 None if zoned else mask, list(mask) if zoned else [])
+        return tuple(s[1:] for s in saved[:len(state0)])
+    cfg = _config(spec)
     if not (torch.is_grad_enabled() and (x.requires_grad or any(s.requires_grad for s in state0)
                                          or any(t.requires_grad for t in p.values()))):
         with torch.no_grad():

@@ -48,8 +48,9 @@ def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
     """Run the whole stack with torch's kernel. x (T, B, I) time-major; hx one (L*D, B, H) tensor
     per state. Returns (output (T, B, D*H), final states).
 
-    Under ``torch.compile`` this runs eagerly, one opaque call (a graph break): dynamo cannot trace
-    the packing by length (its sizes are data: an IndexError in its guards, torch 2.13), and
+    Under ``torch.compile`` this runs eagerly, one opaque call (a graph break): dynamo refuses
+    torch's fused kernels themselves ("Attempted to wrap RNN, GRU, or LSTM", torch 2.13), it
+    cannot trace the packing by length (its sizes are data: an IndexError in its guards), and
     inductor's lowering of the oneDNN LSTM fails in training ("expected Tensor() for op
     mkldnn_rnn_layer"); the fused kernel gains nothing from compilation anyway."""
     cell = layer.cells[0]

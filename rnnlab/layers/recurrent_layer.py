@@ -192,11 +192,15 @@ class RecurrentLayer(nn.Module):
         graph = graph_engine()
         if graph is not None:
             return graph
-        if self.engine == "scan" and torch.compiler.is_compiling():
-            return "loop"  # (inductor refuses scan's body: torch 2.13, docs/export.md)
-        if self.engine in ("native", "loop") and torch.compiler.is_compiling():
-            # (their choice reads no size: no shape-class key, whose T bucket dynamo would guard
-            # on, compiling the model again for each bucket)
+        if torch.compiler.is_compiling():
+            # no shape-class key (dynamo would guard on its T bucket, compiling the model again
+            # for each bucket) and no measurement: ``auto`` by its rules (the compiled engine on
+            # the CPU wherever it runs), ``scan`` as ``loop`` (inductor refuses scan's body:
+            # torch 2.13, docs/export.md)
+            if self.engine == "scan":
+                return "loop"
+            if self.engine == "auto" and not given:
+                return autotune.rule_choice(self, x, return_states)
             return self._choose_engine(return_states, x, lengths, given)
         key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)
@@ -259,7 +263,7 @@ class RecurrentLayer(nn.Module):
         lengths = check_lengths(lengths, T, B, x.device)
         hx = self._check_hx(hx, B, x, unbatched)
         engine = self.resolve_engine(return_states, x, lengths, given=bool(extras))
-        if engine != self.last_engine and graph_engine() is None:
+        if engine != self.last_engine and graph_engine() is None and not torch.compiler.is_compiling():
             log.info("%s: engine %r", type(self).__name__, engine)
             self.last_engine = engine
         if engine == "native" and extras:

@@ -1,9 +1,13 @@
 """``torch.compile`` (default backend) of a model holding an rnnlab layer: the outputs and the
 gradients equal eager's on the engines ``auto``, ``native``, ``compiled``, ``bptt``, ``loop`` and
-``scan`` (which runs ``loop`` under compile), at four sequence lengths and batch sizes; and a
-compiled model is not compiled again for every new size (dynamo's counters)."""
+``scan`` (which runs ``loop`` under compile), at four sequence lengths and batch sizes; the
+compiled engine (and ``auto``, which picks it on the CPU) compiles into one graph
+(``fullgraph=True``) for every cell and regularizer, its custom operators pass torch's
+``opcheck``; and a compiled model is not compiled again for every new size (dynamo's counters),
+on every engine."""
 import pytest
 import torch
+import torch._inductor.config
 
 import rnnlab
 
@@ -65,12 +69,15 @@ def test_compile_of_every_cell_equals_eager():
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("engine", ["native", "loop"])
-def test_compiled_model_does_not_recompile_per_call(engine):
+@pytest.mark.parametrize("engine", ["native", "compiled", "auto", "bptt"])
+def test_compiled_model_does_not_recompile_per_call(engine, compiled_runs):
     """After three calls of different sizes (the first compiles with static sizes, the next ones
-    make them dynamic; ``loop`` compiled once more on its third size), calls of further sizes and
-    lengths compile nothing new."""
+    make them dynamic), calls of further sizes and lengths compile nothing new. (Not ``loop`` and
+    ``scan``: dynamo unrolls their Python time loop at each new length,
+    docs/benchmarks/compile.md.)"""
     from torch._dynamo.utils import counters
+    if engine == "compiled" and not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
     torch.manual_seed(0)
     torch._dynamo.reset()
     counters.clear()
@@ -90,3 +97,94 @@ def test_compiled_model_does_not_recompile_per_call(engine):
     for T, B in [(7, 5), (12, 3), (5, 6), (3, 7)]:
         call(T, B)
     assert (counters["frames"]["ok"], counters["stats"]["unique_graphs"]) == warm
+
+
+#: layers of every cell family and regularizer the compiled engine runs
+FULLGRAPH_LAYERS = [
+    lambda: rnnlab.LSTM(I, H, num_layers=2, bidirectional=True),
+    lambda: rnnlab.LSTM(I, H, peephole="diagonal", peephole_candidate=True, layer_norm=True, weight_drop=0.3),
+    lambda: rnnlab.GRU(I, H, reset_after=False, layer_norm=True, zoneout=0.2),
+    lambda: rnnlab.GRU(I, H, recurrent_dropout=0.3),
+    lambda: rnnlab.LeakyRNN(I, H, leak_mode="learned"),
+    lambda: rnnlab.ResidualRNN(I, H, gated=True),
+    lambda: rnnlab.DeepTransitionRNN(I, H, depth=3, skip=True),
+    lambda: rnnlab.RNN(I, H, nonlinearity="relu", bias=False),
+]
+
+
+@pytest.mark.slow_cases
+@pytest.mark.parametrize("make", FULLGRAPH_LAYERS)
+@pytest.mark.parametrize("engine", ["compiled", "auto"])
+def test_compiled_engine_compiles_into_one_graph(make, engine, compiled_runs):
+    """``torch.compile(model, fullgraph=True)`` (an error at any graph break) on the compiled
+    engine: outputs and gradients equal eager's (training mode: the same random masks, inductor
+    drawing them as eager does), with lengths, at two sizes."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    layer = make()
+    layer.engine = engine
+    model = Model(layer)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch._inductor.config.patch(fallback_random=True):
+        check_sizes(model, compiled, layer)
+
+
+def check_sizes(model, compiled, layer):
+    for T, B in [(6, 3), (9, 4)]:
+        x = torch.randn(T, B, I)
+        lengths = torch.randint(1, T + 1, (B,))
+        lengths[0] = T
+        torch.manual_seed(1)
+        got, g_got = compiled(x, lengths), grads(model, x, lengths, compiled)
+        torch.manual_seed(1)
+        want, g_want = model(x, lengths), grads(model, x, lengths)
+        assert layer.last_engine == "compiled"
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        for a, b in zip(g_got, g_want):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_compiled_operators_pass_opcheck(compiled_runs):
+    """torch.library.opcheck of the forward operator (its schema, its fake kernel's shapes against
+    the real outputs, dynamic sizes, its autograd) for a plain LSTM, with lengths, with zoneout's
+    keep weights and with a recurrent-dropout mask, in float64."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    from rnnlab.cells.gru_cell import GRUCell
+    from rnnlab.cells.lstm_cell import LSTMCell
+    from rnnlab.engines import compiled
+    torch.manual_seed(0)
+    T, B = 5, 3
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    for cell, extra, mask, keep in [
+            (LSTMCell(I, H), {}, None, []),
+            (LSTMCell(I, H, peephole="full", layer_norm=True), {}, torch.rand(T, B) > 0.3, []),
+            (GRUCell(I, H, reset_after=False), {compiled.RECURRENT_MASK: torch.ones(B, H, dtype=torch.float64)},
+             None, [torch.rand(T, B, H, dtype=torch.float64)])]:
+        cell = cell.double()
+        p = {**{n: t.detach().requires_grad_() for n, t in cell.params().items()}, **extra}
+        state0 = [torch.randn(B, S, dtype=torch.float64, requires_grad=True) for S in cell.state_sizes]
+        args = (compiled._spec(cell), ",".join(p), x, state0, list(p.values()), mask, keep)
+        # (not test_aot_dispatch: it compares every output of two calls, and the forward returns
+        # buffers that only the backward fills)
+        torch.library.opcheck(compiled.compiled_forward, args,
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_compiled_model_checks_lengths_in_its_graph(compiled_runs):
+    """Under compilation the lengths' check reads no value out of the graph (``fullgraph=True``
+    holds) and a length beyond T still raises, in the graph (a RuntimeError)."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = Model(rnnlab.LSTM(I, H, engine="compiled"))
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(5, 2, I)
+    torch.testing.assert_close(compiled(x, torch.tensor([5, 3])), model(x, torch.tensor([5, 3])))
+    with pytest.raises(RuntimeError):
+        compiled(x, torch.tensor([6, 3]))
+    with pytest.raises(RuntimeError):
+        compiled(x, torch.tensor([0, 3]))

@@ -124,7 +124,7 @@ def test_refusals_name_what_the_engine_does_not_run():
     with pytest.raises(ValueError, match="peephole_candidate needs a peephole"):
         lstm(x)
     cell = rnnlab.cells.rnn_cell.RNNCell(3, 4)
-    cfg, _ = compiled._configure(cell, None, None)
+    cfg = compiled._config(compiled._spec(cell))
     p = dict(cell.params())
     with pytest.raises(ValueError, match=r"weight_hh must be \(4, 4\), got \(4, 3\)"):
         compiled._ops().Run(cfg, {**p, "weight_hh": torch.zeros(4, 3)}, x, None, [torch.zeros(2, 4)], None, [])

@@ -57,13 +57,16 @@ std::shared_ptr<Run> make(Ctx<T>&& c) {
 }
 
 // One call, everything checked: the input projection xw = x W_ih^T (unless given: (T, B, G*H),
-// overwritten by the loops), the state buffers, and the cell's loops.
+// overwritten by the loops), the state buffers, and the cell's loops. With ``saved`` (a forward's
+// Run::saved() of the same call) a run for the backward alone: its sequences are those.
 template <typename T>
 std::shared_ptr<Run> make_run(const Config& cfg, Params p, const Tensor& x0, c10::optional<Tensor> xw,
-                              std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep) {
+                              std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep,
+                              std::vector<Tensor> saved) {
   at::NoGradGuard no_grad;
   Ctx<T> c;
-  c.cfg = cfg, c.opts = x0.options();
+  c.cfg = cfg, c.opts = x0.options(), c.given = std::move(saved);
+  const bool rebuilt = !c.given.empty();  // for the backward: the forward's sequences given
   const Tensor x = x0.contiguous();
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), G = cfg.gates(), n = cfg.states();
   const char* kind = KINDS[static_cast<int>(cfg.kind)];
@@ -98,9 +101,11 @@ std::shared_ptr<Run> make_run(const Config& cfg, Params p, const Tensor& x0, c10
     const int64_t S = k == 1 && O ? O : H;
     TORCH_CHECK_VALUE(state0[k].sizes() == at::IntArrayRef({B, S}), "rnnlab compiled: state ", k, " must be ",
                       shape({B, S}), ", got ", shape(state0[k].sizes()));
-    c.st.push_back(at::empty({Tn + 1, B, S}, c.opts));
-    c.st[k][0].copy_(state0[k]);
-    if (keep.empty()) continue;
+    c.st.push_back(c.seq(S, Tn + 1));
+    if (!rebuilt) c.st[k][0].copy_(state0[k]);
+  }
+  for (int64_t k = 0; k < n && !keep.empty(); ++k) {
+    const int64_t S = c.st[k].size(2);
     TORCH_CHECK_VALUE(keep[k].sizes() == at::IntArrayRef({Tn, B, S}), "rnnlab compiled: keep weights ", k,
                       " must be ", shape({Tn, B, S}), ", got ", shape(keep[k].sizes()));
     c.keep.push_back(keep[k].to(x.scalar_type()).contiguous()), c.own.push_back(c.seq(S));
@@ -110,12 +115,15 @@ std::shared_ptr<Run> make_run(const Config& cfg, Params p, const Tensor& x0, c10
     c.mask = c.mask_t.template data_ptr<bool>();
   }
   if (cfg.bias) c.bz.assign(c.w("bias_ih"), c.w("bias_ih") + c.GH);
-  if (xw.has_value() && xw->defined()) {
+  if (rebuilt) {
+    c.xw = c.seq(c.GH);  // the forward's gates
+  } else if (xw.has_value() && xw->defined()) {
     TORCH_CHECK_VALUE(xw->sizes() == at::IntArrayRef({Tn, B, c.GH}) && xw->is_contiguous(),
                       "rnnlab compiled: xw must be contiguous ", shape({Tn, B, c.GH}));
     c.xw = *xw;
+    c.saved.push_back(c.xw);
   } else {  // all steps in one product
-    c.xw = at::empty({Tn, B, c.GH}, c.opts);
+    c.xw = c.seq(c.GH);
     rnnlab_blas::mm<T>(ptr<T>(c.xw), c.GH, ptr<T>(x), I, rnnlab_blas::op_t<T>(c.p["weight_ih"]), Tn * B, T(0));
   }
   return make<T>(std::move(c));
@@ -152,12 +160,13 @@ namespace py = pybind11;
 using namespace rnnlab_compiled;
 
 std::shared_ptr<Run> run(const Config& cfg, Params p, const Tensor& x, c10::optional<Tensor> xw,
-                         std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep) {
+                         std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep,
+                         std::vector<Tensor> saved) {
   cfg.check();
   TORCH_CHECK_VALUE(x.device().is_cpu() && x.dim() == 3 && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
                     "rnnlab compiled: the input must be float32 or float64 (T, B, I) on the CPU, got ", x.toString(), " ", shape(x.sizes()));
-  if (x.scalar_type() == at::kDouble) return make_run<double>(cfg, p, x, xw, state0, mask, keep);
-  return make_run<float>(cfg, p, x, xw, state0, mask, keep);
+  if (x.scalar_type() == at::kDouble) return make_run<double>(cfg, p, x, xw, state0, mask, keep, saved);
+  return make_run<float>(cfg, p, x, xw, state0, mask, keep, saved);
 }
 
 // a direct Python module, not torch operators: generation makes one call per step, and torch's
@@ -182,7 +191,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def("parameters", &Config::parameters, "the names of the tensors a run reads");
   py::class_<Run, std::shared_ptr<Run>>(m, "Run", "one call's time loops")
       .def(py::init(&run), py::arg("config"), py::arg("params"), py::arg("x"), py::arg("xw"), py::arg("state0"),
-           py::arg("mask"), py::arg("keep"))
+           py::arg("mask"), py::arg("keep"), py::arg("saved") = std::vector<Tensor>(),
+           "saved: the forward's sequences (saved()) of the same call, to run its backward alone")
       .def("forward", &Run::forward, "the forward loop: the states (T+1, B, S_k), row 0 the initial")
+      .def("saved", &Run::saved, "the sequences the backward reads, the states (T+1, B, S_k) first")
       .def("backward", &Run::backward, "the backward loop: (dL/dxw, [dL/dstate_0], [(name, d, a)])");
 }

@@ -12,6 +12,7 @@
 
 #include "common.h"
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,11 +73,24 @@ template <typename T> struct Ctx {
   const bool* mask = nullptr;          // the lengths mask (T, B), or null
   std::vector<T> bz;                   // the biases added to z_t (empty without biases)
   at::TensorOptions opts;
+  // every sequence of the run (seq), in the order made: what the backward reads of the forward;
+  // ``given``: a run rebuilt for its backward (a custom op's) takes these back, in that order
+  std::vector<Tensor> saved, given;
 
   const T* w(const std::string& name) const { return p.at(name).template data_ptr<T>(); }
   Tensor prev(int k) const { return st[k].narrow(0, 0, Tn); }  // state_{t-1} of every step
   Tensor next(int k) const { return own.empty() ? st[k].narrow(0, 1, Tn) : own[k]; }  // state~_t
-  Tensor seq(int64_t S) const { return at::empty({Tn, B, S}, opts); }
+  // a sequence (steps, B, S), steps T unless given: made, or the next one handed back
+  Tensor seq(int64_t S, int64_t steps = -1) {
+    const std::array<int64_t, 3> dims = {steps < 0 ? Tn : steps, B, S};
+    const at::IntArrayRef shape(dims);
+    if (given.empty()) return saved.emplace_back(at::empty(shape, opts));
+    const size_t k = saved.size();
+    TORCH_CHECK_VALUE(k < given.size() && given[k].sizes() == shape && given[k].is_contiguous() &&
+                      given[k].scalar_type() == opts.dtype(), "rnnlab compiled: saved tensor ", k,
+                      " does not fit this run");
+    return saved.emplace_back(given[k]);
+  }
   Tensor block(int64_t S) const { return at::empty({B, S}, opts); }
 };
 
@@ -115,7 +129,7 @@ template <typename T> struct Product {
     }
     if (!gain.empty()) {
       g = c.w(gain) + row0;
-      u = c.seq(N), inv = at::empty({c.Tn, B, blocks}, c.opts);
+      u = c.seq(N), inv = c.seq(blocks);
       dg.init(B, N, c.opts);
     }
   }
@@ -192,6 +206,8 @@ template <typename T> struct Product {
 struct Run {
   virtual ~Run() = default;
   virtual std::vector<Tensor> forward() = 0;  // the states (T+1, B, S_k)
+  // the sequences the backward reads, the states (T+1, B, S_k) first (Ctx::seq)
+  virtual std::vector<Tensor> saved() const = 0;
   // d_seqs[k] = dL/d(states[k][1:]) or None -> (dL/dxw (T, B, G*H), dL/dstate_0, entries)
   virtual std::tuple<Tensor, std::vector<Tensor>, std::vector<Entry>> backward(std::vector<c10::optional<Tensor>> d_seqs) = 0;
 };
@@ -209,8 +225,11 @@ template <typename T, typename Cell> struct Loop final : Run {
 
   explicit Loop(Ctx<T>&& ctx) : c(std::move(ctx)), cell(c) {
     if (c.cfg.bias) b = c.bz.data();
-    if (c.cfg.layer_norm) y_ih = c.seq(c.GH), inv_ih = at::empty({c.Tn, c.B, c.cfg.gates()}, c.opts), g_ih = c.w("ln_gain_ih");
+    if (c.cfg.layer_norm) y_ih = c.seq(c.GH), inv_ih = c.seq(c.cfg.gates()), g_ih = c.w("ln_gain_ih");
+    TORCH_CHECK_VALUE(c.given.empty() || c.given.size() == c.saved.size(), "rnnlab compiled: ", c.given.size(),
+                      " saved tensors given, the run has ", c.saved.size());
   }
+  std::vector<Tensor> saved() const override { return c.saved; }
   // state k before step t and the cell's state~ after it
   void at(int64_t t, T** prev, T** next) const {
     for (int k = 0; k < Cell::states; ++k)
