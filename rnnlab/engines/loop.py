@@ -18,13 +18,24 @@ def run_loop(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     (:meth:`Call.blend`). Returns one
     (T, B, S_k) sequence per state tensor: the state after each step.
     """
+    xw = input_projection(call.cell, call.p, x)  # (T, B, G*H)
+    return (_time_loop_eagerly if torch.compiler.is_compiling() else _time_loop)(call, xw, state0)
+
+
+def _time_loop(call: Call, xw: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     cell, p = call.cell, call.p
-    xw = input_projection(cell, p, x)  # (T, B, G*H)
     state, seqs = tuple(state0), [[] for _ in state0]
-    for t in range(x.shape[0]):
+    for t in range(xw.shape[0]):
         prev = call.prev(state, t)
         new = call.blend(t, step(cell, p, xw[t], prev, call.masks), prev, state)
         for seq, s in zip(seqs, new):
             seq.append(s)
         state = new
     return tuple(torch.stack(seq) for seq in seqs)
+
+
+@torch.compiler.disable
+def _time_loop_eagerly(call: Call, xw: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
+    """The time loop outside dynamo's graph: traced, it would be unrolled to the length seen and
+    compiled again for every new length; run as it is, it costs one graph break."""
+    return _time_loop(call, xw, state0)

@@ -69,12 +69,11 @@ def test_compile_of_every_cell_equals_eager():
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("engine", ["native", "compiled", "auto", "bptt"])
+@pytest.mark.parametrize("engine", ["native", "compiled", "auto", "bptt", "loop", "scan"])
 def test_compiled_model_does_not_recompile_per_call(engine, compiled_runs):
     """After three calls of different sizes (the first compiles with static sizes, the next ones
-    make them dynamic), calls of further sizes and lengths compile nothing new. (Not ``loop`` and
-    ``scan``: dynamo unrolls their Python time loop at each new length,
-    docs/benchmarks/compile.md.)"""
+    make them dynamic), calls of further sizes and lengths compile nothing new (``loop`` and
+    ``scan`` run their time loop outside the graph: unrolled, it would compile at each length)."""
     from torch._dynamo.utils import counters
     if engine == "compiled" and not compiled_runs:
         pytest.skip("the compiled engine cannot run here")
