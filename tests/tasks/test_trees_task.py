@@ -305,10 +305,14 @@ def test_select_keeps_the_weights_of_the_best_valid_figure_it_names(tmp_path, ca
         assert main(["evaluate", str(run), "--data", str(folder / "dev.txt"), "--json"]) == 0
         again = json.loads(capsys.readouterr().out)                     # the kept weights on dev
         assert again["binary_accuracy"] == pytest.approx(best["binary_accuracy"])
-    for flags, expected in ((["--select", "binary"], "select takes one of 'accuracy', 'binary_accuracy'"),
-                            (["--select", "mean_accuracy", "--binary", "true"], "use select accuracy"),
-                            (["--select", "binary_accuracy", "--classes", "6"], "classes 6")):
-        assert main(["train", "--task", "tree", "--data", str(folder), *flags, "--no-progress",
-                     "--out", str(tmp_path / "bad")]) == 2
-        err = capsys.readouterr().err
-        assert expected in err and err.count("\n") == 1 and not (tmp_path / "bad").exists()
+    assert main(["train", "--task", "tree", "--data", str(folder), "--select", "binary", "--no-progress",
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "select takes one of 'accuracy', 'binary_accuracy'" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+    assets = TreeAssets(["<unk>", "<phrase>"], 5, False)     # no binary figure: the accuracy selects
+    config = TrainConfig()
+    assert TreeTask({}, config, assets, select="mean_accuracy").selection == ("mean_accuracy", "max")
+    for other in (TreeAssets(["<unk>", "<phrase>"], 5, False, binary=True),
+                  TreeAssets(["<unk>", "<phrase>"], 4, False)):
+        assert TreeTask({}, config, other, select="mean_accuracy").selection == ("accuracy", "max")
