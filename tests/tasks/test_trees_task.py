@@ -278,3 +278,41 @@ def test_phrases_of_trees_are_every_distinct_labelled_subtree():
     assert [tree_text(p) for p in phrases_of(trees)] == [
         "(2 a)", "(3 good)", "(2 (2 a) (3 good))", "(3 (2 (2 a) (3 good)) (2 a))", "(1 a)",
         "(1 (1 a) (3 good))"]
+
+
+def test_select_keeps_the_weights_of_the_best_valid_figure_it_names(tmp_path, capsys):
+    folder = tree_folder(tmp_path)
+    for select, figure in (("mean_accuracy", lambda r: (r["accuracy"] + r["binary_accuracy"]) / 2),
+                           ("binary_accuracy", lambda r: r["binary_accuracy"])):
+        run = tmp_path / select
+        assert main(["train", "--task", "tree", "--data", str(folder), "--select", select,
+                     "--hidden-size", "8", "--embed-size", "6", "--epochs", "6", "--lr", "0.02",
+                     "--validate-every", "1", "--threads", "1", "--no-progress", "--out", str(run)]) == 0
+        capsys.readouterr()
+        valid = [json.loads(line) for line in (run / "metrics.jsonl").read_text().split("\n")
+                 if line and json.loads(line).get("split") == "valid"]
+        assert len(valid) == 6
+        if select == "mean_accuracy":
+            for r in valid:
+                assert r["mean_accuracy"] == pytest.approx((r["accuracy"] + r["binary_accuracy"]) / 2)
+        else:
+            assert all("mean_accuracy" not in r for r in valid)
+        scores = [figure(r) for r in valid]
+        best = valid[scores.index(max(scores))]                        # the first of the best
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["best_step"] == best["step"]
+        assert summary["valid"]["accuracy"] == pytest.approx(best["accuracy"])
+        assert main(["evaluate", str(run), "--data", str(folder / "dev.txt"), "--json"]) == 0
+        again = json.loads(capsys.readouterr().out)                     # the kept weights on dev
+        assert again["binary_accuracy"] == pytest.approx(best["binary_accuracy"])
+    assert main(["train", "--task", "tree", "--data", str(folder), "--select", "binary", "--no-progress",
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "select takes one of 'accuracy', 'binary_accuracy'" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+    assets = TreeAssets(["<unk>", "<phrase>"], 5, False)     # no binary figure: the accuracy selects
+    config = TrainConfig()
+    assert TreeTask({}, config, assets, select="mean_accuracy").selection == ("mean_accuracy", "max")
+    for other in (TreeAssets(["<unk>", "<phrase>"], 5, False, binary=True),
+                  TreeAssets(["<unk>", "<phrase>"], 4, False)):
+        assert TreeTask({}, config, other, select="mean_accuracy").selection == ("accuracy", "max")
