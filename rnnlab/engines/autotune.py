@@ -6,7 +6,8 @@ short :func:`trial` on the call's shape class (:func:`class_key`) times them on 
 layer (its parameters, gradients and torch's random state untouched) and :func:`fastest` picks,
 torch's kernel keeping the call unless another is :data:`NATIVE_MARGIN` faster. Choices are
 cached in memory and in ``$RNNLAB_CACHE/autotune/`` per machine, torch version and engine build; a trial that
-is unsteady or ran on a busy machine holds for its process only. The compiled engine is built in
+is unsteady or ran on a busy machine is not written to disk and is measured again after
+:data:`RETRY_AFTER` seconds (at most :data:`TRIALS` times in a process). The compiled engine is built in
 the background (:func:`compiled_ready`) when torch's kernel can run the call meanwhile.
 ``RNNLAB_AUTOTUNE=0`` follows :func:`rule_choice` instead.
 """
@@ -114,6 +115,7 @@ _memory: Dict[str, str] = {}
 def clear_cache(disk: bool = False) -> None:
     """Forget the choices made in this process; with ``disk``, delete this machine's cache file."""
     _memory.clear()
+    _retry.clear()
     if disk:
         try:
             os.remove(cache_path())
@@ -473,22 +475,37 @@ def fastest(seconds: Dict[str, float]) -> str:
 
 
 # ------------------------------------------------------------------ the choice
+#: shape-class key -> (monotonic time when its provisional choice is measured again, trials so
+#: far): a trial other work disturbed (unsteady, or the machine busy) decides for
+#: :data:`RETRY_AFTER` seconds, then the class is measured again, at most :data:`TRIALS` times
+_retry: Dict[str, Tuple[float, int]] = {}
+RETRY_AFTER = 30.0
+TRIALS = 3
+
+
 def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
                   return_states: bool = False) -> str:
     """The engine ``auto`` runs for this call of ``layer`` on ``x`` (time-major (T, B, I))."""
+    return verdict(layer, x, lengths, return_states)[0]
+
+
+def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
+            return_states: bool = False) -> Tuple[str, Optional[float]]:
+    """(:func:`choose_engine`'s engine, the monotonic time after which to ask again, or None: the
+    choice is final for this process)."""
     if x is None or not enabled():
-        return rule_choice(layer, x, return_states)
+        return rule_choice(layer, x, return_states), None
     engines = candidates(layer, x, return_states)
     if len(engines) == 1:
-        return engines[0]
+        return engines[0], None
     key = class_key(layer, x, lengths, return_states)
-    known = _memory.get(key)
-    if known in engines:
-        return known
-    entry = load_entry(key)
+    known, (until, trials) = _memory.get(key), _retry.get(key, (None, 0))
+    if known in engines and (until is None or time.monotonic() < until):
+        return known, until
+    entry = load_entry(key) if until is None else None
     if entry is not None and sorted(entry["seconds"]) == sorted(engines) and entry.get("engine") in engines:
         _memory[key] = entry["engine"]
-        return entry["engine"]
+        return entry["engine"], None
     t0, busy = time.perf_counter(), machine_busy()
     try:
         seconds, steady = trial(layer, x, lengths, return_states, engines)
@@ -497,15 +514,22 @@ def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tens
                     type(layer).__name__, type(e).__name__, e)
         engine = rule_choice(layer, x, return_states)
         _memory[key] = engine
-        return engine
+        return engine, None
     engine = fastest(seconds)
     busy = busy or machine_busy()
+    final = (steady and not busy) or trials + 1 >= TRIALS
     log.info("rnnlab: auto measured %s in %.2f s: %s -> %s%s", type(layer).__name__, time.perf_counter() - t0,
              ", ".join(f"{e} {1e3 * s:.2f} ms" for e, s in seconds.items()), engine,
-             " (timings unsteady: for this process only)" if not steady else
-             " (the machine busy: for this process only)" if busy else "")
+             "" if steady and not busy else
+             f" (timings {'unsteady' if not steady else 'on a busy machine'}: "
+             f"{'for this process only' if final else f'measured again in {RETRY_AFTER:.0f} s'})")
     _memory[key] = engine
+    if final:
+        _retry.pop(key, None)
+    else:
+        until = time.monotonic() + RETRY_AFTER
+        _retry[key] = (until, trials + 1)
     if steady and not busy:  # a trial other work disturbed is not kept for later runs
         store_entry(key, {"engine": engine, "seconds": seconds, "trial_steps": min(x.shape[0], TRIAL_STEPS),
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    return engine
+    return engine, None if final else until

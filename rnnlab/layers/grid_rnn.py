@@ -76,7 +76,7 @@ from ..activations import activate, check_activation
 from ..cells.cell import block_norm, check_size
 from ..errors import ConfigError
 from ..init import INIT_SCHEMES, glorot_blocks_, orthogonal_blocks_
-from ..engines.regularization import Regularization, drop_connect, dropout_mask
+from ..engines.regularization import Regularization, bernoulli, drop_connect, dropout_mask
 
 GRID_CELLS = ("rnn", "lstm")
 #: the state tensors of each grid cell (zoneout takes one rate or one per state)
@@ -231,9 +231,9 @@ class GridRNN(nn.Module):
             m = dropout_mask(x, (D, B, H), reg.recurrent_dropout)             # (D, B, H)
         if any(reg.zoneout):
             keeps = []
-            for z in reg.zoneout:
-                k = x.new_full((D, B, Hg, Wg, H), 1.0 - z)
-                keeps.append(torch.bernoulli(k) if self.training else k)      # 1 - d_{i,j}
+            for z in reg.zoneout:                                             # 1 - d_{i,j}
+                shape = (D, B, Hg, Wg, H)
+                keeps.append(bernoulli(x, shape, 1.0 - z) if self.training else x.new_full(shape, 1.0 - z))
             keeps = tuple(keeps)
         return GridMasks(U_v, U_h, m, keeps)
 

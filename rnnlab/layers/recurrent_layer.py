@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import logging
+import time
 import weakref
 from typing import List, Optional, Tuple
 
@@ -204,10 +205,14 @@ class RecurrentLayer(nn.Module):
             return self._choose_engine(return_states, x, lengths, given)
         key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)
-        if known is not None and known[0] == key:
+        if known is not None and known[0] == key and (known[2] is None or time.monotonic() < known[2]):
             return known[1]
-        engine = self._choose_engine(return_states, x, lengths, given)
-        _ENGINE_VERDICTS[self] = (key, engine)
+        until = None
+        if self.engine == "auto" and not given:   # a provisional choice is asked again when it expires
+            engine, until = autotune.verdict(self, x, lengths, return_states)
+        else:
+            engine = self._choose_engine(return_states, x, lengths, given)
+        _ENGINE_VERDICTS[self] = (key, engine, until)
         return engine
 
     def _choose_engine(self, return_states: bool, x: Optional[torch.Tensor],
@@ -358,7 +363,8 @@ class RecurrentLayer(nn.Module):
         return out, h_n
 
 
-#: layer -> (the key of its last engine choice, the engine chosen): reading the layer's and its
+#: layer -> (the key of its last engine choice, the engine chosen, when a provisional choice
+#: expires (:func:`rnnlab.engines.autotune.verdict`) or None): reading the layer's and its
 #: cells' options for the choice costs more than a generation step, the key far less
 _ENGINE_VERDICTS: "weakref.WeakKeyDictionary[RecurrentLayer, tuple]" = weakref.WeakKeyDictionary()
 

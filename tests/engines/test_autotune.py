@@ -63,16 +63,40 @@ def test_the_real_trial_sees_an_engine_made_slow(monkeypatch):
 
 
 @pytest.mark.parametrize("steady, busy", [(False, False), (True, True)])
-def test_a_disturbed_trial_holds_for_its_process_only(monkeypatch, steady, busy):
-    calls = []
-    trial = fake_trial({"native": 2.0, "bptt": 1.0}, calls)
-    monkeypatch.setattr(autotune, "trial", lambda *args: (trial(*args)[0], steady))
-    monkeypatch.setattr(autotune, "machine_busy", lambda: busy)
+def test_a_disturbed_trial_is_provisional_and_measured_again(monkeypatch, steady, busy):
+    """A disturbed trial is not written to disk and decides for RETRY_AFTER seconds; then the
+    class is measured again (a quiet trial's verdict replaces it), at most TRIALS times."""
+    calls, now = [], [100.0]
+    seconds = {"native": 2.0, "bptt": 1.0}
+    trial = fake_trial(seconds, calls)
+    quiet = []
+    monkeypatch.setattr(autotune, "trial", lambda *args: (trial(*args)[0], steady or bool(quiet)))
+    monkeypatch.setattr(autotune, "machine_busy", lambda: busy and not quiet)
+    monkeypatch.setattr(autotune.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(recurrent_layer.time, "monotonic", lambda: now[0])
     x = torch.randn(5, 2, 3)
     lstm = rnnlab.LSTM(3, 4)
     lstm(x), rnnlab.LSTM(3, 4)(x)
     assert lstm.last_engine == "bptt" and len(calls) == 1
     assert not os.path.exists(autotune.cache_path())
+    now[0] += autotune.RETRY_AFTER + 1                    # expired: measured again, still disturbed
+    seconds.update(native=0.5)
+    lstm(x), lstm(x)
+    assert lstm.last_engine == "native" and len(calls) == 2
+    now[0] += autotune.RETRY_AFTER + 1                    # the last trial (TRIALS = 3) is final
+    seconds.update(native=3.0)
+    lstm(x)
+    now[0] += 10 * autotune.RETRY_AFTER
+    lstm(x)
+    assert lstm.last_engine == "bptt" and len(calls) == autotune.TRIALS == 3
+    assert not os.path.exists(autotune.cache_path())
+    autotune.clear_cache()                                # a quiet trial is final and kept on disk
+    quiet.append(True)
+    lstm.engine = "auto"                                  # (a new key for the layer's own cache)
+    lstm(x)
+    now[0] += 10 * autotune.RETRY_AFTER
+    lstm(x)
+    assert len(calls) == 4 and os.path.exists(autotune.cache_path())
 
 
 def test_torch_kernel_gives_way_only_to_a_clearly_faster_engine():

@@ -1,0 +1,56 @@
+"""The regularizers' mask draw (rnnlab.engines.regularization.bernoulli): splitmix64 of a counter,
+16 bits a sample. Checked against a plain-Python splitmix64, for its rate, its edges and its
+reproducibility under torch.manual_seed."""
+import pytest
+import torch
+
+from rnnlab.engines.regularization import bernoulli, dropout_mask
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(z: int) -> int:
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & M64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & M64
+    return z ^ (z >> 31)
+
+
+def test_equals_plain_python_splitmix64():
+    like = torch.zeros(1, dtype=torch.float64)
+    torch.manual_seed(5)
+    seed = int(torch.randint(-(1 << 62), 1 << 62, (1,)))
+    torch.manual_seed(5)
+    got = bernoulli(like, (3, 7), 0.3).flatten().tolist()                 # 21 samples: 6 counters
+    p16 = round(0.3 * 65536)
+    want = []
+    for i in range(1, 7):
+        z = splitmix64((i * 0x9E3779B97F4A7C15 + seed) & M64)
+        for k in range(4):   # little-endian 16-bit pieces, as signed int16 against p 2^16 - 2^15
+            v = (z >> (16 * k)) & 0xFFFF
+            signed = v - 65536 if v >= 32768 else v
+            want.append(float(signed < p16 - 32768))
+    assert got == want[:21]
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_rate_and_independence(p):
+    k = bernoulli(torch.zeros(1), (400, 1000), p)
+    n = k.numel()
+    assert k.dtype == torch.float32 and set(k.unique().tolist()) <= {0.0, 1.0}
+    assert abs(float(k.mean()) - p) < 5 * (p * (1 - p) / n) ** 0.5
+    c = (k - p).flatten()
+    for lag in (1, 2, 3, 4, 1000):   # neighbours within a counter, across counters, across rows
+        assert abs(float((c[lag:] * c[:-lag]).mean())) < 5 * p * (1 - p) / n ** 0.5
+
+
+def test_edges_and_seeds():
+    like = torch.zeros(1)
+    assert bernoulli(like, (5, 9), 1.0).eq(1).all() and bernoulli(like, (5, 9), 0.0).eq(0).all()
+    assert bernoulli(like, (0, 3), 0.5).shape == (0, 3)
+    torch.manual_seed(0)
+    a = bernoulli(like, (64, 33), 0.5)
+    b = bernoulli(like, (64, 33), 0.5)
+    torch.manual_seed(0)
+    assert torch.equal(a, bernoulli(like, (64, 33), 0.5)) and not torch.equal(a, b)
+    m = dropout_mask(torch.zeros(1, dtype=torch.float64), (2000,), 0.25)
+    assert m.dtype == torch.float64 and set(m.unique().tolist()) <= {0.0, 1 / 0.75}
