@@ -1,4 +1,5 @@
 from .deep_transition import DeepTransitionRNN
+from .dropout import Dropout
 from .extra import LeakyRNN, ResidualRNN
 from .grid_rnn import GridRNN
 from .output_feedback import OutputFeedbackRNN
@@ -6,7 +7,7 @@ from .output_recurrent import OutputRecurrentRNN
 from .recurrent_layer import RecurrentLayer
 from .standard import GRU, LSTM, RNN
 
-__all__ = ["LAYERS", "RecurrentLayer", "DeepTransitionRNN", "GRU", "GridRNN", "LeakyRNN", "LSTM", "OutputFeedbackRNN",
+__all__ = ["LAYERS", "RecurrentLayer", "DeepTransitionRNN", "Dropout", "GRU", "GridRNN", "LeakyRNN", "LSTM", "OutputFeedbackRNN",
            "OutputRecurrentRNN",
            "ResidualRNN", "RNN"]
 

@@ -22,7 +22,7 @@ from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
 from ..engines import (RUNNERS, autotune, check_engine, compiled_layer_unsupported,
                        graph_engine, native_unsupported, run, run_native, triton_unsupported)
-from ..engines.regularization import Regularization, make_call
+from ..engines.regularization import Regularization, dropout, make_call
 from ..engines.skip import SkipConnections
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
 
@@ -317,7 +317,7 @@ class RecurrentLayer(nn.Module):
             if mask is not None:
                 out = out * mask
             if self.dropout and self.training and k < self.num_layers - 1:
-                out = nn.functional.dropout(out, self.dropout, training=True)
+                out = dropout(out, self.dropout)
             layer_in = out
         states = tuple(torch.cat([seqs[j] for seqs in seqs_k], dim=-1) if D == 2 else seqs_k[0][j]
                        for j in range(len(hx)))

@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .seq2seq import DecoderState
@@ -148,7 +148,7 @@ class Captioner(nn.Module):
             self.bridge = nn.ModuleList(nn.Linear(c.feature_size, s) for s in self.state_sizes)
         self.first = nn.Linear(c.feature_size, c.embed_size) if c.context == "first" else None
         self.output = nn.Linear(self.output_mlp.out_size, c.vocab_size)
-        self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
+        self.drop = Dropout(c.dropout) if c.dropout else nn.Identity()
 
     # ------------------------------------------------------------------ encoder
     def encode(self, images: torch.Tensor) -> DecoderState:

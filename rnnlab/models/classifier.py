@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from ..sequence import length_mask
 from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
@@ -129,7 +129,7 @@ class SequenceClassifier(nn.Module):
             c, c.features or c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
             dropout=c.dropout if c.layers > 1 else 0.0, bidirectional=c.bidirectional,
             engine=c.engine, init=c.init)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.output = nn.Linear(self.output_mlp.out_size, c.num_classes)
         if not c.features:
             nn.init.normal_(self.embedding.weight, 0.0, 0.1)

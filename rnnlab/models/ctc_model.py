@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 
@@ -66,7 +66,7 @@ class CTCModel(nn.Module):
             c, c.features, c.hidden_size, num_layers=c.layers,
             dropout=c.dropout if c.layers > 1 else 0.0, bidirectional=c.bidirectional,
             engine=c.engine, init=c.init)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.output = nn.Linear(self.output_mlp.out_size, c.classes)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:

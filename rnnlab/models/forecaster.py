@@ -83,7 +83,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from .recurrent_options import (RecurrentOptions, build_recurrent, check_recurrent_options,
                                 recurrent_option_names)
@@ -277,7 +277,7 @@ class Forecaster(WindowScaled):
         self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
             c, c.input_size, c.hidden_size, num_layers=c.layers,
             dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine, init=c.init)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.head = nn.Linear(self.output_mlp.out_size, c.outputs * c.output_size)
         self.highway = nn.Linear(c.highway_steps, c.outputs) if c.highway else None
 

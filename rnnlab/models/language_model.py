@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from .recurrent_options import (RecurrentOptions, build_recurrent, check_recurrent_options,
                                 recurrent_option_names)
@@ -126,7 +126,7 @@ class LanguageModel(nn.Module):
         in_size = M if self.embedding is not None else N
         self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
             c, in_size, H, num_layers=c.layers, dropout=c.dropout, engine=c.engine, init=c.init)
-        self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
+        self.drop = Dropout(c.dropout) if c.dropout else nn.Identity()
         self.decoder = nn.Linear(self.output_mlp.out_size, N)
         self.reset_parameters()
 

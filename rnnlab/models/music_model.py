@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from ..sequence import length_mask
 from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
@@ -81,8 +81,8 @@ class MusicModel(nn.Module):
         self.input_mlp, self.rnn, self.output_mlp = build_recurrent(
             c, c.keys, c.hidden_size, num_layers=c.layers,
             dropout=c.dropout if c.layers > 1 else 0.0, engine=c.engine, init=c.init)
-        self.input_drop = nn.Dropout(c.input_dropout) if c.input_dropout else nn.Identity()
-        self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
+        self.input_drop = Dropout(c.input_dropout) if c.input_dropout else nn.Identity()
+        self.drop = Dropout(c.dropout) if c.dropout else nn.Identity()
         self.output = nn.Linear(self.output_mlp.out_size, c.keys)
 
     def forward(self, inputs: torch.Tensor, lengths: Optional[torch.Tensor] = None,

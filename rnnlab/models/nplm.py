@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..layers import Dropout
 from .language_model import LanguageModelConfig
 
 
@@ -65,7 +66,7 @@ class NPLM(nn.Module):
         m = c.embed_size or h
         self.embedding = nn.Embedding(N, m)                               # C
         self.hidden = nn.Linear(n * m, h)                                 # H, d
-        self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
+        self.drop = Dropout(c.dropout) if c.dropout else nn.Identity()
         self.decoder = nn.Linear(h + n * m if c.direct else h, N)         # [U W] or U, b
         self.reset_parameters()
 

@@ -28,9 +28,9 @@ from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
+from ..engines.regularization import dropout
 from ..layers import LAYERS
 from ..recursive import COMPOSITIONS, TreeBatch, TreeNetwork
 from ..training.config import from_data
@@ -98,7 +98,7 @@ class TreeNodeClassifier(nn.Module):
         """B trees of N nodes -> logits (N, C), row n - 1 node n."""
         _, states = self.tree(batch, return_states=True)
         h = states[0][1:]                                                    # (N, H)
-        return self.output(F.dropout(h, self.config.dropout, self.training))  # (N, C)
+        return self.output(dropout(h, self.config.dropout, self.training))  # (N, C)
 
 
 class ChainSentenceClassifier(nn.Module):
@@ -117,10 +117,10 @@ class ChainSentenceClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (T, B), lengths (B,) -> logits (B, C)."""
-        x = F.dropout(self.embedding(tokens), self.config.dropout, self.training)  # (T, B, E)
+        x = dropout(self.embedding(tokens), self.config.dropout, self.training)  # (T, B, E)
         _, state = self.rnn(self.input_mlp(x), lengths=lengths)
         z = self.output_mlp(final_hidden(state, self.directions))           # (B, D H)
-        return self.output(F.dropout(z, self.config.dropout, self.training))  # (B, C)
+        return self.output(dropout(z, self.config.dropout, self.training))  # (B, C)
 
 
 def build_tree_model(config: TreeModelConfig) -> nn.Module:

@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from .recurrent_options import (RecurrentOptions, build_recurrent, check_recurrent_options,
                                 input_mlp, layer_options)
@@ -206,7 +206,7 @@ class Seq2Seq(nn.Module):
                                                c.attention_size or H)
         self.readout = nn.Linear(self.decoder_output_mlp.out_size + (C if reads_context else 0), E)
         self.output = nn.Linear(E, c.target_vocab)
-        self.drop = nn.Dropout(c.dropout) if c.dropout else nn.Identity()
+        self.drop = Dropout(c.dropout) if c.dropout else nn.Identity()
 
     # ------------------------------------------------------------------ encoder
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> DecoderState:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice
-from ..layers import LAYERS
+from ..layers import LAYERS, Dropout
 from ..training.config import from_data
 from .recurrent_options import RecurrentOptions, build_recurrent, check_recurrent_options
 from .spelling import Spelling
@@ -99,7 +99,7 @@ class Tagger(nn.Module):
             c, c.embed_size + char_out, c.hidden_size, num_layers=c.layers,
             dropout=c.dropout if c.layers > 1 else 0.0, bidirectional=c.bidirectional,
             engine=c.engine, init=c.init)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.output = nn.Linear(self.output_mlp.out_size, c.num_tags)
         p_unk = torch.zeros(c.vocab_size)
         if word_counts is not None and c.word_dropout > 0:

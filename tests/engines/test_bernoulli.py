@@ -54,3 +54,22 @@ def test_edges_and_seeds():
     assert torch.equal(a, bernoulli(like, (64, 33), 0.5)) and not torch.equal(a, b)
     m = dropout_mask(torch.zeros(1, dtype=torch.float64), (2000,), 0.25)
     assert m.dtype == torch.float64 and set(m.unique().tolist()) <= {0.0, 1 / 0.75}
+
+
+def test_dropout_module_is_torch_dropout_with_the_fast_masks():
+    """rnnlab.layers.Dropout: x * m / (1 - p) with bernoulli's mask in training (the same mask
+    dropout_mask draws from the same seed), the identity in eval, gradients m / (1 - p)."""
+    from rnnlab.layers import Dropout
+    drop = Dropout(0.3)
+    assert isinstance(drop, torch.nn.Dropout)
+    x = torch.randn(40, 50, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(2)
+    y = drop(x)
+    torch.manual_seed(2)
+    m = dropout_mask(x, x.shape, 0.3)
+    assert torch.equal(y, x * m)
+    y.sum().backward()
+    assert torch.equal(x.grad, m)
+    assert abs(float((m > 0).double().mean()) - 0.7) < 0.03
+    drop.eval()
+    assert torch.equal(drop(x), x)
