@@ -162,7 +162,7 @@ def bernoulli(like: torch.Tensor, shape: Tuple[int, ...], p: float) -> torch.Ten
     """0/1 samples of Bernoulli(p) of ``shape``, in ``like``'s dtype and device, reproduced by
     ``torch.manual_seed``. On the CPU: splitmix64 of each 64-bit counter i * golden + s, s one
     draw from torch's generator, cut into four 16-bit uniforms u, sample = [u < p 2^16] (p taken
-    to the nearest multiple of 2^-16): a handful of vectorised integer passes, about five times
+    to the nearest multiple of 2^-16): a handful of vectorised integer passes, two to four times
     faster than ``bernoulli_``, whose Mersenne twister draws one element at a time (zoneout's
     masks, (T, B, H) per state, cost more than the LSTM's own steps at small sizes). Under
     torch.compile one custom operator (inductor's int64 arithmetic does not wrap as torch's does).
@@ -176,7 +176,8 @@ def bernoulli(like: torch.Tensor, shape: Tuple[int, ...], p: float) -> torch.Ten
 
 def dropout(x: torch.Tensor, q: float, training: bool = True) -> torch.Tensor:
     """``torch.nn.functional.dropout(x, q, training)`` with :func:`bernoulli`'s masks:
-    x * m / (1 - q), m ~ Bernoulli(1 - q) per entry (on the CPU about six times faster)."""
+    x * m / (1 - q), m ~ Bernoulli(1 - q) per entry (on the CPU about three times faster
+    than torch's, benchmarks/masks.py)."""
     if not training or q == 0.0 or q >= 1.0 or x.device.type != "cpu":
         return torch.nn.functional.dropout(x, q, training)
     return x * dropout_mask(x, x.shape, q)

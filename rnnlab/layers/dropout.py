@@ -9,7 +9,7 @@ from ..engines.regularization import dropout
 
 class Dropout(nn.Dropout):
     """``torch.nn.Dropout(p)``, its masks drawn as the recurrent layers' regularizers draw theirs
-    (:func:`rnnlab.engines.regularization.dropout`: on the CPU about six times faster than
+    (:func:`rnnlab.engines.regularization.dropout`: on the CPU about three times faster than
     torch's, the same on other devices). x (any shape) -> x * m / (1 - p) in training, x in eval."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
