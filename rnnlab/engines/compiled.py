@@ -392,7 +392,6 @@ torch.library.define("rnnlab::compiled_forward", _FORWARD_SCHEMA)
 torch.library.define("rnnlab::compiled_backward", _BACKWARD_SCHEMA)
 
 
-@torch.library.impl("rnnlab::compiled_forward", "CompositeExplicitAutograd")
 def _forward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
                 params: List[torch.Tensor], mask: Optional[torch.Tensor],
                 keep: List[torch.Tensor]) -> List[torch.Tensor]:
@@ -431,7 +430,6 @@ def _(spec, names, x, state0, params, mask, keep):
     return [*(x.new_empty((T + extra, B, width)) for extra, width in layout), x.new_empty(1, dtype=torch.bool)]
 
 
-@torch.library.impl("rnnlab::compiled_backward", "CompositeExplicitAutograd")
 def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
                  params: List[torch.Tensor], mask: Optional[torch.Tensor], keep: List[torch.Tensor],
                  saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
@@ -452,8 +450,10 @@ def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tens
             spent.fill_(True)  # saved tensor's version moved would fail a second backward)
         run = _run(cfg, p, x, state0, mask, seqs)
     dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx)
+    # (contiguous, as the fake kernel's: oneDNN's weight gradient, when it is the faster, is a
+    # transposed view, which inductor's checks of the outputs' strides would refuse)
     out = [x.new_empty(0) if dx is None else dx, *d_state0,
-           *(grads[n] if n in grads else torch.zeros_like(t) for n, t in p.items() if n != RECURRENT_MASK)]
+           *(grads[n].contiguous() if n in grads else torch.zeros_like(t) for n, t in p.items() if n != RECURRENT_MASK)]
     seen = set()  # an operator's outputs share no memory: a bias's gradient that is a slice of
     for k, t in enumerate(out):  # another's (the C++'s sum of dL/dz_t) is copied
         if t.untyped_storage().data_ptr() in seen:
@@ -496,6 +496,8 @@ def _no_double_backward(ctx, *grads):
                        "compiled engine under torch.compile)")
 
 
+torch.library.impl("rnnlab::compiled_forward", "CompositeExplicitAutograd", _forward_op)
+torch.library.impl("rnnlab::compiled_backward", "CompositeExplicitAutograd", _backward_op)
 torch.library.register_autograd("rnnlab::compiled_forward", _backward, setup_context=_setup)
 torch.library.register_autograd("rnnlab::compiled_backward", _no_double_backward)
 #: the operators as dynamo records them, and as the tests check them

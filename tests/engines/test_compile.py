@@ -207,6 +207,27 @@ def test_compiled_backward_twice_through_a_retained_graph(make, compiled_runs):
         torch.testing.assert_close(c, 2 * a, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", [0, 1])
+def test_compiled_backward_with_either_matrix_kernel(kernel, compiled_runs, monkeypatch):
+    """The backward operator's weight gradients come out as its fake kernel says (contiguous)
+    whichever kernel rnnlab.linalg picked for sum_t d_t^T a_t: torch's BLAS (0) or oneDNN (1),
+    whose product is a transposed view; outputs and gradients equal eager's."""
+    from rnnlab import linalg
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    if kernel and not linalg.onednn_available():
+        pytest.skip("no oneDNN here")
+    monkeypatch.setattr(linalg, "_pick", lambda key, candidates: min(kernel, len(candidates) - 1))
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = Model(rnnlab.LSTM(32, 64, engine="compiled"))  # (big enough for linalg's choice)
+    compiled = torch.compile(model, fullgraph=True)
+    x, lengths = torch.randn(20, 16, 32), torch.full((16,), 20)
+    torch.testing.assert_close(compiled(x, lengths), model(x, lengths), atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads(model, x, lengths, compiled), grads(model, x, lengths)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_compiled_operators_pass_opcheck(compiled_runs):
     """torch.library.opcheck of the forward operator (its schema, its fake kernel's shapes against
     the real outputs, dynamic sizes, its autograd) for a plain LSTM, with lengths, with zoneout's
