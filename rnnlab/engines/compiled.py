@@ -446,8 +446,7 @@ def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tens
         run = _run(cfg, p, x, state0, mask)
         run.forward()
     else:
-        with torch.autograd._unsafe_preserve_version_counter(spent):  # (the op's own note: a
-            spent.fill_(True)  # saved tensor's version moved would fail a second backward)
+        spent.data.fill_(True)  # (through .data: the saved flag's version stays, as a second backward needs)
         run = _run(cfg, p, x, state0, mask, seqs)
     dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx)
     # (contiguous, as the fake kernel's: oneDNN's weight gradient, when it is the faster, is a
@@ -456,9 +455,10 @@ def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tens
            *(grads[n].contiguous() if n in grads else torch.zeros_like(t) for n, t in p.items() if n != RECURRENT_MASK)]
     seen = set()  # an operator's outputs share no memory: a bias's gradient that is a slice of
     for k, t in enumerate(out):  # another's (the C++'s sum of dL/dz_t) is copied
-        if t.untyped_storage().data_ptr() in seen:
+        base = t.data_ptr() - t.storage_offset() * t.element_size()  # (its storage's start)
+        if base in seen:
             out[k] = t.clone()
-        seen.add(t.untyped_storage().data_ptr())
+        seen.add(base)
     return out[0], out[1:1 + len(state0)], out[1 + len(state0):]
 
 
