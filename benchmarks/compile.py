@@ -59,6 +59,9 @@ def main() -> None:
     ap.add_argument("--size", default="16/64/128", help="B/I/H")
     ap.add_argument("--steps", type=int, default=50, help="T")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--per-call", type=int, default=0, metavar="N",
+                    help="instead of timed blocks: N rounds of one call of each, in a fresh random "
+                         "order, medians of the single calls (steadier on a busy machine)")
     ap.add_argument("--engines", nargs="+", default=["native", "compiled", "bptt", "loop", *FLOORS],
                     help="rnnlab engines, and the floors: nn.Linear (the read-out alone) and nn.LSTM "
                          "(torch's LSTM and the read-out), torch's own cost of a compiled call")
@@ -93,12 +96,18 @@ def main() -> None:
             del calls[key]
     times = {k: [] for k in calls}
     keys = list(calls)
-    for _ in range(args.rounds):
+    for _ in range(args.per_call or args.rounds):
         random.shuffle(keys)
         for k in keys:
-            times[k].append(timing(calls[k]))
+            if args.per_call:
+                t0 = time.perf_counter()
+                calls[k]()
+                times[k].append(time.perf_counter() - t0)
+            else:
+                times[k].append(timing(calls[k]))
     print(f"LSTM B/I/H {args.size}, T {args.steps}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, medians of {args.rounds} rounds (ms per call)")
+          f"{torch.get_num_threads()} threads, medians of "
+          f"{f'{args.per_call} single calls' if args.per_call else f'{args.rounds} rounds'} (ms per call)")
     print("| engine | mode | eager ms | compiled ms | compiled / eager | first compiled call s |")
     print("|---|---|---|---|---|---|")
     for engine in args.engines:
