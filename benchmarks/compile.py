@@ -7,6 +7,8 @@ backward of the summed outputs) and an evaluation forward (no gradients). Every 
 (engine, mode) once in a fresh random order, each timing at least 50 ms of back-to-back calls;
 figures are medians over the rounds, and the ratio is compiled time over eager time in the same
 run (below 1: compiled faster). The first compiled call's time (compilation) is reported apart.
+Beside the engines, two floors: the read-out alone (``nn.Linear``) and torch.nn.LSTM with the
+read-out (``nn.LSTM``), what compiling adds to a call whatever the model.
 
     python benchmarks/compile.py [--size 16/64/128] [--steps 50] [--rounds 5] [--engines ...]
 """
@@ -23,13 +25,22 @@ import rnnlab
 from rnnlab.bench import MIN_TIMING
 
 
+#: torch's own cost of a compiled call, measured beside the engines: a model of the read-out alone,
+#: and one holding torch.nn.LSTM (which dynamo leaves out of its graph, one opaque call)
+FLOORS = ("nn.Linear", "nn.LSTM")
+
+
 class Model(torch.nn.Module):
     def __init__(self, I, H, engine):
         super().__init__()
-        self.rnn, self.out = rnnlab.LSTM(I, H, engine=engine), torch.nn.Linear(H, 1)
+        if engine == "nn.Linear":
+            self.rnn, self.out = None, torch.nn.Linear(I, 1)
+        else:
+            self.rnn = torch.nn.LSTM(I, H) if engine == "nn.LSTM" else rnnlab.LSTM(I, H, engine=engine)
+            self.out = torch.nn.Linear(H, 1)
 
     def forward(self, x):
-        return self.out(self.rnn(x)[0])
+        return self.out(x if self.rnn is None else self.rnn(x)[0])
 
 
 def timing(fn) -> float:
@@ -48,7 +59,12 @@ def main() -> None:
     ap.add_argument("--size", default="16/64/128", help="B/I/H")
     ap.add_argument("--steps", type=int, default=50, help="T")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--engines", nargs="+", default=["native", "compiled", "bptt", "loop"])
+    ap.add_argument("--per-call", type=int, default=0, metavar="N",
+                    help="instead of timed blocks: N rounds of one call of each, in a fresh random "
+                         "order, medians of the single calls (steadier on a busy machine)")
+    ap.add_argument("--engines", nargs="+", default=["native", "compiled", "bptt", "loop", *FLOORS],
+                    help="rnnlab engines, and the floors: nn.Linear (the read-out alone) and nn.LSTM "
+                         "(torch's LSTM and the read-out), torch's own cost of a compiled call")
     args = ap.parse_args()
     B, I, H = map(int, args.size.split("/"))
     torch.manual_seed(0)
@@ -80,12 +96,18 @@ def main() -> None:
             del calls[key]
     times = {k: [] for k in calls}
     keys = list(calls)
-    for _ in range(args.rounds):
+    for _ in range(args.per_call or args.rounds):
         random.shuffle(keys)
         for k in keys:
-            times[k].append(timing(calls[k]))
+            if args.per_call:
+                t0 = time.perf_counter()
+                calls[k]()
+                times[k].append(time.perf_counter() - t0)
+            else:
+                times[k].append(timing(calls[k]))
     print(f"LSTM B/I/H {args.size}, T {args.steps}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, medians of {args.rounds} rounds (ms per call)")
+          f"{torch.get_num_threads()} threads, medians of "
+          f"{f'{args.per_call} single calls' if args.per_call else f'{args.rounds} rounds'} (ms per call)")
     print("| engine | mode | eager ms | compiled ms | compiled / eager | first compiled call s |")
     print("|---|---|---|---|---|---|")
     for engine in args.engines:

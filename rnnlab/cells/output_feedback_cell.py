@@ -67,8 +67,12 @@ class OutputFeedbackCell(RecurrentCell):
         W_hy s_t + b_y (inner)."""
         return (Product(bias="bias_hh" if self.bias else None),
                 Product("weight_yh", None, source=1, dropout=False),
-                Product("weight_hy", "bias_hy" if self.bias else None, inner=True, dropout=False,
-                        norm=False))
+                self.readout_product())
+
+    def readout_product(self) -> Product:
+        """The readout W_hy s_t + b_y (inner): shared with the subclasses' :attr:`products`
+        through this method (torch.compile reads ``super().products`` as the property)."""
+        return Product("weight_hy", "bias_hy" if self.bias else None, inner=True, dropout=False, norm=False)
 
     def init_extra(self, name, param):
         """Under ``rnnlab``, W and W_hy Glorot-uniform whatever O is relative to H (the default

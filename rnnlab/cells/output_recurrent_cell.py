@@ -47,4 +47,4 @@ class OutputRecurrentCell(OutputFeedbackCell):
     @property
     def products(self):
         """W (m * y_{t-1}) (recurrent dropout and weight drop act on it) and the readout (inner)."""
-        return (Product("weight_yh", None, source=1),) + super().products[2:]
+        return (Product("weight_yh", None, source=1), self.readout_product())

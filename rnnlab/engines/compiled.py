@@ -369,19 +369,38 @@ class CompiledFunction(torch.autograd.Function):
 # ------------------------------------------------------------------ as torch operators
 # Under torch.compile the engine is two custom operators, which dynamo records in its graph as
 # they are (no graph break): the forward returns every sequence its backward reads (the C++
-# Run's saved(), the states first), the backward takes them back and runs the backward loop
-# alone (a Run rebuilt from them). The configuration travels as the string ``spec``, the
-# parameters' names as one string joined by ","; ``mask`` is the lengths mask (T, B) or None,
-# ``keep`` zoneout's keep weights (or []).
-@torch.library.custom_op("rnnlab::compiled_forward", mutates_args=())
-def compiled_forward(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
-                     params: List[torch.Tensor], mask: Optional[torch.Tensor],
-                     keep: List[torch.Tensor]) -> List[torch.Tensor]:
-    """The forward loop: Run.saved(), the states (T+1, B, S_k) first."""
+# Run's saved(), the states first) and a one-element flag, the backward takes them back and
+# runs the backward loop alone (a Run rebuilt from them). The configuration travels as the
+# string ``spec``, the parameters' names as one string joined by ","; ``mask`` is the lengths
+# mask (T, B) or None, ``keep`` zoneout's keep weights (or []).
+#
+# The backward loop overwrites some of the sequences it reads (the gates become dL/dz_t), as
+# the eager engine's does. Copying them first would cost a pass over fresh memory per training
+# step; instead the backward uses them in place and sets the flag, "spent". Only a second
+# backward through the same graph (retain_graph) finds it set, and runs the forward loop again
+# for sequences of its own (as :class:`CompiledFunction` does). The sequences and the flag are
+# read by this backward alone: nothing else in a graph sees them change.
+#
+# The operators are declared with torch.library's define / impl / register_fake /
+# register_autograd rather than ``torch.library.custom_op``, whose wrappers (dynamo's disable,
+# the aliasing checks of every output) cost about 0.1 ms per call.
+_FORWARD_SCHEMA = ("(str spec, str names, Tensor x, Tensor[] state0, Tensor[] params, Tensor? mask, "
+                   "Tensor[] keep) -> Tensor[]")
+_BACKWARD_SCHEMA = ("(str spec, str names, Tensor x, Tensor[] state0, Tensor[] params, Tensor? mask, "
+                    "Tensor[] keep, Tensor[] saved, Tensor?[] d_seqs, bool need_dx) -> (Tensor, Tensor[], Tensor[])")
+torch.library.define("rnnlab::compiled_forward", _FORWARD_SCHEMA)
+torch.library.define("rnnlab::compiled_backward", _BACKWARD_SCHEMA)
+
+
+def _forward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
+                params: List[torch.Tensor], mask: Optional[torch.Tensor],
+                keep: List[torch.Tensor]) -> List[torch.Tensor]:
+    """The forward loop: Run.saved(), the states (T+1, B, S_k) first, then the flag "spent"
+    (one bool, False)."""
     p = dict(zip(names.split(","), params))
     run = _run(_config(spec), p, x, state0, tuple(keep) if keep else mask)
     run.forward()
-    return run.saved()
+    return [*run.saved(), torch.zeros(1, dtype=torch.bool)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -398,7 +417,7 @@ def _layout(spec: str, names: str, shapes: Tuple[Tuple[int, ...], ...], I: int,
         return tuple((s.shape[0] - 1, s.shape[2]) for s in _run(_config(spec), p, z(1, 1, I), state0, mask).saved())
 
 
-@compiled_forward.register_fake
+@torch.library.register_fake("rnnlab::compiled_forward")
 def _(spec, names, x, state0, params, mask, keep):
     why = _why_not(spec, tuple(names.split(",")), "cell")
     if why:
@@ -408,34 +427,42 @@ def _(spec, names, x, state0, params, mask, keep):
                    for n, t in zip(names.split(","), params))  # (the mask's B: not a size of the layout)
     layout = _layout(spec, names, shapes, int(I),
                      tuple(int(s.shape[1]) for s in state0), x.dtype, mask is not None, bool(keep))
-    return [x.new_empty((T + extra, B, width)) for extra, width in layout]
+    return [*(x.new_empty((T + extra, B, width)) for extra, width in layout), x.new_empty(1, dtype=torch.bool)]
 
 
-@torch.library.custom_op("rnnlab::compiled_backward", mutates_args=())
-def compiled_backward(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
-                      params: List[torch.Tensor], mask: Optional[torch.Tensor], keep: List[torch.Tensor],
-                      saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
-                      need_dx: bool) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
-    """The backward loop over the forward's sequences ``saved``: (dL/dx, or an empty tensor
-    without ``need_dx``, [dL/dstate_0], [dL/dparameter] but the recurrent dropout mask's, zero
-    for a fixed leak). The
-    loop overwrites the sequences but the states, so it runs on copies of them (a backward may
-    run twice: retain_graph)."""
+def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
+                 params: List[torch.Tensor], mask: Optional[torch.Tensor], keep: List[torch.Tensor],
+                 saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
+                 need_dx: bool) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+    """The backward loop over the forward's outputs ``saved`` (its sequences, then the flag
+    "spent"): (dL/dx, or an empty tensor without ``need_dx``, [dL/dstate_0], [dL/dparameter] but
+    the recurrent dropout mask's, zero for a fixed leak). The loop runs in place on the
+    sequences and sets the flag; a flag already set (a second backward, retain_graph) runs the
+    forward loop again first."""
     p = dict(zip(names.split(","), params))
-    saved = saved[:len(state0)] + [s.clone() for s in saved[len(state0):]]
-    run = _run(_config(spec), p, x, state0, tuple(keep) if keep else mask, saved)
+    cfg, mask = _config(spec), tuple(keep) if keep else mask
+    *seqs, spent = saved
+    if spent.item():
+        run = _run(cfg, p, x, state0, mask)
+        run.forward()
+    else:
+        spent.data.fill_(True)  # (through .data: the saved flag's version stays, as a second backward needs)
+        run = _run(cfg, p, x, state0, mask, seqs)
     dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx)
-    out = [x.new_empty(0) if dx is None else dx, *d_state0, *(grads.get(n, torch.zeros_like(t)) for n, t in p.items()
-                                                                  if n != RECURRENT_MASK)]
+    # (contiguous, as the fake kernel's: oneDNN's weight gradient, when it is the faster, is a
+    # transposed view, which inductor's checks of the outputs' strides would refuse)
+    out = [x.new_empty(0) if dx is None else dx, *d_state0,
+           *(grads[n].contiguous() if n in grads else torch.zeros_like(t) for n, t in p.items() if n != RECURRENT_MASK)]
     seen = set()  # an operator's outputs share no memory: a bias's gradient that is a slice of
     for k, t in enumerate(out):  # another's (the C++'s sum of dL/dz_t) is copied
-        if t.untyped_storage().data_ptr() in seen:
+        base = t.data_ptr() - t.storage_offset() * t.element_size()  # (its storage's start)
+        if base in seen:
             out[k] = t.clone()
-        seen.add(t.untyped_storage().data_ptr())
+        seen.add(base)
     return out[0], out[1:1 + len(state0)], out[1 + len(state0):]
 
 
-@compiled_backward.register_fake
+@torch.library.register_fake("rnnlab::compiled_backward")
 def _(spec, names, x, state0, params, mask, keep, saved, d_seqs, need_dx):
     return (torch.empty_like(x) if need_dx else x.new_empty(0), [torch.empty_like(s) for s in state0],
             [torch.empty_like(t) for n, t in zip(names.split(","), params) if n != RECURRENT_MASK])
@@ -446,6 +473,7 @@ def _setup(ctx, inputs, output):
     ctx.spec, ctx.names, ctx.n = spec, names, (len(state0), len(params), len(keep))
     ctx.need_dx = x.requires_grad
     ctx.mark_non_differentiable(*output[len(state0):])  # (no zero gradients made for them)
+    ctx.set_materialize_grads(False)  # a state sequence nobody used: None, not a zero tensor
     ctx.save_for_backward(x, mask, *state0, *params, *keep, *output)
 
 
@@ -463,7 +491,18 @@ def _backward(ctx, d_saved):
             [None] * n_keep)
 
 
-compiled_forward.register_autograd(_backward, setup_context=_setup)
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("rnnlab::compiled_backward has no derivative (no double backward through the "
+                       "compiled engine under torch.compile)")
+
+
+torch.library.impl("rnnlab::compiled_forward", "CompositeExplicitAutograd", _forward_op)
+torch.library.impl("rnnlab::compiled_backward", "CompositeExplicitAutograd", _backward_op)
+torch.library.register_autograd("rnnlab::compiled_forward", _backward, setup_context=_setup)
+torch.library.register_autograd("rnnlab::compiled_backward", _no_double_backward)
+#: the operators as dynamo records them, and as the tests check them
+compiled_forward = torch.ops.rnnlab.compiled_forward.default
+compiled_backward = torch.ops.rnnlab.compiled_backward.default
 
 
 def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tensor, ...]:

@@ -19,7 +19,8 @@ class Model(torch.nn.Module):
 
     def __init__(self, layer):
         super().__init__()
-        self.rnn, self.out = layer, torch.nn.Linear(layer.hidden_size * (1 + layer.bidirectional), 2)
+        width = getattr(layer, "output_size", None) or layer.hidden_size  # (an output cell's: O)
+        self.rnn, self.out = layer, torch.nn.Linear(width * (1 + layer.bidirectional), 2)
 
     def forward(self, x, lengths=None):
         h, _ = self.rnn(x, lengths=lengths)
@@ -108,6 +109,7 @@ FULLGRAPH_LAYERS = [
     lambda: rnnlab.ResidualRNN(I, H, gated=True),
     lambda: rnnlab.DeepTransitionRNN(I, H, depth=3, skip=True),
     lambda: rnnlab.RNN(I, H, nonlinearity="relu", bias=False),
+    lambda: rnnlab.OutputRecurrentRNN(I, H, 3, recurrent_dropout=0.3),
 ]
 
 
@@ -143,6 +145,87 @@ def check_sizes(model, compiled, layer):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
         for a, b in zip(g_got, g_want):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["compiled", "loop"])
+def test_compile_of_the_output_recurrent_rnn(engine, compiled_runs):
+    """OutputRecurrentRNN with recurrent dropout (and, on ``loop``, layer normalisation, which
+    the compiled engine does not run for the output cells) under torch.compile: outputs and
+    gradients equal eager's; on ``compiled`` one graph (``fullgraph=True``; ``loop`` runs its
+    time loop outside the graph). Its cell's products once read ``super().products``, which
+    dynamo took for the property object."""
+    if engine == "compiled" and not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    options = {"recurrent_dropout": 0.3} if engine == "compiled" else {"recurrent_dropout": 0.3, "layer_norm": True}
+    layer = rnnlab.OutputRecurrentRNN(I, H, 3, engine=engine, **options)
+    model = Model(layer)
+    compiled = torch.compile(model, fullgraph=engine == "compiled")
+    with torch._inductor.config.patch(fallback_random=True):
+        for T, B in [(6, 3), (9, 4)]:
+            x = torch.randn(T, B, I)
+            lengths = torch.randint(1, T + 1, (B,))
+            lengths[0] = T
+            torch.manual_seed(1)
+            got, g_got = compiled(x, lengths), grads(model, x, lengths, compiled)
+            torch.manual_seed(1)
+            want, g_want = model(x, lengths), grads(model, x, lengths)
+            assert layer.last_engine == engine
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+            for a, b in zip(g_got, g_want):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda: rnnlab.LSTM(I, H, layer_norm=True), lambda: rnnlab.GRU(I, H, zoneout=0.2)])
+def test_compiled_backward_twice_through_a_retained_graph(make, compiled_runs):
+    """The compiled engine's backward operator runs in place on the sequences its forward saved
+    and marks them spent: a second backward through the same graph (``retain_graph``) runs the
+    forward loop again and gets eager's gradients again (accumulated: twice the first)."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    layer = make()
+    layer.engine = "compiled"
+    model = Model(layer).eval()  # (zoneout: its expectation, the same in both)
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(6, 3, I)
+    lengths = torch.tensor([6, 2, 4])
+    sums = []
+    for m in (compiled, model):
+        model.zero_grad()
+        loss = m(x, lengths).square().sum()
+        loss.backward(retain_graph=True)
+        first = [p.grad.clone() for p in model.parameters()]
+        loss.backward()
+        sums.append((first, [p.grad.clone() for p in model.parameters()]))
+    (c1, c2), (e1, e2) = sums
+    for a, b, c, d in zip(c1, e1, c2, e2):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(c, d, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(c, 2 * a, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [0, 1])
+def test_compiled_backward_with_either_matrix_kernel(kernel, compiled_runs, monkeypatch):
+    """The backward operator's weight gradients come out as its fake kernel says (contiguous)
+    whichever kernel rnnlab.linalg picked for sum_t d_t^T a_t: torch's BLAS (0) or oneDNN (1),
+    whose product is a transposed view; outputs and gradients equal eager's."""
+    from rnnlab import linalg
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    if kernel and not linalg.onednn_available():
+        pytest.skip("no oneDNN here")
+    monkeypatch.setattr(linalg, "_pick", lambda key, candidates: min(kernel, len(candidates) - 1))
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = Model(rnnlab.LSTM(32, 64, engine="compiled"))  # (big enough for linalg's choice)
+    compiled = torch.compile(model, fullgraph=True)
+    x, lengths = torch.randn(20, 16, 32), torch.full((16,), 20)
+    torch.testing.assert_close(compiled(x, lengths), model(x, lengths), atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads(model, x, lengths, compiled), grads(model, x, lengths)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_compiled_operators_pass_opcheck(compiled_runs):

@@ -114,7 +114,7 @@ template <typename T> struct Product {
         zcol(zcol_), blocks(blocks_) {
     const Tensor W = c.p.at(weight).narrow(0, row0, N);
     K = W.size(1);
-    fw = transposed<T>(W, c.Tn, wT);
+    fw = c.given.empty() ? transposed<T>(W, c.Tn, wT) : rnnlab_blas::op_t<T>(W);  // (a backward's run: unused)
     bw = rnnlab_blas::op<T>(W);
     if (masked && c.rmask.defined()) m = ptr<T>(c.rmask);
     own_in = !in_seq.defined() || m;
