@@ -68,7 +68,7 @@ from ..cells.output_feedback_cell import OutputFeedbackCell
 from ..cells.output_recurrent_cell import OutputRecurrentCell
 from ..cells.residual_rnn_cell import ResidualRNNCell
 from ..cells.rnn_cell import RNNCell
-from ..linalg import MIN_MACS, mm, outer_sum
+from ..linalg import MIN_MACS, mm, onednn_allowed, outer_sum
 from . import bptt
 from .call import Call
 
@@ -80,7 +80,7 @@ log = logging.getLogger("rnnlab")
 CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 #: the C++ sources, compiled.cpp (the module) first; the build's hash covers these and HEADERS
 SOURCES = [os.path.join(CSRC, f) for f in ("compiled.cpp", "lstm.cpp", "gru.cpp", "rnn.cpp")]
-HEADERS = [os.path.join(CSRC, f) for f in ("driver.h", "common.h", "blas.h")]
+HEADERS = [os.path.join(CSRC, f) for f in ("driver.h", "common.h", "blas.h", "onednn.h")]
 
 #: instruction-set flags per torch CPU capability: the build is named after the capability, so a
 #: cache shared by different machines never loads code built for another processor
@@ -317,7 +317,7 @@ def _run(cfg, p: Params, x: torch.Tensor, state0: State, mask, saved=()):
     xw = mm(x.reshape(T * B, I), W.t()).view(T, B, -1) if big else None
     zoned = isinstance(mask, tuple)
     return _ops().Run(cfg, p, x, xw, list(state0), None if zoned else mask, list(mask) if zoned else [],
-                      list(saved))
+                      list(saved), onednn_allowed(x.dtype))
 
 
 def _gradients(run, d_seqs, x: torch.Tensor, p: Params, need_dx: bool):

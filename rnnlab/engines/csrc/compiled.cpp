@@ -62,10 +62,10 @@ std::shared_ptr<Run> make(Ctx<T>&& c) {
 template <typename T>
 std::shared_ptr<Run> make_run(const Config& cfg, Params p, const Tensor& x0, c10::optional<Tensor> xw,
                               std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep,
-                              std::vector<Tensor> saved) {
+                              std::vector<Tensor> saved, bool onednn) {
   at::NoGradGuard no_grad;
   Ctx<T> c;
-  c.cfg = cfg, c.opts = x0.options(), c.given = std::move(saved);
+  c.cfg = cfg, c.opts = x0.options(), c.given = std::move(saved), c.onednn = onednn;
   const bool rebuilt = !c.given.empty();  // for the backward: the forward's sequences given
   const Tensor x = x0.contiguous();
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), G = cfg.gates(), n = cfg.states();
@@ -161,12 +161,12 @@ using namespace rnnlab_compiled;
 
 std::shared_ptr<Run> run(const Config& cfg, Params p, const Tensor& x, c10::optional<Tensor> xw,
                          std::vector<Tensor> state0, c10::optional<Tensor> mask, std::vector<Tensor> keep,
-                         std::vector<Tensor> saved) {
+                         std::vector<Tensor> saved, bool onednn) {
   cfg.check();
   TORCH_CHECK_VALUE(x.device().is_cpu() && x.dim() == 3 && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
                     "rnnlab compiled: the input must be float32 or float64 (T, B, I) on the CPU, got ", x.toString(), " ", shape(x.sizes()));
-  if (x.scalar_type() == at::kDouble) return make_run<double>(cfg, p, x, xw, state0, mask, keep, saved);
-  return make_run<float>(cfg, p, x, xw, state0, mask, keep, saved);
+  if (x.scalar_type() == at::kDouble) return make_run<double>(cfg, p, x, xw, state0, mask, keep, saved, false);
+  return make_run<float>(cfg, p, x, xw, state0, mask, keep, saved, onednn);
 }
 
 // a direct Python module, not torch operators: generation makes one call per step, and torch's
@@ -189,10 +189,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("output_activation", &Config::output_activation)
       .def("check", &Config::check, "raise ValueError on a combination the engine does not run")
       .def("parameters", &Config::parameters, "the names of the tensors a run reads");
+  m.def("set_onednn", [](const std::string& how) {
+    const char* const names[] = {"measure", "always", "never"};
+    for (int k = 0; k < 3; ++k) if (how == names[k]) return void(rnnlab_onednn::policy() = k);
+    TORCH_CHECK_VALUE(false, "rnnlab compiled: set_onednn takes measure, always or never, got ", how);
+  }, "how float32 per-step products choose oneDNN: measure (by timing, the default), always, never");
   py::class_<Run, std::shared_ptr<Run>>(m, "Run", "one call's time loops")
       .def(py::init(&run), py::arg("config"), py::arg("params"), py::arg("x"), py::arg("xw"), py::arg("state0"),
-           py::arg("mask"), py::arg("keep"), py::arg("saved") = std::vector<Tensor>(),
-           "saved: the forward's sequences (saved()) of the same call, to run its backward alone")
+           py::arg("mask"), py::arg("keep"), py::arg("saved") = std::vector<Tensor>(), py::arg("onednn") = false,
+           "saved: the forward's sequences (saved()) of the same call, to run its backward alone; onednn: "
+           "the per-step products may take oneDNN where it measures faster")
       .def("forward", &Run::forward, "the forward loop: the states (T+1, B, S_k), row 0 the initial")
       .def("saved", &Run::saved, "the sequences the backward reads, the states (T+1, B, S_k) first")
       .def("backward", &Run::backward, "the backward loop: (dL/dxw, [dL/dstate_0], [(name, d, a)])");
