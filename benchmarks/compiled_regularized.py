@@ -6,7 +6,9 @@ outputs) of a one-layer LSTM over a (T, B, I) batch, T = 100, at the benchmark s
 draws its masks every step). Each row is rnnlab's tokens per second over torch.nn.LSTM's (no
 regularization: the reference a user would otherwise train) measured in the same run: every
 round runs each measurement once in a fresh random order, each timing at least 50 ms of
-back-to-back steps; the figures are medians over the rounds.
+back-to-back steps; the figures are medians over the rounds. The peephole rows also give the
+ratio scaled by their matrix arithmetic (benchmarks/compiled_engine.py ``matrix_work``: full
+peepholes add 3 H x H products to the LSTM's 4 H (I + H); at I = H that is 11/8), in brackets.
 
     python benchmarks/compiled_regularized.py [--sizes 16/64/128 ...] [--rounds 5] [--threads N]
 """
@@ -20,6 +22,8 @@ import torch
 
 import rnnlab
 from rnnlab.bench import MIN_TIMING, time_once
+
+from compiled_engine import matrix_work
 
 SIZES = ["16/64/128", "32/128/256", "32/64/512", "64/512/512"]
 OPTIONS = {"plain": {}, "layer_norm": {"layer_norm": True}, "zoneout 0.1": {"zoneout": 0.1},
@@ -62,8 +66,14 @@ def main() -> None:
         for (name, m), ts in zip(runs[1:], times[1:]):
             assert m.last_engine == name.split()[-1], (name, m.last_engine)
         tokens = [100 * B / statistics.median(ts) for ts in times]
-        print(f"| {size} | {tokens[0]:,.0f} | " + " | ".join(f"{t:,.0f} ({t / tokens[0]:.2f}x)" for t in tokens[1:]) + " |",
-              flush=True)
+        cells = []
+        for (name, _), t in zip(runs[1:], tokens[1:]):
+            cell = f"{t:,.0f} ({t / tokens[0]:.2f}x)"
+            if name.startswith("peephole"):
+                label = f"lstm peephole={name.split()[1]}"
+                cell += f" [{t / tokens[0] * matrix_work(label, I, H) / matrix_work('lstm', I, H):.2f}x]"
+            cells.append(cell)
+        print(f"| {size} | {tokens[0]:,.0f} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,25 @@ def test_onednn_route_equals_blas_and_bptt(onednn, cls, options, reg):
     assert linear_calls(layer, x, hx, lengths) > 0
 
 
+@pytest.mark.parametrize("options", [{"peephole": "full"}, {"peephole": "full", "peephole_candidate": True}])
+@pytest.mark.parametrize("reg", ["all", "masks"])
+def test_full_peepholes_stacked_product(onednn, options, reg):
+    """From 16 steps the full peepholes' products of C_{t-1} are one product of the stacked
+    weights [W_ci; W_cf; W_cc], a route of its own."""
+    torch.manual_seed(4)
+    layer = rnnlab.LSTM(6, 8, num_layers=2, bidirectional=True, **options, **REGULARIZERS[reg])
+    x, hx = make_inputs(layer, T=18, B=4, dtype=torch.float32)
+    lengths = torch.tensor([18, 3, 16, 9])
+    results = {}
+    for how in ("never", "always"):
+        onednn(how)
+        results[how] = seeded(layer, "compiled", x, hx, lengths)
+    results["bptt"] = seeded(layer, "bptt", x, hx, lengths)
+    (v0, g0), (v1, g1), (v2, g2) = results["never"], results["always"], results["bptt"]
+    for a, b, c in zip(v0 + list(g0), v1 + list(g1), v2 + list(g2)):
+        assert_rounding_apart(a.detach(), b.detach(), c.detach())
+
+
 @pytest.mark.parametrize("cls", [rnnlab.LSTM, rnnlab.GRU])
 def test_route_not_taken_where_it_must_not_be(onednn, cls):
     """Forced on: still never in deterministic mode (the BLAS fixed, bits reproducible) nor for

@@ -107,11 +107,8 @@ template <typename T> struct Product {
   bool own_in, own_d;
   rnnlab_blas::Op<T> fw, bw;        // W^T (the forward's operand), W (the backward's)
   Tensor wT, in, u, inv, d, tmp;    // in~; LN's y, then du (T, B, N), 1/s (T, B, blocks); dout
-  // oneDNN's route (onednn.h): W^T, W in its layout (the latter made at the first backward
-  // step, where it measures faster), this step's product; Tn the steps it serves
-  Tensor packed, packed_back, y, W;
-  bool back_checked = false;
-  int64_t Tn;
+  Route<T> route;                   // oneDNN's, where faster (onednn.h)
+  const T* yo = nullptr;            // this step's in~ W^T on it
   const T *m = nullptr, *b = nullptr, *g = nullptr;
   Acc<T> db, dg;
 
@@ -119,11 +116,10 @@ template <typename T> struct Product {
           bool masked, std::string b_ = "", std::string g_ = "", int64_t blocks_ = 1)
       : weight(w), bias(c.cfg.bias ? b_ : ""), gain(c.cfg.layer_norm ? g_ : ""), N(N_), B(c.B),
         zcol(zcol_), blocks(blocks_) {
-    W = c.p.at(weight).narrow(0, row0, N), Tn = c.Tn;
+    const Tensor W = c.p.at(weight).narrow(0, row0, N);
     K = W.size(1);
     fw = c.given.empty() ? transposed<T>(W, c.Tn, wT) : rnnlab_blas::op_t<T>(W);  // (a backward's run: unused)
-    if (!std::is_same<T, float>::value || !c.onednn) back_checked = true;
-    else if (c.given.empty() && rnnlab_onednn::faster(W, B, Tn)) packed = rnnlab_onednn::pack(W, B);
+    route.init(W, B, c.Tn, c.onednn, c.given.empty());
     bw = rnnlab_blas::op<T>(W);
     if (masked && c.rmask.defined()) m = ptr<T>(c.rmask);
     own_in = !in_seq.defined() || m;
@@ -149,7 +145,7 @@ template <typename T> struct Product {
   // product() the matrix product (into y_t under layer norm, else into out; oneDNN's: a new
   // y), then finish_row() for every row r where rowwise(): LN(y) times the gain added into out,
   // oneDNN's y added, the own bias
-  bool rowwise() const { return g || (zcol < 0 && b) || packed.defined(); }
+  bool rowwise() const { return g || (zcol < 0 && b) || route.fw.defined(); }
   void product(int64_t t, const T* x, T* out, int64_t ldo, bool acc) {
     if (own_in) {
       T* s = in_at(t);
@@ -157,14 +153,14 @@ template <typename T> struct Product {
       else if (s != x) std::memcpy(s, x, B * K * sizeof(T));
       x = s;
     }
-    if (packed.defined()) y = rnnlab_onednn::linear(reinterpret_cast<const float*>(x), B, K, packed);
-    else if (g) rnnlab_blas::mm<T>(at_step<T>(u, t), N, x, K, fw, B, T(0));
+    if ((yo = route.forward(x, K))) return;
+    if (g) rnnlab_blas::mm<T>(at_step<T>(u, t), N, x, K, fw, B, T(0));
     else rnnlab_blas::mm<T>(out, ldo, x, K, fw, B, T(acc ? 1 : 0));
   }
   void finish_row(int64_t t, int64_t r, T* out, int64_t ldo, bool acc) const {
     const T* bb = zcol < 0 ? b : nullptr;
     T* __restrict__ o = out + r * ldo;
-    const T* __restrict__ pr = packed.defined() ? ptr<T>(y) + r * N : nullptr;
+    const T* __restrict__ pr = yo ? yo + r * N : nullptr;
     if (!g) {
       if (pr) for (int64_t j = 0; j < N; ++j) o[j] = (acc ? o[j] : T(0)) + pr[j];
       if (bb) for (int64_t j = 0; j < N; ++j) o[j] += bb[j];
@@ -198,21 +194,10 @@ template <typename T> struct Product {
   }
   void product_back(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {
     if (T* dt = dstore(t)) dout = dt, ld = N;
-    if (!back_checked) {
-      back_checked = true;
-      const Tensor Wt = W.t().contiguous();  // (dout's rows apart: BLAS, which reads strides)
-      if (ld == N && rnnlab_onednn::faster(Wt, B, Tn)) packed_back = rnnlab_onednn::pack(Wt, B);
-    }
-    const bool dnnl = packed_back.defined() && ld == N;
-    if (!m && !dnnl) return rnnlab_blas::mm<T>(din, K, dout, ld, bw, B, T(acc ? 1 : 0));
-    T* q = ptr<T>(tmp);
-    if (dnnl) q = ptr<T>(y = rnnlab_onednn::linear(reinterpret_cast<const float*>(dout), B, N, packed_back));
-    else rnnlab_blas::mm<T>(q, K, dout, ld, bw, B, T(0));
-    if (!m) {
-      for (int64_t k = 0; k < B * K; ++k) din[k] = (acc ? din[k] : T(0)) + q[k];
-      return;
-    }
-    for (int64_t k = 0; k < B * K; ++k) din[k] = (acc ? din[k] : T(0)) + m[k] * q[k];
+    const T* q = route.backward(dout, ld);
+    if (!m && !q) return rnnlab_blas::mm<T>(din, K, dout, ld, bw, B, T(acc ? 1 : 0));
+    if (!q) rnnlab_blas::mm<T>(ptr<T>(tmp), K, dout, ld, bw, B, T(0)), q = ptr<T>(tmp);
+    for (int64_t k = 0; k < B * K; ++k) din[k] = (acc ? din[k] : T(0)) + (m ? m[k] * q[k] : q[k]);
   }
   void backward(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {
     if (prepares()) rows(B, N, [&](int64_t r) { prepare_row(t, r, dout, ld); });

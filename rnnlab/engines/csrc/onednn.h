@@ -47,12 +47,12 @@ inline Tensor pack(const Tensor& W, int64_t B) {
   return call(h, {W.contiguous(), c10::IValue(B)});
 }
 
-// x (B, K) W^T -> a new (B, N), W packed by pack()
-inline Tensor linear(const float* x, int64_t B, int64_t K, const Tensor& packed) {
-  const Tensor xt = at::from_blob(const_cast<float*>(x), {B, K}, at::TensorOptions().dtype(at::kFloat));
+// x (B, K), rows ld apart (K: contiguous), times W^T -> a new (B, N), W packed by pack()
+inline Tensor linear(const float* x, int64_t B, int64_t K, int64_t ld, const Tensor& packed) {
   static const c10::OperatorHandle h = op("mkldnn::_linear_pointwise");
-  return call(h,
-              {xt, packed, c10::IValue(), "none", c10::List<c10::optional<at::Scalar>>(), c10::IValue(std::string(""))});
+  const Tensor xt = at::from_blob(const_cast<float*>(x), {B, K}, {ld, 1}, at::TensorOptions().dtype(at::kFloat));
+  return call(h, {ld == K ? xt : xt.contiguous(), packed, c10::IValue(), "none",
+                  c10::List<c10::optional<at::Scalar>>(), c10::IValue(std::string(""))});
 }
 
 // the least of n timings of f, in seconds
@@ -80,7 +80,7 @@ inline std::array<double, 3> timings(const Tensor& W, int64_t B) {
   const auto op = rnnlab_blas::op<float>(wT);  // as the time loops read W^T over many steps
   const Tensor packed = pack(W, B);
   auto blas = [&] { rnnlab_blas::mm<float>(y.data_ptr<float>(), N, x.data_ptr<float>(), K, op, B, 0.0f); };
-  auto dnnl = [&] { linear(x.data_ptr<float>(), B, K, packed); };
+  auto dnnl = [&] { linear(x.data_ptr<float>(), B, K, K, packed); };
   blas(), dnnl();  // warm-up: caches, oneDNN's kernel generation
   const std::array<double, 3> t = {least(5, blas), least(5, dnnl), least(2, [&] { pack(W, B); })};
   return known[key] = t;
@@ -96,3 +96,41 @@ inline bool faster(const Tensor& W, int64_t B, int64_t steps) {
 }
 
 }  // namespace rnnlab_onednn
+
+namespace rnnlab_compiled {
+
+using at::Tensor;
+
+// The route of one weight W (N, K) over a call: the forward's products x W^T and the backward's
+// d W on oneDNN each where faster() says so (the backward's decided at its first step, so that
+// a call without one reorders nothing), else nullptr from forward() / backward(): the BLAS's.
+template <typename T> struct Route {
+  Tensor W, fw, bw, y;  // the weight; it in oneDNN's layout for each product; the last product
+  int64_t B = 0, Tn = 0;
+  bool back_open = false;  // the backward's choice still to make
+
+  void init(const Tensor& W_, int64_t B_, int64_t Tn_, bool on, bool forward) {
+    if (!std::is_same<T, float>::value || !on) return;
+    W = W_, B = B_, Tn = Tn_, back_open = true;
+    if (forward && rnnlab_onednn::faster(W, B, Tn)) fw = rnnlab_onednn::pack(W, B);
+  }
+  // x (B, K) W^T (B, N), rows of x ld apart
+  const T* forward(const T* x, int64_t ld) {
+    if (!fw.defined()) return nullptr;
+    y = rnnlab_onednn::linear(reinterpret_cast<const float*>(x), B, W.size(1), ld, fw);
+    return y.template data_ptr<T>();
+  }
+  // d (B, N) W (B, K), rows of d ld apart
+  const T* backward(const T* d, int64_t ld) {
+    if (back_open) {
+      back_open = false;
+      const Tensor Wt = W.t().contiguous();
+      if (rnnlab_onednn::faster(Wt, B, Tn)) bw = rnnlab_onednn::pack(Wt, B);
+    }
+    if (!bw.defined()) return nullptr;
+    y = rnnlab_onednn::linear(reinterpret_cast<const float*>(d), B, W.size(0), ld, bw);
+    return y.template data_ptr<T>();
+  }
+};
+
+}  // namespace rnnlab_compiled
