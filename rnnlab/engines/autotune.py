@@ -181,9 +181,10 @@ def wants_grad(layer, x: torch.Tensor) -> bool:
 
 def shape_class(layer, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> tuple:
     """What of a call decides the fastest engine, beyond the configuration: (T's bucket, B,
-    lengths or not, gradients or not, torch's CPU threads). ``x`` is time-major (T, B, I)."""
+    lengths or not, gradients or not, torch's CPU threads, torch's deterministic mode, which
+    fixes the products' kernel: rnnlab.linalg). ``x`` is time-major (T, B, I)."""
     return (t_bucket(x.shape[0]), x.shape[1], lengths is not None, wants_grad(layer, x),
-            torch.get_num_threads())
+            torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
 
 
 def _device_name(device: torch.device) -> str:
@@ -200,7 +201,8 @@ def class_key(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_st
     return (f"{type(layer).__module__}.{type(layer).__qualname__}({layer.extra_repr()}) "
             f"cells=[{'; '.join(cells)}] training={layer.training} return_states={return_states} "
             f"dtype={str(x.dtype).replace('torch.', '')} device={_device_name(x.device)} "
-            f"T<={T} B={B} lengths={lengths is not None} grad={wants_grad(layer, x)} threads={threads}")
+            f"T<={T} B={B} lengths={lengths is not None} grad={wants_grad(layer, x)} threads={threads}"
+            f"{' deterministic' if torch.are_deterministic_algorithms_enabled() else ''}")
 
 
 # ------------------------------------------------------------------ the compiled engine's build

@@ -376,7 +376,7 @@ def _engine_key(layer: RecurrentLayer, return_states: bool, x: Optional[torch.Te
     changed), its training flag, each cell's class and options (``extra_repr``), and the call:
     ``return_states``, states given (teacher forcing), the input's dtype and device and its shape
     class (:func:`rnnlab.engines.autotune.shape_class`: T's bucket, B, lengths or not, gradients
-    or not)."""
+    or not, threads, deterministic mode)."""
     cells = tuple((type(c), c.extra_repr()) for c in layer._cells)
     call = None if x is None else (x.dtype, x.device, autotune.shape_class(layer, x, lengths))
     return layer.__dict__.get("_version", 0), layer.training, cells, return_states, given, call

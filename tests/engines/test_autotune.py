@@ -194,8 +194,8 @@ def test_a_file_of_another_machine_is_not_read(monkeypatch):
 
 
 def test_shape_classes(monkeypatch):
-    """T shares a class within its power of two (and above 128); B, lengths, gradients and
-    evaluation mode make classes of their own."""
+    """T shares a class within its power of two (and above 128); B, lengths, gradients,
+    evaluation mode and torch's deterministic mode make classes of their own."""
     calls = []
     monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0}, calls))
     lstm = rnnlab.LSTM(3, 4)
@@ -209,6 +209,13 @@ def test_shape_classes(monkeypatch):
     lstm.eval()
     lstm(torch.randn(5, 2, 3))
     assert len(calls) == 6
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # (the products' kernel fixed)
+    try:
+        lstm(torch.randn(5, 2, 3))
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=True)
+    assert len(calls) == 7
     assert autotune.t_bucket(1) == 1 and autotune.t_bucket(33) == 64 and autotune.t_bucket(10**4) == 256
 
 
