@@ -81,7 +81,7 @@ log = logging.getLogger("rnnlab")
 CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 #: the C++ sources, compiled.cpp (the module) first; the build's hash covers these and HEADERS
 SOURCES = [os.path.join(CSRC, f) for f in ("compiled.cpp", "lstm.cpp", "gru.cpp", "rnn.cpp")]
-HEADERS = [os.path.join(CSRC, f) for f in ("driver.h", "common.h", "blas.h", "onednn.h")]
+HEADERS = [os.path.join(CSRC, f) for f in ("driver.h", "common.h", "blas.h", "onednn.h", "pool.h")]
 
 #: instruction-set flags per torch CPU capability: the build is named after the capability, so a
 #: cache shared by different machines never loads code built for another processor
@@ -173,6 +173,14 @@ def _build():
 def compiled_available() -> bool:
     """Whether the compiled engine runs here (builds it on the first call)."""
     return _ops() is not None
+
+
+def empty_cache() -> int:
+    """Hand back to the system the memory the compiled engine keeps for its next calls (the
+    blocks of its freed sequences: ``csrc/pool.h``); the bytes handed back, 0 where the engine is
+    not loaded. As ``torch.cuda.empty_cache``: for another program's sake, never needed for
+    rnnlab's."""
+    return _module.empty_cache() if _module is not None else 0
 
 
 @torch.compiler.assume_constant_result  # (under torch.compile: asked once while tracing)

@@ -194,6 +194,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     for (int k = 0; k < 3; ++k) if (how == names[k]) return void(rnnlab_onednn::policy() = k);
     TORCH_CHECK_VALUE(false, "rnnlab compiled: set_onednn takes measure, always or never, got ", how);
   }, "how float32 per-step products choose oneDNN: measure (by timing, the default), always, never");
+  m.def("empty_cache", &rnnlab_pool::empty_cache,
+        "hand the blocks the engine's sequences left for its next calls back to the system; the bytes");
+  m.def("set_pool_limit", [](size_t bytes) {
+    rnnlab_pool::Pool& p = rnnlab_pool::pool();
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.limit = bytes;
+  }, "the most bytes of freed blocks kept for later calls (0: none kept; blocks kept already stay)");
   py::class_<Run, std::shared_ptr<Run>>(m, "Run", "one call's time loops")
       .def(py::init(&run), py::arg("config"), py::arg("params"), py::arg("x"), py::arg("xw"), py::arg("state0"),
            py::arg("mask"), py::arg("keep"), py::arg("saved") = std::vector<Tensor>(), py::arg("onednn") = false,

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "onednn.h"
+#include "pool.h"
 
 #include <array>
 #include <map>
@@ -86,7 +87,7 @@ template <typename T> struct Ctx {
   Tensor seq(int64_t S, int64_t steps = -1) {
     const std::array<int64_t, 3> dims = {steps < 0 ? Tn : steps, B, S};
     const at::IntArrayRef shape(dims);
-    if (given.empty()) return saved.emplace_back(at::empty(shape, opts));
+    if (given.empty()) return saved.emplace_back(rnnlab_pool::empty(shape, opts));
     const size_t k = saved.size();
     TORCH_CHECK_VALUE(k < given.size() && given[k].sizes() == shape && given[k].is_contiguous() &&
                       given[k].scalar_type() == opts.dtype(), "rnnlab compiled: saved tensor ", k,
