@@ -45,7 +45,7 @@ def main() -> None:
     ops = compiled._ops()
     if ops is None:
         raise SystemExit("the compiled engine is not available here")
-    limit = ops.set_pool_limit  # (restored to the default below: set_pool_limit(1 << 30))
+    limit, default = ops.set_pool_limit, ops.set_pool_limit(1 << 30)
     print(f"| size | option | mode | torch's allocator ms | cache ms | ratio |\n|---|---|---|---|---|---|")
     for size in args.sizes:
         B, I, H = map(int, size.split("/"))
@@ -65,14 +65,14 @@ def main() -> None:
             for r in range(args.rounds):
                 for name, m in layers.items():
                     for a in (("torch", "cache") if r % 2 else ("cache", "torch")):
-                        limit(0 if a == "torch" else 1 << 30)
+                        limit(0 if a == "torch" else default)
                         compiled.empty_cache()
                         times[(name, a)].append(timing(lambda: step(m)))
             for name in layers:
                 t, c = times[(name, "torch")], times[(name, "cache")]
                 ratio = statistics.median(a / b for a, b in zip(t, c))
                 print(f"| {size} | {name} | {mode} | {statistics.median(t):.2f} | {statistics.median(c):.2f} | {ratio:.2f} |")
-    limit(1 << 30)
+    limit(default)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ LIMIT = 1 << 30
 
 @pytest.fixture
 def pool():
-    """The engine's module with the cache emptied and its limit 1 GiB, both again after."""
+    """The engine's module with the cache emptied and its limit 1 GiB; emptied and the limit as
+    it was after."""
     ops = compiled._ops()
     ops.set_onednn("never")  # (one kernel: the comparisons are bit for bit)
-    ops.set_pool_limit(LIMIT)
+    default = ops.set_pool_limit(LIMIT)
     compiled.empty_cache()
     yield ops
-    ops.set_pool_limit(LIMIT)
+    ops.set_pool_limit(default)
     ops.set_onednn("measure")
     compiled.empty_cache()
 

@@ -199,8 +199,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_pool_limit", [](size_t bytes) {
     rnnlab_pool::Pool& p = rnnlab_pool::pool();
     std::lock_guard<std::mutex> lock(p.mu);
-    p.limit = bytes;
-  }, "the most bytes of freed blocks kept for later calls (0: none kept; blocks kept already stay)");
+    std::swap(p.limit, bytes);
+    return bytes;
+  }, "the most bytes of freed blocks kept for later calls (0: none kept; blocks kept already stay); the limit before");
   py::class_<Run, std::shared_ptr<Run>>(m, "Run", "one call's time loops")
       .def(py::init(&run), py::arg("config"), py::arg("params"), py::arg("x"), py::arg("xw"), py::arg("state0"),
            py::arg("mask"), py::arg("keep"), py::arg("saved") = std::vector<Tensor>(), py::arg("onednn") = false,
