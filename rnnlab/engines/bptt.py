@@ -29,6 +29,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from .. import compiler
 from ..cells.cell import block_norm, block_norm_backward, input_projection, weight_rows
 from ..linalg import mm, outer_sum
 from .call import Call
@@ -258,7 +259,7 @@ def run_bptt(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     return apply(call, names, xw, *state0, *call.given.values(), *call.p.values())
 
 
-@torch.compiler.disable
+@compiler.disable
 def _apply_eagerly(*args):
     """BPTTFunction outside dynamo's graph: traced, its Python time loop would be unrolled and its
     per-step lists guarded on (``len(self.v[j])``), one more compilation per step up to dynamo's

@@ -60,6 +60,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from .. import compiler
 from ..cells.cell import Params, RecurrentCell, State
 from ..cells.deep_transition_cell import DeepTransitionCell
 from ..cells.gru_cell import GRUCell
@@ -183,7 +184,7 @@ def empty_cache() -> int:
     return _module.empty_cache() if _module is not None else 0
 
 
-@torch.compiler.assume_constant_result  # (under torch.compile: asked once while tracing)
+@compiler.assume_constant_result  # (under torch.compile: asked once while tracing)
 def compiled_broken() -> Optional[str]:
     """Why the compiled engine cannot run here, or None if it can."""
     return None if _ops() is not None else _broken
@@ -258,7 +259,7 @@ def _config(spec: str):
     return cfg
 
 
-@torch.compiler.assume_constant_result
+@compiler.assume_constant_result
 def _why_not(spec: str, names: Optional[Tuple[str, ...]], cls: str) -> Optional[str]:
     """Why the engine cannot run the configuration ``spec`` of a cell of class ``cls`` with the
     tensors ``names`` (None: unknown), or None. Under torch.compile: called once while tracing,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Tuple
 
 import torch
+from .. import compiler
 
 from ..cells.cell import input_projection, step
 from .call import Call
@@ -34,7 +35,7 @@ def _time_loop(call: Call, xw: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]
     return tuple(torch.stack(seq) for seq in seqs)
 
 
-@torch.compiler.disable
+@compiler.disable
 def _time_loop_eagerly(call: Call, xw: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     """The time loop outside dynamo's graph: traced, it would be unrolled to the length seen and
     compiled again for every new length; run as it is, it costs one graph break."""

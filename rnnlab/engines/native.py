@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 import torch
 from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from .. import compiler
 
 KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
 
@@ -42,7 +43,7 @@ def native_is_fastest(layer, x: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
-@torch.compiler.disable
+@compiler.disable
 def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
                lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Run the whole stack with torch's kernel. x (T, B, I) time-major; hx one (L*D, B, H) tensor
