@@ -3,6 +3,7 @@ gives the same values and gradients, bit for bit, whether its memory is cached o
 second call of the same shape takes the first's blocks (the cache does not grow); the limit
 holds; ``empty_cache`` hands everything back; calls from two threads at once stay correct.
 """
+import os
 import threading
 
 import pytest
@@ -104,3 +105,11 @@ def test_two_threads_share_the_cache(pool):
     for k in range(2):
         for a, b in zip(alone, results[k]):
             assert torch.allclose(a, b, rtol=0, atol=0)
+
+
+def test_the_default_limit_is_an_eighth_of_the_memory_at_most_512_mib():
+    ops = compiled._ops()
+    default = ops.set_pool_limit(0)
+    ops.set_pool_limit(default)
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert default == min(512 << 20, memory // 8)

@@ -6,7 +6,7 @@
 // write to each 4 KiB page of a new block is then a page fault (the kernel maps a fresh page and
 // zeroes it): for an evaluation forward of a layer-normalised LSTM, a third of its time. Blocks
 // freed here are kept for the next request of their size class instead, up to ``limit`` bytes in
-// all (an eighth of the memory, at most 1 GiB); empty_cache() hands them all back. With the limit
+// all (an eighth of the memory, at most 512 MiB); empty_cache() hands them all back. With the limit
 // 0 and nothing kept, torch's allocator serves (set_pool_limit, for comparisons).
 #pragma once
 
@@ -38,8 +38,8 @@ struct Pool {
   size_t cached = 0, limit = default_limit();
   static size_t default_limit() {
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    const size_t gib = size_t(1) << 30;
-    return pages > 0 && page > 0 ? std::min(gib, static_cast<size_t>(pages) * page / 8) : gib;
+    const size_t most = size_t(512) << 20;
+    return pages > 0 && page > 0 ? std::min(most, static_cast<size_t>(pages) * page / 8) : most;
   }
 };
 inline Pool& pool() {
