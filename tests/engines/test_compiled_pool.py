@@ -113,3 +113,14 @@ def test_the_default_limit_is_an_eighth_of_the_memory_at_most_512_mib():
     ops.set_pool_limit(default)
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert default == min(512 << 20, memory // 8)
+
+
+def test_a_shorter_batch_takes_a_longer_batchs_blocks(pool):
+    torch.manual_seed(0)
+    layer = rnnlab.LSTM(8, 16, engine="compiled", num_layers=2, layer_norm=True)
+    with torch.no_grad():
+        layer(torch.randn(12, 3, 8))
+        kept = compiled.empty_cache()
+        layer(torch.randn(12, 3, 8))
+        layer(torch.randn(10, 3, 8))  # (its sequences a class or two smaller than T = 12's)
+    assert compiled.empty_cache() == kept  # T = 12's blocks again, none added

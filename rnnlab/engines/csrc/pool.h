@@ -23,6 +23,9 @@
 namespace rnnlab_pool {
 
 constexpr size_t ALIGN = 64, HEADER = 64;  // a block: its size in the header, the data after it
+// a request whose class has no block takes one up to UP classes larger: batches of different
+// lengths (T a little shorter than the last batch's) reuse the longer batch's blocks
+constexpr int UP = 2;
 
 // the size classes 2^k (1 + q/4), q = 0..3: a block is less than a quarter larger than asked
 inline size_t size_class(size_t n) {
@@ -72,11 +75,14 @@ inline at::Tensor empty(at::IntArrayRef shape, const at::TensorOptions& opts) {
   {
     std::lock_guard<std::mutex> lock(p.mu);
     if (p.limit == 0 && p.cached == 0) return at::empty(shape, opts);  // no pool: torch's allocator
-    auto it = p.free.find(n);
-    if (it != p.free.end() && !it->second.empty()) {
-      base = it->second.back();
-      it->second.pop_back();
-      p.cached -= n;
+    size_t c = n;  // its own class first, then up to UP larger ones (a block keeps its size)
+    for (int up = 0; up <= UP && !base; ++up, c = size_class(c + 1)) {
+      auto it = p.free.find(c);
+      if (it != p.free.end() && !it->second.empty()) {
+        base = it->second.back();
+        it->second.pop_back();
+        p.cached -= c;
+      }
     }
   }
   if (!base) {
