@@ -7,6 +7,8 @@ start that much sooner.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -24,3 +26,20 @@ def assume_constant_result(fn):
     (tests/test_compiler.py holds the two equal)."""
     fn._dynamo_marked_constant = True
     return fn
+
+
+@contextlib.contextmanager
+def eager():
+    """Run real torch code while dynamo traces (inside an :func:`assume_constant_result`
+    function that measures, say): no fake tensors, and ``torch.compiler.is_compiling()`` False,
+    which torch 2.13 holds True for the whole compilation, not only in traced code."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+    flag = getattr(torch.compiler, "_is_compiling_flag", None)
+    try:
+        if flag is not None:
+            torch.compiler._is_compiling_flag = False
+        with unset_fake_temporarily():
+            yield
+    finally:
+        if flag is not None:
+            torch.compiler._is_compiling_flag = flag

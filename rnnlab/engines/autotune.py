@@ -32,6 +32,7 @@ try:
 except ImportError:  # Windows: writes stay atomic, concurrent ones may lose an entry
     fcntl = None
 
+from .. import compiler
 from .compiled import compiled_available, compiled_layer_unsupported, compiled_unsupported
 from .native import native_is_fastest, native_unsupported
 from .triton_engine import triton_unsupported
@@ -535,3 +536,19 @@ def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = 
         store_entry(key, {"engine": engine, "seconds": seconds, "trial_steps": min(x.shape[0], TRIAL_STEPS),
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return engine, None if final else until
+
+
+
+@compiler.assume_constant_result
+def traced_choice(layer, x: torch.Tensor, lengths: bool, grad: bool, x_grad: bool, training: bool,
+                  return_states: bool) -> str:
+    """``auto``'s engine for a call that torch.compile traces: :func:`choose_engine`'s for an
+    eager call of the same sizes (measured now, eagerly, if no choice is known), so that a
+    compiled model runs what the eager one runs. dynamo calls this once per trace, with ``x``
+    the real input of the call it traces (T, B, I), and takes the answer as a constant: no guard
+    on T's bucket, no recompilation per bucket. ``grad``: grad mode on; ``x_grad``: the input
+    requires gradients; ``training``: the layer's flag, passed so that dynamo guards on it."""
+    with compiler.eager(), torch.set_grad_enabled(grad):
+        x = torch.zeros(x.shape, dtype=x.dtype, device=x.device).requires_grad_(x_grad)
+        lens = torch.full((x.shape[1],), x.shape[0]) if lengths else None
+        return choose_engine(layer, x, lens, return_states)

@@ -194,14 +194,14 @@ class RecurrentLayer(nn.Module):
         if graph is not None:
             return graph
         if torch.compiler.is_compiling():
-            # no shape-class key (dynamo would guard on its T bucket, compiling the model again
-            # for each bucket) and no measurement: ``auto`` by its rules (the compiled engine on
-            # the CPU wherever it runs), ``scan`` as ``loop`` (inductor refuses scan's body:
-            # torch 2.13, docs/export.md)
+            # ``auto``: the engine an eager call of these sizes runs, asked once per trace (a
+            # constant: dynamo guards on no T bucket); ``scan`` as ``loop`` (inductor refuses
+            # scan's body: torch 2.13, docs/export.md)
             if self.engine == "scan":
                 return "loop"
             if self.engine == "auto" and not given:
-                return autotune.rule_choice(self, x, return_states)
+                return autotune.traced_choice(self, x, lengths is not None, torch.is_grad_enabled(),
+                                              x.requires_grad, self.training, return_states)
             return self._choose_engine(return_states, x, lengths, given)
         key = _engine_key(self, return_states, x, lengths, given)
         known = _ENGINE_VERDICTS.get(self)

@@ -311,3 +311,32 @@ def test_bench_auto_rows(monkeypatch):
     assert {r["engine"] for r in rows} == {"auto", "native", "bptt", "torch.nn"}
     table = format_auto_table(rows)
     assert table.count("\n") == 5 and "PackedSequence" in table
+
+
+@pytest.mark.parametrize("slow", ["native", "bptt"])
+def test_compiled_model_runs_the_engine_eager_auto_runs(monkeypatch, slow):
+    """Under torch.compile ``auto`` asks the same verdict as an eager call of the same sizes (one
+    trial for both): torch's kernel where it is the faster, ``bptt`` where that is; outputs and
+    gradients equal eager's."""
+    calls, natives = [], []
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 1.0, "bptt": 1.0, slow: 3.0}, calls))
+    run_native = recurrent_layer.run_native
+    monkeypatch.setattr(recurrent_layer, "run_native",
+                        torch.compiler.disable(lambda *a: natives.append(1) or run_native(*a)))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    lstm = rnnlab.LSTM(3, 4)
+    compiled = torch.compile(lstm)
+    x = torch.randn(5, 2, 3)
+    got = compiled(x)[0]
+    assert len(natives) == (slow == "bptt")
+    got.sum().backward()
+    g_got = [p.grad.clone() for p in lstm.parameters()]
+    lstm.zero_grad()
+    want = lstm(x)[0]
+    want.sum().backward()
+    fast = "bptt" if slow == "native" else "native"
+    assert lstm.last_engine == fast and len(calls) == 1  # (the eager call took the traced call's verdict)
+    torch.testing.assert_close(got, want)
+    for p, g in zip(lstm.parameters(), g_got):
+        torch.testing.assert_close(p.grad, g)
