@@ -82,7 +82,7 @@ log = logging.getLogger("rnnlab")
 CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 #: the C++ sources, compiled.cpp (the module) first; the build's hash covers these and HEADERS
 SOURCES = [os.path.join(CSRC, f) for f in ("compiled.cpp", "lstm.cpp", "gru.cpp", "rnn.cpp")]
-HEADERS = [os.path.join(CSRC, f) for f in ("driver.h", "common.h", "blas.h", "onednn.h", "pool.h")]
+HEADERS = [os.path.join(CSRC, f) for f in ("driver.h", "common.h", "blas.h", "onednn.h", "panels.h", "pool.h")]
 
 #: instruction-set flags per torch CPU capability: the build is named after the capability, so a
 #: cache shared by different machines never loads code built for another processor
@@ -138,7 +138,7 @@ def _build():
     import tempfile
     from torch.utils import cpp_extension
     cap = torch.backends.cpu.get_cpu_capability()
-    flags = ["-O3", "-fno-trapping-math", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
+    flags = ["-O3", "-fno-trapping-math", "-fopenmp", *ARCH_FLAGS.get(cap, [])]
     digest = hashlib.sha256(repr((flags, torch.__version__, sys.version_info[:2])).encode())
     for path in SOURCES + HEADERS:
         with open(path, "rb") as f:
@@ -157,7 +157,8 @@ def _build():
             build = tempfile.mkdtemp(prefix=f"build-{name}-", dir=cache)
             try:
                 module = cpp_extension.load(name=name, sources=SOURCES, is_python_module=True,
-                                            verbose=False, extra_cflags=flags, build_directory=build)
+                                            verbose=False, extra_cflags=flags, extra_ldflags=["-fopenmp"],
+                                            build_directory=build)
                 shutil.copyfile(module.__file__, library + ".tmp")
                 os.replace(library + ".tmp", library)
             finally:

@@ -194,6 +194,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     for (int k = 0; k < 3; ++k) if (how == names[k]) return void(rnnlab_onednn::policy() = k);
     TORCH_CHECK_VALUE(false, "rnnlab compiled: set_onednn takes measure, always or never, got ", how);
   }, "how float32 per-step products choose oneDNN: measure (by timing, the default), always, never");
+  m.def("set_panels", [](const std::string& how) {
+    const char* const names[] = {"measure", "always", "never"};
+    for (int k = 0; k < 3; ++k) if (how == names[k]) return void(rnnlab_panels::policy() = k);
+    TORCH_CHECK_VALUE(false, "rnnlab compiled: set_panels takes measure, always or never, got ", how);
+  }, "how float32 per-step products choose rnnlab's packed kernel (panels.h): measure (by timing, the default), always, never");
   m.def("empty_cache", &rnnlab_pool::empty_cache,
         "hand the blocks the engine's sequences left for its next calls back to the system; the bytes");
   m.def("set_pool_limit", [](size_t bytes) {

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "onednn.h"
+#include "panels.h"
 #include "pool.h"
 
 #include <array>
@@ -97,6 +98,25 @@ template <typename T> struct Ctx {
   Tensor block(int64_t S) const { return at::empty({B, S}, opts); }
 };
 
+// whether the products x V^T of B rows over ``steps`` steps, V (N, K) (a weight W, or W^T for
+// the backward's d W), take the packed kernel (panels.h): float32, faster than the BLAS and than
+// oneDNN where that may run; never in deterministic mode (the BLAS's bits, as before)
+template <typename T> bool packs(int64_t B, int64_t steps, bool onednn, const Tensor& V) {
+  if (!std::is_same<T, float>::value || steps < 8 || at::globalContext().deterministicAlgorithms()) return false;
+  const bool dnnl = onednn && rnnlab_onednn::policy() != 2 && B > 2;
+  if (dnnl && rnnlab_onednn::policy() == 1) return false;  // (oneDNN forced: set_onednn("always"))
+  return rnnlab_panels::chosen(B, V.size(0), V.size(1), dnnl ? rnnlab_onednn::timings(V, B)[1] : 1e30);
+}
+// out (M, .), rows ldo apart, (+)= x (M, .), rows ldx apart, times the operand (packed if it is)
+template <typename T>
+void mul(T* out, int64_t ldo, const T* x, int64_t ldx, const rnnlab_blas::Op<T>& op,
+         const rnnlab_panels::Packed& packed, int64_t M, bool acc) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (packed.defined()) return rnnlab_panels::mm(out, ldo, x, ldx, packed, M, acc);
+  }
+  rnnlab_blas::mm<T>(out, ldo, x, ldx, op, M, T(acc ? 1 : 0));
+}
+
 // One per-step matrix product of a cell: out (B, N) (+)= LN?(in~ W^T) + bias, W the rows
 // [row0, row0 + N) of a weight (., K), in~ = m * in under recurrent dropout, LN over each of
 // ``blocks`` blocks of H units times the gain. An output into z_t's columns [zcol, zcol + N) has
@@ -107,7 +127,10 @@ template <typename T> struct Product {
   int64_t N, K, B, zcol, blocks;
   bool own_in, own_d;
   rnnlab_blas::Op<T> fw, bw;        // W^T (the forward's operand), W (the backward's)
-  Tensor wT, in, u, inv, d, tmp;    // in~; LN's y, then du (T, B, N), 1/s (T, B, blocks); dout
+  rnnlab_panels::Packed pf, pb;     // the same packed (panels.h), where that kernel is faster
+  int64_t steps;
+  bool onednn, pb_open = true;      // oneDNN allowed; the backward's choice still to make
+  Tensor wv, wT, in, u, inv, d, tmp;  // W's rows; W^T; in~; LN's y, then du (T, B, N), 1/s (T, B, blocks); dout
   Route<T> route;                   // oneDNN's, where faster (onednn.h)
   const T* yo = nullptr;            // this step's in~ W^T on it
   const T *m = nullptr, *b = nullptr, *g = nullptr;
@@ -117,10 +140,12 @@ template <typename T> struct Product {
           bool masked, std::string b_ = "", std::string g_ = "", int64_t blocks_ = 1)
       : weight(w), bias(c.cfg.bias ? b_ : ""), gain(c.cfg.layer_norm ? g_ : ""), N(N_), B(c.B),
         zcol(zcol_), blocks(blocks_) {
-    const Tensor W = c.p.at(weight).narrow(0, row0, N);
+    const Tensor W = wv = c.p.at(weight).narrow(0, row0, N);
     K = W.size(1);
     fw = c.given.empty() ? transposed<T>(W, c.Tn, wT) : rnnlab_blas::op_t<T>(W);  // (a backward's run: unused)
-    route.init(W, B, c.Tn, c.onednn, c.given.empty());
+    steps = c.Tn, onednn = c.onednn;
+    if (c.given.empty() && packs(W)) pf.pack(fw);
+    route.init(W, B, c.Tn, c.onednn && !pf.defined(), c.given.empty());
     bw = rnnlab_blas::op<T>(W);
     if (masked && c.rmask.defined()) m = ptr<T>(c.rmask);
     own_in = !in_seq.defined() || m;
@@ -139,6 +164,11 @@ template <typename T> struct Product {
       dg.init(B, N, c.opts);
     }
   }
+  bool packs(const Tensor& V) const { return rnnlab_compiled::packs<T>(B, steps, onednn, V); }
+  void mul(T* out, int64_t ldo, const T* x, int64_t ldx, const rnnlab_blas::Op<T>& op,
+           const rnnlab_panels::Packed& packed, bool acc) const {
+    rnnlab_compiled::mul<T>(out, ldo, x, ldx, op, packed, B, acc);
+  }
   T* in_at(int64_t t) const { return at_step<T>(in, t); }
   T* dout_at(int64_t t) const { return own_d ? at_step<T>(d, t) : ptr<T>(tmp); }  // a cell's dout here: no copy
 
@@ -155,8 +185,8 @@ template <typename T> struct Product {
       x = s;
     }
     if ((yo = route.forward(x, K))) return;
-    if (g) rnnlab_blas::mm<T>(at_step<T>(u, t), N, x, K, fw, B, T(0));
-    else rnnlab_blas::mm<T>(out, ldo, x, K, fw, B, T(acc ? 1 : 0));
+    if (g) mul(at_step<T>(u, t), N, x, K, fw, pf, false);
+    else mul(out, ldo, x, K, fw, pf, acc);
   }
   void finish_row(int64_t t, int64_t r, T* out, int64_t ldo, bool acc) const {
     const T* bb = zcol < 0 ? b : nullptr;
@@ -195,9 +225,13 @@ template <typename T> struct Product {
   }
   void product_back(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {
     if (T* dt = dstore(t)) dout = dt, ld = N;
-    const T* q = route.backward(dout, ld);
-    if (!m && !q) return rnnlab_blas::mm<T>(din, K, dout, ld, bw, B, T(acc ? 1 : 0));
-    if (!q) rnnlab_blas::mm<T>(ptr<T>(tmp), K, dout, ld, bw, B, T(0)), q = ptr<T>(tmp);
+    if (pb_open) {
+      pb_open = false;
+      if (packs(wv.t())) pb.pack(bw);
+    }
+    const T* q = pb.defined() ? nullptr : route.backward(dout, ld);
+    if (!m && !q) return mul(din, K, dout, ld, bw, pb, acc);
+    if (!q) mul(ptr<T>(tmp), K, dout, ld, bw, pb, false), q = ptr<T>(tmp);
     for (int64_t k = 0; k < B * K; ++k) din[k] = (acc ? din[k] : T(0)) + (m ? m[k] * q[k] : q[k]);
   }
   void backward(int64_t t, const T* dout, int64_t ld, T* din, bool acc) {

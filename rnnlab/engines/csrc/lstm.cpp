@@ -147,6 +147,7 @@ struct Lstm {
   int64_t npre = 0;
   Tensor pre_w, pre_wT;
   rnnlab_blas::Op<T> pre_fw{}, pre_bw{};
+  rnnlab_panels::Packed pre_pf, pre_pb;  // the same packed (panels.h), where that kernel is faster
   Route<T> pre_route;
   const T *wci = nullptr, *wcf = nullptr, *wcc = nullptr, *wco = nullptr, *gc = nullptr, *bc = nullptr;
   Acc<T> dci, dcf, dcc, dco, dgc, dbc;
@@ -166,7 +167,9 @@ struct Lstm {
       for (size_t k = 0; k + 1 < peep.size(); ++k) ws.push_back(c.p.at(peep[k].weight));
       pre_w = at::cat(ws), pre_wT = pre_w.t().contiguous(), npre = pre_w.size(0);
       pre_fw = rnnlab_blas::op<T>(pre_wT), pre_bw = rnnlab_blas::op<T>(pre_w);
-      pre_route.init(pre_w, B, c.Tn, c.onednn, c.given.empty());
+      if (c.given.empty() && packs<T>(B, c.Tn, c.onednn, pre_w)) pre_pf.pack(pre_fw);
+      if (packs<T>(B, c.Tn, c.onednn, pre_wT)) pre_pb.pack(pre_bw);
+      pre_route.init(pre_w, B, c.Tn, c.onednn && !pre_pf.defined(), c.given.empty());
     }
     if (pk == 1) {
       wci = c.w("weight_ci"), wco = c.w("weight_co");
@@ -210,7 +213,7 @@ struct Lstm {
     if (const T* y = npre ? pre_route.forward(c0, H) : nullptr) {  // z_{i,f,g} += C_{t-1} [W_ci; W_cf; W_cc]^T
       rows(B, npre, [&](int64_t b) { for (int64_t j = 0; j < npre; ++j) z[b * GH + j] += y[b * npre + j]; });
     } else if (npre) {
-      rnnlab_blas::mm<T>(z, GH, c0, H, pre_fw, B, T(1));
+      mul<T>(z, GH, c0, H, pre_fw, pre_pf, B, true);
     }
     else if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].forward(t, c0, z + peep[k].zcol, GH, true);
     const bool fin = hh.rowwise(), one = two && pk != 2;
@@ -255,10 +258,10 @@ struct Lstm {
         for (size_t k = 0; pprep && k + 1 < peep.size(); ++k) peep[k].prepare_row(t, b, z + peep[k].zcol, GH);
       });
     });
-    if (const T* y = npre ? pre_route.backward(z, GH) : nullptr) {  // dC_{t-1} += dz_{i,f,g} [W_ci; W_cf; W_cc]
+    if (const T* y = npre && !pre_pb.defined() ? pre_route.backward(z, GH) : nullptr) {  // dC_{t-1} += dz_{i,f,g} [W_ci; W_cf; W_cc]
       for (int64_t k = 0; k < B * H; ++k) dcp[k] += y[k];
     } else if (npre) {
-      rnnlab_blas::mm<T>(dcp, H, z, GH, pre_bw, B, T(1));
+      mul<T>(dcp, H, z, GH, pre_bw, pre_pb, B, true);
     }
     else if (pk == 2) for (size_t k = 0; k + 1 < peep.size(); ++k) peep[k].backward(t, z + peep[k].zcol, GH, dcp, true);
     hh.product_back(t, z, GH, dp[0], false);
