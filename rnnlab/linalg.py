@@ -109,16 +109,18 @@ def addmm_(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return c.add_(_linear(a, b.t()))
 
 
-def outer_sum(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def outer_sum(d: torch.Tensor, x: torch.Tensor, contiguous: bool = False) -> torch.Tensor:
     """sum_i d_i^T x_i over every leading index i: the gradient of a weight that maps x to the
     pre-activation whose gradient is d (dW = sum_t dz_t^T h_{t-1}).   (..., M), (..., N) -> (M, N)
+    oneDNN's is a transposed view; ``contiguous``: row-major whichever runs (timed so).
     """
     d2 = d.reshape(-1, d.shape[-1])  # (R, M)
     x2 = x.reshape(-1, x.shape[-1])  # (R, N)
     (R, M), N = d2.shape, x2.shape[1]
     if not _eligible(d2, M, R, N):
         return d2.t().mm(x2)
-    return _run_fastest(("outer_sum", R, M, N), (lambda: d2.t().mm(x2), lambda: _outer_sum_onednn(d2, x2)))
+    onednn = (lambda: _outer_sum_onednn(d2, x2).contiguous()) if contiguous else (lambda: _outer_sum_onednn(d2, x2))
+    return _run_fastest(("outer_sum", R, M, N, contiguous), (lambda: d2.t().mm(x2), onednn))
 
 
 #: rows per oneDNN product in :func:`outer_sum`: bounds the row-major copy of x^T it needs

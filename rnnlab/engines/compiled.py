@@ -331,16 +331,17 @@ def _run(cfg, p: Params, x: torch.Tensor, state0: State, mask, saved=()):
                       list(saved), onednn_allowed(x.dtype))
 
 
-def _gradients(run, d_seqs, x: torch.Tensor, p: Params, need_dx: bool):
+def _gradients(run, d_seqs, x: torch.Tensor, p: Params, need_dx: bool, contiguous: bool = False):
     """The backward loop of ``run`` from dL/d(state sequences) ``d_seqs`` (None: unused):
-    (dL/dx or None, [dL/dstate_0], {name: dL/dname})."""
+    (dL/dx or None, [dL/dstate_0], {name: dL/dname}); ``contiguous``: every weight's gradient
+    row-major (:func:`~rnnlab.linalg.outer_sum`)."""
     d_xw, d_state0, entries = run.backward(list(d_seqs))
     # every weight's gradient: the C++'s sums as they are, sum_t d_t^T a_t as one product over
     # all steps (dW_ih = sum_t dxw_t^T x_t, dW_hh = sum_t dz_t^T h~_{t-1}, ...); a weight
     # whose row blocks are separate products (the GRU's W_hn) gets them stacked in order
-    grads = {"weight_ih": outer_sum(d_xw, x)}
+    grads = {"weight_ih": outer_sum(d_xw, x, contiguous)}
     for name, d, a in entries:
-        g = d if a is None else outer_sum(d, a)
+        g = d if a is None else outer_sum(d, a, contiguous)
         grads[name] = torch.cat((grads[name], g)) if name in grads else g
     T, B, I = x.shape
     dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if need_dx else None
@@ -459,9 +460,9 @@ def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tens
     else:
         spent.data.fill_(True)  # (through .data: the saved flag's version stays, as a second backward needs)
         run = _run(cfg, p, x, state0, mask, seqs)
-    dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx)
-    # (contiguous, as the fake kernel's: oneDNN's weight gradient, when it is the faster, is a
-    # transposed view, which inductor's checks of the outputs' strides would refuse)
+    # (the weights' gradients row-major, as the fake kernel's: oneDNN's is a transposed view where
+    # it is the faster, which inductor's checks of the outputs' strides would refuse)
+    dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx, contiguous=True)
     out = [x.new_empty(0) if dx is None else dx, *d_state0,
            *(grads[n].contiguous() if n in grads else torch.zeros_like(t) for n, t in p.items() if n != RECURRENT_MASK)]
     seen = set()  # an operator's outputs share no memory: a bias's gradient that is a slice of

@@ -142,9 +142,10 @@ template <typename T> struct Product {
         zcol(zcol_), blocks(blocks_) {
     const Tensor W = wv = c.p.at(weight).narrow(0, row0, N);
     K = W.size(1);
-    fw = c.given.empty() ? transposed<T>(W, c.Tn, wT) : rnnlab_blas::op_t<T>(W);  // (a backward's run: unused)
     steps = c.Tn, onednn = c.onednn;
-    if (c.given.empty() && packs(W)) pf.pack(fw);
+    if (c.given.empty() && packs(W)) pf.pack(rnnlab_blas::op_t<T>(W));
+    // (a backward's run, or a packed kernel's: unused)
+    fw = c.given.empty() && !pf.defined() ? transposed<T>(W, c.Tn, wT) : rnnlab_blas::op_t<T>(W);
     route.init(W, B, c.Tn, c.onednn && !pf.defined(), c.given.empty());
     bw = rnnlab_blas::op<T>(W);
     if (masked && c.rmask.defined()) m = ptr<T>(c.rmask);

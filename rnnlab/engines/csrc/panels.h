@@ -65,12 +65,17 @@ struct Packed {
     const int64_t panels = (N + NR - 1) / NR;
     buf = at::zeros({panels * K * NR}, at::kFloat);
     float* out = buf.data_ptr<float>();
-    for (int64_t p = 0; p < panels; ++p)
-      for (int64_t j = 0; j < NR && p * NR + j < N; ++j)
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t n = p * NR + j;
-          out[(p * K + k) * NR + j] = static_cast<float>(B.trans ? B.p[n * B.ld + k] : B.p[k * B.ld + n]);
-        }
+    for (int64_t p = 0; p < panels; ++p) {  // (the source read along its rows)
+      const int64_t w = std::min<int64_t>(NR, N - p * NR);
+      float* q = out + p * K * NR;
+      if (B.trans) {
+        for (int64_t j = 0; j < w; ++j)
+          for (int64_t k = 0; k < K; ++k) q[k * NR + j] = static_cast<float>(B.p[(p * NR + j) * B.ld + k]);
+      } else {
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t j = 0; j < w; ++j) q[k * NR + j] = static_cast<float>(B.p[k * B.ld + p * NR + j]);
+      }
+    }
   }
 };
 
