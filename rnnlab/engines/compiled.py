@@ -5,8 +5,9 @@ and the backward loop each one call into C++ (``csrc/``) per sequence rather tha
 operations per step from Python:
 
     xw = X W_ih^T                                   one product for all steps (as bptt)
-    forward loop (C++):  z_t = xw_t + b + W_hh h~_{t-1}     one product per step (the BLAS, or
-                                                            oneDNN where timed faster: csrc/onednn.h)
+    forward loop (C++):  z_t = xw_t + b + W_hh h~_{t-1}     one product per step (the fastest of
+                                                            the BLAS, oneDNN and rnnlab's packed
+                                                            kernel: csrc/onednn.h, csrc/panels.h)
                          gates, state_t             the cell's row kernel, over batch and units
     backward loop (C++): dz_t, dL/dstate_{t-1}      the row kernel's derivative, the products'
     dL/dX = dL/dxw W_ih, dL/dW = sum_t dout_t^T in_t     one product per weight, all steps at once
