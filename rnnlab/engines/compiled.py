@@ -178,6 +178,11 @@ def compiled_available() -> bool:
     return _ops() is not None
 
 
+def loaded():
+    """The C++ module if this process has loaded it, else None (nothing is built)."""
+    return _module
+
+
 def empty_cache() -> int:
     """Hand back to the system the memory the compiled engine keeps for its next calls (the
     blocks of its freed sequences: ``csrc/pool.h``); the bytes handed back, 0 where the engine is

@@ -42,6 +42,7 @@ import torch
 
 from ..cells.cell import Params
 from ..errors import ConfigError
+from . import compiled
 from .call import Call
 
 #: the layer options this module owns (popped from a layer's cell options)
@@ -190,6 +191,9 @@ def _bernoulli(shape: List[int], p: float, dtype: torch.dtype, device: torch.dev
     for d in shape:
         n *= int(d)
     seed = torch.randint(-(1 << 62), 1 << 62, (1,), device=device)
+    fast = compiled.loaded()
+    if fast is not None and dtype in (torch.float32, torch.float64):
+        return fast.bernoulli(n, round(p * 65536) - 32768, int(seed), dtype).view(shape)  # (the same bits, one pass)
     z = torch.arange(1, (n + 3) // 4 + 1, device=device) * _GOLDEN + seed
     z = _xorshift(_xorshift(_xorshift(z, 30) * _MIX1, 27) * _MIX2, 31)
     u = z.view(torch.int16)[:n].view(shape)                                    # uniform in [-2^15, 2^15)

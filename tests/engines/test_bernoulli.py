@@ -73,3 +73,23 @@ def test_dropout_module_is_torch_dropout_with_the_fast_masks():
     assert abs(float((m > 0).double().mean()) - 0.7) < 0.03
     drop.eval()
     assert torch.equal(drop(x), x)
+
+
+@pytest.mark.requires_compiled
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_draw_gives_the_same_bits(monkeypatch, dtype):
+    """Where the compiled engine is loaded its one-pass draw runs: the same samples as the torch
+    operations, bit for bit (an odd count: the last counter's lanes cut), and the same draw from
+    torch's generator."""
+    from rnnlab.engines import compiled, regularization
+    assert compiled.compiled_available() and compiled.loaded() is not None
+    like = torch.zeros(1, dtype=dtype)
+    got = {}
+    for path in ("compiled", "torch"):
+        if path == "torch":
+            monkeypatch.setattr(regularization.compiled, "loaded", lambda: None)
+        torch.manual_seed(11)
+        got[path] = [bernoulli(like, (37, 5, 9), p) for p in (0.05, 0.5, 0.93)], torch.rand(1)
+    for a, b in zip(got["compiled"][0], got["torch"][0]):
+        assert a.dtype == dtype and a.shape == (37, 5, 9) and torch.equal(a, b)
+    assert torch.equal(got["compiled"][1], got["torch"][1])

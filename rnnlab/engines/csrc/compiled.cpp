@@ -154,6 +154,28 @@ std::vector<std::string> Config::parameters() const {
   return names;
 }
 
+// regularization.py's masks (``bernoulli``) in one pass, the same bits as its torch operations:
+// n samples [u < threshold] in ``dtype``, u the signed 16-bit lanes, lowest first, of
+// z_i = splitmix64(i golden + seed), i = 1, 2, ...
+Tensor bernoulli(int64_t n, int64_t threshold, int64_t seed, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(n >= 0 && (dtype == at::kFloat || dtype == at::kDouble), "rnnlab compiled: bernoulli takes n >= 0 and float32 or float64");
+  Tensor out = at::empty({n}, at::TensorOptions().dtype(dtype));
+  AT_DISPATCH_FLOATING_TYPES(dtype, "bernoulli", [&] {
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, (n + 3) / 4, 1 << 14, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        uint64_t z = static_cast<uint64_t>(i + 1) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(seed);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        for (int64_t j = 0; j < 4 && 4 * i + j < n; ++j)
+          o[4 * i + j] = static_cast<int16_t>(static_cast<uint16_t>(z >> (16 * j))) < threshold ? scalar_t(1) : scalar_t(0);
+      }
+    });
+  });
+  return out;
+}
+
 }  // namespace rnnlab_compiled
 
 namespace py = pybind11;
@@ -199,6 +221,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     for (int k = 0; k < 3; ++k) if (how == names[k]) return void(rnnlab_panels::policy() = k);
     TORCH_CHECK_VALUE(false, "rnnlab compiled: set_panels takes measure, always or never, got ", how);
   }, "how float32 per-step products choose rnnlab's packed kernel (panels.h): measure (by timing, the default), always, never");
+  m.def("bernoulli", &bernoulli, "regularization.py's masks: n samples [u < threshold], u 16-bit lanes of splitmix64(i golden + seed)");
   m.def("empty_cache", &rnnlab_pool::empty_cache,
         "hand the blocks the engine's sequences left for its next calls back to the system; the bytes");
   m.def("set_pool_limit", [](size_t bytes) {
