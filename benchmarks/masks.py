@@ -6,7 +6,10 @@ dropout on a layer's output (T, B, H) (``rnnlab.layers.Dropout`` against ``torch
 forward and backward) and weight drop's mask over W_hh (4H, H). Every round runs each timing
 once in a fresh random order, each at least 50 ms of back-to-back draws; medians over the rounds.
 
-    python benchmarks/masks.py [--rounds 7] [--threads N]
+With ``--compiled`` the compiled engine is loaded first, so that rnnlab's draw is its one C++ pass
+(what every layer on the compiled engine gets); without, the torch operations that serve elsewhere.
+
+    python benchmarks/masks.py [--rounds 7] [--threads N] [--compiled]
 """
 from __future__ import annotations
 
@@ -49,8 +52,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--compiled", action="store_true", help="load the compiled engine first: its C++ draw serves")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.compiled:
+        from rnnlab.engines import compiled
+        if not compiled.compiled_available():
+            raise SystemExit("the compiled engine is not available here")
     runs = [(what, shape, who, f) for what, shape in CASES for who, f in zip(("rnnlab", "torch"), pair(what, shape))]
     inner = [max(1, round(0.05 / timed(f, 2))) for *_, f in runs]
     times = [[] for _ in runs]
@@ -60,7 +68,8 @@ def main() -> None:
         order.shuffle(ks)
         for k in ks:
             times[k].append(timed(runs[k][3], inner[k]))
-    print(f"{args.threads} thread(s), medians over {args.rounds} rounds\n")
+    print(f"{args.threads} thread(s), medians over {args.rounds} rounds, rnnlab's draw: "
+          f"{'the compiled engine (C++)' if args.compiled else 'torch operations'}\n")
     print("| mask | shape | rnnlab ms | torch ms | torch / rnnlab |")
     print("|---|---|---:|---:|---:|")
     for k in range(0, len(runs), 2):
