@@ -193,7 +193,7 @@ def _bernoulli(shape: List[int], p: float, dtype: torch.dtype, device: torch.dev
     seed = torch.randint(-(1 << 62), 1 << 62, (1,), device=device)
     fast = compiled.loaded()
     if fast is not None and dtype in (torch.float32, torch.float64):
-        return fast.bernoulli(n, round(p * 65536) - 32768, int(seed), dtype).view(shape)  # (the same bits, one pass)
+        return fast.bernoulli(n, round(p * 65536) - 32768, int(seed), dtype).view(shape).to(device)  # (the same bits, one pass)
     z = torch.arange(1, (n + 3) // 4 + 1, device=device) * _GOLDEN + seed
     z = _xorshift(_xorshift(_xorshift(z, 30) * _MIX1, 27) * _MIX2, 31)
     u = z.view(torch.int16)[:n].view(shape)                                    # uniform in [-2^15, 2^15)

@@ -100,9 +100,11 @@ template <typename T> struct Ctx {
 
 // whether the products x V^T of B rows over ``steps`` steps, V (N, K) (a weight W, or W^T for
 // the backward's d W), take the packed kernel (panels.h): float32, faster than the BLAS and than
-// oneDNN where that may run; never in deterministic mode (the BLAS's bits, as before)
+// oneDNN where that may run; in deterministic mode wherever it runs, by no timing (each of its
+// sums runs in one fixed order, whatever the threads: a seeded run repeats bit for bit)
 template <typename T> bool packs(int64_t B, int64_t steps, bool onednn, const Tensor& V) {
-  if (!std::is_same<T, float>::value || steps < 8 || at::globalContext().deterministicAlgorithms()) return false;
+  if (!std::is_same<T, float>::value || steps < 8) return false;
+  if (at::globalContext().deterministicAlgorithms()) return rnnlab_panels::runs(B);
   const bool dnnl = onednn && rnnlab_onednn::policy() != 2 && B > 2;
   if (dnnl && rnnlab_onednn::policy() == 1) return false;  // (oneDNN forced: set_onednn("always"))
   return rnnlab_panels::chosen(B, V.size(0), V.size(1), dnnl ? rnnlab_onednn::timings(V, B)[1] : 1e30);

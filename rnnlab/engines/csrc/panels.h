@@ -177,10 +177,13 @@ inline std::array<double, 2> timings(int64_t M, int64_t N, int64_t K) {
   return known[key] = {blas, own};
 }
 
+// whether the kernel runs products of M rows here (not forced off)
+inline bool runs(int64_t M) { return AVAILABLE && M > 2 && policy() != 2; }
+
 // whether products of M rows by a (K, N) operand take this kernel: faster by MARGIN than the
 // BLAS and than ``rival`` seconds (oneDNN's, where it may run; else infinite)
 inline bool chosen(int64_t M, int64_t N, int64_t K, double rival = 1e30) {
-  if (!AVAILABLE || M <= 2 || policy() == 2) return false;
+  if (!runs(M)) return false;
   if (policy() == 1 || !rnnlab_blas::have_blas(0.0f)) return true;
   const auto t = timings(M, N, K);
   return std::min(t[0], rival) > (1 + MARGIN) * t[1];
