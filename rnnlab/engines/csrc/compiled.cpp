@@ -221,6 +221,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     for (int k = 0; k < 3; ++k) if (how == names[k]) return void(rnnlab_panels::policy() = k);
     TORCH_CHECK_VALUE(false, "rnnlab compiled: set_panels takes measure, always or never, got ", how);
   }, "how float32 per-step products choose rnnlab's packed kernel (panels.h): measure (by timing, the default), always, never");
+  m.def("panels_calls", [] { return rnnlab_panels::calls().load(); }, "the products run on the packed kernel so far");
   m.def("bernoulli", &bernoulli, "regularization.py's masks: n samples [u < threshold], u 16-bit lanes of splitmix64(i golden + seed)");
   m.def("empty_cache", &rnnlab_pool::empty_cache,
         "hand the blocks the engine's sequences left for its next calls back to the system; the bytes");

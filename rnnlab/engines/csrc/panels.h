@@ -120,10 +120,17 @@ inline void with_rows(int64_t r, float* C, int64_t ldc, const float* A, int64_t 
 }
 #endif
 
+// the products run on this kernel so far in the process (for tests: which kernel ran)
+inline std::atomic<int64_t>& calls() {
+  static std::atomic<int64_t> n{0};
+  return n;
+}
+
 // C (M, N), rows ldc apart, (+)= A (M, K), rows lda apart, times the packed B; the panels split
 // among torch's threads where each gets at least about 256k multiply-adds
 inline void mm(float* C, int64_t ldc, const float* A, int64_t lda, const Packed& B, int64_t M, bool acc) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+  calls().fetch_add(1, std::memory_order_relaxed);
   const int64_t K = B.K, N = B.N, panels = (N + NR - 1) / NR;
   const float* P = B.buf.data_ptr<float>();
   const int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(M * K * NR, 1));
