@@ -29,7 +29,7 @@ from .training import distributed, run_directory
 from .training.config import TrainConfig, apply_settings, from_dict, to_dict
 from .training.device import resolve_device
 from .training.precision import check_precision
-from .training.trainer import CHECKPOINT, Trainer
+from .training.trainer import CHECKPOINT, Trainer, cpu_threads
 
 
 def read_toml(path) -> dict:
@@ -154,7 +154,8 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
     if summary["stop_reason"] != "interrupted" and world.main:
         model.eval()
         loaded = LoadedRun(run, recipe, data, mcfg, tcfg, job.assets, model)
-        recipe.after_training(loaded, job, summary, stream=stream, sample_length=sample_length)
+        with cpu_threads(tcfg.threads):
+            recipe.after_training(loaded, job, summary, stream=stream, sample_length=sample_length)
     return summary
 
 

@@ -76,6 +76,19 @@ def deterministic_algorithms(on: bool):
         det.fill_uninitialized_memory = before[2]
 
 
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """torch's CPU threads at ``n`` inside the block (0: as they are), as they were after it."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(before)
+
+
 class Trainer:
     """Trains ``model`` on ``task`` under ``config``; records into ``run_dir`` if given."""
 
@@ -86,10 +99,6 @@ class Trainer:
         self.world = distributed.current()
         self.writes = self.run_dir is not None and self.world.main  # rank 0 keeps the records
         self.say = (say or say_above_bar) if self.world.main else (lambda message: None)
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        elif self.world.distributed:  # the processes on one machine share its cores
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world.local_size))
         torch.manual_seed(config.seed + RANK_SEED_STRIDE * self.world.rank)
         self.device = model_device(model)  # the caller put the model there (rnnlab.api.train)
         check_precision(config.precision, self.device)
@@ -327,13 +336,16 @@ class Trainer:
         c = self.config
         handler_set = threading.current_thread() is threading.main_thread()
         old_handler = signal.signal(signal.SIGINT, self._on_sigint) if handler_set else None
-        try:
-            with deterministic_algorithms(c.deterministic):
-                self._loop()
-        finally:
-            if handler_set:
-                signal.signal(signal.SIGINT, old_handler)
-        return self.finish()
+        threads = c.threads or (max(1, (os.cpu_count() or 1) // self.world.local_size)
+                                if self.world.distributed else 0)  # (one machine's processes share its cores)
+        with cpu_threads(threads):
+            try:
+                with deterministic_algorithms(c.deterministic):
+                    self._loop()
+            finally:
+                if handler_set:
+                    signal.signal(signal.SIGINT, old_handler)
+            return self.finish()
 
     def _loop(self) -> None:
         from tqdm import tqdm

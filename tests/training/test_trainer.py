@@ -134,6 +134,25 @@ def test_step_limit(corpus, tmp_path):
     assert s["steps"] == 9 and s["stop_reason"] == "max_steps"
 
 
+def test_threads_hold_for_the_run_alone(corpus, tmp_path, monkeypatch):
+    """``threads`` sets torch's CPU threads for the updates, and the caller's count is back after
+    the run (a notebook that trains once keeps its threads)."""
+    from rnnlab.training.trainer import Trainer
+    seen, update = [], Trainer._update
+
+    def counting(self, *args):
+        seen.append(torch.get_num_threads())
+        return update(self, *args)
+    monkeypatch.setattr(Trainer, "_update", counting)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        _train(corpus, tmp_path / "a", max_steps=2, epochs=0, threads=1)
+        assert seen == [1, 1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
 class ScriptedTask:
     """A task whose validation losses are given in advance, to test the trainer's bookkeeping."""
 
