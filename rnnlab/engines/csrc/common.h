@@ -116,9 +116,9 @@ inline void normalize_backward(const T* d, const T* g, const T* y, const T* inv,
 }
 
 // ---------------------------------------------------------------- loops and pointers
-// run f(b) for every row b of a (B, W) block; several threads only where a row block is big
+// run f(b) for every row b of a (B, W) block; several threads where each gets at least 4096 values
 template <typename F> inline void rows(int64_t B, int64_t W, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(W, 1));
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(W, 1));
   at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) f(b);
   });

@@ -127,13 +127,13 @@ inline std::atomic<int64_t>& calls() {
 }
 
 // C (M, N), rows ldc apart, (+)= A (M, K), rows lda apart, times the packed B; the panels split
-// among torch's threads where each gets at least about 256k multiply-adds
+// among torch's threads where each gets at least about 64k multiply-adds
 inline void mm(float* C, int64_t ldc, const float* A, int64_t lda, const Packed& B, int64_t M, bool acc) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
   calls().fetch_add(1, std::memory_order_relaxed);
   const int64_t K = B.K, N = B.N, panels = (N + NR - 1) / NR;
   const float* P = B.buf.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(M * K * NR, 1));
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(M * K * NR, 1));
   at::parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t w = std::min<int64_t>(NR, N - p * NR);
