@@ -23,7 +23,7 @@ def check_lengths(lengths, T: int, B: int, device) -> Optional[torch.Tensor]:
         torch._assert_async(((lengths >= 1) & (lengths <= T)).all(),
                             "lengths must lie in [1, T], T the padded length")
         return lengths.to(device=device, dtype=torch.int64)
-    lo, hi = int(lengths.min()), int(lengths.max())
+    lo, hi = (int(lengths.min()), int(lengths.max())) if B else (1, T)  # (an empty batch: nothing to check)
     if lo < 1 or hi > T:
         raise ValueError(f"lengths must lie in [1, {T}] (the padded length), got values in [{lo}, {hi}]")
     return lengths.to(device=device, dtype=torch.int64)

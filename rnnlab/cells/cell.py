@@ -268,7 +268,7 @@ EPS = 1e-5
 def block_norm(a: torch.Tensor, H: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """y = (a - mu) / s over each block of H units of the last dimension, and 1/s.
     a (..., R) -> y (..., R), 1/s (..., R/H, 1)."""
-    v = a.reshape(*a.shape[:-1], -1, H)
+    v = a.reshape(*a.shape[:-1], a.shape[-1] // H, H)
     mu = v.mean(-1, keepdim=True)
     c = v - mu
     inv = torch.rsqrt((c * c).mean(-1, keepdim=True) + EPS)  # two passes: torch.var is far slower here
@@ -277,7 +277,7 @@ def block_norm(a: torch.Tensor, H: int) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def block_norm_backward(d: torch.Tensor, y: torch.Tensor, inv: torch.Tensor, H: int) -> torch.Tensor:
     """dL/da = (d - mean(d) - y mean(d y)) / s per block, d = dL/dy."""
-    dv, yv = d.reshape(*d.shape[:-1], -1, H), y.reshape(*y.shape[:-1], -1, H)
+    dv, yv = d.reshape(*d.shape[:-1], d.shape[-1] // H, H), y.reshape(*y.shape[:-1], y.shape[-1] // H, H)
     out = dv - dv.mean(-1, keepdim=True) - yv * (dv * yv).mean(-1, keepdim=True)
     return (out * inv).reshape(d.shape)
 

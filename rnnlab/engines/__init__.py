@@ -53,7 +53,7 @@ def run(runner: Callable, call: Call, x: torch.Tensor, state0) -> Tuple[torch.Te
     flat = Call(call.cell, call.p, {k: m.repeat(T, 1) for k, m in call.masks.items()},
                 given={k: rows(g) for k, g in call.given.items()})
     seqs = runner(flat, rows(x), tuple(s.repeat(T, 1) for s in state0))
-    return tuple(s.reshape(T, B, -1) for s in seqs)
+    return tuple(s.reshape(T, B, s.shape[-1]) for s in seqs)
 
 
 __all__ = ["ENGINES", "RUNNERS", "BPTTFunction", "autotune", "Call", "check_engine", "compiled_broken", "graph_engine",

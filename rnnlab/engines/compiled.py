@@ -331,7 +331,7 @@ def _run(cfg, p: Params, x: torch.Tensor, state0: State, mask, saved=()):
     T, B, I = x.shape
     W = p["weight_ih"]
     big = not saved and T * B * W.numel() >= MIN_MACS
-    xw = mm(x.reshape(T * B, I), W.t()).view(T, B, -1) if big else None
+    xw = mm(x.reshape(T * B, I), W.t()).view(T, B, W.shape[0]) if big else None
     zoned = isinstance(mask, tuple)
     return _ops().Run(cfg, p, x, xw, list(state0), None if zoned else mask, list(mask) if zoned else [],
                       list(saved), onednn_allowed(x.dtype))
@@ -350,7 +350,7 @@ def _gradients(run, d_seqs, x: torch.Tensor, p: Params, need_dx: bool, contiguou
         g = d if a is None else outer_sum(d, a, contiguous)
         grads[name] = torch.cat((grads[name], g)) if name in grads else g
     T, B, I = x.shape
-    dx = mm(d_xw.view(T * B, -1), p["weight_ih"]).view(T, B, I) if need_dx else None
+    dx = mm(d_xw.view(T * B, d_xw.shape[-1]), p["weight_ih"]).view(T, B, I) if need_dx else None
     return dx, d_state0, grads
 
 

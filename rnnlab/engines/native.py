@@ -60,7 +60,7 @@ def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
     args = (weights, layer.bias, layer.num_layers, float(layer.dropout), layer.training,
             layer.bidirectional)
     h = hx if cell.native_mode == "lstm" else hx[0]
-    if lengths is None:
+    if lengths is None or x.shape[1] == 0:  # (an empty batch has nothing to pack)
         result = kernel(x, h, *args, False)
         out, final = result[0], result[1:]
         return out, tuple(final)

@@ -141,3 +141,39 @@ def test_bad_options_give_one_clear_error(kwargs, match):
     args = {"input_size": 3, "hidden_size": 4, **kwargs}
     with pytest.raises(ValueError, match=match):
         rnnlab.LSTM(**args)
+
+
+EMPTY_BATCH_LAYERS = [
+    lambda e: rnnlab.LSTM(3, 4, engine=e),
+    lambda e: rnnlab.GRU(3, 4, num_layers=2, bidirectional=True, engine=e),
+    lambda e: rnnlab.LSTM(3, 4, layer_norm=True, zoneout=0.2, engine=e),
+    lambda e: rnnlab.RNN(3, 4, recurrent_dropout=0.2, skip_steps=2, engine=e),
+    lambda e: rnnlab.GRU(3, 4, reset_after=False, weight_drop=0.2, engine=e),
+]
+
+
+@pytest.mark.parametrize("lengths", [False, True])
+@pytest.mark.parametrize("make", EMPTY_BATCH_LAYERS)
+@pytest.mark.parametrize("engine", ["auto", "native", "compiled", "bptt", "loop", "scan"])
+def test_an_empty_batch_runs_as_in_torch_nn(engine, make, lengths, compiled_runs):
+    """B = 0 (a filtered or last batch): outputs (T, 0, D*H), final states (L*D, 0, H) and zero
+    gradients, as torch.nn.LSTM gives, on every engine that runs the configuration, lengths too."""
+    if engine == "compiled" and not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    layer = make(engine)
+    if engine == "native" and rnnlab.engines.native_unsupported(layer):
+        pytest.skip("torch has no fused kernel for this configuration")
+    if engine == "compiled" and rnnlab.engines.compiled_layer_unsupported(layer):
+        pytest.skip("the compiled engine does not run this configuration")
+    D, L = 1 + layer.bidirectional, layer.num_layers
+    x = torch.randn(5, 0, 3, requires_grad=True)
+    out, h_n = layer(x, lengths=torch.zeros(0, dtype=torch.long) if lengths else None)
+    assert out.shape == (5, 0, D * 4)
+    for h in (h_n if isinstance(h_n, tuple) else (h_n,)):
+        assert h.shape[:2] == (L * D, 0)
+    (out.sum() + sum(h.sum() for h in (h_n if isinstance(h_n, tuple) else (h_n,)))).backward()
+    assert x.grad.shape == x.shape
+    for name, p in layer.named_parameters():
+        assert p.grad is None or not p.grad.any(), name
+    with torch.no_grad():  # evaluation (the forward loop alone)
+        assert layer.eval()(x)[0].shape == (5, 0, D * 4)
