@@ -27,12 +27,12 @@ from contextlib import contextmanager
 from typing import Dict, List, Tuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import compiler
 from ..cells.cell import block_norm, block_norm_backward, input_projection, weight_rows
 from ..linalg import mm, outer_sum
 from .call import Call
+from .loop import second_order
 
 #: the lists ``record_state_gradients`` contexts are filling, innermost last
 _RECORDS: List[list] = []
@@ -211,11 +211,20 @@ class BPTTFunction(torch.autograd.Function):
         return tuple(buf[1:] for buf in states)
 
     @staticmethod
-    @once_differentiable  # the backward is hand-written: no graph of it for a second derivative
     def backward(ctx, *d_seqs):
         call: Call = ctx.call
-        cell = call.cell
         xw, *state0 = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: gradients with graphs of their own, loop's
+            ctx.work = None
+            d_xw, d_state, d_given, d_p = second_order(call, xw, state0, d_seqs, projected=True)
+            return (None, None, d_xw, *d_state, *(d_given[k] for k in ctx.given_keys),
+                    *(d_p.get(name) for name in ctx.names))
+        return BPTTFunction.first_order(ctx, call, xw, state0, d_seqs)
+
+    @staticmethod
+    def first_order(ctx, call: Call, xw: torch.Tensor, state0, d_seqs):
+        """The hand-written backward through time (grad mode off)."""
+        cell = call.cell
         if ctx.work is None:  # a second backward through a retained graph: recompute
             with torch.no_grad():
                 ctx.work = forward_states(call, xw, state0)

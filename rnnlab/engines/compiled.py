@@ -59,7 +59,6 @@ import os
 from typing import List, Optional, Tuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import compiler
 from ..cells.cell import Params, RecurrentCell, State
@@ -74,6 +73,7 @@ from ..cells.rnn_cell import RNNCell
 from ..linalg import MIN_MACS, mm, onednn_allowed, outer_sum
 from . import bptt
 from .call import Call
+from .loop import second_order
 
 #: the key under which the C++ reads the recurrent-dropout mask
 RECURRENT_MASK = "recurrent_mask"
@@ -360,27 +360,30 @@ class CompiledFunction(torch.autograd.Function):
     torch.compile the custom operators below."""
 
     @staticmethod
-    def forward(ctx, cfg, names: Tuple[str, ...], mask, unread, x: torch.Tensor, *tensors: torch.Tensor):
+    def forward(ctx, cfg, names: Tuple[str, ...], mask, call: Call, x: torch.Tensor, *tensors: torch.Tensor):
         n_state = len(tensors) - len(names)
         run = _run(cfg, dict(zip(names, tensors[n_state:])), x, tensors[:n_state], mask)
         states = run.forward()
-        ctx.cfg, ctx.names, ctx.mask, ctx.run, ctx.unread = cfg, names, mask, run, unread
+        ctx.cfg, ctx.names, ctx.mask, ctx.run, ctx.call = cfg, names, mask, run, call
         ctx.set_materialize_grads(False)  # a state sequence nobody used gets no zero gradient
         ctx.save_for_backward(x, *tensors)
         return tuple(s[1:] for s in states)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, *d_seqs):
         x, *tensors = ctx.saved_tensors
         n_state = len(tensors) - len(ctx.names)
-        p = dict(zip(ctx.names, tensors[n_state:]))
         run, ctx.run = ctx.run, None  # this backward overwrites its buffers
+        if torch.is_grad_enabled():  # create_graph: gradients with graphs of their own, loop's
+            dx, d_state0, _, d_p = second_order(ctx.call, x, tensors[:n_state], d_seqs)
+            return (None, None, None, None, dx, *d_state0, *(d_p.get(n) for n in ctx.names))
+        p = dict(zip(ctx.names, tensors[n_state:]))
         if run is None:  # a second backward through a retained graph: the forward again
             run = _run(ctx.cfg, p, x, tensors[:n_state], ctx.mask)
             run.forward()
         dx, d_state0, grads = _gradients(run, d_seqs, x, p, ctx.needs_input_grad[4])
-        d_state0 = (None if k in ctx.unread else d for k, d in enumerate(d_state0))
+        unread = ctx.call.unread
+        d_state0 = (None if k in unread else d for k, d in enumerate(d_state0))
         return (None, None, None, None, dx, *d_state0, *(grads.get(n) for n in ctx.names))
 
 
@@ -556,4 +559,4 @@ def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tens
                                          or any(t.requires_grad for t in p.values()))):
         with torch.no_grad():
             return tuple(s[1:] for s in _run(cfg, p, x, state0, mask).forward())
-    return CompiledFunction.apply(cfg, tuple(p), mask, call.unread, x, *state0, *p.values())
+    return CompiledFunction.apply(cfg, tuple(p), mask, call, x, *state0, *p.values())

@@ -24,6 +24,7 @@ from torch._higher_order_ops import scan
 
 from ..cells.cell import input_projection, step
 from .call import Call
+from .loop import second_order
 
 
 def run_scan(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
@@ -52,7 +53,31 @@ def run_scan(call: Call, x: torch.Tensor, state0) -> Tuple[torch.Tensor, ...]:
     init = tuple(s.clone() for s in state0)
     xs = torch.utils._pytree.tree_map(torch.clone, xs)
     _, seqs = scan(body, init, xs)
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        seqs = SecondOrder.apply(call, x, len(state0), *seqs, *state0, *call.given.values(), *call.p.values())
     return tuple(seqs)
+
+
+class SecondOrder(torch.autograd.Function):
+    """The scan's state sequences unchanged, with a backward that asked for a graph of itself
+    (``create_graph=True``) goes around the scan, whose derivative torch takes once (its second
+    derivative came out wrong), through ``loop``'s (:func:`~rnnlab.engines.loop.second_order`).
+    Inputs: (call, x, n_seqs, *seqs, *state0, *given, *params)."""
+
+    @staticmethod
+    def forward(ctx, call: Call, x: torch.Tensor, n: int, *tensors: torch.Tensor):
+        ctx.call, ctx.n = call, n
+        ctx.save_for_backward(x, *tensors[n:2 * n])
+        return tuple(t.view_as(t) for t in tensors[:n])
+
+    @staticmethod
+    def backward(ctx, *d_seqs):
+        x, *state0 = ctx.saved_tensors
+        rest = (None,) * (len(state0) + len(ctx.call.given) + len(ctx.call.p))
+        if not torch.is_grad_enabled():  # a first derivative: through the scan
+            return (None, None, None, *d_seqs, *rest)
+        dx, d_state0, d_given, d_p = second_order(ctx.call, x, state0, d_seqs)
+        return (None, dx, None, *(None,) * ctx.n, *d_state0, *d_given.values(), *d_p.values())
 
 
 class Settled:

@@ -63,6 +63,11 @@ class FusedCore:
         return getattr(self.cell, name)
 
     @property
+    def autograd_cell(self):
+        """The cell whose Python core autograd follows (a second derivative recomputes with it)."""
+        return self.cell
+
+    @property
     def forms_products(self) -> bool:
         """Whether the core forms a product itself (``mm``): then it runs as the cell's Python."""
         return any(pr.inner for pr in self.cell.products)

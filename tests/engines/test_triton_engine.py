@@ -90,3 +90,20 @@ def test_the_kernel_is_generated_from_the_core():
     assert programs and "@triton.jit" in programs[0].text and "tl.sigmoid" in programs[0].text
     pr = programs[0].program
     assert not [n for n in pr.gm.graph.nodes if pr.kind.get(n) == "post"]
+
+
+def test_second_derivatives_equal_loops():
+    """A gradient penalty (create_graph=True) through the fused cores: recomputed through the
+    cell's own Python core (rnnlab/engines/loop.py ``second_order``), equal to ``loop``'s."""
+    grads = {}
+    for engine in ("loop", "triton"):
+        torch.manual_seed(0)
+        layer = LAYERS["gru"](3, 4, layer_norm=True, zoneout=0.2, engine=engine)
+        x = torch.randn(4, 2, 3, requires_grad=True)
+        torch.manual_seed(1)
+        out = layer(x)[0]
+        (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        gx.square().sum().backward()
+        grads[engine] = [p.grad for p in layer.parameters()] + [x.grad]
+    for a, b in zip(grads["loop"], grads["triton"]):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
