@@ -13,6 +13,7 @@ the background (:func:`compiled_ready`) when torch's kernel can run the call mea
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -33,7 +34,7 @@ except ImportError:  # Windows: writes stay atomic, concurrent ones may lose an 
     fcntl = None
 
 from .. import compiler
-from .compiled import compiled_available, compiled_layer_unsupported, compiled_unsupported
+from .compiled import as_operators, compiled_available, compiled_layer_unsupported, compiled_unsupported
 from .native import native_is_fastest, native_unsupported
 from .triton_engine import triton_unsupported
 
@@ -194,16 +195,19 @@ def _device_name(device: torch.device) -> str:
     return device.type
 
 
-def class_key(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states: bool) -> str:
+def class_key(layer, x: torch.Tensor, lengths: Optional[torch.Tensor], return_states: bool,
+              graph: bool = False) -> str:
     """The cache key of a call: the configuration (layer class and options, each cell's class
-    and options) and the shape class, as one readable string."""
+    and options) and the shape class, as one readable string; ``graph``: a call torch.compile
+    traces, whose engines are timed as its graph runs them (:func:`verdict`)."""
     T, B, threads = t_bucket(x.shape[0]), x.shape[1], torch.get_num_threads()
     cells = sorted({f"{type(c).__module__}.{type(c).__qualname__}({c.extra_repr()})" for c in layer.cells})
     return (f"{type(layer).__module__}.{type(layer).__qualname__}({layer.extra_repr()}) "
             f"cells=[{'; '.join(cells)}] training={layer.training} return_states={return_states} "
             f"dtype={str(x.dtype).replace('torch.', '')} device={_device_name(x.device)} "
             f"T<={T} B={B} lengths={lengths is not None} grad={wants_grad(layer, x)} threads={threads}"
-            f"{' deterministic' if torch.are_deterministic_algorithms_enabled() else ''}")
+            f"{' deterministic' if torch.are_deterministic_algorithms_enabled() else ''}"
+            f"{' graph' if graph else ''}")
 
 
 # ------------------------------------------------------------------ the compiled engine's build
@@ -487,21 +491,23 @@ TRIALS = 3
 
 
 def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
-                  return_states: bool = False) -> str:
+                  return_states: bool = False, graph: bool = False) -> str:
     """The engine ``auto`` runs for this call of ``layer`` on ``x`` (time-major (T, B, I))."""
-    return verdict(layer, x, lengths, return_states)[0]
+    return verdict(layer, x, lengths, return_states, graph)[0]
 
 
 def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
-            return_states: bool = False) -> Tuple[str, Optional[float]]:
+            return_states: bool = False, graph: bool = False) -> Tuple[str, Optional[float]]:
     """(:func:`choose_engine`'s engine, the monotonic time after which to ask again, or None: the
-    choice is final for this process)."""
+    choice is final for this process). ``graph``: for a call torch.compile traces; the trial
+    runs the compiled engine through its custom operators, as the graph will (their fixed cost
+    per call tips small sizes to another engine), and its choice is cached apart."""
     if x is None or not enabled():
         return rule_choice(layer, x, return_states), None
     engines = candidates(layer, x, return_states)
     if len(engines) == 1:
         return engines[0], None
-    key = class_key(layer, x, lengths, return_states)
+    key = class_key(layer, x, lengths, return_states, graph)
     known, (until, trials) = _memory.get(key), _retry.get(key, (None, 0))
     if known in engines and (until is None or time.monotonic() < until):
         return known, until
@@ -511,7 +517,8 @@ def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = 
         return entry["engine"], None
     t0, busy = time.perf_counter(), machine_busy()
     try:
-        seconds, steady = trial(layer, x, lengths, return_states, engines)
+        with as_operators() if graph else contextlib.nullcontext():
+            seconds, steady = trial(layer, x, lengths, return_states, engines)
     except Exception as e:  # anything the copy cannot do: the rules decide, and say so once
         log.warning("rnnlab: auto could not measure the engines of %s (%s: %s); using the rules",
                     type(layer).__name__, type(e).__name__, e)
@@ -542,13 +549,13 @@ def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = 
 @compiler.assume_constant_result
 def traced_choice(layer, x: torch.Tensor, lengths: bool, grad: bool, x_grad: bool, training: bool,
                   return_states: bool) -> str:
-    """``auto``'s engine for a call that torch.compile traces: :func:`choose_engine`'s for an
-    eager call of the same sizes (measured now, eagerly, if no choice is known), so that a
-    compiled model runs what the eager one runs. dynamo calls this once per trace, with ``x``
+    """``auto``'s engine for a call that torch.compile traces: :func:`choose_engine`'s with the
+    engines timed as the graph runs them (``graph``; measured now, eagerly, if no choice is
+    known), so that a compiled model runs the fastest engine there. dynamo calls this once per trace, with ``x``
     the real input of the call it traces (T, B, I), and takes the answer as a constant: no guard
     on T's bucket, no recompilation per bucket. ``grad``: grad mode on; ``x_grad``: the input
     requires gradients; ``training``: the layer's flag, passed so that dynamo guards on it."""
     with compiler.eager(), torch.set_grad_enabled(grad):
         x = torch.zeros(x.shape, dtype=x.dtype, device=x.device).requires_grad_(x_grad)
         lens = torch.full((x.shape[1],), x.shape[0]) if lengths else None
-        return choose_engine(layer, x, lens, return_states)
+        return choose_engine(layer, x, lens, return_states, graph=True)

@@ -53,6 +53,8 @@ cell: (B, O)), m of h~ = m * h_{t-1} where h_{t-1} enters the recurrent product.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -526,6 +528,21 @@ compiled_forward = torch.ops.rnnlab.compiled_forward.default
 compiled_backward = torch.ops.rnnlab.compiled_backward.default
 
 
+#: set inside :func:`as_operators`: eager calls run the custom operators, as a compiled graph does
+_OPERATORS = contextvars.ContextVar("rnnlab_compiled_operators", default=False)
+
+
+@contextlib.contextmanager
+def as_operators():
+    """Eager calls of the compiled engine inside the block run its custom operators, the path a
+    graph of torch.compile runs (``auto`` times the engine so for a model being compiled)."""
+    token = _OPERATORS.set(True)
+    try:
+        yield
+    finally:
+        _OPERATORS.reset(token)
+
+
 def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tensor, ...]:
     """Run ``call.cell`` over ``x`` (T, B, I) with the compiled BPTT; same contract as ``run_bptt``.
 
@@ -549,7 +566,7 @@ def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tens
     if isinstance(mask, torch.Tensor):
         mask = mask.reshape(mask.shape[0], mask.shape[1])
     spec = _spec(call.cell)
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or _OPERATORS.get():
         zoned = isinstance(mask, tuple)
         saved = compiled_forward(spec, ",".join(p), x, list(state0), list(p.values()),
                                  None if zoned else mask, list(mask) if zoned else [])

@@ -11,6 +11,7 @@ import torch
 
 import rnnlab
 from rnnlab.engines import autotune
+from rnnlab.engines import compiled as compiled_engine
 from rnnlab.layers import recurrent_layer
 
 
@@ -314,12 +315,15 @@ def test_bench_auto_rows(monkeypatch):
 
 
 @pytest.mark.parametrize("slow", ["native", "bptt"])
-def test_compiled_model_runs_the_engine_eager_auto_runs(monkeypatch, slow):
-    """Under torch.compile ``auto`` asks the same verdict as an eager call of the same sizes (one
-    trial for both): torch's kernel where it is the faster, ``bptt`` where that is; outputs and
+def test_compiled_model_runs_the_engine_its_trial_finds_fastest(monkeypatch, slow):
+    """Under torch.compile ``auto`` runs the engine a trial finds fastest as the graph runs them
+    (one trial per trace, the compiled engine timed through its operators, a verdict cached apart
+    from eager calls'): torch's kernel where it is the faster, ``bptt`` where that is; outputs and
     gradients equal eager's."""
-    calls, natives = [], []
-    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 1.0, "bptt": 1.0, slow: 3.0}, calls))
+    calls, natives, operators = [], [], []
+    trial = fake_trial({"native": 1.0, "bptt": 1.0, slow: 3.0}, calls)
+    monkeypatch.setattr(autotune, "trial",
+                        lambda *a: operators.append(compiled_engine._OPERATORS.get()) or trial(*a))
     run_native = recurrent_layer.run_native
     monkeypatch.setattr(recurrent_layer, "run_native",
                         torch.compiler.disable(lambda *a: natives.append(1) or run_native(*a)))
@@ -336,7 +340,26 @@ def test_compiled_model_runs_the_engine_eager_auto_runs(monkeypatch, slow):
     want = lstm(x)[0]
     want.sum().backward()
     fast = "bptt" if slow == "native" else "native"
-    assert lstm.last_engine == fast and len(calls) == 1  # (the eager call took the traced call's verdict)
+    assert lstm.last_engine == fast and operators == [True, False]  # (the traced call's trial, then the eager one's)
     torch.testing.assert_close(got, want)
     for p, g in zip(lstm.parameters(), g_got):
         torch.testing.assert_close(p.grad, g)
+
+
+def test_the_compiled_engine_as_its_operators_equals_eager(compiled_runs, monkeypatch):
+    """What ``auto``'s trial for a traced call runs (``as_operators``): the custom operators a
+    compiled graph runs, not the eager autograd function; the same outputs and gradients."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    lstm = rnnlab.LSTM(3, 4, layer_norm=True, engine="compiled").double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    want = torch.autograd.grad(lstm(x)[0].square().sum(), [x, *lstm.parameters()])
+
+    def refused(*args):
+        raise AssertionError("the eager autograd function ran")
+    monkeypatch.setattr(compiled_engine.CompiledFunction, "apply", refused)
+    with compiled_engine.as_operators():
+        got = torch.autograd.grad(lstm(x)[0].square().sum(), [x, *lstm.parameters()])
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
