@@ -43,23 +43,34 @@ def native_is_fastest(layer, x: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
-@compiler.disable
 def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
                lengths: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Run the whole stack with torch's kernel. x (T, B, I) time-major; hx one (L*D, B, H) tensor
     per state. Returns (output (T, B, D*H), final states).
 
-    Under ``torch.compile`` this runs eagerly, one opaque call (a graph break): dynamo refuses
-    torch's fused kernels themselves ("Attempted to wrap RNN, GRU, or LSTM", torch 2.13), it
-    cannot trace the packing by length (its sizes are data: an IndexError in its guards), and
-    inductor's lowering of the oneDNN LSTM fails in training ("expected Tensor() for op
-    mkldnn_rnn_layer"); the fused kernel gains nothing from compilation anyway."""
-    cell = layer.cells[0]
-    kernel = KERNELS[cell.native_mode]
-    weights = layer.flat_weights()
-    args = (weights, layer.bias, layer.num_layers, float(layer.dropout), layer.training,
-            layer.bidirectional)
-    h = hx if cell.native_mode == "lstm" else hx[0]
+    Under ``torch.compile`` without gradients (evaluation, generation) one custom operator runs
+    it, ``rnnlab::native_forward``, in the graph; with gradients it runs eagerly, one opaque call
+    (a graph break): dynamo refuses torch's fused kernels themselves ("Attempted to wrap RNN, GRU,
+    or LSTM", torch 2.13), it cannot trace the packing by length (its sizes are data: an
+    IndexError in its guards), inductor's lowering of the oneDNN LSTM fails in training
+    ("expected Tensor() for op mkldnn_rnn_layer"), and an operator would have no backward but a
+    second forward; the fused kernel gains nothing from compilation anyway."""
+    mode, weights = layer.cells[0].native_mode, layer.flat_weights()
+    dropout = float(layer.dropout) if layer.training and layer.num_layers > 1 else 0.0  # (between layers)
+    if torch.compiler.is_compiling() and not torch.is_grad_enabled() and not dropout:
+        out, *final = native_forward(mode, x, list(hx), weights, layer.bias, layer.num_layers,
+                                     layer.bidirectional, lengths)
+        return out, tuple(final)
+    return _run_eagerly(mode, x, hx, weights, layer.bias, layer.num_layers, dropout, layer.training,
+                        layer.bidirectional, lengths)
+
+
+@compiler.disable
+def _run_eagerly(mode: str, x, hx, weights, bias: bool, num_layers: int, dropout: float, training: bool,
+                 bidirectional: bool, lengths):
+    kernel = KERNELS[mode]
+    args = (weights, bias, num_layers, dropout, training, bidirectional)
+    h = hx if mode == "lstm" else hx[0]
     if lengths is None or x.shape[1] == 0:  # (an empty batch has nothing to pack)
         result = kernel(x, h, *args, False)
         out, final = result[0], result[1:]
@@ -73,3 +84,23 @@ def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
     out, _ = pad_packed_sequence(out_packed, total_length=T)
     final = tuple(s.index_select(1, unorder) for s in result[1:])
     return out, final
+
+
+torch.library.define("rnnlab::native_forward", "(str mode, Tensor x, Tensor[] hx, Tensor[] weights, bool bias, "
+                     "int num_layers, bool bidirectional, Tensor? lengths) -> Tensor[]")
+
+
+@torch.library.impl("rnnlab::native_forward", "CompositeExplicitAutograd")
+def _native_forward(mode, x, hx, weights, bias, num_layers, bidirectional, lengths):
+    """[output (T, B, D*H), final state per state tensor], torch's kernel, no gradients."""
+    out, final = _run_eagerly(mode, x, tuple(hx), weights, bias, num_layers, 0.0, False, bidirectional, lengths)
+    return [out, *final]
+
+
+@torch.library.register_fake("rnnlab::native_forward")
+def _(mode, x, hx, weights, bias, num_layers, bidirectional, lengths):
+    T, B = x.shape[:2]
+    return [x.new_empty(T, B, (1 + bidirectional) * hx[0].shape[-1]), *(torch.empty_like(h) for h in hx)]
+
+
+native_forward = torch.ops.rnnlab.native_forward.default

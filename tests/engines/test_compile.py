@@ -270,3 +270,30 @@ def test_compiled_model_checks_lengths_in_its_graph(compiled_runs):
         compiled(x, torch.tensor([6, 3]))
     with pytest.raises(RuntimeError):
         compiled(x, torch.tensor([0, 3]))
+
+
+@pytest.mark.parametrize("cls", [rnnlab.LSTM, rnnlab.GRU, rnnlab.RNN])
+def test_native_evaluation_compiles_into_one_graph(cls):
+    """Without gradients torch's kernel runs in the graph as the operator ``rnnlab::native_forward``
+    (``fullgraph=True`` holds), equal to eager, lengths and both directions included, at two
+    lengths without compiling again; its operator passes opcheck."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    counters.clear()
+    layer = cls(I, H, num_layers=2, bidirectional=True, engine="native").eval()
+    compiled = torch.compile(layer, fullgraph=True, dynamic=True)
+    lengths = torch.tensor([5, 3, 4])
+    with torch.no_grad():
+        for T in (5, 7, 9, 6, 11):
+            if T == 6:
+                warm = counters["stats"]["unique_graphs"]
+            x = torch.randn(T, 3, I)
+            got, want = compiled(x, lengths=lengths), layer(x, lengths=lengths)
+            torch.testing.assert_close(got, want, atol=0, rtol=0)
+    assert counters["stats"]["unique_graphs"] == warm
+    from rnnlab.engines import native
+    hx = [torch.randn(4, 3, H) for _ in range(1 + (cls is rnnlab.LSTM))]
+    torch.library.opcheck(native.native_forward, (layer.cells[0].native_mode, torch.randn(5, 3, I), hx,
+                                                  layer.flat_weights(), True, 2, True, lengths),
+                          test_utils=("test_schema", "test_faketensor"))
