@@ -178,6 +178,28 @@ def test_cache_round_trips_on_disk_keyed_by_machine_and_torch(monkeypatch, tmp_p
     assert not os.path.exists(autotune.cache_path()) and os.path.exists(path)
 
 
+def test_a_close_call_is_measured_again_and_the_mean_decides(monkeypatch):
+    """A verdict whose runner-up is within CLOSE of the winner is measured again by the next
+    processes, up to CLOSE_TRIALS trials; the mean of each engine's timings decides, for good."""
+    trials = iter([{"native": 1.10, "bptt": 1.00},   # bptt by a little: a close call
+                   {"native": 0.80, "bptt": 1.00},   # the mean: native 0.95, bptt 1.00
+                   {"native": 1.00, "bptt": 1.00}])  # native 0.967, bptt 1.00: settled
+    calls = []
+    monkeypatch.setattr(autotune, "trial", lambda layer, x, lengths, rs, engines, clock=None:
+                        (calls.append(1) or next(trials), True))
+    x = torch.randn(5, 2, 3)
+    ran = []
+    for _ in range(5):  # five processes
+        autotune.clear_cache()
+        lstm = rnnlab.LSTM(3, 4)
+        lstm(x)
+        ran.append(lstm.last_engine)
+    assert ran == ["bptt", "native", "native", "native", "native"] and len(calls) == 3
+    with open(autotune.cache_path()) as f:
+        (entry,) = json.load(f)["classes"].values()
+    assert entry["trials"] == 3 and entry["seconds"]["native"] == pytest.approx(2.9 / 3)
+
+
 def test_a_file_of_another_machine_is_not_read(monkeypatch):
     calls = []
     monkeypatch.setattr(autotune, "trial", fake_trial({"native": 2.0, "bptt": 1.0}, calls))
