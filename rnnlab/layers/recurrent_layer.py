@@ -144,7 +144,9 @@ class RecurrentLayer(nn.Module):
     def cell_params(self, index: int) -> dict:
         """Parameters (and buffers) of cell ``index`` under the cell's own names."""
         own = {**self._buffers, **self._parameters}  # (nn.Module's attribute lookup is slow)
-        return {name: own[full] for name, full in self._param_names[index].items()}
+        # (one that torch.nn.utils.parametrize computes, an orthogonal W_hh say, is an attribute)
+        return {name: own[full] if full in own else getattr(self, full)
+                for name, full in self._param_names[index].items()}
 
     def flat_weights(self) -> List[torch.Tensor]:
         """Weights in torch.nn's flat order (w_ih, w_hh, b_ih, b_hh per layer and direction)."""

@@ -177,3 +177,31 @@ def test_an_empty_batch_runs_as_in_torch_nn(engine, make, lengths, compiled_runs
         assert p.grad is None or not p.grad.any(), name
     with torch.no_grad():  # evaluation (the forward loop alone)
         assert layer.eval()(x)[0].shape == (5, 0, D * 4)
+
+
+@pytest.mark.parametrize("engine", ["bptt", "compiled", "native", "auto", "scan"])
+def test_parametrized_weights_run_on_every_engine(engine, compiled_runs):
+    """torch.nn.utils.parametrize (an orthogonal W_hh, weight norm on W_ih): every engine runs the
+    computed weights, outputs and the gradients of the underlying parameters equal ``loop``'s
+    (float64), and the output is the plain layer's with those weights."""
+    from torch.nn.utils import parametrizations
+    if engine == "compiled" and not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    got = {}
+    for e in ("loop", engine):
+        torch.manual_seed(1)
+        layer = rnnlab.LSTM(3, 4, engine=e).double()
+        parametrizations.orthogonal(layer, "weight_hh_l0")
+        parametrizations.weight_norm(layer, "weight_ih_l0")
+        out = layer(x)[0]
+        out.square().sum().backward()
+        got[e] = (out, [p.grad for p in layer.parameters()])
+    plain = rnnlab.LSTM(3, 4, engine="loop").double()
+    with torch.no_grad():
+        for name, p in plain.named_parameters():
+            p.copy_(getattr(layer, name))
+    torch.testing.assert_close(got[engine][0], plain(x)[0], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(got[engine][0], got["loop"][0], rtol=1e-10, atol=1e-10)
+    for a, b in zip(got[engine][1], got["loop"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
