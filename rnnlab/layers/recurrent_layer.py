@@ -153,6 +153,17 @@ class RecurrentLayer(nn.Module):
         order = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
         return [getattr(self, names[n]) for names in self._param_names for n in order]
 
+    @property
+    def all_weights(self) -> List[List[torch.Tensor]]:
+        """torch.nn's view of the weights: per layer and direction [w_ih, w_hh, b_ih, b_hh] (the
+        cell's own parameters after them), as torch.nn.RNN's ``all_weights``."""
+        return [[getattr(self, full) for full in names.values()] for names in self._param_names]
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: torch.nn's call to pack its weights into one block for cuDNN, kept so that
+        code written for torch.nn.LSTM runs unchanged (rnnlab's engines read the weights as
+        they are)."""
+
     def dtype_of_params(self) -> torch.dtype:
         return self.weight_ih_l0.dtype
 

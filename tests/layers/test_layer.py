@@ -205,3 +205,20 @@ def test_parametrized_weights_run_on_every_engine(engine, compiled_runs):
     torch.testing.assert_close(got[engine][0], got["loop"][0], rtol=1e-10, atol=1e-10)
     for a, b in zip(got[engine][1], got["loop"][1]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_torch_nn_weight_helpers_run_unchanged():
+    """Code written for torch.nn.LSTM: ``all_weights`` lists the same tensors per layer and
+    direction, and ``flatten_parameters()`` runs (nothing to pack) and changes no output."""
+    torch.manual_seed(0)
+    ours = rnnlab.LSTM(3, 4, num_layers=2, bidirectional=True)
+    ref = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    ref.load_state_dict(ours.state_dict())
+    assert len(ours.all_weights) == len(ref.all_weights) == 4
+    for a, b in zip(ours.all_weights, ref.all_weights):
+        assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
+    assert ours.all_weights[3][1] is ours.weight_hh_l1_reverse
+    x = torch.randn(5, 2, 3)
+    before = ours(x)[0]
+    ours.flatten_parameters()
+    torch.testing.assert_close(ours(x)[0], before, rtol=0, atol=0)
