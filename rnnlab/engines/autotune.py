@@ -299,12 +299,27 @@ def note_compiled_runs() -> None:
         _mark_compiled_built()
 
 
+#: the background build's first lines, run before it imports anything: its own process group (a
+#: Ctrl-C of the run, or the end of a tool's process group, leaves it to finish) in the same
+#: session (a new session is a new scheduling autogroup on Linux, which would share the
+#: processor equally with the run whatever its priority), nice 19 and the idle scheduling class,
+#: inherited by the compiler. Lowered after ``import torch`` instead (seconds of a processor), the
+#: build would crowd the trial that runs meanwhile and skew its verdict.
+_LOWER_PRIORITY = """import os
+for lower in (os.setpgrp, lambda: os.nice(19), lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))):
+    try:
+        lower()
+    except (AttributeError, OSError):  # not on this system
+        pass
+"""
+
+
 def _start_build() -> None:
     """Build the compiled engine in a detached process at the lowest CPU priority."""
     global _builder, _compiled
     env = dict(os.environ)
     env.setdefault("MAX_JOBS", "1")  # one compiler at a time: the least disturbance to training
-    code = "import rnnlab.engines.autotune as a; a._build_compiled_main()"
+    code = _LOWER_PRIORITY + "import rnnlab.engines.autotune as a\na._build_compiled_main()\n"
     try:
         _builder = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -317,17 +332,8 @@ def _start_build() -> None:
 
 
 def _build_compiled_main() -> None:
-    """The background build's process: its own process group (a Ctrl-C of the run, or the end of
-    a tool's process group, leaves it to finish) in the same session (a new session is a new
-    scheduling autogroup on Linux, which would share the processor equally with the run whatever
-    its priority), the idle scheduling class and nice 19, inherited by the compiler; then build,
-    mark success and exit 0, or exit 1."""
-    for lower in (os.setpgrp, lambda: os.nice(19),
-                  lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))):
-        try:
-            lower()
-        except (AttributeError, OSError):  # not on this system
-            pass
+    """The background build's process (at the lowest priority already): build, mark success and
+    exit 0, or exit 1."""
     ok = compiled_available()
     if ok:
         _mark_compiled_built()
