@@ -77,6 +77,7 @@ from ..cells.cell import block_norm, check_size
 from ..errors import ConfigError
 from ..init import INIT_SCHEMES, glorot_blocks_, orthogonal_blocks_
 from ..engines.regularization import Regularization, bernoulli, drop_connect, dropout_mask
+from .recurrent_layer import not_scriptable
 
 GRID_CELLS = ("rnn", "lstm")
 #: the state tensors of each grid cell (zoneout takes one rate or one per state)
@@ -257,6 +258,9 @@ class GridRNN(nn.Module):
             raise ValueError(f"GridRNN expects input {layout} with C = {self.input_size} and no "
                              f"empty dimension, got {tuple(x.shape)}")
         return x
+
+    def __prepare_scriptable__(self):
+        return not_scriptable(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, H, W, C) (or (B, C, H, W) with ``channels_first``) -> (B, H, W, D*H_out)."""

@@ -29,6 +29,14 @@ from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpac
 log = logging.getLogger("rnnlab")
 
 
+def not_scriptable(layer: nn.Module):
+    """torch.jit.script's hook (``__prepare_scriptable__``) of a layer: one clear error in place
+    of TorchScript's about a line it cannot compile."""
+    raise RuntimeError(f"torch.jit.script cannot compile rnnlab's {type(layer).__name__} (it runs Python and "
+                       "C++ that TorchScript does not read); torch.export, ONNX export and "
+                       "torch.jit.trace take it (docs/export.md)")
+
+
 class RecurrentLayer(nn.Module):
     r"""A stack of recurrent cells run over a sequence.
 
@@ -163,6 +171,9 @@ class RecurrentLayer(nn.Module):
         """Nothing to do: torch.nn's call to pack its weights into one block for cuDNN, kept so that
         code written for torch.nn.LSTM runs unchanged (rnnlab's engines read the weights as
         they are)."""
+
+    def __prepare_scriptable__(self):
+        return not_scriptable(self)
 
     def dtype_of_params(self) -> torch.dtype:
         return self.weight_ih_l0.dtype

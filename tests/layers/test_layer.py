@@ -222,3 +222,12 @@ def test_torch_nn_weight_helpers_run_unchanged():
     before = ours(x)[0]
     ours.flatten_parameters()
     torch.testing.assert_close(ours(x)[0], before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make", [lambda: rnnlab.LSTM(3, 4), lambda: rnnlab.GridRNN(3, 4)], ids=["LSTM", "GridRNN"])
+def test_torchscript_says_what_to_use_instead(make):
+    """torch.jit.script of a model holding a layer: one error naming the layer and what takes it
+    (TorchScript's own was about a line of the engines it could not compile)."""
+    model = torch.nn.Sequential(make())
+    with pytest.raises(RuntimeError, match=r"torch.jit.script cannot compile rnnlab's (LSTM|GridRNN).*torch.export"):
+        torch.jit.script(model)
