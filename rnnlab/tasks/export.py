@@ -16,7 +16,10 @@ same predictions.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -295,6 +298,21 @@ def export_spec(run: LoadedRun):
     return spec(run)
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Without the lines torch's ONNX exporter prints about itself (a deprecation inside its
+    pytree, "torchvision is not installed. Skipping torchvision::nms", ...): errors still show."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated", category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _convert(spec: ExportSpec, fmt: str, run_dir):
     """The graph of one spec in memory: torch.export's program, or the ONNX program."""
     args = tuple(spec.inputs.values())
@@ -307,7 +325,7 @@ def _convert(spec: ExportSpec, fmt: str, run_dir):
     try:  # (no_grad: with grad on, torch's type-promotion pass re-traces each scan through
         # autograd and fails on the SymInt sizes autograd saves, "'SymInt' object has no
         # attribute 'unsqueeze'")
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             return torch.onnx.export(program, args, input_names=list(spec.inputs),
                                      output_names=[p.name for p in spec.output_ports],
                                      dynamo=True, verbose=False)

@@ -144,10 +144,16 @@ def test_jit_trace_runs_the_loop_engine():
 
 
 # ------------------------------------------------------------------------------ rnnlab export
-def _session(run, tmp_path, capsys):
+def _session(run, tmp_path, capfd):
+    """``rnnlab export`` as a user runs it (its own process: what it prints is what a terminal
+    shows), then ONNX Runtime on the file it wrote."""
+    import subprocess
+    import sys
     out = tmp_path / "exported" / "model.onnx"
-    assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
-    assert "wrote" in capsys.readouterr().out
+    done = subprocess.run([sys.executable, "-m", "rnnlab", "export", str(run), "--format", "onnx", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "wrote" in done.stdout, done.stderr
+    assert done.stderr == ""  # (torch's exporter printed a deprecation and its lines about torchvision)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["graph"] == "model.onnx"
     session = onnxruntime.InferenceSession(str(out))
@@ -168,13 +174,13 @@ def _softmax(v):
 
 
 @pytest.mark.slow
-def test_export_of_a_classifier_predicts_what_rnnlab_predict_prints(tmp_path, capsys):
+def test_export_of_a_classifier_predicts_what_rnnlab_predict_prints(tmp_path, capfd):
     import numpy as np
     from test_classification import SMALL, _toy
     data = _toy(tmp_path / "toy")
     run = tmp_path / "run"
     rnnlab.train(task="classify", data=str(data), out=str(run), **dict(SMALL, epochs=2, cell="lstm"))
-    session, meta = _session(run, tmp_path, capsys)
+    session, meta = _session(run, tmp_path, capfd)
     assert meta["task"] == "classify" and meta["classes"] == ["0", "1"]
     lines = ["this good film", "a bad actor was the plot", "unseen words here ok"]
     want = rnnlab.predict(run, lines)
@@ -189,7 +195,7 @@ def test_export_of_a_classifier_predicts_what_rnnlab_predict_prints(tmp_path, ca
 
 
 @pytest.mark.slow
-def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(tmp_path, capsys):
+def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(tmp_path, capfd):
     import numpy as np
     from test_tagging import PATTERNS, write_treebank
     folder = tmp_path / "bank"
@@ -199,7 +205,7 @@ def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(
     run = tmp_path / "run"
     rnnlab.train(task="tag", data=str(folder), out=str(run), embed_size=8, char_embed_size=4,
                  char_hidden_size=4, hidden_size=8, batch_size=4, epochs=1, threads=1, progress=False, cell="gru")
-    session, meta = _session(run, tmp_path, capsys)
+    session, meta = _session(run, tmp_path, capfd)
     chars = {c: i for i, c in enumerate(meta["characters"])}
     lines = ["the dog runs fast", "they fly", "a big unseen dog ."]
     want = rnnlab.predict(run, lines)
@@ -220,15 +226,15 @@ def test_export_of_a_tagger_with_characters_predicts_what_rnnlab_predict_prints(
 
 
 @pytest.mark.slow
-def test_export_of_a_language_model_continues_as_rnnlab_predict_greedily(tmp_path, capsys):
+def test_export_of_a_language_model_continues_as_rnnlab_predict_greedily(tmp_path, capfd):
     import numpy as np
     from cli.test_lm_cli import FAST, TEXT  # (tests/ is on the path: conftest)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
     run = tmp_path / "run"
     assert main(["train", "--data", str(corpus), "--out", str(run), *FAST, "--cell", "lstm"]) == 0
-    capsys.readouterr()
-    session, meta = _session(run, tmp_path, capsys)
+    capfd.readouterr()
+    session, meta = _session(run, tmp_path, capfd)
     prime, length = "class C1", 12
     want = rnnlab.predict(run, [prime], length=length, beam_size=1)[0]
     index = {c: i for i, c in enumerate(meta["vocabulary"])}
@@ -248,7 +254,7 @@ def test_export_of_a_language_model_continues_as_rnnlab_predict_greedily(tmp_pat
 
 
 @pytest.mark.slow
-def test_export_pt2_loads_and_runs(tmp_path, capsys):
+def test_export_pt2_loads_and_runs(tmp_path, capfd):
     from test_classification import SMALL, _toy
     data = _toy(tmp_path / "toy")
     run = tmp_path / "run"
@@ -264,14 +270,14 @@ def test_export_pt2_loads_and_runs(tmp_path, capsys):
                                    atol=1e-5, rtol=0)
 
 
-def test_export_refuses_a_task_it_does_not_cover_in_one_line(tmp_path, capsys):
+def test_export_refuses_a_task_it_does_not_cover_in_one_line(tmp_path, capfd):
     assert main(["export", str(tmp_path / "absent")]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.startswith("rnnlab: error:") and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-def test_onnx_export_torch_cannot_convert_fails_in_one_line(tmp_path, capsys, monkeypatch):
+def test_onnx_export_torch_cannot_convert_fails_in_one_line(tmp_path, capfd, monkeypatch):
     from test_classification import SMALL, _toy
     run = tmp_path / "run"
     rnnlab.train(task="classify", data=str(_toy(tmp_path / "toy")), out=str(run),
@@ -281,6 +287,6 @@ def test_onnx_export_torch_cannot_convert_fails_in_one_line(tmp_path, capsys, mo
         raise RuntimeError("a report\nof many lines")
     monkeypatch.setattr(torch.onnx, "export", refuse)
     assert main(["export", str(run), "--format", "onnx"]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.startswith("rnnlab: error:") and "--format pt2" in err and len(err.strip().splitlines()) == 1
     assert not (run / "model.onnx").exists() and not (run / "model.json").exists()
