@@ -318,8 +318,9 @@ def _diagnose(args, extra: List[str]) -> int:
 def _tasks(args, extra: List[str]) -> int:
     from .tasks import TASKS, get_recipe
     if args.name is None:
+        width = max(map(len, TASKS))
         for name in TASKS:
-            print(f"{name:10s} {get_recipe(name).description}")
+            print(f"{name:{width}s}  {get_recipe(name).description}")
         print("\nrnnlab tasks NAME lists a task's settings (flags of rnnlab train --task NAME)")
         return 0
     recipe = get_recipe(args.name)

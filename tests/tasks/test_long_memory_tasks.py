@@ -95,6 +95,8 @@ def test_tasks_are_listed_and_need_no_data(tmp_path, capsys):
     assert main(["tasks"]) == 0
     listed = capsys.readouterr().out
     assert "adding" in listed and "copy" in listed
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in listed.split("\n")[:-3]}  # (the tasks' lines)
+    assert len(starts) == 1  # every description in one column, the longest name's included
     assert main(["tasks", "adding"]) == 0
     settings = capsys.readouterr().out
     assert "--form" in settings and "--train-sequences" in settings and "--inputs" not in settings
