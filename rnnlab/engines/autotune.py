@@ -121,14 +121,16 @@ _memory: Dict[str, str] = {}
 
 
 def clear_cache(disk: bool = False) -> None:
-    """Forget the choices made in this process; with ``disk``, delete this machine's cache file."""
+    """Forget the choices made in this process; with ``disk``, delete this machine's cache file (and
+    the mark of a failed build of the compiled engine)."""
     _memory.clear()
     _retry.clear()
     if disk:
-        try:
-            os.remove(cache_path())
-        except FileNotFoundError:
-            pass
+        for path in (cache_path(), failed_marker()):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
 
 def _read(path: str) -> Dict[str, dict]:
@@ -250,14 +252,17 @@ def compiled_marker() -> str:
 _marker: Optional[str] = None
 
 
-def _mark_compiled_built() -> None:
-    path = compiled_marker()
+def _mark(path: str, text: str) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
-            f.write(f"built, torch {torch.__version__}\n")
+            f.write(text + "\n")
     except OSError as e:
         log.debug("rnnlab: cannot write %s (%s)", path, e)
+
+
+def _mark_compiled_built() -> None:
+    _mark(compiled_marker(), f"built, torch {torch.__version__}")
 
 
 def compiled_ready(start_build: bool = True) -> bool:
@@ -276,12 +281,16 @@ def compiled_ready(start_build: bool = True) -> bool:
         if rc is None:
             return False
         _builder = None
-        if rc != 0:  # the foreground says why if it ever needs the engine
-            log.info("rnnlab: the background build of the compiled engine failed (exit %s)", rc)
+        if rc != 0:
+            log.warning("rnnlab: the compiled engine could not be built (%s); auto runs the engines that "
+                        "need no compiler, and the build is tried again in a day (engine='compiled' "
+                        "tries it at once)", failed_build() or f"exit {rc}")
             _compiled = False
             return False
     elif not os.path.exists(compiled_marker()):
-        if start_build:
+        if failed_build() is not None:  # (no compiler here, say: not tried again in every run)
+            _compiled = False
+        elif start_build:
             _start_build()
         return False
     _compiled = compiled_available()
@@ -333,11 +342,34 @@ def _start_build() -> None:
 
 def _build_compiled_main() -> None:
     """The background build's process (at the lowest priority already): build, mark success and
-    exit 0, or exit 1."""
+    exit 0, or mark the failure with its reason and exit 1."""
+    from .compiled import compiled_broken
     ok = compiled_available()
     if ok:
         _mark_compiled_built()
+    else:
+        _mark(failed_marker(), compiled_broken() or "the build failed")
     sys.exit(0 if ok else 1)
+
+
+#: a failed background build is started again after this many seconds (a compiler installed since)
+BUILD_RETRY = 24 * 3600.0
+
+
+def failed_marker() -> str:
+    """The file that says a background build of the current sources failed, and why."""
+    return compiled_marker().replace("compiled-built-", "compiled-failed-")
+
+
+def failed_build() -> Optional[str]:
+    """Why the last background build failed, if it did less than :data:`BUILD_RETRY` ago."""
+    try:
+        if time.time() - os.path.getmtime(failed_marker()) < BUILD_RETRY:
+            with open(failed_marker()) as f:
+                return f.read().strip() or "the build failed"
+    except OSError:
+        pass
+    return None
 
 
 # ------------------------------------------------------------------ candidates and rules

@@ -58,6 +58,7 @@ import contextvars
 import functools
 import logging
 import os
+import re
 from typing import List, Optional, Tuple
 
 import torch
@@ -99,6 +100,15 @@ _broken: Optional[str] = None
 _module = None
 
 
+def _first_error(report: str) -> str:
+    """The line of a build's report that says what went wrong (the compiler's first error, "not
+    found", ...), else its last line."""
+    lines = [line.strip() for line in report.split("\n") if line.strip()]
+    telling = [line for line in lines if re.search(r"error|not found|no such|cannot", line, re.IGNORECASE)
+               and not line.startswith(("Error building extension", "FAILED", "ninja:"))]
+    return (telling[0] if telling else lines[-1] if lines else "")[:300]
+
+
 @functools.lru_cache(maxsize=None)
 def _ops():
     """The compiled module (``Config``, its enums, ``Run``), built and loaded on first call; None
@@ -110,8 +120,7 @@ def _ops():
     try:
         ops = _build()
     except Exception as e:  # no compiler, no ninja, a failed build or load: bptt serves
-        first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-        _broken = f"its C++ could not be built or loaded ({first})"
+        _broken = f"its C++ could not be built or loaded ({_first_error(str(e)) or type(e).__name__})"
         log.warning("rnnlab: the compiled engine is unavailable, %s; using the bptt engine", _broken)
         return None
     _broken = ""

@@ -23,6 +23,7 @@ directory kept by rank 0.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -340,7 +341,7 @@ class Trainer:
                                 if self.world.distributed else 0)  # (one machine's processes share its cores)
         with cpu_threads(threads):
             try:
-                with deterministic_algorithms(c.deterministic):
+                with deterministic_algorithms(c.deterministic), logs_above_bar():
                     self._loop()
             finally:
                 if handler_set:
@@ -472,6 +473,27 @@ def say_above_bar(message: str) -> None:
     """A line on stderr, printed above the progress bar rather than through it."""
     from tqdm import tqdm
     tqdm.write(message, file=sys.stderr)
+
+
+class _AboveBar(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        say_above_bar(self.format(record))
+
+
+@contextlib.contextmanager
+def logs_above_bar():
+    """rnnlab's warnings inside the block printed above the progress bar, where no handler of
+    the program's prints them (Python's last resort would print them through the bar's line)."""
+    logger = logging.getLogger("rnnlab")
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = _AboveBar(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def format_seconds(s: float) -> str:

@@ -342,6 +342,31 @@ def test_background_build_is_at_lowest_priority_before_it_imports_torch(monkeypa
     assert out == ["19", "True", "False"]
 
 
+def test_a_failed_background_build_is_not_started_again_for_a_day(monkeypatch, tmp_path):
+    """Without a compiler every run started a build that failed, and said each time that it was
+    building "once per machine": the failure is marked with its reason, later processes start no
+    build for a day, then try again."""
+    monkeypatch.setattr(autotune, "_compiled_off", lambda: False)
+    monkeypatch.setattr(autotune, "_builder", None)
+    monkeypatch.setattr(autotune, "compiled_available", lambda: False)
+    from rnnlab.engines import compiled
+    monkeypatch.setattr(compiled, "compiled_broken", lambda: "its C++ could not be built (no compiler)")
+    with pytest.raises(SystemExit) as exit_:
+        autotune._build_compiled_main()  # (the background process's work)
+    assert exit_.value.code == 1
+    assert autotune.failed_build() == "its C++ could not be built (no compiler)"
+    started = []
+    monkeypatch.setattr(autotune, "_start_build", lambda: started.append(1))
+    monkeypatch.setattr(autotune, "_compiled", None)
+    assert autotune.compiled_ready() is False and started == []  # the next process
+    day_ago = time.time() - autotune.BUILD_RETRY - 60
+    os.utime(autotune.failed_marker(), (day_ago, day_ago))
+    monkeypatch.setattr(autotune, "_compiled", None)
+    assert autotune.compiled_ready() is False and started == [1]  # a day later: tried again
+    autotune.clear_cache(disk=True)
+    assert not os.path.exists(autotune.failed_marker())
+
+
 def test_bench_auto_rows(monkeypatch):
     from rnnlab import bench
     from rnnlab.bench import GRID, format_auto_table, run_auto_bench
@@ -405,3 +430,12 @@ def test_the_compiled_engine_as_its_operators_equals_eager(compiled_runs, monkey
         got = torch.autograd.grad(lstm(x)[0].square().sum(), [x, *lstm.parameters()])
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+def test_a_failed_build_is_told_by_its_first_error():
+    """The reason a failed build gives is the report's telling line, not ninja's last one."""
+    report = ("Error building extension 'x': [1/2] c++ -c a.cpp -o a.o\na.cpp:3:1: error: expected ';'\n"
+              "a.cpp:9:1: error: later\nFAILED: a.o\nninja: build stopped: subcommand failed.\n")
+    assert compiled_engine._first_error(report) == "a.cpp:3:1: error: expected ';'"
+    assert compiled_engine._first_error("[1/5] x\n/bin/sh: 1: c++: not found\nninja: build stopped.") == "/bin/sh: 1: c++: not found"
+    assert compiled_engine._first_error("ImportError: undefined symbol\n") == "ImportError: undefined symbol"

@@ -453,3 +453,24 @@ def test_target_loss_stops_at_the_first_validation_that_reaches_it(tmp_path):
     assert s["stop_reason"] == "target_loss" and s["steps"] == 12 and s["best_step"] == 12
     with pytest.raises(ConfigError, match="target_loss"):
         TrainConfig(target_loss=-1.0).check()
+
+
+def test_warnings_during_training_print_above_the_progress_bar(monkeypatch):
+    """A warning of rnnlab's while the bar is drawn (the compiled engine's background build, say)
+    is printed above it, not on the bar's line; where the program has a handler of its own, that
+    handler prints it and nothing is added."""
+    import logging
+    from rnnlab.training import trainer as trainer_module
+    above = []
+    monkeypatch.setattr(trainer_module, "say_above_bar", above.append)
+    logger = logging.getLogger("rnnlab")
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    with trainer_module.logs_above_bar():
+        logger.warning("rnnlab: building")
+        logger.info("rnnlab: not shown")
+    assert above == ["rnnlab: building"] and logger.handlers == []
+    own = logging.Handler()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [own])
+    with trainer_module.logs_above_bar():
+        assert logger.handlers == []
