@@ -361,7 +361,7 @@ def _add_train(sub) -> None:
     S = argparse.SUPPRESS
     t = sub.add_parser("train", help="train a model of a task (no arguments: the main job)",
                        description="Train a model. With no arguments: a character LSTM language model "
-                       "on the text of Python's built-in help, about 3 minutes on 2 cores.",
+                       "on the text of Python's built-in help, about 70 s on 2 cores.",
                        epilog="Every task has more settings than listed here: rnnlab tasks NAME lists "
                        "them, each given as --name value.", argument_default=S)
     from .tasks import TASKS
