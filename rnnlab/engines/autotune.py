@@ -282,13 +282,13 @@ def compiled_ready(start_build: bool = True) -> bool:
             return False
         _builder = None
         if rc != 0:
-            log.warning("rnnlab: the compiled engine could not be built (%s); auto runs the engines that "
-                        "need no compiler, and the build is tried again in a day (engine='compiled' "
-                        "tries it at once)", failed_build() or f"exit {rc}")
+            _tell_failure(failed_build() or f"exit {rc}")
             _compiled = False
             return False
     elif not os.path.exists(compiled_marker()):
-        if failed_build() is not None:  # (no compiler here, say: not tried again in every run)
+        why = failed_build()
+        if why is not None:  # (no compiler here, say: not tried again in every run)
+            _tell_failure(why)
             _compiled = False
         elif start_build:
             _start_build()
@@ -366,10 +366,28 @@ def failed_build() -> Optional[str]:
     try:
         if time.time() - os.path.getmtime(failed_marker()) < BUILD_RETRY:
             with open(failed_marker()) as f:
-                return f.read().strip() or "the build failed"
+                return f.read().split("\n")[0].strip() or "the build failed"
     except OSError:
         pass
     return None
+
+
+def _tell_failure(why: str) -> None:
+    """Say once, in the first process that learns of it, why the background build failed (a line
+    "told" is added to its mark, whose time stays that of the failure)."""
+    path = failed_marker()
+    try:
+        with open(path) as f:
+            if "told" in f.read().split("\n")[1:]:
+                return
+        when = os.stat(path)
+        with open(path, "a") as f:
+            f.write("told\n")
+        os.utime(path, (when.st_atime, when.st_mtime))
+    except OSError:
+        pass
+    log.warning("rnnlab: the compiled engine could not be built (%s); auto runs the engines that need no "
+                "compiler, and the build is tried again in a day (engine='compiled' tries it at once)", why)
 
 
 # ------------------------------------------------------------------ candidates and rules

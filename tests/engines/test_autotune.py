@@ -355,10 +355,13 @@ def test_a_failed_background_build_is_not_started_again_for_a_day(monkeypatch, t
         autotune._build_compiled_main()  # (the background process's work)
     assert exit_.value.code == 1
     assert autotune.failed_build() == "its C++ could not be built (no compiler)"
-    started = []
+    started, said = [], []
     monkeypatch.setattr(autotune, "_start_build", lambda: started.append(1))
-    monkeypatch.setattr(autotune, "_compiled", None)
-    assert autotune.compiled_ready() is False and started == []  # the next process
+    monkeypatch.setattr(autotune.log, "warning", lambda *a: said.append(a[0] % a[1:]))
+    for _ in range(2):  # the next processes: no build; the first of them says why, once
+        monkeypatch.setattr(autotune, "_compiled", None)
+        assert autotune.compiled_ready() is False and started == []
+    assert len(said) == 1 and "could not be built (its C++ could not be built (no compiler))" in said[0]
     day_ago = time.time() - autotune.BUILD_RETRY - 60
     os.utime(autotune.failed_marker(), (day_ago, day_ago))
     monkeypatch.setattr(autotune, "_compiled", None)
