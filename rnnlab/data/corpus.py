@@ -40,7 +40,10 @@ def read_text(path, encoding: str = "utf-8") -> str:
     if not path.exists():
         raise DataError(f"expected a text file at {path}; nothing is there")
     if path.is_dir():
-        raise DataError(f"expected a text file at {path}; found a folder")
+        files = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        held = (f" holding {', '.join(files[:5])}{', ...' if len(files) > 5 else ''}: give one of its files"
+                if files else " with no file in it")
+        raise DataError(f"expected a text file at {path}; found a folder{held}")
     data = path.read_bytes()
     try:
         text = data.decode(encoding)

@@ -71,7 +71,9 @@ def test_folder_without_train_file(tmp_path):
 
 @pytest.mark.parametrize("make, match", [
     (lambda p: p, "nothing is there"),
-    (lambda p: (p.mkdir(), p)[1], "found a folder"),
+    (lambda p: (p.mkdir(), p)[1], "found a folder with no file in it"),
+    (lambda p: (p.mkdir(), (p / "data.json").write_text("{}"), (p / "SOURCE.md").write_text("x"), p)[-1],
+     "found a folder holding SOURCE.md, data.json: give one of its files"),
     (lambda p: (p.write_text("  \n"), p)[1], "empty"),
     (lambda p: (p.write_bytes(b"ok\nok\n\xff\xfe bad\n"), p)[1], r":3: bytes that are not valid utf-8"),
 ])
