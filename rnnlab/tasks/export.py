@@ -237,52 +237,78 @@ class _DecoderStep(nn.Module):
         return (log_probs, *new.hidden)
 
 
-def _translate(run: LoadedRun) -> Dict[str, ExportSpec]:
-    from ..data.vocabulary import EOS
-    model, vocabs, c = run.model, run.assets, run.model.config
+def _encoder_decoder(model, encoder_inputs: Dict[str, torch.Tensor], encoder_ports: List[Port],
+                     vocabulary_size: int, context: str) -> Tuple[ExportSpec, ExportSpec]:
+    """The encoder and decoder-step graphs of a model with ``encode(*inputs) -> DecoderState``
+    and ``step(tokens, state)`` (translation, captioning); ``context`` says what the state's
+    field c is."""
     cell = model.decoder.cells[0]
-    src, lengths = torch.tensor([[1, 2], [2, 1], [1, 3], [3, 3], [1, 3]]), torch.tensor([5, 3])  # (S=5, B=2)
-    state = model.encode(src, lengths)
+    state = model.encode(*encoder_inputs.values())
     fields = [f for f in ("context", "memory", "keys", "mask") if getattr(state, f) is not None]
-    L = str(c.layers)
+    L = str(model.config.layers)
     hidden = [Port(n, "float32", (L, "B", str(s)), f"the decoder's state {n!r}")
               for n, s in zip(cell.state_names, cell.state_sizes)]
     meaning = {"context": ("B", "C"), "memory": ("S", "B", "C"), "keys": ("S", "B", "A"),
                "mask": ("S", "B")}
-    about = {"context": "c, the source sentence's summary the decoder reads at every step",
-             "memory": "the encoder's annotation h_j of each source word",
+    about = {"context": context, "memory": "the encoder's annotation h_j of each source word",
              "keys": "U h_j + b_U, attention's keys", "mask": "True at the real source words"}
     extra = [Port(f, "bool" if f == "mask" else "float32",
                   tuple(str(getattr(state, f).shape[i]) if d in "CA" else d for i, d in enumerate(meaning[f])),
                   about[f]) for f in fields]
-    V = str(len(vocabs.target))
-    encoder = ExportSpec(_Encoder(model, fields), {"src": src, "lengths": lengths},
-                         [Port("src", "int64", ("S", "B"), "source word indices into "
-                               "'source_vocabulary' (0: unknown; padding past a sentence's end: "
-                               "any index)"),
-                          Port("lengths", "int64", ("B",), "each sentence's number of words")],
-                         hidden + extra)
-    tokens = torch.tensor([1, 2])
+    encoder = ExportSpec(_Encoder(model, fields), encoder_inputs, encoder_ports, hidden + extra)
     example = dict(zip([p.name for p in hidden + extra], (*state.hidden, *(getattr(state, f) for f in fields))))
-    decoder = ExportSpec(_DecoderStep(model, len(hidden), fields), {"tokens": tokens, **example},
-                         [Port("tokens", "int64", ("B",), "the previous target word (the first "
-                               "step: 'eos'), an index into 'target_vocabulary'")] + hidden + extra,
-                         [Port("log_probs", "float32", ("B", V), "log P(next target word)")] +
+    decoder = ExportSpec(_DecoderStep(model, len(hidden), fields), {"tokens": torch.tensor([1, 2]), **example},
+                         [Port("tokens", "int64", ("B",), "the previous word (the first step: "
+                               "'eos'), an index into the target vocabulary")] + hidden + extra,
+                         [Port("log_probs", "float32", ("B", str(vocabulary_size)), "log P(next word)")] +
                          [Port(p.name + "_n", p.dtype, p.shape, p.meaning + " after the step")
                           for p in hidden])
+    return encoder, decoder
+
+
+#: how a program uses the two graphs of an encoder-decoder run
+_USAGE = ("the encoder's outputs are the decoder's inputs after 'tokens'; feed the decoder eos, then "
+          "its own choice, with the state it returned (the other inputs unchanged), until it gives eos")
+
+
+def _translate(run: LoadedRun) -> Dict[str, ExportSpec]:
+    from ..data.vocabulary import EOS
+    vocabs = run.assets
+    src, lengths = torch.tensor([[1, 2], [2, 1], [1, 3], [3, 3], [1, 3]]), torch.tensor([5, 3])  # (S=5, B=2)
+    ports = [Port("src", "int64", ("S", "B"), "source word indices into 'source_vocabulary' (0: "
+                  "unknown; padding past a sentence's end: any index)"),
+             Port("lengths", "int64", ("B",), "each sentence's number of words")]
+    encoder, decoder = _encoder_decoder(run.model, {"src": src, "lengths": lengths}, ports, len(vocabs.target),
+                                        "c, the source sentence's summary the decoder reads at every step")
     info = {"source_vocabulary": vocabs.source.symbols, "target_vocabulary": vocabs.target.symbols,
             "unknown": 0, "eos": vocabs.target.index[EOS], "tokenized": run.data.tokenized,
-            "max_length": "2 * S + 10 words (eos included), as rnnlab predict",
-            "usage": "encoder(src, lengths) gives the decoder's inputs after 'tokens'; feed the "
-                     "decoder eos, then its own choice, with the state it returned (the other "
-                     "inputs unchanged), until it gives eos"}
+            "max_length": "2 * S + 10 words (eos included), as rnnlab predict", "usage": _USAGE}
+    return {"encoder": encoder, "decoder": decoder, "info": info}
+
+
+def _caption(run: LoadedRun) -> Dict[str, ExportSpec]:
+    from ..data.vocabulary import EOS
+    a = run.assets
+    if a.features:
+        ports = [Port("features", "float32", ("B", str(a.features)), "each image's feature vector, "
+                      "as the run's features.npy held them")]
+        images = torch.zeros(2, a.features)
+    else:
+        ports = [Port("images", "float32", ("B", "3", str(a.height), str(a.width)), "RGB images, each "
+                      "8-bit value divided by 255 (so in [0, 1]), channels first")]
+        images = torch.rand(2, 3, a.height, a.width, generator=torch.Generator().manual_seed(0))
+    encoder, decoder = _encoder_decoder(run.model, {ports[0].name: images}, ports, len(a.vocab),
+                                        "v, the image's features the decoder reads at every step")
+    info = {"vocabulary": a.vocab.symbols, "unknown": 0, "eos": a.vocab.index[EOS],
+            "image_height": a.height, "image_width": a.width, "features": a.features,
+            "max_length": "20 words (eos included), as rnnlab predict", "usage": _USAGE}
     return {"encoder": encoder, "decoder": decoder, "info": info}
 
 
 #: task name -> what it exports (one graph, or a dict of named graphs and their shared "info")
 SPECS: Dict[str, Callable[[LoadedRun], Any]] = {"lm": _lm, "classify": _classify, "tag": _tag,
                                                 "ctc": _ctc, "music": _music, "forecast": _forecast,
-                                                "translate": _translate}
+                                                "translate": _translate, "caption": _caption}
 
 
 # ---------------------------------------------------------------------- the files

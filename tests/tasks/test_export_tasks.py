@@ -1,7 +1,8 @@
 """``rnnlab export`` of a run of the tasks beyond lm/classify/tag (test_export.py): the CTC model,
-the music model, the forecaster and the translation model's encoder and decoder step. Each test
-trains a tiny run, exports it to ONNX, feeds ONNX Runtime what ``rnnlab predict`` reads (built
-from the JSON beside the graph, with numpy only) and gets the same predictions."""
+the music model, the forecaster, and the encoder and decoder step of the translation and
+captioning models. Each test trains a tiny run, exports it to ONNX, feeds ONNX Runtime what
+``rnnlab predict`` reads (built from the JSON beside the graph, with numpy only) and gets the
+same predictions."""
 import json
 
 import numpy as np
@@ -145,3 +146,65 @@ def test_translation_export_translates_greedily_as_rnnlab_predict(context, tmp_p
         got.append(" ".join(words))
     assert got == want
     assert want[0] == "ein mann läuft"                                         # the run learned
+
+
+def test_caption_export_captions_greedily_as_rnnlab_predict(tmp_path, capsys):
+    from PIL import Image
+    from test_captioning import SMALL
+    from rnnlab.data import scenes as gen
+    run = tmp_path / "run"
+    rnnlab.train(task="caption", out=str(run), **dict(SMALL, context="both"))
+    meta, out = _export(run, tmp_path, capsys)
+    encoder = _session(out.parent / meta["graphs"]["encoder"]["graph"], meta["graphs"]["encoder"])
+    decoder = _session(out.parent / meta["graphs"]["decoder"]["graph"], meta["graphs"]["decoder"])
+    fields = [p["name"] for p in meta["graphs"]["encoder"]["outputs"]]
+    n_hidden = len(meta["graphs"]["decoder"]["outputs"]) - 1
+    gen.write_pngs(gen.generate_set([gen.TEST_OFFSET + i for i in range(6)]), tmp_path / "png", "x")
+    paths = sorted(str(p) for p in (tmp_path / "png").glob("x-*.png"))
+    want = rnnlab.predict(run, paths)
+    got = []
+    for path in paths:
+        pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0        # (H, W, 3)
+        assert pixels.shape == (meta["image_height"], meta["image_width"], 3)
+        state = dict(zip(fields, encoder.run(None, {"images": pixels.transpose(2, 0, 1)[None]})))
+        token, words = meta["eos"], []
+        for _ in range(20):
+            log_probs, *hidden = decoder.run(None, {"tokens": np.array([token]), **state})
+            token = int(log_probs[0].argmax())
+            if token == meta["eos"]:
+                break
+            words.append(meta["vocabulary"][token])
+            state.update(zip(fields[:n_hidden], hidden))
+        got.append(" ".join(words))
+    assert got == want
+    assert all(len(c.split()) >= 3 for c in want)                              # the run learned to caption
+
+
+def test_caption_export_of_a_run_on_feature_vectors(tmp_path, capsys):
+    """A captioner that reads feature vectors (features.npy) exports with a 'features' input; the
+    encoder and a decoder step equal the model's own."""
+    from data.test_caption_files import TINY
+    from rnnlab.tasks.recipe import load_run
+    root, rng = tmp_path / "feat", np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        np.save(root / split / "features.npy", rng.normal(size=(n, 5)).astype(np.float32))
+        (root / split / "features.txt").write_text("".join(f"img{i}.jpg\n" for i in range(n)))
+        (root / split / "captions.tsv").write_text("".join(f"img{i}.jpg\ta {'cat' if i % 2 else 'dog'}\n"
+                                                           for i in range(n)))
+    rnnlab.train(task="caption", data=str(root), out=str(tmp_path / "run"), **TINY)
+    meta, out = _export(tmp_path / "run", tmp_path, capsys)
+    assert meta["features"] == 5 and meta["graphs"]["encoder"]["inputs"][0]["shape"] == ["B", "5"]
+    encoder = _session(out.parent / meta["graphs"]["encoder"]["graph"], meta["graphs"]["encoder"])
+    decoder = _session(out.parent / meta["graphs"]["decoder"]["graph"], meta["graphs"]["decoder"])
+    features = rng.normal(size=(3, 5)).astype(np.float32)
+    fields = [p["name"] for p in meta["graphs"]["encoder"]["outputs"]]
+    got = dict(zip(fields, encoder.run(None, {"features": features})))
+    model = load_run(tmp_path / "run").model.eval()
+    with torch.no_grad():
+        state = model.encode(torch.from_numpy(features))
+        log_probs, _ = model.step(torch.full((3,), meta["eos"]), state)
+    for name, want in zip(fields, (*state.hidden, state.context)):
+        np.testing.assert_allclose(got[name], want.numpy(), rtol=1e-5, atol=1e-6)
+    step = decoder.run(None, {"tokens": np.full(3, meta["eos"]), **got})
+    np.testing.assert_allclose(step[0], log_probs.numpy(), rtol=1e-5, atol=1e-5)
