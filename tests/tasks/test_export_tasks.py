@@ -34,6 +34,29 @@ def _session(path, ports):
     return session
 
 
+def _encoder_decoder(out, meta):
+    """The two sessions of a translation or captioning export, and a greedy decoder over them:
+    ``greedy(encoder_inputs, steps, vocabulary)`` -> the words, as rnnlab predict's beam size 1."""
+    graphs = meta["graphs"]
+    encoder = _session(out.parent / graphs["encoder"]["graph"], graphs["encoder"])
+    decoder = _session(out.parent / graphs["decoder"]["graph"], graphs["decoder"])
+    fields = [p["name"] for p in graphs["encoder"]["outputs"]]
+    n_hidden = len(graphs["decoder"]["outputs"]) - 1
+
+    def greedy(inputs, steps, vocabulary):
+        state = dict(zip(fields, encoder.run(None, inputs)))
+        token, words = meta["eos"], []
+        for _ in range(steps):
+            log_probs, *hidden = decoder.run(None, {"tokens": np.array([token]), **state})
+            token = int(log_probs[0].argmax())
+            if token == meta["eos"]:
+                break
+            words.append(vocabulary[token])
+            state.update(zip(fields[:n_hidden], hidden))
+        return " ".join(words)
+    return encoder, decoder, greedy
+
+
 def test_ctc_export_decodes_what_rnnlab_predict_prints(tmp_path, capsys):
     from rnnlab.data import ctc_digits as gen
     from rnnlab.tasks.ctc import prototypes
@@ -124,26 +147,15 @@ def test_translation_export_translates_greedily_as_rnnlab_predict(context, tmp_p
     train_toy(folder, run, context)
     meta, out = _export(run, tmp_path, capsys)
     assert set(meta["graphs"]) == {"encoder", "decoder"}
-    encoder = _session(out.parent / meta["graphs"]["encoder"]["graph"], meta["graphs"]["encoder"])
-    decoder = _session(out.parent / meta["graphs"]["decoder"]["graph"], meta["graphs"]["decoder"])
-    fields = [p["name"] for p in meta["graphs"]["encoder"]["outputs"]]
-    n_hidden = len(meta["graphs"]["decoder"]["outputs"]) - 1
+    _, _, greedy = _encoder_decoder(out, meta)
     source = {w: i for i, w in enumerate(meta["source_vocabulary"])}
     lines = ["a man runs", "two dogs run", "the woman sings loudly", "a unseenword plays"]
     want = rnnlab.predict(run, lines, beam_size=1)
     got = []
     for line in lines:
         src = np.array([source.get(w, meta["unknown"]) for w in line.split()], dtype=np.int64)[:, None]
-        state = dict(zip(fields, encoder.run(None, {"src": src, "lengths": np.array([len(src)])})))
-        token, words = meta["eos"], []
-        for _ in range(2 * len(src) + 10):
-            log_probs, *hidden = decoder.run(None, {"tokens": np.array([token]), **state})
-            token = int(log_probs[0].argmax())
-            if token == meta["eos"]:
-                break
-            words.append(meta["target_vocabulary"][token])
-            state.update(zip(fields[:n_hidden], hidden))
-        got.append(" ".join(words))
+        got.append(greedy({"src": src, "lengths": np.array([len(src)])}, 2 * len(src) + 10,
+                          meta["target_vocabulary"]))
     assert got == want
     assert want[0] == "ein mann läuft"                                         # the run learned
 
@@ -155,10 +167,7 @@ def test_caption_export_captions_greedily_as_rnnlab_predict(tmp_path, capsys):
     run = tmp_path / "run"
     rnnlab.train(task="caption", out=str(run), **dict(SMALL, context="both"))
     meta, out = _export(run, tmp_path, capsys)
-    encoder = _session(out.parent / meta["graphs"]["encoder"]["graph"], meta["graphs"]["encoder"])
-    decoder = _session(out.parent / meta["graphs"]["decoder"]["graph"], meta["graphs"]["decoder"])
-    fields = [p["name"] for p in meta["graphs"]["encoder"]["outputs"]]
-    n_hidden = len(meta["graphs"]["decoder"]["outputs"]) - 1
+    _, _, greedy = _encoder_decoder(out, meta)
     gen.write_pngs(gen.generate_set([gen.TEST_OFFSET + i for i in range(6)]), tmp_path / "png", "x")
     paths = sorted(str(p) for p in (tmp_path / "png").glob("x-*.png"))
     want = rnnlab.predict(run, paths)
@@ -166,16 +175,7 @@ def test_caption_export_captions_greedily_as_rnnlab_predict(tmp_path, capsys):
     for path in paths:
         pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0        # (H, W, 3)
         assert pixels.shape == (meta["image_height"], meta["image_width"], 3)
-        state = dict(zip(fields, encoder.run(None, {"images": pixels.transpose(2, 0, 1)[None]})))
-        token, words = meta["eos"], []
-        for _ in range(20):
-            log_probs, *hidden = decoder.run(None, {"tokens": np.array([token]), **state})
-            token = int(log_probs[0].argmax())
-            if token == meta["eos"]:
-                break
-            words.append(meta["vocabulary"][token])
-            state.update(zip(fields[:n_hidden], hidden))
-        got.append(" ".join(words))
+        got.append(greedy({"images": pixels.transpose(2, 0, 1)[None]}, 20, meta["vocabulary"]))
     assert got == want
     assert all(len(c.split()) >= 3 for c in want)                              # the run learned to caption
 
@@ -195,8 +195,7 @@ def test_caption_export_of_a_run_on_feature_vectors(tmp_path, capsys):
     rnnlab.train(task="caption", data=str(root), out=str(tmp_path / "run"), **TINY)
     meta, out = _export(tmp_path / "run", tmp_path, capsys)
     assert meta["features"] == 5 and meta["graphs"]["encoder"]["inputs"][0]["shape"] == ["B", "5"]
-    encoder = _session(out.parent / meta["graphs"]["encoder"]["graph"], meta["graphs"]["encoder"])
-    decoder = _session(out.parent / meta["graphs"]["decoder"]["graph"], meta["graphs"]["decoder"])
+    encoder, decoder, _ = _encoder_decoder(out, meta)
     features = rng.normal(size=(3, 5)).astype(np.float32)
     fields = [p["name"] for p in meta["graphs"]["encoder"]["outputs"]]
     got = dict(zip(fields, encoder.run(None, {"features": features})))
