@@ -83,12 +83,14 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
     """
     where = resolve_device(device)  # before anything is written or a process group is joined
     world = distributed.init_from_environment(where)
-    if config_file is not None:
-        settings = {**read_toml(config_file), **settings}
-    task = settings.pop("task", None) if task is None else task
-    start = {"init_from": settings.pop("init_from", None) if init_from is None else init_from,
-             "embeddings": settings.pop("embeddings", None) if embeddings is None else embeddings}
-    start = {k: str(v) for k, v in start.items() if v is not None}
+    from_file = read_toml(config_file) if config_file is not None else {}
+    settings = {**from_file, **settings}
+    given = {"task": task, "init_from": init_from, "embeddings": embeddings}
+    for k, v in given.items():  # not settings; an argument wins over the file's value
+        from_settings = settings.pop(k, None)
+        given[k] = from_settings if v is None else v
+    task = given.pop("task")
+    start = {k: str(v) for k, v in given.items() if v is not None}
     if resume is not None and start:
         raise ConfigError(f"--{next(iter(start)).replace('_', '-')} starts a new run; --resume "
                           f"continues {resume} from its own weights")
@@ -122,6 +124,9 @@ def train(task: Optional[str] = None, resume: Optional[str] = None, out: Optiona
             trainer.start_over()
     else:
         recipe = get_recipe(task or "lm")
+        if from_file:  # (the file's settings alone first: a mistake there is named by the file)
+            recipe.configs({k: v for k, v in from_file.items() if k not in ("task", "init_from", "embeddings")},
+                           str(config_file))
         data, mcfg, tcfg = recipe.configs(settings, "settings")
         check_precision(tcfg.precision, where)
         job = recipe.prepare(data, tcfg)

@@ -92,6 +92,20 @@ def test_toml_config_and_flags_win(corpus, tmp_path, capsys):
     assert saved["train"]["lr"] == 0.01
 
 
+def test_toml_config_names_the_task_and_a_mistake_names_the_file(tmp_path, capsys):
+    """``task`` in the file picks the task (it was refused as an unknown setting), and an unknown
+    name in the file is told by the file's name."""
+    cfg = tmp_path / "adding.toml"
+    cfg.write_text('task = "adding"\n[train]\nmax_steps = 2\nprogress = false\n')
+    assert main(["train", "--out", str(tmp_path / "run"), "--config", str(cfg)]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == "adding"
+    capsys.readouterr()
+    cfg.write_text('task = "adding"\nhiden_size = 8\n')
+    assert main(["train", "--out", str(tmp_path / "other"), "--config", str(cfg)]) == 2
+    assert f"{cfg}: unknown setting 'hiden_size' (did you mean 'hidden_size'?)" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 def test_word_level_run(tmp_path, capsys):
     data = tmp_path / "ptb"
     data.mkdir()
