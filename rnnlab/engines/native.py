@@ -50,7 +50,8 @@ def run_native(layer, x: torch.Tensor, hx: Tuple[torch.Tensor, ...],
 
     Under ``torch.compile`` without gradients (evaluation, generation) one custom operator runs
     it, ``rnnlab::native_forward``, in the graph; with gradients it runs eagerly, one opaque call
-    (a graph break): dynamo refuses torch's fused kernels themselves ("Attempted to wrap RNN, GRU,
+    (a graph break; a layer's own call breaks the graph before this, RecurrentLayer's
+    ``_outside_graph``): dynamo refuses torch's fused kernels themselves ("Attempted to wrap RNN, GRU,
     or LSTM", torch 2.13), it cannot trace the packing by length (its sizes are data: an
     IndexError in its guards), inductor's lowering of the oneDNN LSTM fails in training
     ("expected Tensor() for op mkldnn_rnn_layer"), and an operator would have no backward but a

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from .. import compiler
 from ..cells.cell import RecurrentCell, check_size
 from ..init import init_parameter
 from ..engines import (RUNNERS, autotune, check_engine, compiled_layer_unsupported,
@@ -27,6 +28,12 @@ from ..engines.skip import SkipConnections
 from ..sequence import check_lengths, length_mask, repack, reverse_padded, unpack
 
 log = logging.getLogger("rnnlab")
+
+
+@compiler.disable
+def _run_outside_graph(layer, *args):
+    """``layer.run(*args)`` eagerly, one graph break (:meth:`RecurrentLayer._outside_graph`)."""
+    return layer.run(*args)
 
 
 def not_scriptable(layer: nn.Module):
@@ -264,7 +271,21 @@ class RecurrentLayer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, input, hx=None, lengths=None, return_states: bool = False):
+        if torch.compiler.is_compiling() and self._outside_graph(input, lengths, return_states):
+            return _run_outside_graph(self, input, hx, lengths, return_states)
         return self.run(input, hx, lengths, return_states)
+
+    def _outside_graph(self, input, lengths, return_states: bool) -> bool:
+        """Whether a call torch.compile traces runs the whole layer eagerly, outside the graph: a
+        training call that torch's fused kernel runs (``native``, or ``auto``'s choice as the
+        graph runs it), which dynamo cannot trace. Broken at this frame, not deeper, the call costs
+        what torch.nn.LSTM's does (docs/benchmarks/compile.md); the eager call then runs the
+        engine fastest eagerly."""
+        if not (torch.is_grad_enabled() and self.engine in ("native", "auto") and torch.is_tensor(input)
+                and input.dim() in (2, 3) and input.shape[-1] == self.input_size):
+            return False  # (anything else, PackedSequence included, goes the usual way)
+        x = input.unsqueeze(1) if input.dim() == 2 else input.transpose(0, 1) if self.batch_first else input
+        return x.shape[0] > 0 and self.resolve_engine(return_states, x, lengths) == "native"
 
     def run(self, input, hx=None, lengths=None, return_states: bool = False, extras=None):
         """The forward pass; ``extras`` carries per-call inputs of a subclass (a teacher's
