@@ -276,11 +276,9 @@ class RecurrentLayer(nn.Module):
         return self.run(input, hx, lengths, return_states)
 
     def _outside_graph(self, input, lengths, return_states: bool) -> bool:
-        """Whether a call torch.compile traces runs the whole layer eagerly, outside the graph: a
-        training call that torch's fused kernel runs (``native``, or ``auto``'s choice as the
-        graph runs it), which dynamo cannot trace. Broken at this frame, not deeper, the call costs
-        what torch.nn.LSTM's does (docs/benchmarks/compile.md); the eager call then runs the
-        engine fastest eagerly."""
+        """Whether a traced call runs the whole layer eagerly (one graph break here, not deeper
+        in the engine: docs/benchmarks/compile.md): a training call on torch's fused kernel, which
+        dynamo cannot trace (``native``, or ``auto``'s verdict for the graph)."""
         if not (torch.is_grad_enabled() and self.engine in ("native", "auto") and torch.is_tensor(input)
                 and input.dim() in (2, 3) and input.shape[-1] == self.input_size):
             return False  # (anything else, PackedSequence included, goes the usual way)
