@@ -43,3 +43,14 @@ def eager():
     finally:
         if flag is not None:
             torch.compiler._is_compiling_flag = flag
+
+
+def fullgraph() -> bool:
+    """Whether the trace dynamo is running now was asked for one graph (``fullgraph=True``): a
+    graph break would be an error. Called while dynamo traces (an :func:`assume_constant_result`
+    function); False outside a trace, or where torch keeps this elsewhere."""
+    try:
+        from torch._dynamo.symbolic_convert import InstructionTranslator
+        return bool(getattr(InstructionTranslator.current_tx(), "one_graph", False))
+    except Exception:  # (no trace running, or another torch)
+        return False

@@ -43,3 +43,23 @@ def test_importing_rnnlab_leaves_dynamo_unimported():
     code = "import sys, rnnlab; print('torch._dynamo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_fullgraph_is_known_while_tracing():
+    """Asked inside a trace (a constant-result function), ``fullgraph()`` says whether the trace
+    was asked for one graph; outside a trace, False."""
+    seen = []
+
+    @compiler.assume_constant_result
+    def probe():
+        seen.append(compiler.fullgraph())
+        return 1
+
+    def f(x):
+        return x * probe()
+
+    x = torch.randn(3)
+    for one_graph in (True, False):
+        torch._dynamo.reset()
+        torch.compile(f, fullgraph=one_graph)(x)
+    assert seen == [True, False] and compiler.fullgraph() is False

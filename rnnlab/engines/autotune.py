@@ -560,23 +560,29 @@ TRIALS = 3
 
 
 def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
-                  return_states: bool = False, graph: bool = False) -> str:
+                  return_states: bool = False, graph: bool = False, one_graph: bool = False) -> str:
     """The engine ``auto`` runs for this call of ``layer`` on ``x`` (time-major (T, B, I))."""
-    return verdict(layer, x, lengths, return_states, graph)[0]
+    return verdict(layer, x, lengths, return_states, graph, one_graph)[0]
 
 
 def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
-            return_states: bool = False, graph: bool = False) -> Tuple[str, Optional[float]]:
+            return_states: bool = False, graph: bool = False, one_graph: bool = False) -> Tuple[str, Optional[float]]:
     """(:func:`choose_engine`'s engine, the monotonic time after which to ask again, or None: the
     choice is final for this process). ``graph``: for a call torch.compile traces; the trial
     runs the compiled engine through its custom operators, as the graph will (their fixed cost
-    per call tips small sizes to another engine), and its choice is cached apart."""
+    per call tips small sizes to another engine), and its choice is cached apart. ``one_graph``:
+    for ``torch.compile(..., fullgraph=True)``, only the engines that stay in the graph: the
+    compiled engine's operators, and torch's kernel's without gradients (none of them: dynamo
+    says why it breaks)."""
     if x is None or not enabled():
         return rule_choice(layer, x, return_states), None
     engines = candidates(layer, x, return_states)
+    if one_graph:
+        grad = wants_grad(layer, x)
+        engines = [e for e in engines if e == "compiled" or (e == "native" and not grad)] or engines
     if len(engines) == 1:
         return engines[0], None
-    key = class_key(layer, x, lengths, return_states, graph)
+    key = class_key(layer, x, lengths, return_states, graph) + (" one graph" if one_graph else "")
     known, (until, trials) = _memory.get(key), _retry.get(key, (None, 0))
     if known in engines and (until is None or time.monotonic() < until):
         return known, until
@@ -631,7 +637,8 @@ def traced_choice(layer, x: torch.Tensor, lengths: bool, grad: bool, x_grad: boo
     the real input of the call it traces (T, B, I), and takes the answer as a constant: no guard
     on T's bucket, no recompilation per bucket. ``grad``: grad mode on; ``x_grad``: the input
     requires gradients; ``training``: the layer's flag, passed so that dynamo guards on it."""
+    one_graph = compiler.fullgraph()
     with compiler.eager(), torch.set_grad_enabled(grad):
         x = torch.zeros(x.shape, dtype=x.dtype, device=x.device).requires_grad_(x_grad)
         lens = torch.full((x.shape[1],), x.shape[0]) if lengths else None
-        return choose_engine(layer, x, lens, return_states, graph=True)
+        return choose_engine(layer, x, lens, return_states, graph=True, one_graph=one_graph)

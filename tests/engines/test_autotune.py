@@ -416,6 +416,35 @@ def test_compiled_model_runs_the_engine_its_trial_finds_fastest(monkeypatch, slo
         torch.testing.assert_close(p.grad, g)
 
 
+def test_fullgraph_keeps_auto_to_the_engines_in_the_graph(compiled_runs, monkeypatch):
+    """``torch.compile(model, fullgraph=True)``: where the trial for the graph would pick torch's
+    kernel in training (a graph break, an error under fullgraph), ``auto`` runs the compiled
+    engine's operators, the one engine that stays in the graph there; without gradients torch's
+    kernel stays in the graph and may run. Gradients equal eager's."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    monkeypatch.setattr(autotune, "_compiled_off", lambda: False)
+    monkeypatch.setattr(autotune, "_compiled", True)  # (loaded: a candidate at once)
+    calls = []
+    monkeypatch.setattr(autotune, "trial", fake_trial({"native": 1.0, "compiled": 2.0, "bptt": 3.0}, calls))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    lstm = rnnlab.LSTM(3, 4)
+    compiled = torch.compile(lstm, fullgraph=True)
+    x = torch.randn(5, 2, 3)
+    compiled(x)[0].sum().backward()
+    g_got = [p.grad.clone() for p in lstm.parameters()]
+    assert calls == []  # (one engine left: nothing to measure)
+    with torch.no_grad():
+        got = compiled(x)[0]
+        assert calls == [("native", "compiled")]  # (evaluation: both stay in the graph)
+        torch.testing.assert_close(got, lstm(x)[0])
+    lstm.zero_grad()
+    lstm(x)[0].sum().backward()
+    for p, g in zip(lstm.parameters(), g_got):
+        torch.testing.assert_close(p.grad, g)
+
+
 def test_the_compiled_engine_as_its_operators_equals_eager(compiled_runs, monkeypatch):
     """What ``auto``'s trial for a traced call runs (``as_operators``): the custom operators a
     compiled graph runs, not the eager autograd function; the same outputs and gradients."""
