@@ -2,7 +2,7 @@
 the plain recursive composition and the N-ary Tree-LSTM."""
 from .cells import COMPOSITIONS, RecursiveCell, TreeLSTMCell
 from .network import TreeNetwork
-from .tree import Level, Tree, TreeBatch, postorder
+from .tree import Level, Nodes, Tree, TreeBatch, postorder
 
-__all__ = ["COMPOSITIONS", "Level", "RecursiveCell", "Tree", "TreeBatch", "TreeLSTMCell",
+__all__ = ["COMPOSITIONS", "Level", "Nodes", "RecursiveCell", "Tree", "TreeBatch", "TreeLSTMCell",
            "TreeNetwork", "postorder"]

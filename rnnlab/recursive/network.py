@@ -12,6 +12,9 @@ the network composes every node of height 0 (all leaves of all trees) in one cal
 of height 1, and so on: L + 1 calls for a batch whose tallest tree has height L, against one call
 per node for the plain recursion. A gradient from the root to a leaf crosses height + 1
 compositions, where a chain RNN reading the same expression as T tokens crosses T steps.
+Run over :class:`~rnnlab.recursive.tree.Nodes` (for export), it composes one node after another
+in torch's ``scan``, every node's states the loop's carry (N + 1 rows): one graph for any
+number of nodes, the same states.
 
 Shapes: a batch of B trees with N nodes -> root h (B, H); with ``return_states`` also the tuple
 of every node's states, each (N + 1, H), row n the state of node n (row 0 the zero state).
@@ -27,7 +30,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError, check_choice
 from .cells import COMPOSITIONS
-from .tree import TreeBatch
+from .tree import Nodes, TreeBatch
 
 
 class TreeNetwork(nn.Module):
@@ -44,7 +47,7 @@ class TreeNetwork(nn.Module):
         self.cell = COMPOSITIONS[composition](embed_size, hidden_size, arity, **options)
         self.hidden_size, self.arity = hidden_size, arity
 
-    def forward(self, batch: TreeBatch, return_states: bool = False
+    def forward(self, batch: Union[TreeBatch, Nodes], return_states: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]]:
         if batch.arity != self.arity:
             raise ValueError(f"expected trees batched with arity {self.arity}, found {batch.arity}")
@@ -52,6 +55,10 @@ class TreeNetwork(nn.Module):
         x = self.embedding(batch.labels)                                     # (N_nodes + 1, E)
         if self.dropout:
             x = F.dropout(x, self.dropout, self.training)
+        if isinstance(batch, Nodes):
+            states = self._one_by_one(x, batch.children)
+            root = states[0].index_select(0, batch.roots)                    # (B, H)
+            return (root, states) if return_states else root
         zero = x.new_zeros(1, H)                                             # node 0: no node
         states = tuple(zero for _ in range(self.cell.state_count))           # each (1, H)
         for level in batch.levels:
@@ -62,3 +69,20 @@ class TreeNetwork(nn.Module):
             states = tuple(torch.cat([s, n]) for s, n in zip(states, new))   # scatter: next block
         root = states[0].index_select(0, batch.roots)                        # (B, H)
         return (root, states) if return_states else root
+
+    def _one_by_one(self, x: torch.Tensor, children: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """x (N, E), children (N, N_c) -> every node's states, each (N + 1, H), one node a step."""
+        from torch._higher_order_ops import scan
+        H, N = self.hidden_size, x.shape[0]
+        rows = torch.arange(N + 1, device=x.device).unsqueeze(1)            # (N + 1, 1)
+
+        def compose(states, node):
+            x_j, kids, j = node                                              # (E,), (N_c,), ()
+            new = self.cell(x_j.unsqueeze(0), tuple(s.index_select(0, kids).unsqueeze(0) for s in states))
+            states = tuple(torch.where(rows == j, n, s) for s, n in zip(states, new))  # row j := new
+            return states, new[0][0].clone()
+
+        init = tuple(x.new_zeros(N + 1, H) for _ in range(self.cell.state_count))
+        numbers = torch.arange(1, N + 1, device=x.device)
+        states, _ = scan(compose, init, (x, children, numbers))
+        return states

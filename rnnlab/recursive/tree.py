@@ -74,6 +74,21 @@ class Level(NamedTuple):
     children: torch.Tensor
 
 
+class Nodes(NamedTuple):
+    """B trees as three tensors, for a network run one node after another (a graph for export,
+    whose loop over nodes stays one construct): nodes numbered 1 .. N so that every child comes
+    before its parent (postorder does), ``labels`` (N,) int64 the label index of node n at
+    [n - 1], ``children`` (N, N_c) int64 the numbers of its children (0: none), ``roots`` (B,)
+    each tree's root number."""
+    labels: torch.Tensor
+    children: torch.Tensor
+    roots: torch.Tensor
+
+    @property
+    def arity(self) -> int:
+        return self.children.shape[1]
+
+
 @dataclass
 class TreeBatch:
     """B trees with their nodes numbered level by level (module docstring)."""
@@ -130,6 +145,10 @@ class TreeBatch:
     @property
     def num_nodes(self) -> int:
         return len(self.labels) - 1
+
+    def nodes(self) -> "Nodes":
+        """The same trees as :class:`Nodes` (the level order is a valid node order)."""
+        return Nodes(self.labels[1:], torch.cat([lv.children for lv in self.levels]), self.roots)
 
     def to(self, device) -> "TreeBatch":
         return TreeBatch(self.labels.to(device),

@@ -210,6 +210,108 @@ def _forecast(run: LoadedRun) -> ExportSpec:
     return ExportSpec(Outputs(run.model, lambda m, x: (m(x),)), {"past": past}, ins, outs, info)
 
 
+def _adding(run: LoadedRun) -> ExportSpec:
+    ins = [Port("x", "float32", ("T", "B", "2"), "each step's (value, marker) pair"),
+           Port("lengths", "int64", ("B",), "each sequence's number of steps")]
+    outs = [Port("y", "float32", ("B",), "the predicted sum of the marked values")]
+    x = torch.zeros(5, 2, 2)
+    return ExportSpec(Outputs(run.model, lambda m, *a: (m(*a),)), {"x": x, "lengths": torch.tensor([5, 3])},
+                      ins, outs)
+
+
+def _copy(run: LoadedRun) -> ExportSpec:
+    from ..data import long_memory as gen
+    C = run.model.config.classes
+    ins = [Port("tokens", "int64", ("T", "B"), "symbols 0..9 (0 blank, 1..8 data, 9 the delimiter)")]
+    outs = [Port("logits", "float32", ("T", "B", str(C)), "unnormalised log-probabilities of each "
+                 "class per step (0 blank, k the data symbol k)")]
+    tokens = torch.tensor([[1, 2], [2, 1], [0, 0], [9, 9], [0, 0]])                   # (T=5, B=2)
+    return ExportSpec(Outputs(run.model, lambda m, t: (m(t),)), {"tokens": tokens}, ins, outs,
+                      {"symbols": gen.COPY_SYMBOLS})
+
+
+class _WordCosines(nn.Module):
+    """(words (B, K), signs (B, K)) -> the cosine of sum_k signs_k v_k / |v_k| with every word's
+    vector (B, N), in float64 as ``rnnlab predict`` ranks them."""
+
+    def __init__(self, vectors: torch.Tensor):
+        super().__init__()
+        self.register_buffer("unit", nn.functional.normalize(vectors.detach().double(), dim=1))  # (N, D)
+
+    def forward(self, *inputs):  # (words, signs)
+        words, signs = inputs
+        q = (self.unit[words] * signs.double().unsqueeze(-1)).sum(1)                 # (B, D)
+        return (nn.functional.normalize(q, dim=1) @ self.unit.t(),)                  # (B, N)
+
+
+def _word2vec(run: LoadedRun) -> ExportSpec:
+    vocab, N = run.assets.vocab, run.model.projection.shape[0]
+    ins = [Port("words", "int64", ("B", "K"), "each query's words, indices into 'vocabulary' "
+                "(a query 'a - b + c' is [a, b, c]; a shorter query padded with any index)"),
+           Port("signs", "float32", ("B", "K"), "each word's sign in its query (+1, -1; 0: padding)")]
+    outs = [Port("cosine", "float64", ("B", str(N)), "the cosine of the query (the signed sum of its "
+                 "words' unit vectors) with each word's vector; the neighbours are the highest, "
+                 "the query's own words and 'unseen' left out")]
+    info = {"vocabulary": vocab.symbols, "unseen": run.assets.unseen()}
+    example = {"words": torch.tensor([[1, 2, 3], [2, 0, 0]]), "signs": torch.tensor([[1., -1., 1.], [1., 0., 0.]])}
+    return ExportSpec(_WordCosines(run.model.projection), example, ins, outs, info)
+
+
+def _tree_ports(what: str, vocabulary: str, roots: bool) -> List[Port]:
+    """The inputs of a tree network's graph: its B trees as N numbered nodes."""
+    ports = [Port("labels", "int64", ("N",), f"each node's label, an index into '{vocabulary}' "
+                  f"({what}); node n (numbered from 1) at [n - 1]"),
+             Port("children", "int64", ("N", "2"), "each node's children by number (0: none), every "
+                  "child numbered before its parent (as in postorder)")]
+    if roots:
+        ports.append(Port("roots", "int64", ("B",), "each tree's root by number"))
+    return ports
+
+
+def _chain_ports(tokens: str) -> List[Port]:
+    return [Port("tokens", "int64", ("T", "B"), tokens), Port("lengths", "int64", ("B",),
+                                                              "each sequence's number of tokens")]
+
+
+#: three trees as numbered nodes: (1 2) 3 ((4 5) 6) 7, the roots 7, 3, 6 (every size apart)
+_NODES = {"labels": torch.tensor([0, 0, 2, 0, 0, 3, 1]), "children": torch.tensor(
+    [[0, 0], [0, 0], [1, 2], [0, 0], [0, 0], [4, 5], [3, 6]]), "roots": torch.tensor([7, 3, 6])}
+_CHAIN = {"tokens": torch.tensor([[1, 2], [2, 1], [1, 1], [2, 2], [1, 2]]), "lengths": torch.tensor([5, 3])}
+
+
+def _tree(run: LoadedRun) -> ExportSpec:
+    from ..recursive import Nodes
+    a, C = run.assets, run.model.config.classes
+    info = {"vocabulary": a.words, "lowercase": a.lowercase, "unknown": 0, "classes": C,
+            "binary": a.binary}
+    if not run.model.config.is_tree:
+        return ExportSpec(Outputs(run.model, lambda m, *t: (m(*t),)), _CHAIN,
+                          _chain_ports("the leaves' words, indices into 'vocabulary'"),
+                          [Port("logits", "float32", ("B", str(C)), "unnormalised log-probabilities "
+                                "of each label of the sentence")], info)
+    outs = [Port("logits", "float32", ("N", str(C)), "unnormalised log-probabilities of each label "
+                 "of every node (a tree's label: its root's)")]
+    nodes = {k: _NODES[k] for k in ("labels", "children")}
+    return ExportSpec(Outputs(run.model, lambda m, *t: (m(Nodes(*t, t[0][:1])),)), nodes,
+                      _tree_ports("a leaf: its word; every other node: 1, '<phrase>'", "vocabulary", False),
+                      outs, info)
+
+
+def _expressions(run: LoadedRun) -> ExportSpec:
+    from ..data import expressions as ex
+    from ..recursive import Nodes
+    outs = [Port("logits", "float32", ("B", str(run.model.config.classes)),
+                 "unnormalised log-probabilities of each value 0..9")]
+    info = {"symbols": list(ex.SYMBOLS), "form": run.data.sequence}
+    if not run.model.config.is_tree:
+        return ExportSpec(Outputs(run.model, lambda m, *t: (m(*t),)), _CHAIN,
+                          _chain_ports("the expression's symbols in 'form' order, indices into 'symbols'"),
+                          outs, info)
+    return ExportSpec(Outputs(run.model, lambda m, *t: (m(Nodes(*t)),)), _NODES,
+                      _tree_ports("a leaf: its digit; every other node: its operator", "symbols", True),
+                      outs, info)
+
+
 class _Encoder(nn.Module):
     """Seq2Seq.encode with the decoder's initial state as a flat tuple of its fields."""
 
@@ -308,7 +410,9 @@ def _caption(run: LoadedRun) -> Dict[str, ExportSpec]:
 #: task name -> what it exports (one graph, or a dict of named graphs and their shared "info")
 SPECS: Dict[str, Callable[[LoadedRun], Any]] = {"lm": _lm, "classify": _classify, "tag": _tag,
                                                 "ctc": _ctc, "music": _music, "forecast": _forecast,
-                                                "translate": _translate, "caption": _caption}
+                                                "translate": _translate, "caption": _caption,
+                                                "adding": _adding, "copy": _copy, "word2vec": _word2vec,
+                                                "tree": _tree, "expressions": _expressions}
 
 
 # ---------------------------------------------------------------------- the files
