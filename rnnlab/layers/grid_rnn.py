@@ -277,63 +277,109 @@ class GridRNN(nn.Module):
             xw = block_norm(xw.reshape(-1, GH), GH // G)[0].view(D, -1, GH) * self.ln_gain_ih.unsqueeze(1)
         if self.bias:
             xw = xw + (self.bias_ih + self.bias_hh).unsqueeze(1)
-        rows, order = diagonals(Hg, Wg, x.device)
+        U_v, U_h, m, keeps = self.draw_masks(x)
+        U_t = torch.cat((U_v, U_h), dim=2).transpose(1, 2)                   # (D, 2H, GH)
+        sweep = self._raster_scan if torch.compiler.is_exporting() else self._diagonals
+        out = sweep(xw.view(D, Hg * Wg, B, GH), U_t, m, keeps, Hg, Wg)       # (D, Hg*Wg, B, H)
+        out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
+        return torch.cat([out[k].flip(m) if m else out[k] for k, m in enumerate(_MIRROR[:D])],
+                         dim=-1)                                              # (B, Hg, Wg, D*H)
+
+    def _cell(self, xw, U_t, m, h_up, h_left, c_up, c_left, keep, w_up, w_left):
+        """A batch of cells (D, M, .) from their predecessors' states (c_* None for the vanilla
+        form): the recurrent products, the cell's equations, zoneout's blend (``keep``: 1 - d of
+        h (and c), with the predecessors' weights in s-bar ``w_up``, ``w_left``; None: off);
+        ``m`` recurrent dropout's mask (D, M, 2H), or None. -> (h, c), each (D, M, H)."""
+        D, n, GH = xw.shape
+        G, H = self.gate_count, GH // self.gate_count
+        h_in = torch.cat((h_up, h_left), dim=2)                               # (D, M, 2H)
+        if m is not None:              # m * h of both predecessors, one m per image and sweep
+            h_in = h_in * m
+        u = torch.bmm(h_in, U_t)       # U_v h~_{i-1,j} + U_h h~_{i,j-1}     (D, M, GH)
+        if self.layer_norm:
+            u = block_norm(u.reshape(-1, GH), H)[0].view(D, n, GH) * self.ln_gain_hh.unsqueeze(1)
+        z = xw + u                                                            # (D, M, GH)
+        if self.cell == "rnn":   # h_{i,j} = phi(W x + U_v h_{i-1,j} + U_h h_{i,j-1} + b)
+            h, c = activate(self.nonlinearity, z), None
+        else:                    # c = f_v c_{i-1,j} + f_h c_{i,j-1} + i g;  h = o tanh(c)
+            z_ifv, z_g, z_o = z.split((3 * H, H, H), dim=2)
+            i, f_v, f_h = torch.sigmoid(z_ifv).split(H, dim=2)
+            c = f_v * c_up + f_h * c_left + i * torch.tanh(z_g)
+            h = torch.sigmoid(z_o) * torch.tanh(self._cell_out(c, n))
+        if keep is not None:     # s = s-bar + k (s~ - s-bar), s-bar the predecessors' mean
+            h = torch.lerp(w_up * h_up + w_left * h_left, h, keep[0])
+            if c is not None:
+                c = torch.lerp(w_up * c_up + w_left * c_left, c, keep[1])
+        return h, c
+
+    def _diagonals(self, xw, U_t, m, keeps, Hg: int, Wg: int) -> torch.Tensor:
+        """The sweep diagonal by diagonal (module docstring): xw (D, Hg*Wg, B, GH) and the
+        masks -> h (D, Hg*Wg, B, H), both in raster order."""
+        D, _, B, GH = xw.shape
+        H = self.hidden_size
+        rows, order = diagonals(Hg, Wg, xw.device)
         sizes = [(hi - lo + 1) * B for lo, hi in rows]
         # the cells in diagonal order, one (D, n_d*B, GH) block per diagonal (split's backward is
         # one concatenation, where indexing a block per diagonal would cost a zero-filled
         # full-size gradient each)
-        xw = xw.view(D, Hg * Wg, B, GH)[:, order]                             # (D, Hg*Wg, B, GH)
-        xw = xw.reshape(D, Hg * Wg * B, GH).split(sizes, dim=1)
-        U_v, U_h, m, keeps = self.draw_masks(x)
+        xw = xw[:, order].reshape(D, Hg * Wg * B, GH).split(sizes, dim=1)
         if keeps is not None:  # each (D, B, Hg, Wg, H) -> per diagonal (D, n_d*B, H)
             keeps = [k.permute(0, 2, 3, 1, 4).reshape(D, Hg * Wg, B, H)[:, order]
                      .reshape(D, Hg * Wg * B, H).split(sizes, dim=1) for k in keeps]
-        U_t = torch.cat((U_v, U_h), dim=2).transpose(1, 2)                   # (D, 2H, GH)
-        zero = x.new_zeros(D, B, H)
+        zero = xw[0].new_zeros(D, B, H)
         h = c = zero                       # diagonal -1: nothing
-        prev_lo = 0
-        outs = []
+        lstm, prev_lo, outs = self.cell == "lstm", 0, []
         for d, (lo, hi) in enumerate(rows):
             # diagonal d - 1 held rows prev_lo .. (with a zero row on each side): row i is
             # cell (i, d-1-i); cell (i, d-i) reads h_{i-1,j} from row i-1, h_{i,j-1} from row i
             n = (hi - lo + 1) * B
             up = (lo - prev_lo) * B            # where row lo - 1 sits in the padded rows
             h_pad = torch.cat((zero, h, zero), dim=1)
+            c_pad = torch.cat((zero, c, zero), dim=1) if lstm else None
             h_up, h_left = h_pad[:, up:up + n], h_pad[:, up + B:up + B + n]   # (D, n_d*B, H)
-            h_in = torch.cat((h_up, h_left), dim=2)                           # (D, n_d*B, 2H)
-            if m is not None:              # m * h of both predecessors, one m per image and sweep
-                h_in = h_in * m.repeat(1, n // B, 2)
-            u = torch.bmm(h_in, U_t)       # U_v h~_{i-1,j} + U_h h~_{i,j-1}     (D, n_d*B, GH)
-            if self.layer_norm:
-                u = block_norm(u.reshape(-1, GH), GH // G)[0].view(D, n, GH) * self.ln_gain_hh.unsqueeze(1)
-            z = xw[d] + u                                                     # (D, n_d*B, GH)
-            if self.cell == "rnn":   # h_{i,j} = phi(W x + U_v h_{i-1,j} + U_h h_{i,j-1} + b)
-                h_new = activate(self.nonlinearity, z)
-            else:                    # c = f_v c_{i-1,j} + f_h c_{i,j-1} + i g;  h = o tanh(c)
-                c_pad = torch.cat((zero, c, zero), dim=1)
-                c_up, c_left = c_pad[:, up:up + n], c_pad[:, up + B:up + B + n]
-                z_ifv, z_g, z_o = z.split((3 * H, H, H), dim=2)
-                i, f_v, f_h = torch.sigmoid(z_ifv).split(H, dim=2)
-                c_new = f_v * c_up + f_h * c_left + i * torch.tanh(z_g)
-                h_new = torch.sigmoid(z_o) * torch.tanh(self._cell_out(c_new, n))
-            if keeps is None:
-                h = h_new
-                if self.cell == "lstm":
-                    c = c_new
-            else:                    # s = s-bar + k (s~ - s-bar), s-bar the predecessors' mean
-                w_up, w_left = predecessor_weights(lo, hi, d, B, x)           # (1, n_d*B, 1) each
-                h = torch.lerp(w_up * h_up + w_left * h_left, h_new, keeps[0][d])
-                if self.cell == "lstm":
-                    c = torch.lerp(w_up * c_up + w_left * c_left, c_new, keeps[1][d])
+            c_up, c_left = (c_pad[:, up:up + n], c_pad[:, up + B:up + B + n]) if lstm else (None, None)
+            w = predecessor_weights(lo, hi, d, B, xw[d]) if keeps is not None else (None, None)
+            h, c = self._cell(xw[d], U_t, None if m is None else m.repeat(1, n // B, 2),
+                              h_up, h_left, c_up, c_left,
+                              None if keeps is None else [k[d] for k in keeps], *w)
             outs.append(h)
             prev_lo = lo
         # back from diagonal order to the grid: cell (i, j) is at position `where` of `order`
         where = torch.empty_like(order)
-        where[order] = torch.arange(Hg * Wg, device=x.device)
-        out = torch.cat(outs, dim=1).view(D, Hg * Wg, B, H)[:, where]         # (D, Hg*Wg, B, H)
-        out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
-        return torch.cat([out[k].flip(m) if m else out[k] for k, m in enumerate(_MIRROR[:D])],
-                         dim=-1)                                              # (B, Hg, Wg, D*H)
+        where[order] = torch.arange(Hg * Wg, device=xw[0].device)
+        return torch.cat(outs, dim=1).view(D, Hg * Wg, B, H)[:, where]        # (D, Hg*Wg, B, H)
+
+    def _raster_scan(self, xw, U_t, m, keeps, Hg, Wg) -> torch.Tensor:
+        """The same sweep one cell after another in raster order, as torch's ``scan`` (for
+        export: one graph construct for any Hg, Wg). The carry holds the last row of states
+        (D, 1 + Wg, B, H), column j at 1 + j after a zero column: cell (i, j) reads h_{i-1,j}
+        there before writing h_{i,j}, and h_{i,j-1} beside it. -> h (D, Hg*Wg, B, H)."""
+        from torch._higher_order_ops import scan
+        D, _, B, GH = xw.shape
+        H, lstm = self.hidden_size, self.cell == "lstm"
+        i = torch.arange(Hg, device=xw.device).view(Hg, 1).expand(Hg, Wg).reshape(-1)  # (Hg*Wg,)
+        j = torch.arange(Wg, device=xw.device).view(1, Wg).expand(Hg, Wg).reshape(-1)  # raster
+        has = torch.stack((i > 0, j > 0), 1).to(xw.dtype)                      # (Hg*Wg, 2)
+        cells = {"xw": xw.transpose(0, 1), "j": j + 1, "w": has / has.sum(1, keepdim=True).clamp(min=1)}
+        if keeps is not None:  # each (D, B, Hg, Wg, H) -> (Hg*Wg, D, B, H)
+            cells["keep"] = tuple(k.permute(2, 3, 0, 1, 4).reshape(Hg * Wg, D, B, H) for k in keeps)
+        columns = torch.arange(1 + Wg, device=xw.device).view(1, -1, 1, 1)    # (1, 1 + Wg, 1, 1)
+        mask = None if m is None else m.repeat(1, 1, 2)                        # (D, B, 2H)
+
+        def cell(last, t):
+            col = t["j"].view(1)
+            at = lambda s, k: s.index_select(1, k).squeeze(1)                  # (D, B, H)
+            h_up, h_left = at(last[0], col), at(last[0], col - 1)
+            c_up, c_left = (at(last[1], col), at(last[1], col - 1)) if lstm else (None, None)
+            w_up, w_left = t["w"][0], t["w"][1]
+            h, c = self._cell(t["xw"], U_t, mask, h_up, h_left, c_up, c_left, t.get("keep"), w_up, w_left)
+            new = (h,) + ((c,) if lstm else ())
+            last = tuple(torch.where(columns == t["j"], s.unsqueeze(1), l) for s, l in zip(new, last))
+            return last, h.clone()
+
+        last = tuple(xw.new_zeros(D, 1 + Wg, B, H) for _ in range(1 + lstm))
+        _, hs = scan(cell, last, cells)                                        # (Hg*Wg, D, B, H)
+        return hs.transpose(0, 1)
 
 
 def predecessor_weights(lo: int, hi: int, d: int, B: int, like: torch.Tensor):

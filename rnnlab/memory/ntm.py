@@ -147,6 +147,8 @@ class NTM(nn.Module):
     def forward(self, x: torch.Tensor, state: Optional[NTMState] = None, record: bool = False):
         if x.dim() != 3 or x.shape[2] != self.cell.I:
             raise ValueError(f"NTM expected input of shape (T, B, {self.cell.I}), got {tuple(x.shape)}")
+        if torch.compiler.is_exporting():
+            return self._scan(x, state, record)
         outputs: List[torch.Tensor] = []
         weights: List[torch.Tensor] = []
         for t in range(x.shape[0]):
@@ -158,3 +160,19 @@ class NTM(nn.Module):
             raise ValueError("NTM expected at least one time step, got an empty sequence")
         out = torch.stack(outputs)                                              # (T, B, O)
         return (out, state, torch.stack(weights)) if record else (out, state)
+
+    def _scan(self, x: torch.Tensor, state: Optional[NTMState], record: bool):
+        """The same loop as torch's ``scan`` (for export: one graph construct for any T)."""
+        from torch._higher_order_ops import scan
+        if state is None:
+            state = self.cell.initial_state(x.shape[1], x)
+        k = len(state.controller)
+
+        def step(carry, x_t):
+            y, new = self.cell(x_t, NTMState(tuple(carry[:k]), *carry[k:]))
+            return (*new.controller, *new[1:]), (y, new.weights.clone()) if record else y
+
+        # (fresh tensors: the carry may not alias its start, an expanded view among them)
+        carry, out = scan(step, tuple(s.clone() for s in (*state.controller, *state[1:])), x)
+        state = NTMState(tuple(carry[:k]), *carry[k:])
+        return (out[0], state, out[1]) if record else (out, state)

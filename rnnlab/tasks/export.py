@@ -312,6 +312,27 @@ def _expressions(run: LoadedRun) -> ExportSpec:
                       outs, info)
 
 
+def _bars(run: LoadedRun) -> ExportSpec:
+    from .bar_images import SIZES
+    ins = [Port("images", "float32", ("B", "H", "W", str(SIZES["channels"])), "the images' pixel "
+                "values, any height and width (background 0, bars 1)")]
+    outs = [Port("logits", "float32", ("B", str(SIZES["classes"])), "unnormalised log-probabilities "
+                 "of each label of 'labels' (softmax: the probability of each)")]
+    images = torch.zeros(2, 5, 4, SIZES["channels"])
+    return ExportSpec(Outputs(run.model, lambda m, x: (m(x),)), {"images": images}, ins, outs,
+                      {"labels": ["none", run.data.bar]})
+
+
+def _sequence_copy(run: LoadedRun) -> ExportSpec:
+    bits = run.assets["bits"]
+    ins = [Port("x", "float32", ("T", "B", str(bits + 1)), "the L vectors of bits, each with a 0 "
+                "appended, then the delimiter (0s, then 1), then L rows of 0s: T = 2 L + 1")]
+    outs = [Port("logits", "float32", ("T", "B", str(bits)), "log-odds of each bit at each step; the "
+                 "copy is the last L steps' (bit 1 where > 0)")]
+    x = torch.zeros(5, 2, bits + 1)
+    return ExportSpec(Outputs(run.model, lambda m, x: (m(x),)), {"x": x}, ins, outs, {"bits": bits})
+
+
 class _Encoder(nn.Module):
     """Seq2Seq.encode with the decoder's initial state as a flat tuple of its fields."""
 
@@ -412,7 +433,8 @@ SPECS: Dict[str, Callable[[LoadedRun], Any]] = {"lm": _lm, "classify": _classify
                                                 "ctc": _ctc, "music": _music, "forecast": _forecast,
                                                 "translate": _translate, "caption": _caption,
                                                 "adding": _adding, "copy": _copy, "word2vec": _word2vec,
-                                                "tree": _tree, "expressions": _expressions}
+                                                "tree": _tree, "expressions": _expressions,
+                                                "bars": _bars, "sequence-copy": _sequence_copy}
 
 
 # ---------------------------------------------------------------------- the files
