@@ -1,4 +1,5 @@
-"""torch.compile's two markers that rnnlab's engines carry, applied without importing dynamo.
+"""torch.compile's two markers that rnnlab's engines carry, applied without importing dynamo; and
+:func:`loop`, the time loop that stays one construct in an exported graph.
 
 ``torch.compiler.disable`` and ``torch.compiler.assume_constant_result`` import ``torch._dynamo``
 (about 1.5 s) when they decorate, at rnnlab's import. These mark the same functions the same way,
@@ -54,3 +55,21 @@ def fullgraph() -> bool:
         return bool(getattr(InstructionTranslator.current_tx(), "one_graph", False))
     except Exception:  # (no trace running, or another torch)
         return False
+
+
+def loop(body, init, xs):
+    """``carry, ys = loop(body, init, xs)``: ``carry, y_t = body(carry, x_t)`` for t = 1 .. T, x_t
+    every leaf of the pytree ``xs`` at [t] along dim 0, ys every y_t stacked along dim 0. Under
+    torch.export it is torch's ``scan``, one graph construct for any T; otherwise a Python loop
+    over the same body (torch.compile unrolls it; eagerly, ``scan`` compiles its body each call
+    and fails there on some sizes dynamo marks dynamic)."""
+    if torch.compiler.is_exporting():
+        from torch._higher_order_ops import scan
+        return scan(body, init, xs)
+    from torch.utils import _pytree
+    leaves, spec = _pytree.tree_flatten(xs)
+    carry, ys = init, []
+    for t in range(leaves[0].shape[0]):
+        carry, y = body(carry, _pytree.tree_unflatten([leaf[t] for leaf in leaves], spec))
+        ys.append(y)
+    return carry, _pytree.tree_map(lambda *y_t: torch.stack(y_t), *ys)

@@ -72,6 +72,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
+from .. import compiler
 from ..activations import activate, check_activation
 from ..cells.cell import block_norm, check_size
 from ..errors import ConfigError
@@ -279,7 +280,7 @@ class GridRNN(nn.Module):
             xw = xw + (self.bias_ih + self.bias_hh).unsqueeze(1)
         U_v, U_h, m, keeps = self.draw_masks(x)
         U_t = torch.cat((U_v, U_h), dim=2).transpose(1, 2)                   # (D, 2H, GH)
-        sweep = self._raster_scan if torch.compiler.is_exporting() else self._diagonals
+        sweep = self._raster if torch.compiler.is_exporting() else self._diagonals
         out = sweep(xw.view(D, Hg * Wg, B, GH), U_t, m, keeps, Hg, Wg)       # (D, Hg*Wg, B, H)
         out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
         return torch.cat([out[k].flip(m) if m else out[k] for k, m in enumerate(_MIRROR[:D])],
@@ -349,12 +350,11 @@ class GridRNN(nn.Module):
         where[order] = torch.arange(Hg * Wg, device=xw[0].device)
         return torch.cat(outs, dim=1).view(D, Hg * Wg, B, H)[:, where]        # (D, Hg*Wg, B, H)
 
-    def _raster_scan(self, xw, U_t, m, keeps, Hg, Wg) -> torch.Tensor:
-        """The same sweep one cell after another in raster order, as torch's ``scan`` (for
-        export: one graph construct for any Hg, Wg). The carry holds the last row of states
+    def _raster(self, xw, U_t, m, keeps, Hg, Wg) -> torch.Tensor:
+        """The same sweep one cell after another in raster order (for export: one ``scan``, a
+        graph for any Hg, Wg). The carry holds the last row of states
         (D, 1 + Wg, B, H), column j at 1 + j after a zero column: cell (i, j) reads h_{i-1,j}
         there before writing h_{i,j}, and h_{i,j-1} beside it. -> h (D, Hg*Wg, B, H)."""
-        from torch._higher_order_ops import scan
         D, _, B, GH = xw.shape
         H, lstm = self.hidden_size, self.cell == "lstm"
         i = torch.arange(Hg, device=xw.device).view(Hg, 1).expand(Hg, Wg).reshape(-1)  # (Hg*Wg,)
@@ -378,7 +378,7 @@ class GridRNN(nn.Module):
             return last, h.clone()
 
         last = tuple(xw.new_zeros(D, 1 + Wg, B, H) for _ in range(1 + lstm))
-        _, hs = scan(cell, last, cells)                                        # (Hg*Wg, D, B, H)
+        _, hs = compiler.loop(cell, last, cells)                               # (Hg*Wg, D, B, H)
         return hs.transpose(0, 1)
 
 

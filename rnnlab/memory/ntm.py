@@ -33,11 +33,12 @@ memory (B, N, M); reads (B, R, M); weights (B, R + W, N), read heads first.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from .. import compiler
 from ..cells import LSTMCell
 from ..errors import ConfigError
 from . import addressing
@@ -147,23 +148,8 @@ class NTM(nn.Module):
     def forward(self, x: torch.Tensor, state: Optional[NTMState] = None, record: bool = False):
         if x.dim() != 3 or x.shape[2] != self.cell.I:
             raise ValueError(f"NTM expected input of shape (T, B, {self.cell.I}), got {tuple(x.shape)}")
-        if torch.compiler.is_exporting():
-            return self._scan(x, state, record)
-        outputs: List[torch.Tensor] = []
-        weights: List[torch.Tensor] = []
-        for t in range(x.shape[0]):
-            y, state = self.cell(x[t], state)
-            outputs.append(y)
-            if record:
-                weights.append(state.weights)
-        if not outputs:
+        if x.shape[0] == 0:
             raise ValueError("NTM expected at least one time step, got an empty sequence")
-        out = torch.stack(outputs)                                              # (T, B, O)
-        return (out, state, torch.stack(weights)) if record else (out, state)
-
-    def _scan(self, x: torch.Tensor, state: Optional[NTMState], record: bool):
-        """The same loop as torch's ``scan`` (for export: one graph construct for any T)."""
-        from torch._higher_order_ops import scan
         if state is None:
             state = self.cell.initial_state(x.shape[1], x)
         k = len(state.controller)
@@ -172,7 +158,8 @@ class NTM(nn.Module):
             y, new = self.cell(x_t, NTMState(tuple(carry[:k]), *carry[k:]))
             return (*new.controller, *new[1:]), (y, new.weights.clone()) if record else y
 
-        # (fresh tensors: the carry may not alias its start, an expanded view among them)
-        carry, out = scan(step, tuple(s.clone() for s in (*state.controller, *state[1:])), x)
-        state = NTMState(tuple(carry[:k]), *carry[k:])
+        # (fresh tensors: a scan's carry may not alias its start, an expanded view among them)
+        carry, out = compiler.loop(step, tuple(s.clone() for s in (*state.controller, *state[1:])), x)
+        state = NTMState(tuple(carry[:k]), *carry[k:])                        # out: (T, B, O)
         return (out[0], state, out[1]) if record else (out, state)
+

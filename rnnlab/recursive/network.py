@@ -12,9 +12,9 @@ the network composes every node of height 0 (all leaves of all trees) in one cal
 of height 1, and so on: L + 1 calls for a batch whose tallest tree has height L, against one call
 per node for the plain recursion. A gradient from the root to a leaf crosses height + 1
 compositions, where a chain RNN reading the same expression as T tokens crosses T steps.
-Run over :class:`~rnnlab.recursive.tree.Nodes` (for export), it composes one node after another
-in torch's ``scan``, every node's states the loop's carry (N + 1 rows): one graph for any
-number of nodes, the same states.
+Run over :class:`~rnnlab.recursive.tree.Nodes` (for export), it composes one node after another,
+every node's states the loop's carry (N + 1 rows): under torch.export one ``scan``, a graph for
+any number of nodes; the same states.
 
 Shapes: a batch of B trees with N nodes -> root h (B, H); with ``return_states`` also the tuple
 of every node's states, each (N + 1, H), row n the state of node n (row 0 the zero state).
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import compiler
 from ..errors import ConfigError, check_choice
 from .cells import COMPOSITIONS
 from .tree import Nodes, TreeBatch
@@ -72,7 +73,6 @@ class TreeNetwork(nn.Module):
 
     def _one_by_one(self, x: torch.Tensor, children: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """x (N, E), children (N, N_c) -> every node's states, each (N + 1, H), one node a step."""
-        from torch._higher_order_ops import scan
         H, N = self.hidden_size, x.shape[0]
         rows = torch.arange(N + 1, device=x.device).unsqueeze(1)            # (N + 1, 1)
 
@@ -84,5 +84,5 @@ class TreeNetwork(nn.Module):
 
         init = tuple(x.new_zeros(N + 1, H) for _ in range(self.cell.state_count))
         numbers = torch.arange(1, N + 1, device=x.device)
-        states, _ = scan(compose, init, (x, children, numbers))
+        states, _ = compiler.loop(compose, init, (x, children, numbers))
         return states

@@ -101,10 +101,14 @@ def _states(layer, prefix: str = "") -> Tuple[List[Port], List[Port], Dict[str, 
 
 def _lm(run: LoadedRun) -> ExportSpec:
     model, vocab = run.model, run.assets
-    if not hasattr(model, "rnn"):
-        raise ConfigError(f"{run.dir}: rnnlab export writes the recurrent language model; "
-                          f"this run's architecture is {model.config.architecture!r}")
-    s_in, s_out, zeros = _states(model.rnn)
+    if hasattr(model, "rnn"):
+        s_in, s_out, zeros = _states(model.rnn)
+    else:  # the NPLM: its state is the window's last n - 1 words
+        shape = (str(model.config.context - 1), "B")
+        s_in = [Port("window", "int64", shape, "each stream's last n - 1 symbols before the first "
+                     "step (to start: 'boundary' everywhere)")]
+        s_out = [Port("window_n", "int64", shape, "the last n - 1 symbols after the last step")]
+        zeros = {"window": model.initial_state(2)}
 
     def call(m, tokens, *state):
         logits, final = m(tokens, state[0] if len(state) == 1 else tuple(state))
@@ -440,8 +444,8 @@ SPECS: Dict[str, Callable[[LoadedRun], Any]] = {"lm": _lm, "classify": _classify
 # ---------------------------------------------------------------------- the files
 def export_spec(run: LoadedRun):
     """The run's :class:`ExportSpec` (or, for a task of several graphs, a dict of them by name
-    and their shared ``"info"``), its model in evaluation mode; a ConfigError for a task that
-    has none yet."""
+    and their shared ``"info"``), its model in evaluation mode; a ConfigError for a task without
+    one in :data:`SPECS`."""
     spec = SPECS.get(run.recipe.name)
     if spec is None:
         raise ConfigError(f"rnnlab export covers the tasks {', '.join(SPECS)}; this run is task "
@@ -468,6 +472,11 @@ def _quiet_exporter():
 def _convert(spec: ExportSpec, fmt: str, run_dir):
     """The graph of one spec in memory: torch.export's program, or the ONNX program."""
     args = tuple(spec.inputs.values())
+    # (torch.export consults dynamo's cache of the code that runs a scan: the entry of an earlier
+    # export with a static size there (a forecaster's lookback) adds a guard against that size to
+    # this export's dynamic one, "Constraints violated (T)". A model compiled in this process
+    # compiles again on its next call.)
+    torch._dynamo.reset_code_caches()
     with torch.no_grad():
         # (forward(*inputs): one varargs parameter, its shapes one tuple)
         program = torch.export.export(spec.module, args,

@@ -156,3 +156,40 @@ def test_bad_input_and_options_are_refused():
     with pytest.raises(ValueError, match="cell must be 'rnn' or 'lstm', got 'gru'"):
         GridRNN(3, 4, cell="gru")
 
+
+
+REGULARIZED = [{}, {"layer_norm": True}, {"zoneout": 0.3, "recurrent_dropout": 0.2},
+               {"layer_norm": True, "zoneout": (0.2, 0.1), "weight_drop": 0.3}]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("options", REGULARIZED, ids=lambda o: "+".join(o) or "plain")
+def test_raster_equals_the_diagonal_sweep_with_every_regularizer(cell, options):
+    """The sweep that export runs (cell by cell in torch's scan) against the diagonal one, in
+    training with the same masks drawn: values and gradients."""
+    options = dict(options) if cell == "lstm" or "zoneout" not in options else {**options, "zoneout": 0.2}
+    layer = layer_with_random_weights(cell, 4, **options).train()
+    x = torch.randn(2, 3, 5, 2, dtype=DT, requires_grad=True)
+    outs, grads = [], []
+    for sweep in (layer._diagonals, layer._raster):
+        layer._diagonals = sweep           # (the instance attribute hides the method)
+        torch.manual_seed(1)
+        y = layer(x)
+        outs.append(y)
+        grads.append(torch.autograd.grad((y * torch.linspace(-1, 1, y.numel(), dtype=DT).view_as(y)).sum(),
+                                         [x, *layer.parameters()]))
+        del layer._diagonals
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-12, rtol=0)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_torch_export_keeps_the_image_size_dynamic(cell):
+    layer = layer_with_random_weights(cell, 4, layer_norm=True, zoneout=0.2).eval()
+    dims = {0: torch.export.Dim("B", min=1), 1: torch.export.Dim("H", min=1), 2: torch.export.Dim("W", min=1)}
+    with torch.no_grad():
+        program = torch.export.export(layer, (torch.randn(2, 4, 6, 2, dtype=DT),), dynamic_shapes=(dims,))
+        for shape in [(2, 4, 6, 2), (3, 7, 2, 2), (1, 1, 5, 2), (1, 5, 5, 2)]:
+            x = torch.randn(*shape, dtype=DT)
+            torch.testing.assert_close(program.module()(x), layer(x), atol=1e-12, rtol=0)

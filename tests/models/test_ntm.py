@@ -178,6 +178,31 @@ def test_ntm_over_time_equals_a_loop_of_the_cell_and_weightings_are_distribution
     assert torch.allclose(weights.sum(-1), torch.ones(7, 2, 3, dtype=D))
 
 
+class Recorded(torch.nn.Module):
+    def __init__(self, ntm):
+        super().__init__()
+        self.ntm = ntm
+
+    def forward(self, x):
+        y, state, weights = self.ntm(x, record=True)
+        return y, state.memory, weights
+
+
+@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
+def test_torch_export_keeps_the_number_of_steps_dynamic(controller):
+    """Under export the loop over time is one scan: the outputs, the final memory and the
+    recorded weightings at lengths not seen at export equal the eager loop's."""
+    model = Recorded(NTM(3, 2, controller_size=4, memory_size=6, memory_width=3,
+                         controller=controller).double()).eval()
+    dims = {0: torch.export.Dim("T", min=1), 1: torch.export.Dim("B", min=1)}
+    with torch.no_grad():
+        program = torch.export.export(model, (rand(5, 2, 3),), dynamic_shapes=(dims,))
+        for T, B in ((5, 2), (1, 3), (9, 1)):
+            x = rand(T, B, 3, seed=T)
+            for got, want in zip(program.module()(x), model(x)):
+                torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_initial_state_is_the_documented_one():
     cell = small_cell()
     s = cell.initial_state(3, torch.zeros(1, dtype=D))

@@ -15,7 +15,7 @@ import rnnlab
 from rnnlab.cli import main
 from rnnlab.data import expressions as ex
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.recursive import RecursiveCell, Tree, TreeBatch, TreeLSTMCell, TreeNetwork
+from rnnlab.recursive import Nodes, RecursiveCell, Tree, TreeBatch, TreeLSTMCell, TreeNetwork, postorder
 
 LABELS = {s: i for i, s in enumerate("0123456789+-*fgh")}
 
@@ -77,21 +77,51 @@ def reference_treelstm(net, tree):
     return o * torch.tanh(c), c
 
 
+def postorder_nodes(trees, arity):
+    """The trees as Nodes numbered in postorder, tree after tree (not TreeBatch's level order)."""
+    labels, children, roots = [], [], []
+    for tree in trees:
+        number = {}
+        for n in postorder(tree):
+            labels.append(LABELS[n.label])
+            kids = [number[id(c)] for c in n.children]
+            children.append(kids + [0] * (arity - len(kids)))
+            number[id(n)] = len(labels)
+        roots.append(len(labels))
+    return Nodes(torch.tensor(labels), torch.tensor(children), torch.tensor(roots))
+
+
 def check_against_reference(composition, trees, arity, reference):
+    """The level batches, and one node after another (:class:`Nodes`, export's form) in the
+    level order and in postorder, against the recursion: values and gradients."""
     net = TreeNetwork(len(LABELS), 5, 6, composition, arity).double()
     with torch.no_grad():                              # non-zero forget biases differ per gate
         for p in net.parameters():
             p.normal_(0.0, 0.5)
     batch = TreeBatch.from_trees(trees, LABELS, arity)
     probe = torch.randn(len(trees), 6, dtype=torch.float64)
-    got = net(batch)                                                     # (B, H)
-    grads = torch.autograd.grad((got * probe).sum(), list(net.parameters()))
     want = torch.stack([reference(net, t) for t in trees])
     want_grads = torch.autograd.grad((want * probe).sum(), list(net.parameters()))
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    for (name, _), g, w in zip(net.named_parameters(), grads, want_grads):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12, msg=name)
-    assert float(sum(g.abs().sum() for g in grads)) > 0
+    for form in (batch, batch.nodes(), postorder_nodes(trees, arity)):
+        got = net(form)                                                  # (B, H)
+        grads = torch.autograd.grad((got * probe).sum(), list(net.parameters()))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        for (name, _), g, w in zip(net.named_parameters(), grads, want_grads):
+            torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12, msg=name)
+        assert float(sum(g.abs().sum() for g in grads)) > 0
+
+
+@pytest.mark.parametrize("composition", ["recursive", "treelstm"])
+def test_torch_export_keeps_the_number_of_nodes_and_trees_dynamic(composition):
+    net = TreeNetwork(len(LABELS), 5, 6, composition, 3).double().eval()
+    dims = {"N": torch.export.Dim("N", min=1), "B": torch.export.Dim("B", min=1)}
+    shapes = Nodes({0: dims["N"]}, {0: dims["N"]}, {0: dims["B"]})
+    with torch.no_grad():
+        program = torch.export.export(net, (postorder_nodes(TERNARY[1:4], 3),), dynamic_shapes=(shapes,))
+        for trees in (TERNARY, TERNARY[:1], TERNARY[-1:]):
+            nodes = postorder_nodes(trees, 3)
+            torch.testing.assert_close(program.module()(nodes), net(TreeBatch.from_trees(trees, LABELS, 3)),
+                                       rtol=1e-12, atol=1e-12)
 
 
 def test_recursive_network_equals_the_recursion_binary():

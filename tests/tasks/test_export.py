@@ -270,7 +270,7 @@ def test_export_pt2_loads_and_runs(tmp_path, capfd):
                                    atol=1e-5, rtol=0)
 
 
-def test_export_refuses_a_task_it_does_not_cover_in_one_line(tmp_path, capfd):
+def test_export_of_no_run_is_one_line(tmp_path, capfd):
     assert main(["export", str(tmp_path / "absent")]) == 2
     err = capfd.readouterr().err
     assert err.startswith("rnnlab: error:") and len(err.strip().splitlines()) == 1

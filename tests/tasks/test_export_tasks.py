@@ -207,3 +207,190 @@ def test_caption_export_of_a_run_on_feature_vectors(tmp_path, capsys):
         np.testing.assert_allclose(got[name], want.numpy(), rtol=1e-5, atol=1e-6)
     step = decoder.run(None, {"tokens": np.full(3, meta["eos"]), **got})
     np.testing.assert_allclose(step[0], log_probs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+QUICK = dict(max_steps=5, epochs=0, threads=1, progress=False, say=lambda m: None)
+
+
+def _softmax(z):
+    p = np.exp(z - z.max(-1, keepdims=True))
+    return p / p.sum(-1, keepdims=True)
+
+
+def test_adding_and_copy_exports_answer_as_rnnlab_predict(tmp_path, capsys):
+    run = tmp_path / "adding"
+    rnnlab.train(task="adding", cell="gru", length=6, train_sequences=40, valid_sequences=10,
+                 test_sequences=10, hidden_size=4, batch_size=10, out=str(run), **QUICK)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    lines = ["0.5,0,0.25,1,0.1,0,0.9,1", "0.3,1,0.2,1", "0.7,1"]
+    pairs = [np.array([float(v) for v in line.split(",")], np.float32).reshape(-1, 2) for line in lines]
+    x = np.zeros((4, 3, 2), np.float32)                                     # one batch, padded
+    for b, p in enumerate(pairs):
+        x[:len(p), b] = p
+    y = session.run(None, {"x": x, "lengths": np.array([len(p) for p in pairs])})[0]
+    assert [f"{float(v):.6g}" for v in y] == rnnlab.predict(run, lines)
+
+    run = tmp_path / "copy"
+    rnnlab.train(task="copy", length=5, train_sequences=100, valid_sequences=10, test_sequences=10,
+                 hidden_size=8, batch_size=20, out=str(run), **QUICK)
+    meta, out = _export(run, tmp_path / "c", capsys)
+    session = _session(out, meta)
+    lines = ["1,2,3,0,0,0,9,0,0,0", "4,4,0,9,0,0"]
+    got = [",".join(str(k) for k in session.run(None, {"tokens": np.array([[int(s)] for s in line.split(",")])})[0]
+                    [:, 0].argmax(-1)) for line in lines]
+    assert got == rnnlab.predict(run, lines) and meta["symbols"] == 10
+
+
+def test_word2vec_export_ranks_neighbours_as_rnnlab_predict(tmp_path, capsys):
+    from test_word_vectors import TINY, two_cluster_text
+    (tmp_path / "text.txt").write_text(two_cluster_text())
+    run = tmp_path / "run"
+    rnnlab.train(task="word2vec", data=str(tmp_path / "text.txt"), out=str(run), say=lambda m: None, **TINY)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    index = {w: i for i, w in enumerate(meta["vocabulary"])}
+    lines = ["a0", "b3", "a1 - a2 + b4"]
+    want = rnnlab.predict(run, lines, neighbours=3)
+    got = []
+    for line in lines:
+        terms = [(-1.0 if line.split()[k - 1] == "-" else 1.0, w) for k, w in enumerate(line.split()) if w not in "+-"]
+        words = np.array([[index[w] for _, w in terms]])
+        cosine = session.run(None, {"words": words, "signs": np.array([[s for s, _ in terms]], np.float32)})[0][0]
+        cosine[list(words[0]) + meta["unseen"]] = -np.inf
+        top = np.argsort(-cosine, kind="stable")[:3]
+        got.append(f"{line}: " + ", ".join(f"{meta['vocabulary'][k]} {cosine[k]:.3f}" for k in top))
+    assert got == want
+
+
+def _bracketed(line, labels_of):
+    """A bracketed tree '(3 (2 a) (3 good))' as numbered nodes in postorder: (labels (N,),
+    children (N, 2), the root's number); ``labels_of(word or None)`` gives a node's label index."""
+    tokens = line.replace("(", " ( ").replace(")", " ) ").split()
+    labels, children, at = [], [], 0
+
+    def node():
+        nonlocal at
+        at += 2                                                # "(" and the node's label
+        kids, word = [], None
+        while tokens[at] != ")":
+            if tokens[at] == "(":
+                kids.append(node())
+            else:
+                word, at = tokens[at], at + 1
+        at += 1
+        labels.append(labels_of(word))
+        children.append(kids + [0] * (2 - len(kids)))
+        return len(labels)
+    root = node()
+    return np.array(labels), np.array(children), root
+
+
+@pytest.mark.parametrize("architecture", ["treelstm", "recursive", "chain"])
+def test_tree_export_labels_the_root_as_rnnlab_predict(architecture, tmp_path, capsys):
+    from test_trees_task import tree_folder
+    run = tmp_path / "run"
+    rnnlab.train(task="tree", data=str(tree_folder(tmp_path)), architecture=architecture, hidden_size=8,
+                 embed_size=6, out=str(run), **dict(QUICK, max_steps=10))
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    index = {w: i for i, w in enumerate(meta["vocabulary"])}
+    word = lambda w: index.get(w.lower() if meta["lowercase"] else w, meta["unknown"])
+    lines = ["(3 (2 a) (3 good))", "(1 (2 The) (1 (2 film) (1 (2 was) (0 dull))))", "(2 unseen)"]
+    got = []
+    for line in lines:
+        labels, children, root = _bracketed(line, lambda w: 1 if w is None else word(w))
+        if architecture == "chain":
+            leaves = labels[(children == 0).all(1)][:, None]
+            logits = session.run(None, {"tokens": leaves, "lengths": np.array([len(leaves)])})[0][0]
+        else:
+            logits = session.run(None, {"labels": labels, "children": children})[0][root - 1]
+        p = _softmax(logits)
+        got.append(f"{int(p.argmax())}\t{p.max():.4f}")
+    assert got == rnnlab.predict(run, lines)
+
+
+@pytest.mark.parametrize("architecture", ["treelstm", "chain"])
+def test_expressions_export_evaluates_as_rnnlab_predict(architecture, tmp_path, capsys):
+    from rnnlab.data import expressions as ex
+    from rnnlab.recursive import postorder
+    run = tmp_path / "run"
+    rnnlab.train(task="expressions", architecture=architecture, cell="lstm", hidden_size=8, out=str(run), **QUICK)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    index = {s: i for i, s in enumerate(meta["symbols"])}
+    lines = ["3 + 4 * 2", "((3+4)*2)", "7", "1 - 2 - 3 * 4 + 5"]
+    trees = [ex.parse_line(line, "line")[0] for line in lines]
+    if architecture == "chain":
+        got = [session.run(None, {"tokens": np.array([[index[s]] for s in ex.tokens(t, meta["form"])]),
+                                  "lengths": np.array([len(ex.tokens(t, meta["form"]))])})[0][0] for t in trees]
+    else:  # all four trees in one call, numbered in postorder
+        labels, children, roots, number = [], [], [], {}
+        for t in trees:
+            for n in postorder(t):
+                labels.append(index[n.label])
+                kids = [number[id(c)] for c in n.children]
+                children.append(kids + [0] * (2 - len(kids)))
+                number[id(n)] = len(labels)
+            roots.append(len(labels))
+        got = session.run(None, {"labels": np.array(labels), "children": np.array(children),
+                                 "roots": np.array(roots)})[0]
+    assert [str(int(np.argmax(z))) for z in got] == rnnlab.predict(run, lines)
+
+
+@pytest.mark.parametrize("architecture", ["grid", "raster"])
+def test_bars_export_reads_images_of_any_size_as_rnnlab_predict(architecture, tmp_path, capsys):
+    run = tmp_path / "run"
+    rnnlab.train(task="bars", architecture=architecture, size=8, train_images=64, valid_images=16,
+                 test_images=16, out=str(run), **QUICK)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    lines = ["0,1,0;0,1,0;0,1,0", "0,0,0,0;1,1,1,1;0,0,0,0;0,0.5,0,0;0,0,0,0", "1,0;0,0;0.3,0.2;0,0;1,1"]
+    got = []
+    for line in lines:
+        image = np.array([[float(v) for v in row.split(",")] for row in line.split(";")], np.float32)
+        p = _softmax(session.run(None, {"images": image[None, :, :, None]})[0][0])
+        got.append(f"{meta['labels'][int(p.argmax())]}\t{p[1]:.4f}")
+    assert got == rnnlab.predict(run, lines)
+
+
+@pytest.mark.parametrize("model", ["ntm", "gru"])
+def test_sequence_copy_export_copies_as_rnnlab_predict(model, tmp_path, capsys):
+    run = tmp_path / "run"
+    rnnlab.train(task="sequence-copy", model=model, hidden_size=16, memory_size=16, out=str(run), **QUICK)
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    bits = meta["bits"]
+    lines = ["10110010 01100001", "11111111 00000000 10101010 01010101 11001100"]
+    got = []
+    for line in lines:
+        vectors = np.array([[float(c) for c in w] for w in line.split()], np.float32)   # (L, bits)
+        L = len(vectors)
+        x = np.zeros((2 * L + 1, 1, bits + 1), np.float32)
+        x[:L, 0, :bits], x[L, 0, bits] = vectors, 1.0                       # the delimiter
+        logits = session.run(None, {"x": x})[0][L + 1:, 0]
+        got.append(" ".join("".join("1" if v > 0 else "0" for v in row) for row in logits))
+    assert got == rnnlab.predict(run, lines)
+
+
+def test_nplm_export_continues_as_rnnlab_predict_greedily(tmp_path, capsys):
+    """The feedforward language model's graph carries its window of the last n - 1 symbols."""
+    from cli.test_lm_cli import FAST, TEXT
+    (tmp_path / "corpus.txt").write_text(TEXT)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "corpus.txt"), "--out", str(run), *FAST,
+                 "--architecture", "nplm"]) == 0
+    capsys.readouterr()
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    prime, length = "class C1", 12
+    index = {c: i for i, c in enumerate(meta["vocabulary"])}
+    window = np.full([int(meta["inputs"][1]["shape"][0]), 1], meta["boundary"])   # (n - 1, 1)
+    tokens, text = np.array([[index[c]] for c in prime]), prime
+    for _ in range(length):
+        logits, window = session.run(None, {"tokens": tokens, "window": window})
+        last = logits[-1, 0].copy()
+        last[meta["unknown"]] = -np.inf                                     # never <unk>
+        k = int(last.argmax())
+        text, tokens = text + meta["vocabulary"][k], np.array([[k]])
+    assert text.replace("\n", " ") == rnnlab.predict(run, [prime], length=length, beam_size=1)[0]
