@@ -515,13 +515,12 @@ def _add_sample_evaluate(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    from .tasks.export import SPECS
     x = sub.add_parser("export", help="a trained model as an ONNX or torch.export graph, with a JSON "
                        "of its inputs and outputs",
                        description="Write RUN_DIR's model (evaluation mode) as a graph whose number "
                        "of time steps and batch size are dynamic, and beside it FILE.json: its "
                        "inputs and outputs, vocabulary and label names (docs/export.md).")
-    x.add_argument("run_dir", metavar="RUN_DIR", help=f"a run of rnnlab train --task {' | '.join(SPECS)}")
+    x.add_argument("run_dir", metavar="RUN_DIR", help="a run of rnnlab train (any task)")
     x.add_argument("--format", default="onnx", choices=["onnx", "pt2"],
                    help="onnx (ONNX Runtime and other ONNX tools; default) or pt2 (torch.export, "
                         "torch.export.load)")

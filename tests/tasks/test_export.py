@@ -270,6 +270,12 @@ def test_export_pt2_loads_and_runs(tmp_path, capfd):
                                    atol=1e-5, rtol=0)
 
 
+def test_every_task_exports():
+    from rnnlab.tasks import TASKS
+    from rnnlab.tasks.export import SPECS
+    assert set(SPECS) == set(TASKS)
+
+
 def test_export_of_no_run_is_one_line(tmp_path, capfd):
     assert main(["export", str(tmp_path / "absent")]) == 2
     err = capfd.readouterr().err
