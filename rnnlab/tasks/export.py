@@ -286,7 +286,7 @@ _CHAIN = {"tokens": torch.tensor([[1, 2], [2, 1], [1, 1], [2, 2], [1, 2]]), "len
 def _tree(run: LoadedRun) -> ExportSpec:
     from ..recursive import Nodes
     a, C = run.assets, run.model.config.classes
-    info = {"vocabulary": a.words, "lowercase": a.lowercase, "unknown": 0, "classes": C,
+    info = {"vocabulary": a.words, "lowercase": a.lowercase, "unknown": 0, "phrase": 1, "classes": C,
             "binary": a.binary}
     if not run.model.config.is_tree:
         return ExportSpec(Outputs(run.model, lambda m, *t: (m(*t),)), _CHAIN,

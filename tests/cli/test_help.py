@@ -8,7 +8,6 @@ import pytest
 from rnnlab.cli import build_parser, main
 from rnnlab.diagnostics.probes import PROBED_TASKS
 from rnnlab.tasks import TASKS
-from rnnlab.tasks.export import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the most lines each --help may print at 80 columns
@@ -54,7 +53,7 @@ def test_top_level_help_names_every_subcommand(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("sub,registry", [("train", TASKS), ("tasks", TASKS),
-                                          ("diagnose", PROBED_TASKS), ("export", SPECS)])
+                                          ("diagnose", PROBED_TASKS)])
 def test_help_lists_the_tasks_of_its_registry(sub, registry, capsys, monkeypatch):
     text = " ".join(help_text(sub, capsys, monkeypatch).split())
     missing = [t for t in registry if not names(text, t)]
