@@ -12,9 +12,9 @@ the network composes every node of height 0 (all leaves of all trees) in one cal
 of height 1, and so on: L + 1 calls for a batch whose tallest tree has height L, against one call
 per node for the plain recursion. A gradient from the root to a leaf crosses height + 1
 compositions, where a chain RNN reading the same expression as T tokens crosses T steps.
-Run over :class:`~rnnlab.recursive.tree.Nodes` (for export), it composes one node after another,
-every node's states the loop's carry (N + 1 rows): under torch.export one ``scan``, a graph for
-any number of nodes; the same states.
+Run over :class:`~rnnlab.recursive.tree.Nodes` (for export), it composes a row of ``levels`` a
+step, every node's states the loop's carry (N + 1 rows): under torch.export one ``scan``, a
+graph for any number of trees, nodes and levels; the same states.
 
 Shapes: a batch of B trees with N nodes -> root h (B, H); with ``return_states`` also the tuple
 of every node's states, each (N + 1, H), row n the state of node n (row 0 the zero state).
@@ -57,8 +57,8 @@ class TreeNetwork(nn.Module):
         if self.dropout:
             x = F.dropout(x, self.dropout, self.training)
         if isinstance(batch, Nodes):
-            states = self._one_by_one(x, batch.children)
-            root = states[0].index_select(0, batch.roots)                    # (B, H)
+            states = self._by_rows(x, batch.children, batch.levels)
+            root = None if batch.roots is None else states[0].index_select(0, batch.roots)  # (B, H)
             return (root, states) if return_states else root
         zero = x.new_zeros(1, H)                                             # node 0: no node
         states = tuple(zero for _ in range(self.cell.state_count))           # each (1, H)
@@ -71,18 +71,20 @@ class TreeNetwork(nn.Module):
         root = states[0].index_select(0, batch.roots)                        # (B, H)
         return (root, states) if return_states else root
 
-    def _one_by_one(self, x: torch.Tensor, children: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """x (N, E), children (N, N_c) -> every node's states, each (N + 1, H), one node a step."""
-        H, N = self.hidden_size, x.shape[0]
-        rows = torch.arange(N + 1, device=x.device).unsqueeze(1)            # (N + 1, 1)
+    def _by_rows(self, x: torch.Tensor, children: torch.Tensor, levels: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """x (N, E), children (N, N_c), levels (L, M) -> every node's states, each (N + 1, H)."""
+        H, N_c = self.hidden_size, children.shape[1]
+        x = torch.cat([x.new_zeros(1, x.shape[1]), x])                      # (N + 1, E), row 0 no node
+        children = torch.cat([children.new_zeros(1, N_c), children])        # (N + 1, N_c)
 
-        def compose(states, node):
-            x_j, kids, j = node                                              # (E,), (N_c,), ()
-            new = self.cell(x_j.unsqueeze(0), tuple(s.index_select(0, kids).unsqueeze(0) for s in states))
-            states = tuple(torch.where(rows == j, n, s) for s, n in zip(states, new))  # row j := new
-            return states, new[0][0].clone()
+        def compose(states, ids):                                            # ids (M,)
+            M = ids.shape[0]
+            index = children.index_select(0, ids).reshape(-1)                # (M N_c,)
+            new = self.cell(x.index_select(0, ids), tuple(s.index_select(0, index).view(M, N_c, H)
+                                                          for s in states))  # (M, H) each
+            real = (ids != 0).unsqueeze(1).to(x.dtype)                       # padding adds 0 to row 0
+            return tuple(s.index_add(0, ids, n * real) for s, n in zip(states, new)), ids.clone()
 
-        init = tuple(x.new_zeros(N + 1, H) for _ in range(self.cell.state_count))
-        numbers = torch.arange(1, N + 1, device=x.device)
-        states, _ = compiler.loop(compose, init, (x, children, numbers))
+        init = tuple(x.new_zeros(x.shape[0], H) for _ in range(self.cell.state_count))
+        states, _ = compiler.loop(compose, init, levels)
         return states

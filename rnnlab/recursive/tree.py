@@ -26,7 +26,7 @@ Shapes of a batch of B trees with N nodes in all, at most ``arity`` (N_c) childr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Mapping, NamedTuple, Sequence, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -75,14 +75,16 @@ class Level(NamedTuple):
 
 
 class Nodes(NamedTuple):
-    """B trees as three tensors, for a network run one node after another (a graph for export,
-    whose loop over nodes stays one construct): nodes numbered 1 .. N so that every child comes
-    before its parent (postorder does), ``labels`` (N,) int64 the label index of node n at
-    [n - 1], ``children`` (N, N_c) int64 the numbers of its children (0: none), ``roots`` (B,)
-    each tree's root number."""
+    """B trees as tensors, for a graph (export) whose loop over levels stays one construct: nodes
+    numbered 1 .. N, ``labels`` (N,) int64 the label index of node n at [n - 1], ``children``
+    (N, N_c) int64 the numbers of its children (0: none), ``levels`` (L, M) int64 the nodes in
+    the order they are composed, a row at a time (0 pads a row; every node once, each row's
+    children in earlier rows: TreeBatch's levels, or (N, 1) a node a row in postorder), ``roots``
+    (B,) each tree's root number (or None)."""
     labels: torch.Tensor
     children: torch.Tensor
-    roots: torch.Tensor
+    levels: torch.Tensor
+    roots: Optional[torch.Tensor] = None
 
     @property
     def arity(self) -> int:
@@ -146,9 +148,13 @@ class TreeBatch:
     def num_nodes(self) -> int:
         return len(self.labels) - 1
 
-    def nodes(self) -> "Nodes":
-        """The same trees as :class:`Nodes` (the level order is a valid node order)."""
-        return Nodes(self.labels[1:], torch.cat([lv.children for lv in self.levels]), self.roots)
+    def nodes(self, width: int = 32) -> "Nodes":
+        """The same trees as :class:`Nodes`, each level's nodes in rows of at most ``width``
+        (a graph computes every row as wide as the widest: docs/export.md)."""
+        rows = [torch.arange(start, min(start + width, lv.end))
+                for lv in self.levels for start in range(lv.start, lv.end, width)]
+        levels = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)              # (L, M)
+        return Nodes(self.labels[1:], torch.cat([lv.children for lv in self.levels]), levels, self.roots)
 
     def to(self, device) -> "TreeBatch":
         return TreeBatch(self.labels.to(device),

@@ -265,8 +265,10 @@ def _tree_ports(what: str, vocabulary: str, roots: bool) -> List[Port]:
     """The inputs of a tree network's graph: its B trees as N numbered nodes."""
     ports = [Port("labels", "int64", ("N",), f"each node's label, an index into '{vocabulary}' "
                   f"({what}); node n (numbered from 1) at [n - 1]"),
-             Port("children", "int64", ("N", "2"), "each node's children by number (0: none), every "
-                  "child numbered before its parent (as in postorder)")]
+             Port("children", "int64", ("N", "2"), "each node's children by number (0: none)"),
+             Port("levels", "int64", ("L", "M"), "the nodes by number in the order they are composed, "
+                  "a row at a time (0 pads a row): row l the nodes of height l (leaves 0), or one node a "
+                  "row, every child before its parent (as postorder)")]
     if roots:
         ports.append(Port("roots", "int64", ("B",), "each tree's root by number"))
     return ports
@@ -277,9 +279,12 @@ def _chain_ports(tokens: str) -> List[Port]:
                                                               "each sequence's number of tokens")]
 
 
-#: three trees as numbered nodes: (1 2) 3 ((4 5) 6) 7, the roots 7, 3, 6 (every size apart)
-_NODES = {"labels": torch.tensor([0, 0, 2, 0, 0, 3, 1]), "children": torch.tensor(
-    [[0, 0], [0, 0], [1, 2], [0, 0], [0, 0], [4, 5], [3, 6]]), "roots": torch.tensor([7, 3, 6])}
+#: three trees as numbered nodes: ((1 2) 3 ((4 5) 6) 7 8) 9, the roots 9, 3, 6, a level a row
+#: (N = 9, L = 4, M = 5, B = 3: every size apart, so that export ties none to another)
+_NODES = {"labels": torch.tensor([0, 0, 2, 0, 0, 3, 1, 0, 1]),
+          "children": torch.tensor([[0, 0], [0, 0], [1, 2], [0, 0], [0, 0], [4, 5], [3, 6], [0, 0], [7, 8]]),
+          "levels": torch.tensor([[1, 2, 4, 5, 8], [3, 6, 0, 0, 0], [7, 0, 0, 0, 0], [9, 0, 0, 0, 0]]),
+          "roots": torch.tensor([9, 3, 6])}
 _CHAIN = {"tokens": torch.tensor([[1, 2], [2, 1], [1, 1], [2, 2], [1, 2]]), "lengths": torch.tensor([5, 3])}
 
 
@@ -295,8 +300,8 @@ def _tree(run: LoadedRun) -> ExportSpec:
                                 "of each label of the sentence")], info)
     outs = [Port("logits", "float32", ("N", str(C)), "unnormalised log-probabilities of each label "
                  "of every node (a tree's label: its root's)")]
-    nodes = {k: _NODES[k] for k in ("labels", "children")}
-    return ExportSpec(Outputs(run.model, lambda m, *t: (m(Nodes(*t, t[0][:1])),)), nodes,
+    nodes = {k: _NODES[k] for k in ("labels", "children", "levels")}
+    return ExportSpec(Outputs(run.model, lambda m, *t: (m(Nodes(*t)),)), nodes,
                       _tree_ports("a leaf: its word; every other node: 1, '<phrase>'", "vocabulary", False),
                       outs, info)
 

@@ -78,7 +78,8 @@ def reference_treelstm(net, tree):
 
 
 def postorder_nodes(trees, arity):
-    """The trees as Nodes numbered in postorder, tree after tree (not TreeBatch's level order)."""
+    """The trees as Nodes numbered in postorder, tree after tree, a node a level (not
+    TreeBatch's level order)."""
     labels, children, roots = [], [], []
     for tree in trees:
         number = {}
@@ -88,7 +89,8 @@ def postorder_nodes(trees, arity):
             children.append(kids + [0] * (arity - len(kids)))
             number[id(n)] = len(labels)
         roots.append(len(labels))
-    return Nodes(torch.tensor(labels), torch.tensor(children), torch.tensor(roots))
+    return Nodes(torch.tensor(labels), torch.tensor(children), torch.arange(1, len(labels) + 1).view(-1, 1),
+                 torch.tensor(roots))
 
 
 def check_against_reference(composition, trees, arity, reference):
@@ -115,13 +117,15 @@ def check_against_reference(composition, trees, arity, reference):
 def test_torch_export_keeps_the_number_of_nodes_and_trees_dynamic(composition):
     net = TreeNetwork(len(LABELS), 5, 6, composition, 3).double().eval()
     dims = {"N": torch.export.Dim("N", min=1), "B": torch.export.Dim("B", min=1)}
-    shapes = Nodes({0: dims["N"]}, {0: dims["N"]}, {0: dims["B"]})
+    shapes = Nodes({0: dims["N"]}, {0: dims["N"]}, {0: torch.export.Dim("L", min=1), 1: torch.export.Dim("M", min=1)},
+                   {0: dims["B"]})
     with torch.no_grad():
-        program = torch.export.export(net, (postorder_nodes(TERNARY[1:4], 3),), dynamic_shapes=(shapes,))
+        program = torch.export.export(net, (TreeBatch.from_trees(TERNARY[1:4], LABELS, 3).nodes(),),
+                                      dynamic_shapes=(shapes,))
         for trees in (TERNARY, TERNARY[:1], TERNARY[-1:]):
-            nodes = postorder_nodes(trees, 3)
-            torch.testing.assert_close(program.module()(nodes), net(TreeBatch.from_trees(trees, LABELS, 3)),
-                                       rtol=1e-12, atol=1e-12)
+            batch = TreeBatch.from_trees(trees, LABELS, 3)
+            for nodes in (batch.nodes(), postorder_nodes(trees, 3)):
+                torch.testing.assert_close(program.module()(nodes), net(batch), rtol=1e-12, atol=1e-12)
 
 
 def test_recursive_network_equals_the_recursion_binary():

@@ -304,7 +304,8 @@ def test_tree_export_labels_the_root_as_rnnlab_predict(architecture, tmp_path, c
             leaves = labels[(children == 0).all(1)][:, None]
             logits = session.run(None, {"tokens": leaves, "lengths": np.array([len(leaves)])})[0][0]
         else:
-            logits = session.run(None, {"labels": labels, "children": children})[0][root - 1]
+            levels = np.arange(1, len(labels) + 1)[:, None]                 # a node a row, postorder
+            logits = session.run(None, {"labels": labels, "children": children, "levels": levels})[0][root - 1]
         p = _softmax(logits)
         got.append(f"{int(p.argmax())}\t{p.max():.4f}")
     assert got == rnnlab.predict(run, lines)
@@ -324,17 +325,20 @@ def test_expressions_export_evaluates_as_rnnlab_predict(architecture, tmp_path, 
     if architecture == "chain":
         got = [session.run(None, {"tokens": np.array([[index[s]] for s in ex.tokens(t, meta["form"])]),
                                   "lengths": np.array([len(ex.tokens(t, meta["form"]))])})[0][0] for t in trees]
-    else:  # all four trees in one call, numbered in postorder
-        labels, children, roots, number = [], [], [], {}
+    else:  # all four trees in one call, numbered in postorder, composed a height at a time
+        labels, children, roots, number, height = [], [], [], {}, []
         for t in trees:
             for n in postorder(t):
                 labels.append(index[n.label])
                 kids = [number[id(c)] for c in n.children]
                 children.append(kids + [0] * (2 - len(kids)))
+                height.append(1 + max((height[k - 1] for k in kids), default=-1))
                 number[id(n)] = len(labels)
             roots.append(len(labels))
+        rows = [[n + 1 for n, h in enumerate(height) if h == level] for level in range(max(height) + 1)]
+        levels = np.array([row + [0] * (max(map(len, rows)) - len(row)) for row in rows])   # (L, M)
         got = session.run(None, {"labels": np.array(labels), "children": np.array(children),
-                                 "roots": np.array(roots)})[0]
+                                 "levels": levels, "roots": np.array(roots)})[0]
     assert [str(int(np.argmax(z))) for z in got] == rnnlab.predict(run, lines)
 
 
