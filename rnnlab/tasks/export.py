@@ -292,7 +292,8 @@ def _tree(run: LoadedRun) -> ExportSpec:
     from ..recursive import Nodes
     a, C = run.assets, run.model.config.classes
     info = {"vocabulary": a.words, "lowercase": a.lowercase, "unknown": 0, "phrase": 1, "classes": C,
-            "binary": a.binary}
+            "binary": a.binary, "plain_words": "rnnlab predict reads a line of words as a balanced "
+            "binary tree: the words halved, the left half the larger (n - n // 2 words), down to one"}
     if not run.model.config.is_tree:
         return ExportSpec(Outputs(run.model, lambda m, *t: (m(*t),)), _CHAIN,
                           _chain_ports("the leaves' words, indices into 'vocabulary'"),

@@ -296,10 +296,16 @@ def test_tree_export_labels_the_root_as_rnnlab_predict(architecture, tmp_path, c
     session = _session(out, meta)
     index = {w: i for i, w in enumerate(meta["vocabulary"])}
     word = lambda w: index.get(w.lower() if meta["lowercase"] else w, meta["unknown"])
-    lines = ["(3 (2 a) (3 good))", "(1 (2 The) (1 (2 film) (1 (2 was) (0 dull))))", "(2 unseen)"]
+    lines = ["(3 (2 a) (3 good))", "(1 (2 The) (1 (2 film) (1 (2 was) (0 dull))))", "(2 unseen)",
+             "a good fun film of the year"]
+
+    def balanced(words):  # the JSON's plain_words: halved, the left half the larger
+        half = len(words) - len(words) // 2
+        return f"(0 {words[0]})" if len(words) == 1 else f"(0 {balanced(words[:half])} {balanced(words[half:])})"
     got = []
     for line in lines:
-        labels, children, root = _bracketed(line, lambda w: 1 if w is None else word(w))
+        bracketed = line if line.startswith("(") else balanced(line.split())
+        labels, children, root = _bracketed(bracketed, lambda w: 1 if w is None else word(w))
         if architecture == "chain":
             leaves = labels[(children == 0).all(1)][:, None]
             logits = session.run(None, {"tokens": leaves, "lengths": np.array([len(leaves)])})[0][0]
