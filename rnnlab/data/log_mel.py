@@ -88,10 +88,22 @@ def log_mel(samples: torch.Tensor, rate: int, settings: LogMelSettings,
     N = samples.shape[0]
     T = 1 + math.ceil(max(0, N - L) / S)
     x = torch.nn.functional.pad(samples.float(), (0, (T - 1) * S + n_fft - N))      # (N',)
-    spec = torch.stft(x, n_fft, hop_length=S, win_length=L, window=torch.hann_window(L),
-                      center=False, return_complex=True)                             # (K, T)
-    power = spec.abs().square().T                                                    # (T, K)
-    return torch.log(power @ filterbank.T + FLOOR)                                   # (T, M)
+    return frames_log_mel(x.unsqueeze(0), L, S, n_fft, filterbank)[0]               # (T, M)
+
+
+def frames_log_mel(x: torch.Tensor, L: int, S: int, n_fft: int, filterbank: torch.Tensor) -> torch.Tensor:
+    """x (B, N') -> the log-mel features (B, T, M) of its frames t = 0 .. (N' - n_fft) / S, each
+    the L samples from t S, Hann-windowed, in an FFT of n_fft (module docstring)."""
+    spec = torch.stft(x, n_fft, hop_length=S, win_length=L, window=torch.hann_window(L, device=x.device),
+                      center=False, return_complex=True)
+    spec = torch.view_as_real(spec)                                                   # (B, K, T, 2)
+    power = spec.square().sum(-1).transpose(1, 2)                                    # (B, T, K)
+    return torch.log(power @ filterbank.T + FLOOR)                                   # (B, T, M)
+
+
+def frame_count(n: torch.Tensor, L: int, S: int) -> torch.Tensor:
+    """T = 1 + ceil(max(0, n - L) / S) of waveforms of ``n`` samples (a tensor of counts)."""
+    return 1 + torch.div((n - L).clamp(min=0) + S - 1, S, rounding_mode="floor")
 
 
 @dataclass

@@ -135,9 +135,49 @@ def _sentence_inputs(spell: bool, word_name: str, batch: Dict[str, torch.Tensor]
     return ports
 
 
+class _Spoken(nn.Module):
+    """A speech run's model on waveforms: samples (B, N) at the run's rate (zeros past each one's
+    end), lengths (B,) in samples -> the model's outputs on their normalised log-mel frames, the
+    features computed in the graph as :mod:`rnnlab.data.log_mel` computes them."""
+
+    def __init__(self, model: nn.Module, assets, frames_as: str):
+        super().__init__()
+        from ..data.log_mel import mel_filterbank
+        self.model, self.frames_as = model, frames_as
+        self.L, self.S, self.n_fft = assets.settings.framing(assets.rate)
+        self.register_buffer("filterbank", mel_filterbank(assets.bands, self.n_fft, assets.rate))
+        self.register_buffer("mean", assets.normalisation.mean.clone())
+        self.register_buffer("std", assets.normalisation.std.clone())
+
+    def forward(self, *inputs):  # (samples, lengths)
+        from ..data.log_mel import frame_count, frames_log_mel
+        samples, lengths = inputs
+        x = nn.functional.pad(samples, (0, self.n_fft + self.S))         # every frame's last samples
+        frames = (frames_log_mel(x, self.L, self.S, self.n_fft, self.filterbank) - self.mean) / self.std
+        frames = frames.transpose(0, 1)                                   # (T, B, M), T >= each's
+        return (self.model(**{self.frames_as: frames, "lengths": frame_count(lengths, self.L, self.S)}),)
+
+
+def _speech(run: LoadedRun, frames_as: str, output: Port) -> ExportSpec:
+    """A classifier or CTC model of a run on WAV recordings, from waveforms (:class:`_Spoken`)."""
+    a = run.assets
+    ins = [Port("samples", "float32", ("B", "N"), f"each recording's samples at {a.rate} Hz as "
+                "floats in [-1, 1) (16-bit PCM / 32768), zeros past its end"),
+           Port("lengths", "int64", ("B",), "each recording's number of samples")]
+    L, S, _ = a.settings.framing(a.rate)
+    info = {"labels": a.labels, "rate": a.rate, "frame_samples": L, "hop_samples": S}
+    samples = torch.randn(2, 900, generator=torch.Generator().manual_seed(0)) * 0.1
+    return ExportSpec(_Spoken(run.model, a, frames_as), {"samples": samples, "lengths": torch.tensor([900, 500])},
+                      ins, [output], info)
+
+
 def _classify(run: LoadedRun) -> ExportSpec:
     from .classification import ClassifiedExample
+    from .speech_input import SpeechAssets
     assets, model = run.assets, run.model
+    if isinstance(assets, SpeechAssets):
+        return _speech(run, "frames", Port("logits", "float32", ("B", str(len(assets.labels))),
+                                           "unnormalised log-probabilities of each label of 'labels'"))
     spell = model.config.char_hidden_size > 0
     examples = [ClassifiedExample(w, assets.words(w)) for w in _words_example(2)]
     batch = assets.batch(examples, spell=spell)
@@ -169,6 +209,15 @@ def _tag(run: LoadedRun) -> ExportSpec:
 
 def _ctc(run: LoadedRun) -> ExportSpec:
     from .ctc import BLANK
+    from .speech_input import SpeechAssets
+    if isinstance(run.assets, SpeechAssets):
+        spec = _speech(run, "x", Port("log_probs", "float32", ("T", "B", str(len(run.assets.labels) + 1)),
+                                      "log-probabilities of each label per frame, T enough for the "
+                                      "longest (a recording of n samples has 1 + ceil(max(0, n - "
+                                      "frame_samples) / hop_samples) frames); decode by collapsing "
+                                      "repeats and dropping the blank"))
+        spec.info.update(labels=["<blank>"] + run.assets.labels, blank=BLANK)
+        return spec
     F, C = run.assets["features"], run.assets["classes"]
     x = torch.zeros(5, 2, F)
     lengths = torch.tensor([5, 3])

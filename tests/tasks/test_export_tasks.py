@@ -404,3 +404,38 @@ def test_nplm_export_continues_as_rnnlab_predict_greedily(tmp_path, capsys):
         k = int(last.argmax())
         text, tokens = text + meta["vocabulary"][k], np.array([[k]])
     assert text.replace("\n", " ") == rnnlab.predict(run, [prime], length=length, beam_size=1)[0]
+
+
+@pytest.mark.parametrize("task", ["classify", "ctc"])
+def test_speech_exports_take_waveforms_and_predict_as_rnnlab_predict(task, tmp_path, capsys):
+    """A run on WAV recordings exports from samples: the log-mel features are computed in the
+    graph. A batch of recordings of different lengths, zero-padded, gives each its prediction."""
+    from test_speech import joined_folder, spoken_folder
+    from rnnlab.data.wav import read_wav
+    folder = (spoken_folder if task == "classify" else joined_folder)(tmp_path / "rec")
+    run = tmp_path / "run"
+    rnnlab.train(task=task, data=str(folder), out=str(run), hidden_size=16, **dict(QUICK, max_steps=30))
+    meta, out = _export(run, tmp_path, capsys)
+    session = _session(out, meta)
+    wavs = sorted(str(p) for p in folder.glob("*.wav"))[::7][:6]
+    waves = [read_wav(w)[0].numpy() for w in wavs]
+    assert len({len(x) for x in waves}) > 1 and meta["rate"] == read_wav(wavs[0])[1]
+    samples = np.zeros((len(waves), max(map(len, waves))), np.float32)
+    for b, x in enumerate(waves):
+        samples[b, :len(x)] = x
+    lengths = np.array([len(x) for x in waves])
+    got = session.run(None, {"samples": samples, "lengths": lengths})[0]
+    want = rnnlab.predict(run, wavs)
+    if task == "classify":
+        p = _softmax(got)
+        assert [f"{meta['labels'][k]}\t{p[b, k]:.4f}" for b, k in enumerate(p.argmax(1))] == want
+    else:
+        frames = 1 + -(-np.maximum(0, lengths - meta["frame_samples"]) // meta["hop_samples"])
+        symbols = meta["labels"][1:]
+        joiner = "" if all(len(s) == 1 for s in symbols) else " "
+        decoded = []
+        for b, T in enumerate(frames):
+            best = got[:T, b].argmax(-1)                                     # (T,) greedy path
+            decoded.append(joiner.join(meta["labels"][k] for j, k in enumerate(best)
+                                       if k != meta["blank"] and (j == 0 or k != best[j - 1])))
+        assert decoded == want
