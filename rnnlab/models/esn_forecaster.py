@@ -95,13 +95,14 @@ class EchoStateForecaster(WindowScaled):
         (L, B, F) -> (B, D), ((B, C), (B, C)); in chunks of :data:`CHUNK` windows."""
         past = past.double()
         stats = self.window_stats(past)                                     # (B, C) each
-        rows = []
-        for s in range(0, past.shape[1], CHUNK):
-            part = (stats[0][s:s + CHUNK], stats[1][s:s + CHUNK])
-            z = self._normed(past[:, s:s + CHUNK], part)                     # (L, b, F)
+
+        def rows(part: slice) -> torch.Tensor:                              # (b, D)
+            z = self._normed(past[:, part], (stats[0][part], stats[1][part]))  # (L, b, F)
             x = self.states(z)[-1]                                          # (b, N)
-            rows.append(torch.cat([z.new_ones(z.shape[1], 1), z[-1], x], dim=1))   # (b, D)
-        return torch.cat(rows), stats                                       # (B, D)
+            return torch.cat([z.new_ones(z.shape[1], 1), z[-1], x], dim=1)
+        if torch.compiler.is_exporting():  # one chunk: B stays a dynamic size of the graph
+            return rows(slice(None)), stats
+        return torch.cat([rows(slice(s, s + CHUNK)) for s in range(0, past.shape[1], CHUNK)]), stats
 
     # ------------------------------------------------------------------ forecasting
     def _forecast(self, phi: torch.Tensor, stats, W_out: torch.Tensor) -> torch.Tensor:

@@ -259,6 +259,9 @@ def _forecast(run: LoadedRun) -> ExportSpec:
                  "columns (the first C of 'columns'), standardised: value = forecast * std + mean")]
     info = {"columns": a.columns, "targets": C, "mean": a.scaler.mean.tolist(),
             "std": a.scaler.std.tolist(), "lookback": L, "horizon": H}
+    if getattr(run.model.config, "scale", "linear") == "log":
+        info["scale"] = ("log: the model reads log(past + mean / std) of each target; a value at "
+                         "or below 0 in the data's units gives NaN")
     past = torch.zeros(L, 2, F)
     return ExportSpec(Outputs(run.model, lambda m, x: (m(x),)), {"past": past}, ins, outs, info)
 

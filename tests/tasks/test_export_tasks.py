@@ -114,13 +114,15 @@ def test_music_export_continues_as_rnnlab_predict_at_temperature_zero(tmp_path, 
     assert got == want
 
 
-def test_forecast_export_forecasts_what_rnnlab_predict_prints(tmp_path, capsys):
+@pytest.mark.parametrize("settings", [dict(hidden_size=12, highway=False, epochs=2, batch_size=16, lr=1e-2),
+                                      dict(hidden_size=8, epochs=1, batch_size=16, scale="log"),
+                                      dict(model="esn")], ids=["rnn", "log-scale", "esn"])
+def test_forecast_export_forecasts_what_rnnlab_predict_prints(settings, tmp_path, capsys):
     import math
     from test_forecasting import sine_csv
     run = tmp_path / "run"
     rnnlab.train(task="forecast", data=str(sine_csv(tmp_path)), targets=["load"], lookback=16,
-                 horizons=[4, 8], hidden_size=12, highway=False, epochs=2, batch_size=16, lr=1e-2,
-                 threads=1, progress=False, out=str(run), say=lambda m: None)
+                 horizons=[4, 8], **settings, threads=1, progress=False, out=str(run), say=lambda m: None)
     meta, out = _export(run, tmp_path, capsys)
     session = _session(out, meta)
     assert meta["columns"] == ["load"] and meta["horizon"] == 8
