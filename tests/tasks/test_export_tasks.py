@@ -137,8 +137,9 @@ def test_forecast_export_forecasts_what_rnnlab_predict_prints(settings, tmp_path
     np.testing.assert_allclose(got[:, :, 0].T, np.array(want), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("context", ["attention", "both"])
-def test_translation_export_translates_greedily_as_rnnlab_predict(context, tmp_path, capsys):
+@pytest.mark.parametrize("context,settings", [("attention", {}), ("both", {}), ("init", {}),
+                                              ("input", dict(layers=2))])
+def test_translation_export_translates_greedily_as_rnnlab_predict(context, settings, tmp_path, capsys):
     from test_translation import PAIRS, train_toy, write
     folder = tmp_path / "toy"
     folder.mkdir()
@@ -146,7 +147,7 @@ def test_translation_export_translates_greedily_as_rnnlab_predict(context, tmp_p
         write(folder / f"{split}.en", "".join(s + "\n" for s, _ in PAIRS))
         write(folder / f"{split}.de", "".join(t + "\n" for _, t in PAIRS))
     run = tmp_path / "run"
-    train_toy(folder, run, context)
+    train_toy(folder, run, context, **settings)
     meta, out = _export(run, tmp_path, capsys)
     assert set(meta["graphs"]) == {"encoder", "decoder"}
     _, _, greedy = _encoder_decoder(out, meta)
@@ -162,12 +163,13 @@ def test_translation_export_translates_greedily_as_rnnlab_predict(context, tmp_p
     assert want[0] == "ein mann läuft"                                         # the run learned
 
 
-def test_caption_export_captions_greedily_as_rnnlab_predict(tmp_path, capsys):
+@pytest.mark.parametrize("context", ["both", "first"])
+def test_caption_export_captions_greedily_as_rnnlab_predict(context, tmp_path, capsys):
     from PIL import Image
     from test_captioning import SMALL
     from rnnlab.data import scenes as gen
     run = tmp_path / "run"
-    rnnlab.train(task="caption", out=str(run), **dict(SMALL, context="both"))
+    rnnlab.train(task="caption", out=str(run), **dict(SMALL, context=context))
     meta, out = _export(run, tmp_path, capsys)
     _, _, greedy = _encoder_decoder(out, meta)
     gen.write_pngs(gen.generate_set([gen.TEST_OFFSET + i for i in range(6)]), tmp_path / "png", "x")
