@@ -535,8 +535,10 @@ def _export(args, extra: List[str]) -> int:
     from .tasks.export import export_run
     if extra:
         raise UsageError(f"rnnlab export takes RUN_DIR, --format and --out; got {' '.join(extra)}")
+    import json
     graphs, meta = export_run(args.run_dir, args.format, args.out)
-    print(f"wrote {', '.join(map(str, graphs))} and {meta}")
+    checked = json.loads(meta.read_text(encoding="utf-8")).get("checked")
+    print(f"wrote {', '.join(map(str, graphs))} and {meta}" + (f"; {checked}" if checked else ""))
     return 0
 
 

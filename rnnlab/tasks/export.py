@@ -554,6 +554,41 @@ def _convert(spec: ExportSpec, fmt: str, run_dir):
                           f"({type(e).__name__}: {reason}); --format pt2 writes it") from None
 
 
+#: the largest difference :func:`check` allows between the graph's outputs and the model's, as a
+#: fraction of the largest output (float32 arithmetic in another order)
+CHECK_TOLERANCE = 1e-4
+
+
+def check(spec: ExportSpec, graph, fmt: str) -> Optional[float]:
+    """Run the graph (torch.export's program; ONNX Runtime on the ONNX file) on the spec's
+    example inputs, its floating-point ones drawn at random (N(0, 0.5^2)): the largest difference
+    from the model's own outputs, relative to their largest magnitude; None where ONNX Runtime is
+    not installed."""
+    g = torch.Generator().manual_seed(0)
+    args = tuple(torch.randn(a.shape, generator=g, dtype=a.dtype) * 0.5 if a.is_floating_point() else a
+                 for a in spec.inputs.values())
+    with torch.no_grad():
+        want = spec.module(*args)
+        if fmt == "pt2":
+            got = graph.module()(*args)
+        else:
+            try:
+                import onnxruntime
+            except ImportError:
+                return None
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3                              # errors only
+            session = onnxruntime.InferenceSession(graph.model_proto.SerializeToString(), options,
+                                                   providers=["CPUExecutionProvider"])
+            feed = dict(zip(spec.inputs, (a.numpy() for a in args)))
+            got = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})
+    worst = 0.0
+    for g, w in zip(got, want):
+        g, w = torch.as_tensor(g).double(), w.double()
+        worst = max(worst, float((g - w).abs().max() / (1 + w.abs().max())) if w.numel() else 0.0)
+    return worst
+
+
 def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[List[Path], Path]:
     """Write the run's graph (``out``, default RUN_DIR/model.onnx or model.pt2) and its JSON
     (the graph's name with ``.json``); returns the graph files and the JSON's path. A task of several graphs (translation:
@@ -568,6 +603,11 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[L
     info = specs.info if single else specs.pop("info", {})
     parts = {"": specs} if single else specs
     graphs = {name: _convert(spec, fmt, run_dir) for name, spec in parts.items()}
+    checked = [check(parts[name], graph, fmt) for name, graph in graphs.items()]
+    if any(c is not None and c > CHECK_TOLERANCE for c in checked):
+        raise ConfigError(f"{run_dir}: the {fmt} graph's outputs differ from the model's by "
+                          f"{max(c for c in checked if c is not None):.2g} of their size on an example; "
+                          f"nothing written")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta: Dict[str, Any] = {"task": run.recipe.name, "format": fmt}
     if not single:
@@ -587,6 +627,9 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[L
         else:
             meta["graphs"][name] = {"graph": file.name, **ports}
     meta.update(info)
+    if None not in checked:
+        meta["checked"] = (f"the graph's outputs equal the model's on an example, within "
+                           f"{max(checked):.1g} of their size")
     json_path = path.with_suffix(".json")
     json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return files, json_path

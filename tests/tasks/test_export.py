@@ -283,6 +283,36 @@ def test_export_of_no_run_is_one_line(tmp_path, capfd):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_export_checks_the_graph_against_the_model(fmt, tmp_path, capfd, monkeypatch):
+    """A graph whose outputs are not the model's (here: the model's outputs shifted after
+    conversion, as an exporter that miscompiles silently would leave them) is refused in one
+    line, nothing written; a faithful one is written with the check's figure in the JSON."""
+    import rnnlab.tasks.export as export
+    from test_classification import SMALL, _toy
+    run = tmp_path / "run"
+    rnnlab.train(task="classify", data=str(_toy(tmp_path / "toy")), out=str(run), **dict(SMALL, epochs=1))
+    assert main(["export", str(run), "--format", fmt]) == 0
+    assert "the graph's outputs equal the model's on an example" in capfd.readouterr().out
+    meta = json.loads((run / "model.json").read_text())
+    assert float(meta["checked"].rsplit("within ", 1)[1].split()[0]) < 1e-5
+    (run / f"model.{fmt}").unlink()
+    (run / "model.json").unlink()
+    convert = export._convert
+
+    def miscompiled(spec, fmt, run_dir):
+        graph = convert(spec, fmt, run_dir)
+        model = spec.module
+        spec.module = lambda *a: tuple(y + 0.5 for y in model(*a))
+        return graph
+    monkeypatch.setattr(export, "_convert", miscompiled)
+    assert main(["export", str(run), "--format", fmt]) == 2
+    err = capfd.readouterr().err
+    assert "differ from the model's" in err and len(err.strip().splitlines()) == 1
+    assert not (run / f"model.{fmt}").exists() and not (run / "model.json").exists()
+
+
+@pytest.mark.slow
 def test_onnx_export_torch_cannot_convert_fails_in_one_line(tmp_path, capfd, monkeypatch):
     from test_classification import SMALL, _toy
     run = tmp_path / "run"
