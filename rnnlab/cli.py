@@ -524,8 +524,8 @@ def _add_export(sub) -> None:
     x.add_argument("--format", default="onnx", choices=["onnx", "pt2"],
                    help="onnx (ONNX Runtime and other ONNX tools; default) or pt2 (torch.export, "
                         "torch.export.load)")
-    x.add_argument("--out", metavar="FILE", help="the graph's file (default RUN_DIR/model.onnx or "
-                   "RUN_DIR/model.pt2); the JSON goes beside it; a translation or captioning run writes FILE's "
+    x.add_argument("--out", metavar="FILE", help="the graph's file, or a folder for model.onnx or model.pt2 "
+                   "in it (default RUN_DIR); the JSON goes beside it; a translation or captioning run writes FILE's "
                    "name with -encoder and -decoder")
     x.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     x.set_defaults(func=_export)

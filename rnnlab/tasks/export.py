@@ -590,7 +590,7 @@ def check(spec: ExportSpec, graph, fmt: str) -> Optional[float]:
 
 
 def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[List[Path], Path]:
-    """Write the run's graph (``out``, default RUN_DIR/model.onnx or model.pt2) and its JSON
+    """Write the run's graph (``out``, a file or a folder; default RUN_DIR/model.onnx or model.pt2) and its JSON
     (the graph's name with ``.json``); returns the graph files and the JSON's path. A task of several graphs (translation:
     ``encoder``, ``decoder``) writes each as ``<name>-<graph>.<format>`` beside one JSON, whose
     ``graphs`` says each one's file, inputs and outputs. Nothing is written unless every graph
@@ -598,7 +598,9 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[L
     check_choice("format", fmt, FORMATS)
     run = load_run(run_dir)
     specs = export_spec(run)
-    path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
+    path = Path(out) if out else Path(run_dir)
+    if path.is_dir():  # (a folder: the default name in it)
+        path = path / f"model.{fmt}"
     single = isinstance(specs, ExportSpec)
     info = specs.info if single else specs.pop("info", {})
     parts = {"": specs} if single else specs

@@ -259,9 +259,10 @@ def test_export_pt2_loads_and_runs(tmp_path, capfd):
     data = _toy(tmp_path / "toy")
     run = tmp_path / "run"
     rnnlab.train(task="classify", data=str(data), out=str(run), **dict(SMALL, epochs=1))
-    assert main(["export", str(run), "--format", "pt2"]) == 0
-    meta = json.loads((run / "model.json").read_text())
-    program = torch.export.load(str(run / "model.pt2"))
+    (tmp_path / "folder").mkdir()  # --out a folder: model.pt2 and model.json in it
+    assert main(["export", str(run), "--format", "pt2", "--out", str(tmp_path / "folder")]) == 0
+    meta = json.loads((tmp_path / "folder" / "model.json").read_text())
+    program = torch.export.load(str(tmp_path / "folder" / "model.pt2"))
     tokens = torch.tensor(_ids("good film of the plot and actor".split(), meta))[:, None].repeat(1, 3)
     lengths = torch.tensor([7, 3, 1])
     loaded = rnnlab.tasks.recipe.load_run(run).model.eval()
