@@ -52,14 +52,24 @@ class TreeNetwork(nn.Module):
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]]:
         if batch.arity != self.arity:
             raise ValueError(f"expected trees batched with arity {self.arity}, found {batch.arity}")
-        H, N = self.hidden_size, self.arity
         x = self.embedding(batch.labels)                                     # (N_nodes + 1, E)
         if self.dropout:
             x = F.dropout(x, self.dropout, self.training)
+        if isinstance(batch, Nodes) and torch.compiler.is_exporting():
+            states = self._by_rows(x, batch.children, batch.levels)         # one scan in the graph
+        else:
+            states = self._compose(x, batch)
+        root = None if batch.roots is None else states[0].index_select(0, batch.roots)  # (B, H)
+        return (root, states) if return_states else root
+
+    @compiler.disable
+    def _compose(self, x: torch.Tensor, batch: Union[TreeBatch, Nodes]) -> Tuple[torch.Tensor, ...]:
+        """Every node's states, each (N + 1, H), level by level (module docstring). Outside
+        torch.compile's graph: the loop follows each batch's trees, which would compile anew for
+        every batch."""
         if isinstance(batch, Nodes):
-            states = self._by_rows(x, batch.children, batch.levels)
-            root = None if batch.roots is None else states[0].index_select(0, batch.roots)  # (B, H)
-            return (root, states) if return_states else root
+            return self._by_rows(x, batch.children, batch.levels)
+        H, N = self.hidden_size, self.arity
         zero = x.new_zeros(1, H)                                             # node 0: no node
         states = tuple(zero for _ in range(self.cell.state_count))           # each (1, H)
         for level in batch.levels:
@@ -68,8 +78,7 @@ class TreeNetwork(nn.Module):
             children = tuple(s.index_select(0, index).view(M, N, H) for s in states)   # gather
             new = self.cell(x[level.start:level.end], children)              # compose, (M, H) each
             states = tuple(torch.cat([s, n]) for s, n in zip(states, new))   # scatter: next block
-        root = states[0].index_select(0, batch.roots)                        # (B, H)
-        return (root, states) if return_states else root
+        return states
 
     def _by_rows(self, x: torch.Tensor, children: torch.Tensor, levels: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """x (N, E), children (N, N_c), levels (L, M) -> every node's states, each (N + 1, H)."""

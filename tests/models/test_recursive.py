@@ -327,3 +327,28 @@ def test_command_line(tmp_path, capsys):
     assert main(["tasks", "expressions"]) == 0
     listed = capsys.readouterr().out
     assert "--architecture" in listed and "--train-depth" in listed and "--symbols" not in listed
+
+
+def test_torch_compile_does_not_compile_anew_for_each_batch_of_trees():
+    """The level loop follows each batch's trees; under torch.compile it runs outside the graph,
+    so batches of other shapes compile nothing new after the first few, and values and gradients
+    equal eager's."""
+    from torch._dynamo.utils import counters
+    rng = random.Random(0)
+
+    def tree(h):
+        return leaf(rng.randint(0, 9)) if h == 0 else node("+", tree(rng.randint(0, h - 1)), tree(h - 1))
+    torch._dynamo.reset()
+    net = TreeNetwork(len(LABELS), 5, 6, "treelstm").double()
+    compiled = torch.compile(net)
+    graphs = []
+    for k in range(10):
+        batch = TreeBatch.from_trees([tree(rng.randint(1, 5)) for _ in range(3)], LABELS)
+        got = compiled(batch)
+        grads = torch.autograd.grad(got.sum(), list(net.parameters()))
+        want = net(batch)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        for g, w in zip(grads, torch.autograd.grad(want.sum(), list(net.parameters()))):
+            torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[3:] == [graphs[3]] * 7, graphs   # nothing new after the third batch
