@@ -82,9 +82,13 @@ def split_files(folder: Path) -> Dict[str, Path]:
                 found[split] = f
                 break
     if "train" not in found:
-        names = ", ".join(p.name for p in sorted(folder.iterdir())) or "nothing"
+        from .speech import is_speech_folder
+        entries = sorted(folder.iterdir())
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in entries) or "nothing"
+        speech = [p for p in entries if is_speech_folder(p)]
+        hint = f" ({speech[0].name}/ holds recordings: give --data {speech[0]})" if speech else ""
         raise DataError(f"{folder}: expected a training file (a name containing 'train'); "
-                        f"found {names}")
+                        f"found {names}{hint}")
     return found
 
 

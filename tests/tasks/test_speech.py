@@ -374,3 +374,14 @@ def test_classify_on_recordings_takes_the_speech_recipe_as_its_defaults(tmp_path
     assert (model.layers, train.lr, model.hidden_size) == (1, 0.01, 128)
     assert main(["tasks", "classify"]) == 0
     assert "on speech input, these defaults instead: --hidden-size 128, --layers 2" in capsys.readouterr().out
+
+
+def test_a_data_set_folder_around_its_recordings_is_told_which_folder_to_give(tmp_path, capsys):
+    """FSDD as it ships: SOURCE.md beside recordings/. --data the outer folder says which one."""
+    (tmp_path / "fsdd" / "recordings").mkdir(parents=True)
+    (tmp_path / "fsdd" / "SOURCE.md").write_text("about\n")
+    write_wav(tmp_path / "fsdd" / "recordings" / "1_x_0.wav", (tone(400) * 3e4).astype(int))
+    assert main(["train", "--task", "classify", "--data", str(tmp_path / "fsdd"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"give --data {tmp_path / 'fsdd' / 'recordings'}" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
