@@ -86,7 +86,7 @@ def split_files(folder: Path) -> Dict[str, Path]:
         entries = sorted(folder.iterdir())
         names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in entries) or "nothing"
         speech = [p for p in entries if is_speech_folder(p)]
-        hint = f" ({speech[0].name}/ holds recordings: give --data {speech[0]})" if speech else ""
+        hint = f" ({speech[0].name}/ holds WAV recordings, which --task classify and ctc read)" if speech else ""
         raise DataError(f"{folder}: expected a training file (a name containing 'train'); "
                         f"found {names}{hint}")
     return found

@@ -94,8 +94,11 @@ class CTCDataConfig(LogMelSettings):
         if self.data is None and self.join:
             raise ConfigError(f"join {self.join!r} joins recordings: give --data, a folder of WAV files")
         if self.data is not None and not is_speech_folder(self.data):
+            inner = [p for p in sorted(Path(self.data).iterdir()) if is_speech_folder(p)] \
+                if Path(self.data).is_dir() else []
             raise ConfigError(f"--task ctc reads --data as a folder of WAV recordings (with a "
-                              f"transcripts.tsv or names label_speaker_index.wav); {self.data} is not one")
+                              f"transcripts.tsv or names label_speaker_index.wav); {self.data} is not one"
+                              + (f" (its folder {inner[0]} is)" if inner else ""))
         parse_join(self.join)
         positive_number("max_silence", self.max_silence, allow_zero=True)
         for name in ("valid_fraction", "test_fraction"):

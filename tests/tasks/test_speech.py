@@ -383,5 +383,8 @@ def test_a_data_set_folder_around_its_recordings_is_told_which_folder_to_give(tm
     write_wav(tmp_path / "fsdd" / "recordings" / "1_x_0.wav", (tone(400) * 3e4).astype(int))
     assert main(["train", "--task", "classify", "--data", str(tmp_path / "fsdd"), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
-    assert f"give --data {tmp_path / 'fsdd' / 'recordings'}" in err and len(err.splitlines()) == 1
+    assert "recordings/ holds WAV recordings" in err and len(err.splitlines()) == 1
+    assert main(["train", "--task", "ctc", "--data", str(tmp_path / "fsdd"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"(its folder {tmp_path / 'fsdd' / 'recordings'} is)" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
