@@ -33,12 +33,27 @@ def builtin_text() -> str:
     return "\n\n".join(topics[k].strip("\n") for k in sorted(topics)) + "\n"
 
 
+#: names of the files a data set's folder holds beside its data (read as documentation, not data)
+DOCUMENTATION = ("readme", "source", "license", "licence", "copying", "citation", "notice", "changelog")
+
+
+def sole_data_file(folder: Path) -> Optional[Path]:
+    """The one data file of a folder that holds one beside its documentation (SOURCE.md,
+    README, LICENSE, ...), as a data set often ships; else None."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and p.suffix.lower() not in (".md", ".rst") and not p.name.lower().startswith(DOCUMENTATION)]
+    return files[0] if len(files) == 1 else None
+
+
 def read_text(path, encoding: str = "utf-8") -> str:
-    """The whole of a text file; clear errors for a missing path, a folder, bytes that are not
-    ``encoding`` (with the line), or an empty file."""
+    """The whole of a text file (or of the one data file of a folder: :func:`sole_data_file`);
+    clear errors for a missing path, a folder of other files, bytes that are not ``encoding``
+    (with the line), or an empty file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"expected a text file at {path}; nothing is there")
+    if path.is_dir() and sole_data_file(path) is not None:
+        path = sole_data_file(path)
     if path.is_dir():
         files = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         held = (f" holding {', '.join(files[:5])}{', ...' if len(files) > 5 else ''}: give one of its files"
@@ -69,7 +84,8 @@ def cut_at_line(text: str, fraction: float) -> tuple:
 
 
 def split_files(folder: Path) -> Dict[str, Path]:
-    """The train / valid / test files of a folder, by name."""
+    """The train / valid / test files of a folder, by name; a folder of one data file (beside
+    its documentation: :func:`sole_data_file`) gives it as the training file."""
     found: Dict[str, Path] = {}
     for f in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         stem = f.name.lower()
@@ -81,6 +97,8 @@ def split_files(folder: Path) -> Dict[str, Path]:
                                     f"{found[split].name} and {f.name}")
                 found[split] = f
                 break
+    if "train" not in found and not found and sole_data_file(folder) is not None:
+        return {"train": sole_data_file(folder)}    # (valid and test are cut from it)
     if "train" not in found:
         from .speech import is_speech_folder
         entries = sorted(folder.iterdir())

@@ -65,6 +65,22 @@ def test_folder_splits(tmp_path):
 
 def test_folder_without_train_file(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "more.txt").write_text("y")
+    with pytest.raises(DataError, match="training file"):
+        load_text_corpus(str(tmp_path))
+
+
+def test_a_folder_of_one_data_file_beside_its_documentation_reads_that_file(tmp_path):
+    """A data set as it ships (tinyshakespeare: SOURCE.md and input.txt): the one data file is the
+    text, valid and test cut from it; a folder of only documentation is still refused."""
+    (tmp_path / "SOURCE.md").write_text("where it comes from")
+    (tmp_path / "README").write_text("about")
+    (tmp_path / "LICENSE.txt").write_text("terms")
+    (tmp_path / "input.txt").write_text("a b\n" * 100)
+    c = load_text_corpus(str(tmp_path), valid_fraction=0.1, test_fraction=0.1)
+    assert c.train + c.valid + c.test == "a b\n" * 100 and c.valid and c.test
+    assert read_text(tmp_path) == "a b\n" * 100
+    (tmp_path / "input.txt").unlink()
     with pytest.raises(DataError, match="training file"):
         load_text_corpus(str(tmp_path))
 
@@ -72,8 +88,9 @@ def test_folder_without_train_file(tmp_path):
 @pytest.mark.parametrize("make, match", [
     (lambda p: p, "nothing is there"),
     (lambda p: (p.mkdir(), p)[1], "found a folder with no file in it"),
-    (lambda p: (p.mkdir(), (p / "data.json").write_text("{}"), (p / "SOURCE.md").write_text("x"), p)[-1],
-     "found a folder holding SOURCE.md, data.json: give one of its files"),
+    (lambda p: (p.mkdir(), (p / "data.json").write_text("{}"), (p / "more.json").write_text("{}"),
+                (p / "SOURCE.md").write_text("x"), p)[-1],
+     "found a folder holding SOURCE.md, data.json, more.json: give one of its files"),
     (lambda p: (p.write_text("  \n"), p)[1], "empty"),
     (lambda p: (p.write_bytes(b"ok\nok\n\xff\xfe bad\n"), p)[1], r":3: bytes that are not valid utf-8"),
 ])
