@@ -261,15 +261,15 @@ def sample_model(model: AnyLanguageModel, vocab: Vocabulary, prime: str = "", le
 
 
 def held_out_text(data: TextDataConfig, path: Optional[str], encoding: str, run_dir) -> str:
-    """The text a saved run is evaluated on: ``path`` (a file, or a folder's test file), or the
-    run's own test text."""
-    from ..data.corpus import read_text, split_files
+    """The text a saved run is evaluated on: ``path`` (a file, a folder's one data file, or a
+    folder's test file), or the run's own test text."""
+    from ..data.corpus import read_text, sole_data_file, split_files
     if path is None:
         text = load_text_corpus(data.data, data.valid_fraction, data.test_fraction, data.encoding).test
         if not text:
             raise ConfigError(f"{run_dir} has no test text of its own (test_fraction 0); give --data")
         return text
-    if Path(path).is_dir():
+    if Path(path).is_dir() and sole_data_file(Path(path)) is None:  # (one data file: all of it, as a file)
         files = split_files(Path(path))
         if "test" not in files:
             raise ConfigError(f"{path}: expected a test file (a name containing 'test')")

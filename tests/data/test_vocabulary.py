@@ -105,3 +105,10 @@ def test_other_encoding(tmp_path):
     assert read_text(p, "latin-1") == "café\n"
     with pytest.raises(ConfigError, match="unknown text encoding"):
         read_text(p, "no-such-codec")
+
+
+def test_evaluating_on_a_folder_of_one_data_file_reads_all_of_it(tmp_path):
+    from rnnlab.tasks.language_modelling import held_out_text
+    (tmp_path / "SOURCE.md").write_text("where it comes from")
+    (tmp_path / "input.txt").write_text("a b\n" * 10)
+    assert held_out_text(None, str(tmp_path), "utf-8", "run") == "a b\n" * 10
