@@ -320,3 +320,29 @@ def test_training_on_torchs_kernel_breaks_the_graph_once_at_the_layer(engine, mo
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
     breaks = [k for k in counters["graph_break"] for _ in range(counters["graph_break"][k])]
     assert breaks and all("_run_outside_graph" in k for k in breaks), breaks
+
+
+@pytest.mark.slow
+def test_compile_of_the_grid_rnn_and_the_ntm_equals_eager():
+    """The other recurrent modules under torch.compile: the GridRNN (diagonals unrolled; layer
+    norm in training, and zoneout's expectation in evaluation: a graph draws its own random
+    masks) and the NTM (steps unrolled, two lengths): values and gradients equal eager's,
+    float64."""
+    from rnnlab.layers import GridRNN
+    from rnnlab.memory import NTM
+    torch.manual_seed(0)
+    cases = [(GridRNN(2, 3, directions=4, layer_norm=True).double(), [(2, 2, 3, 2)]),
+             (GridRNN(2, 3, cell="rnn", directions=4, zoneout=0.1).double().eval(), [(2, 2, 3, 2)]),
+             (NTM(3, 2, controller_size=4, memory_size=6, memory_width=3).double(), [(3, 2, 3), (4, 2, 3)])]
+    for module, shapes in cases:
+        compiled = torch.compile(module)
+        for shape in shapes:
+            x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+            outs = []
+            for f in (compiled, module):
+                y = f(x)
+                y = y[0] if isinstance(y, tuple) else y
+                outs.append((y, torch.autograd.grad((y * y).sum(), [x, *module.parameters()])))
+            torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
+            for a, b in zip(outs[0][1], outs[1][1]):
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
