@@ -3,10 +3,14 @@
 A one-layer LSTM (B, I, H) over T steps and a linear read-out; for each engine the model eager and
 ``torch.compile(model)`` (default backend; the layer runs its own engine under compilation, but
 ``scan``, which runs ``loop`` there: rnnlab/layers/recurrent_layer.py ``resolve_engine``). Two measurements: a training step (forward,
-backward of the summed outputs) and an evaluation forward (no gradients). Every round times each
-(engine, mode) once in a fresh random order, each timing at least 50 ms of back-to-back calls;
-figures are medians over the rounds, and the ratio is compiled time over eager time in the same
-run (below 1: compiled faster). The first compiled call's time (compilation) is reported apart.
+backward of the summed outputs) and an evaluation forward (no gradients). Each engine runs in a
+process of its own, where every round times its eager and its compiled model in both modes once,
+in a fresh random order, each timing at least 50 ms of back-to-back calls; figures are medians
+over the rounds, and the ratio is compiled time over eager time in the same process (below 1:
+compiled faster). The first compiled call's time (compilation) is reported apart. (In one
+process, the engines' models would share dynamo's caches of compiled frames, one per code object,
+the model's forward and the layer's, and each engine's ratio would depend on the others:
+docs/benchmarks/compile.md.)
 Beside the engines, two floors: the read-out alone (``nn.Linear``) and torch.nn.LSTM with the
 read-out (``nn.LSTM``), what compiling adds to a call whatever the model.
 
@@ -15,8 +19,11 @@ read-out (``nn.LSTM``), what compiling adds to a call whatever the model.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -65,7 +72,17 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["native", "compiled", "bptt", "loop", *FLOORS],
                     help="rnnlab engines, and the floors: nn.Linear (the read-out alone) and nn.LSTM "
                          "(torch's LSTM and the read-out), torch's own cost of a compiled call")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if not args.child:
+        rows = {}
+        for engine in args.engines:
+            command = [sys.executable, __file__, "--child", "--size", args.size, "--steps", str(args.steps),
+                       "--rounds", str(args.rounds), "--per-call", str(args.per_call), "--engines", engine]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            rows.update(json.loads(out.strip().split("\n")[-1]))
+        report(args, rows)
+        return
     B, I, H = map(int, args.size.split("/"))
     torch.manual_seed(0)
     x = torch.randn(args.steps, B, I)
@@ -105,20 +122,32 @@ def main() -> None:
                 times[k].append(time.perf_counter() - t0)
             else:
                 times[k].append(timing(calls[k]))
+    rows = {}
+    for engine in args.engines:
+        if engine in failed:
+            rows[engine] = failed[engine]
+            continue
+        for mode in ("train", "eval"):
+            rows[f"{engine} {mode}"] = [statistics.median(times[engine, name, mode]) * 1e3
+                                        for name in ("eager", "compiled")] + [first[engine, "compiled", mode]]
+    print(json.dumps(rows))
+
+
+def report(args, rows) -> None:
+    """The table of the engines' figures: {"engine mode": [eager ms, compiled ms, first call
+    s]}, or {engine: why it failed}."""
     print(f"LSTM B/I/H {args.size}, T {args.steps}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, medians of "
           f"{f'{args.per_call} single calls' if args.per_call else f'{args.rounds} rounds'} (ms per call)")
     print("| engine | mode | eager ms | compiled ms | compiled / eager | first compiled call s |")
     print("|---|---|---|---|---|---|")
     for engine in args.engines:
-        if engine in failed:
-            print(f"| {engine} | | | fails under compile: {failed[engine]} | | |")
+        if engine in rows:
+            print(f"| {engine} | | | fails under compile: {rows[engine]} | | |")
             continue
         for mode in ("train", "eval"):
-            e = statistics.median(times[engine, "eager", mode]) * 1e3
-            c = statistics.median(times[engine, "compiled", mode]) * 1e3
-            print(f"| {engine} | {mode} | {e:.2f} | {c:.2f} | {c / e:.2f} | "
-                  f"{first[engine, 'compiled', mode]:.1f} |")
+            e, c, first = rows[f"{engine} {mode}"]
+            print(f"| {engine} | {mode} | {e:.2f} | {c:.2f} | {c / e:.2f} | {first:.1f} |")
 
 
 if __name__ == "__main__":

@@ -568,9 +568,9 @@ def choose_engine(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tens
 def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = None,
             return_states: bool = False, graph: bool = False, one_graph: bool = False) -> Tuple[str, Optional[float]]:
     """(:func:`choose_engine`'s engine, the monotonic time after which to ask again, or None: the
-    choice is final for this process). ``graph``: for a call torch.compile traces; the trial
-    runs the compiled engine through its custom operators, as the graph will (their fixed cost
-    per call tips small sizes to another engine), and its choice is cached apart. ``one_graph``:
+    choice is final for this process). ``graph``: for a call torch.compile traces without
+    gradients; the trial runs the compiled engine through its custom operators, as the graph
+    will, and its choice is cached apart. ``one_graph``:
     for ``torch.compile(..., fullgraph=True)``, only the engines that stay in the graph: the
     compiled engine's operators, and torch's kernel's without gradients (none of them: dynamo
     says why it breaks)."""
@@ -631,14 +631,17 @@ def verdict(layer, x: Optional[torch.Tensor], lengths: Optional[torch.Tensor] = 
 @compiler.assume_constant_result
 def traced_choice(layer, x: torch.Tensor, lengths: bool, grad: bool, x_grad: bool, training: bool,
                   return_states: bool) -> str:
-    """``auto``'s engine for a call that torch.compile traces: :func:`choose_engine`'s with the
-    engines timed as the graph runs them (``graph``; measured now, eagerly, if no choice is
-    known), so that a compiled model runs the fastest engine there. dynamo calls this once per trace, with ``x``
-    the real input of the call it traces (T, B, I), and takes the answer as a constant: no guard
-    on T's bucket, no recompilation per bucket. ``grad``: grad mode on; ``x_grad``: the input
-    requires gradients; ``training``: the layer's flag, passed so that dynamo guards on it."""
+    """``auto``'s engine for a call that torch.compile traces (measured now, eagerly, if no
+    choice is known). dynamo calls this once per trace, with ``x`` the real input of the call it
+    traces (T, B, I), and takes the answer as a constant: no guard on T's bucket, no
+    recompilation per bucket. Without gradients the engines are timed as the graph runs them
+    (``graph``: the compiled engine's operators); with them, eager calls' verdict holds: the
+    operators timed eagerly pay their Python autograd, which a graph does not, and tipped small
+    sizes to torch's kernel, whose graph break costs more than the operators in a graph
+    (docs/benchmarks/compile.md). ``grad``: grad mode on; ``x_grad``: the input requires
+    gradients; ``training``: the layer's flag, passed so that dynamo guards on it."""
     one_graph = compiler.fullgraph()
     with compiler.eager(), torch.set_grad_enabled(grad):
         x = torch.zeros(x.shape, dtype=x.dtype, device=x.device).requires_grad_(x_grad)
         lens = torch.full((x.shape[1],), x.shape[0]) if lengths else None
-        return choose_engine(layer, x, lens, return_states, graph=True, one_graph=one_graph)
+        return choose_engine(layer, x, lens, return_states, graph=not grad, one_graph=one_graph)

@@ -386,10 +386,11 @@ def test_bench_auto_rows(monkeypatch):
 
 @pytest.mark.parametrize("slow", ["native", "bptt"])
 def test_compiled_model_runs_the_engine_its_trial_finds_fastest(monkeypatch, slow):
-    """Under torch.compile ``auto`` runs the engine a trial finds fastest as the graph runs them
-    (one trial per trace, the compiled engine timed through its operators, a verdict cached apart
-    from eager calls'): torch's kernel where it is the faster, ``bptt`` where that is; outputs and
-    gradients equal eager's."""
+    """Under torch.compile ``auto`` runs the engine a trial finds fastest (one trial per trace):
+    torch's kernel where it is the faster, ``bptt`` where that is; outputs and gradients equal
+    eager's. A training call's trial is eager calls' (timed eagerly, one verdict for both); an
+    evaluation call's times the compiled engine through its operators, as the graph runs them,
+    and is cached apart."""
     calls, natives, operators = [], [], []
     trial = fake_trial({"native": 1.0, "bptt": 1.0, slow: 3.0}, calls)
     monkeypatch.setattr(autotune, "trial",
@@ -410,10 +411,13 @@ def test_compiled_model_runs_the_engine_its_trial_finds_fastest(monkeypatch, slo
     want = lstm(x)[0]
     want.sum().backward()
     fast = "bptt" if slow == "native" else "native"
-    assert lstm.last_engine == fast and operators == [True, False]  # (the traced call's trial, then the eager one's)
+    assert lstm.last_engine == fast and operators == [False]  # (the traced call's trial, which the eager call reuses)
     torch.testing.assert_close(got, want)
     for p, g in zip(lstm.parameters(), g_got):
         torch.testing.assert_close(p.grad, g)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x)[0], lstm(x)[0])
+    assert operators == [False, True, False]  # (evaluation: the traced call's trial, then the eager one's)
 
 
 def test_fullgraph_keeps_auto_to_the_engines_in_the_graph(compiled_runs, monkeypatch):
