@@ -60,12 +60,21 @@ def fullgraph() -> bool:
 def loop(body, init, xs):
     """``carry, ys = loop(body, init, xs)``: ``carry, y_t = body(carry, x_t)`` for t = 1 .. T, x_t
     every leaf of the pytree ``xs`` at [t] along dim 0, ys every y_t stacked along dim 0. Under
-    torch.export it is torch's ``scan``, one graph construct for any T; otherwise a Python loop
-    over the same body (torch.compile unrolls it; eagerly, ``scan`` compiles its body each call
-    and fails there on some sizes dynamo marks dynamic)."""
+    torch.export it is torch's ``scan``, one graph construct for any T. Otherwise a Python loop
+    over the same body, which torch.compile runs outside its graph (one graph break; its
+    inductor refuses ``scan``, torch 2.13): unrolled, the loop was compiled again for every T
+    (an NTM: 20-70 s each, and after 8 lengths dynamo's recompile limit left the model eager).
+    Eagerly, ``scan`` would compile its body each call and fail there on some sizes dynamo marks
+    dynamic."""
     if torch.compiler.is_exporting():
         from torch._higher_order_ops import scan
         return scan(body, init, xs)
+    if torch.compiler.is_compiling():
+        return _loop_outside_graph(body, init, xs)
+    return _python_loop(body, init, xs)
+
+
+def _python_loop(body, init, xs):
     from torch.utils import _pytree
     leaves, spec = _pytree.tree_flatten(xs)
     carry, ys = init, []
@@ -73,3 +82,8 @@ def loop(body, init, xs):
         carry, y = body(carry, _pytree.tree_unflatten([leaf[t] for leaf in leaves], spec))
         ys.append(y)
     return carry, _pytree.tree_map(lambda *y_t: torch.stack(y_t), *ys)
+
+
+@disable
+def _loop_outside_graph(body, init, xs):
+    return _python_loop(body, init, xs)
