@@ -63,7 +63,8 @@ def loop(body, init, xs):
     torch.export it is torch's ``scan``, one graph construct for any T. Otherwise a Python loop
     over the same body, which torch.compile runs outside its graph (one graph break; its
     inductor refuses ``scan``, torch 2.13): unrolled, the loop was compiled again for every T
-    (an NTM: 20-70 s each, and after 8 lengths dynamo's recompile limit left the model eager).
+    (an NTM: tens of seconds each, and after 8 lengths dynamo's recompile limit left the model
+    eager).
     Eagerly, ``scan`` would compile its body each call and fail there on some sizes dynamo marks
     dynamic."""
     if torch.compiler.is_exporting():
