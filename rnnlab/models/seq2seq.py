@@ -51,6 +51,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import compiler
 from ..errors import ConfigError, check_choice
 from ..layers import LAYERS, Dropout
 from ..training.config import from_data
@@ -277,24 +278,29 @@ class Seq2Seq(nn.Module):
         state = self.encode(src, lengths)
         if self.attention is None and not sampling_rate:
             return self._teacher_forced(tgt_in, state)
+        # (the time loops are compiler.loop's: under torch.compile they run outside the graph,
+        # unrolled they were compiled again for every target length)
+        def step(hidden, e_t):
+            o, new = self._decoder_step(e_t, DecoderState(hidden, state.context, state.memory, state.keys, state.mask))
+            return new.hidden, o
         if not sampling_rate:                    # attention: the inputs are known, the context is not
             e = self.drop(self.target_embedding(tgt_in))                            # (T, B, E)
-            outputs = []
-            for t in range(tgt_in.shape[0]):
-                o, state = self._decoder_step(e[t], state)
-                outputs.append(o)
-            return self.output(torch.stack(outputs))                                # (T, B, V)
-        logits, previous = [], None
-        for t in range(tgt_in.shape[0]):
-            tokens = tgt_in[t]                                                       # (B,)
-            if previous is not None:
-                own = previous.argmax(-1)                                            # (B,)
-                pick = torch.rand(own.shape, device=own.device) < sampling_rate
-                tokens = torch.where(pick, own, tokens)
-            o, state = self._decoder_step(self.drop(self.target_embedding(tokens)), state)
-            logits.append(self.output(o))                                            # (B, V)
-            previous = logits[-1].detach()
-        return torch.stack(logits)                                                   # (T, B, V)
+            _, outputs = compiler.loop(step, state.hidden, e)                       # (T, B, E)
+            return self.output(outputs)                                             # (T, B, V)
+
+        def sampled(carry, tokens):              # tokens: the reference y_{t-1} (B,)
+            hidden, previous = carry             # previous: the last step's logits (B, V)
+            own = previous.argmax(-1)                                                # (B,)
+            pick = torch.rand(own.shape, device=own.device) < sampling_rate
+            hidden, o = step(hidden, self.drop(self.target_embedding(torch.where(pick, own, tokens))))
+            logits = self.output(o)                                                  # (B, V)
+            return (hidden, logits.detach()), logits
+        hidden, o = step(state.hidden, self.drop(self.target_embedding(tgt_in[0])))
+        first = self.output(o)                                                       # (B, V)
+        if tgt_in.shape[0] == 1:
+            return first.unsqueeze(0)
+        _, logits = compiler.loop(sampled, (hidden, first.detach()), tgt_in[1:])     # (T - 1, B, V)
+        return torch.cat([first.unsqueeze(0), logits])                               # (T, B, V)
 
     def _teacher_forced(self, tgt_in: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """Every step of a context that does not depend on the step ("init", "input", "both") in
