@@ -64,9 +64,8 @@ def loop(body, init, xs):
     over the same body, which torch.compile runs outside its graph (one graph break; its
     inductor refuses ``scan``, torch 2.13): unrolled, the loop was compiled again for every T
     (an NTM: tens of seconds each, and after 8 lengths dynamo's recompile limit left the model
-    eager).
-    Eagerly, ``scan`` would compile its body each call and fail there on some sizes dynamo marks
-    dynamic."""
+    eager). Eagerly, ``scan`` would compile its body each call and fail there on some sizes
+    dynamo marks dynamic."""
     if torch.compiler.is_exporting():
         from torch._higher_order_ops import scan
         return scan(body, init, xs)

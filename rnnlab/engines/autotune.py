@@ -637,8 +637,7 @@ def traced_choice(layer, x: torch.Tensor, lengths: bool, grad: bool, x_grad: boo
     recompilation per bucket. Without gradients the engines are timed as the graph runs them
     (``graph``: the compiled engine's operators); with them, eager calls' verdict holds: the
     operators timed eagerly pay their Python autograd, which a graph does not, and tipped small
-    sizes to torch's kernel, whose graph break costs more than the operators in a graph
-    (docs/benchmarks/compile.md). ``grad``: grad mode on; ``x_grad``: the input requires
+    sizes to torch's kernel, a graph break that was no faster (docs/benchmarks/compile.md). ``grad``: grad mode on; ``x_grad``: the input requires
     gradients; ``training``: the layer's flag, passed so that dynamo guards on it."""
     one_graph = compiler.fullgraph()
     with compiler.eager(), torch.set_grad_enabled(grad):
