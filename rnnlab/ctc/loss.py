@@ -56,6 +56,7 @@ from typing import Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from .. import compiler
 from ..errors import ConfigError, check_choice
 
 REDUCTIONS = ("none", "sum", "mean")
@@ -203,13 +204,15 @@ class CTCDivergence(torch.autograd.Function):
         return grad * grad_div.view(1, -1, 1), None, None, None, None, None
 
 
+@compiler.disable
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths, target_lengths,
              blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> torch.Tensor:
     """The CTC divergence of the module docstring, with its hand-written backward.
 
     log_probs (T, B, C) (normally a log_softmax over C); targets (B, S_max) or 1-D; input_lengths,
     target_lengths (B,) (tensors or sequences of ints). Returns (B,) for ``reduction="none"``, else
-    a scalar.
+    a scalar. Under torch.compile it runs outside the graph (one graph break): its checks read
+    values, and its recursions, unrolled, were compiled again for every T.
     """
     check_choice("reduction", reduction, REDUCTIONS)
     if log_probs.dim() != 3:

@@ -131,6 +131,34 @@ def clean_posteriors(alignments, C, sharp=0.9):
     return y.log(), torch.tensor([len(a) for a in alignments])
 
 
+def test_compiled_model_with_the_loss_equals_eager_and_compiles_once():
+    """A training step of a recurrent model and ``ctc_loss`` under torch.compile: the loss runs
+    outside the graph (its checks read values; its recursions, unrolled, were compiled again for
+    every T, seconds each), so new lengths compile nothing; loss and gradients equal eager's."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    counters.clear()
+    rnn, out = rnnlab.LSTM(4, 8), torch.nn.Linear(8, 6)
+
+    def step(x, targets, input_lengths, target_lengths):
+        log_probs = out(rnn(x)[0]).log_softmax(-1)                          # (T, B, C)
+        return ctc_loss(log_probs, targets, input_lengths, target_lengths)
+
+    compiled = torch.compile(step)
+    params = [*rnn.parameters(), *out.parameters()]
+    for n, T in enumerate([12, 15, 9, 20, 11]):
+        if n == 2:
+            warm = counters["stats"]["unique_graphs"]
+        x, targets = torch.randn(T, 3, 4), torch.randint(1, 6, (3, 4))
+        args = (x, targets, torch.tensor([T, T - 1, T - 3]), torch.tensor([4, 3, 2]))
+        got, want = compiled(*args), step(*args)
+        torch.testing.assert_close(got, want)
+        for a, b in zip(torch.autograd.grad(got, params), torch.autograd.grad(want, params)):
+            torch.testing.assert_close(a, b)
+    assert counters["stats"]["unique_graphs"] == warm
+
+
 def test_decoders_recover_labels_of_clean_inputs():
     alignments = [[0, 3, 3, 0, 1, 1, 0, 1, 0], [2, 2, 2, 2], [0, 0, 0], [4, 0, 4, 1, 2, 2, 0, 3, 3]]
     labels = [[3, 1, 1], [2], [], [4, 4, 1, 2, 3]]
