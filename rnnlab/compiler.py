@@ -9,6 +9,7 @@ start that much sooner.
 from __future__ import annotations
 
 import contextlib
+from typing import Callable, Dict, Set
 
 import torch
 
@@ -60,17 +61,18 @@ def fullgraph() -> bool:
 def loop(body, init, xs):
     """``carry, ys = loop(body, init, xs)``: ``carry, y_t = body(carry, x_t)`` for t = 1 .. T, x_t
     every leaf of the pytree ``xs`` at [t] along dim 0, ys every y_t stacked along dim 0. Under
-    torch.export it is torch's ``scan``, one graph construct for any T. Otherwise a Python loop
-    over the same body, which torch.compile runs outside its graph (one graph break; its
-    inductor refuses ``scan``, torch 2.13): unrolled, the loop was compiled again for every T
-    (an NTM: tens of seconds each, and after 8 lengths dynamo's recompile limit left the model
-    eager). Eagerly, ``scan`` would compile its body each call and fail there on some sizes
-    dynamo marks dynamic."""
+    torch.export it is torch's ``scan``, one graph construct for any T. Under torch.compile the
+    loop runs outside the graph (one graph break; its inductor refuses ``scan``, torch 2.13) and
+    ``body`` is compiled on its own (:func:`_loop_outside_graph`): one graph of a step serves
+    every T. Unrolled, the loop was compiled again for every T (an NTM: tens of seconds each, and
+    after 8 lengths dynamo's recompile limit left the model eager). Eagerly, a Python loop over
+    the same body (``scan`` would compile its body each call, and fail there on some sizes dynamo
+    marks dynamic)."""
     if torch.compiler.is_exporting():
         from torch._higher_order_ops import scan
         return scan(body, init, xs)
     if torch.compiler.is_compiling():
-        return _loop_outside_graph(body, init, xs)
+        return _loop_outside_graph(body, init, xs, _backend())
     return _python_loop(body, init, xs)
 
 
@@ -84,6 +86,41 @@ def _python_loop(body, init, xs):
     return carry, _pytree.tree_map(lambda *y_t: torch.stack(y_t), *ys)
 
 
+#: the backends of the compilations that traced a :func:`loop`, by their number (:func:`_backend`)
+_BACKENDS: Dict[int, Callable] = {}
+
+
+@assume_constant_result
+def _backend() -> int:
+    """The number in :data:`_BACKENDS` of the backend of the compilation tracing the caller (0:
+    not known here, torch.compile's default)."""
+    try:
+        from torch._dynamo.symbolic_convert import InstructionTranslator
+        backend = InstructionTranslator.current_tx().output.compiler_fn
+    except Exception:  # (another torch)
+        return 0
+    _BACKENDS.setdefault(id(backend), backend)
+    return id(backend)
+
+
+#: the bodies (by their code) that are not one graph: compiled with graph breaks
+_BROKEN: Set[object] = set()
+
+
 @disable
-def _loop_outside_graph(body, init, xs):
-    return _python_loop(body, init, xs)
+def _loop_outside_graph(body, init, xs, backend: int):
+    """The Python loop, each step one call of ``body`` compiled with ``backend`` (its number in
+    :data:`_BACKENDS`): as one graph (``fullgraph``; ``auto`` then runs a layer on an engine that
+    stays in it) unless dynamo finds a break, then with breaks. dynamo caches the graphs by the
+    body's code: a new T, or another call's closure of the same code, compiles nothing. A break
+    costs a call of eager code and of two graphs per step: the attention decoder, broken at its
+    layer, ran slower than with the whole loop eager (docs/benchmarks/compile.md)."""
+    from torch._dynamo import exc
+    backend = _BACKENDS.get(backend, "inductor")
+    code = getattr(body, "__code__", None)
+    if code not in _BROKEN:
+        try:
+            return _python_loop(torch.compile(body, backend=backend, fullgraph=True), init, xs)
+        except (exc.Unsupported, getattr(exc, "FailOnRecompileLimitHit", exc.Unsupported)):
+            _BROKEN.add(code)  # (a break, or more graphs than dynamo's limit: then eager, as torch does)
+    return _python_loop(torch.compile(body, backend=backend), init, xs)

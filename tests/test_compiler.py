@@ -63,3 +63,61 @@ def test_fullgraph_is_known_while_tracing():
         torch._dynamo.reset()
         torch.compile(f, fullgraph=one_graph)(x)
     assert seen == [True, False] and compiler.fullgraph() is False
+
+
+def test_a_compiled_loop_compiles_its_body_once_for_every_length_with_the_callers_backend():
+    """Under torch.compile ``loop`` runs outside the graph and its body is one graph of its own,
+    made by the backend the caller compiles with, for every T; values and gradients equal the
+    eager loop's."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    def body(h, x_t):                                  # h (B, H), x_t (B, H)
+        h = torch.tanh(h * 0.5 + x_t)
+        return h, h.square()
+
+    def f(h0, xs):
+        h, ys = compiler.loop(body, h0, xs)
+        return h, ys
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend=backend)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    for T in (3, 5, 7, 4):
+        xs = torch.randn(T, 2, 3, dtype=torch.float64, requires_grad=True)
+        got, want = compiled(h0, xs), f(h0, xs)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w)
+        d_got = torch.autograd.grad(got[0].sum() + got[1].sum(), (h0, xs))
+        d_want = torch.autograd.grad(want[0].sum() + want[1].sum(), (h0, xs))
+        for g, w in zip(d_got, d_want):
+            torch.testing.assert_close(g, w)
+    bodies = [g for g in graphs if "tanh" in g.code]
+    assert len(bodies) == 1, [g.code for g in graphs]
+
+
+def test_a_compiled_loop_whose_body_breaks_the_graph_still_equals_the_eager_loop():
+    """A body dynamo cannot make one graph (here a disabled call in it) is compiled with its
+    break, every call after the first too."""
+    @compiler.disable
+    def opaque(h):
+        return h.sin()
+
+    def body(h, x_t):
+        h = opaque(h) + x_t
+        return h, h * 3
+
+    def f(h0, xs):
+        return compiler.loop(body, h0, xs)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f)
+    for T in (2, 6, 3):
+        h0, xs = torch.randn(4, 2, requires_grad=True), torch.randn(T, 4, 2)
+        got, want = compiled(h0, xs), f(h0, xs)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w)
+        torch.testing.assert_close(torch.autograd.grad(got[1].sum(), h0), torch.autograd.grad(want[1].sum(), h0))

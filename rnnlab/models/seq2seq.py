@@ -278,8 +278,8 @@ class Seq2Seq(nn.Module):
         state = self.encode(src, lengths)
         if self.attention is None and not sampling_rate:
             return self._teacher_forced(tgt_in, state)
-        # (the time loops are compiler.loop's: under torch.compile they run outside the graph,
-        # unrolled they were compiled again for every target length)
+        # (the time loops are compiler.loop's: under torch.compile a step is one graph, for
+        # every target length; unrolled, they were compiled again for every length)
         def step(hidden, e_t):
             o, new = self._decoder_step(e_t, DecoderState(hidden, state.context, state.memory, state.keys, state.mask))
             return new.hidden, o
