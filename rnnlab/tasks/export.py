@@ -589,18 +589,37 @@ def check(spec: ExportSpec, graph, fmt: str) -> Optional[float]:
     return worst
 
 
+def _described(json_path: Path, fmt: str) -> List[str]:
+    """The graph files of another format than ``fmt`` that the JSON at ``json_path`` describes
+    and that are there ([] if none, or no readable JSON)."""
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(meta, dict) or meta.get("format") in (fmt, None):
+        return []
+    graphs = meta.get("graphs")
+    names = [g.get("graph") for g in graphs.values()] if isinstance(graphs, dict) else [meta.get("graph")]
+    return [str(json_path.with_name(n)) for n in names if isinstance(n, str) and json_path.with_name(n).exists()]
+
+
 def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[List[Path], Path]:
     """Write the run's graph (``out``, a file or a folder; default RUN_DIR/model.onnx or model.pt2) and its JSON
     (the graph's name with ``.json``); returns the graph files and the JSON's path. A task of several graphs (translation:
     ``encoder``, ``decoder``) writes each as ``<name>-<graph>.<format>`` beside one JSON, whose
     ``graphs`` says each one's file, inputs and outputs. Nothing is written unless every graph
-    converts."""
+    converts, and nothing replaces a JSON that describes a graph of the other format."""
     check_choice("format", fmt, FORMATS)
     run = load_run(run_dir)
     specs = export_spec(run)
     path = Path(out) if out else Path(run_dir)
     if path.is_dir():  # (a folder: the default name in it)
         path = path / f"model.{fmt}"
+    json_path = path.with_suffix(".json")
+    other = _described(json_path, fmt)
+    if other:
+        raise ConfigError(f"{json_path} describes {', '.join(other)}, which the {fmt} graph's JSON would "
+                          f"replace; give another --out, e.g. {path.with_name(f'{path.stem}-{fmt}{path.suffix}')}")
     single = isinstance(specs, ExportSpec)
     info = specs.info if single else specs.pop("info", {})
     parts = {"": specs} if single else specs
@@ -632,6 +651,5 @@ def export_run(run_dir, fmt: str = "onnx", out: Optional[str] = None) -> Tuple[L
     if None not in checked:
         meta["checked"] = (f"the graph's outputs equal the model's on an example, within "
                            f"{max(checked):.1g} of their size")
-    json_path = path.with_suffix(".json")
     json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return files, json_path

@@ -271,6 +271,27 @@ def test_export_pt2_loads_and_runs(tmp_path, capfd):
                                    atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
+def test_export_does_not_replace_the_json_of_a_graph_of_the_other_format(tmp_path, capfd):
+    """ONNX, then pt2 into the same folder: the second would replace model.json, which describes
+    model.onnx; it is refused in one line, nothing written, and written under the name it names."""
+    from test_classification import SMALL, _toy
+    run = tmp_path / "run"
+    rnnlab.train(task="classify", data=str(_toy(tmp_path / "toy")), out=str(run), **dict(SMALL, epochs=1))
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    before = (run / "model.json").read_text()
+    capfd.readouterr()
+    assert main(["export", str(run), "--format", "pt2"]) == 2
+    err = capfd.readouterr().err
+    assert "model.onnx" in err and len(err.strip().splitlines()) == 1
+    assert (run / "model.json").read_text() == before and not (run / "model.pt2").exists()
+    other = err.strip().rsplit("e.g. ", 1)[1]
+    assert main(["export", str(run), "--format", "pt2", "--out", other]) == 0
+    assert json.loads((run / "model-pt2.json").read_text())["graph"] == "model-pt2.pt2"
+    assert json.loads((run / "model.json").read_text())["graph"] == "model.onnx"
+    assert main(["export", str(run), "--format", "onnx"]) == 0  # (its own format: replaced)
+
+
 def test_every_task_exports():
     from rnnlab.tasks import TASKS
     from rnnlab.tasks.export import SPECS
