@@ -88,6 +88,27 @@ CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 _MIRROR = ((), (2,), (1,), (1, 2))
 
 
+#: the image size (Hg, Wg) of the first GridRNN call torch.compile traced in this process
+_FIRST_SIZE = []
+
+
+@compiler.assume_constant_result
+def _unrolled(x: torch.Tensor) -> bool:
+    """Under torch.compile, whether a call of x (B, Hg, Wg, C) sweeps in the graph, its diagonals
+    unrolled (the image size a trace first meets: one long compilation, then faster than eager),
+    or outside it, eagerly (every other size: one compilation then serves them all, where
+    unrolled each size compiled again, until dynamo's recompile limit left the model eager)."""
+    size = (int(x.shape[1]), int(x.shape[2]))
+    if not _FIRST_SIZE:
+        _FIRST_SIZE.append(size)
+    return size == _FIRST_SIZE[0]
+
+
+@compiler.disable
+def _diagonals_outside_graph(layer, *args) -> torch.Tensor:
+    return layer._diagonals(*args)
+
+
 class GridMasks(NamedTuple):
     """One forward call's regularization (:meth:`GridRNN.draw_masks`): the recurrent weights to
     use (masked under weight drop), the recurrent-dropout mask (D, B, H_out) or None, and the
@@ -280,7 +301,11 @@ class GridRNN(nn.Module):
             xw = xw + (self.bias_ih + self.bias_hh).unsqueeze(1)
         U_v, U_h, m, keeps = self.draw_masks(x)
         U_t = torch.cat((U_v, U_h), dim=2).transpose(1, 2)                   # (D, 2H, GH)
-        sweep = self._raster if torch.compiler.is_exporting() else self._diagonals
+        sweep = self._diagonals
+        if torch.compiler.is_exporting():
+            sweep = self._raster
+        elif torch.compiler.is_compiling() and not _unrolled(x):
+            sweep = lambda *args: _diagonals_outside_graph(self, *args)  # noqa: E731
         out = sweep(xw.view(D, Hg * Wg, B, GH), U_t, m, keeps, Hg, Wg)       # (D, Hg*Wg, B, H)
         out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
         return torch.cat([out[k].flip(m) if m else out[k] for k, m in enumerate(_MIRROR[:D])],

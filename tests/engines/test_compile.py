@@ -334,6 +334,23 @@ def test_compile_of_the_grid_rnn_equals_eager():
     check_compiled_modules(cases)
 
 
+def test_compile_of_the_grid_rnn_compiles_nothing_new_after_a_few_image_sizes():
+    """The GridRNN under torch.compile: the first image size unrolls its diagonals; every other
+    size sweeps outside the graph, so new sizes compile nothing after the first few (unrolled,
+    each size compiled again, 28-44 s each here); values and gradients equal eager's, float64."""
+    from torch._dynamo.utils import counters
+    from rnnlab.layers import GridRNN, grid_rnn
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    grid_rnn._FIRST_SIZE.clear()  # (what earlier traces in this process met)
+    counters.clear()
+    grid = GridRNN(2, 3, cell="rnn").double()
+    check_compiled_modules([(grid, [(2, 2, 2, 2), (2, 3, 4, 2), (2, 4, 3, 2), (2, 5, 5, 2)])])
+    warm = counters["stats"]["unique_graphs"]
+    check_compiled_modules([(grid, [(2, 2, 2, 2), (2, 2, 6, 2), (2, 6, 3, 2)])])
+    assert counters["stats"]["unique_graphs"] == warm
+
+
 def test_compile_of_the_ntm_equals_eager_and_compiles_once():
     """The NTM under torch.compile: its time loop runs outside the graph (``compiler.loop``), so
     new lengths compile nothing (unrolled, each length compiled for 20-60 s, and after 8 dynamo's
