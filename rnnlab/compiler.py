@@ -117,6 +117,9 @@ def _loop_outside_graph(body, init, xs, backend: int):
     layer, ran slower than with the whole loop eager (docs/benchmarks/compile.md)."""
     from torch._dynamo import exc
     backend = _BACKENDS.get(backend, "inductor")
+    if _cuda_graphs(backend) and any(t.is_cuda for t in torch.utils._pytree.tree_leaves((init, xs))
+                                     if torch.is_tensor(t)):
+        return _python_loop(body, init, xs)  # (a CUDA graph's replay would overwrite the last step's outputs)
     code = getattr(body, "__code__", None)
     if code not in _BROKEN:
         try:
@@ -124,3 +127,10 @@ def _loop_outside_graph(body, init, xs, backend: int):
         except (exc.Unsupported, getattr(exc, "FailOnRecompileLimitHit", exc.Unsupported)):
             _BROKEN.add(code)  # (a break, or more graphs than dynamo's limit: then eager, as torch does)
     return _python_loop(torch.compile(body, backend=backend), init, xs)
+
+
+def _cuda_graphs(backend) -> bool:
+    """Whether ``backend`` records CUDA graphs (``mode="reduce-overhead"``, ``backend="cudagraphs"``)."""
+    orig = getattr(backend, "_torchdynamo_orig_backend", backend)
+    return bool((getattr(orig, "config", None) or {}).get("triton.cudagraphs")
+                or getattr(backend, "_compiler_name", None) == "cudagraphs")

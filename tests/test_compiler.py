@@ -121,3 +121,22 @@ def test_a_compiled_loop_whose_body_breaks_the_graph_still_equals_the_eager_loop
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w)
         torch.testing.assert_close(torch.autograd.grad(got[1].sum(), h0), torch.autograd.grad(want[1].sum(), h0))
+
+
+def test_a_loop_knows_a_compilation_that_records_cuda_graphs():
+    """A CUDA graph's replay would overwrite the step before's outputs: under such a compilation
+    a loop on the GPU runs its body eagerly. The backend of each compile mode, as a loop sees it."""
+    found = {}
+
+    @compiler.assume_constant_result
+    def probe():
+        found[mode] = compiler._cuda_graphs(compiler._BACKENDS[compiler._backend()])
+        return 1
+
+    def f(x):
+        return x * probe()
+
+    for mode in ("default", "reduce-overhead", "max-autotune-no-cudagraphs"):
+        torch._dynamo.reset()
+        torch.compile(f, mode=mode)(torch.ones(2))
+    assert found == {"default": False, "reduce-overhead": True, "max-autotune-no-cudagraphs": False}
