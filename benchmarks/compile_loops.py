@@ -1,18 +1,19 @@
-"""torch.compile of the modules whose time loop is Python (``rnnlab.compiler.loop``) against eager.
+"""torch.compile of the modules whose loop is Python against eager: a time loop
+(``rnnlab.compiler.loop``: outside the graph, its body one graph of its own) or a GridRNN's sweep.
 
-Three models, each a training step (forward, backward of the summed squared outputs) at a fixed
-size: ``ntm``, an NTM (9 inputs, 8 outputs, T 20, B 16, the sequence-copy task's); ``attention``,
-the translation model with attention (vocabularies 1000, E 64, H 128, S 12, T 15, B 16);
-``tree``, a Tree-LSTM over a batch of 8 random expression trees of height up to 6. Under
-compilation the loop runs outside the graph and its body is one graph of its own. Each model runs
-in a process of its own: its first compiled calls (compilation) at three sizes, then rounds that
-time the eager and the compiled step in a fresh random order, each timing at least 50 ms of
-back-to-back calls; figures are medians over the rounds, the ratio compiled over eager (below 1:
-compiled faster). The first calls compile with an empty inductor cache (a fresh
-``TORCHINDUCTOR_CACHE_DIR``), as on a new machine. ``new graphs`` counts what the third size compiled (0: a new T or tree shape
-compiles nothing).
+Each a training step (forward, backward of the summed squared outputs) at a fixed size: ``ntm``,
+an NTM (9 inputs, 8 outputs, T 20, B 16, the sequence-copy task's); ``attention``, the
+translation model with attention (vocabularies 1000, E 64, H 128, S 12, T 15, B 16); ``tree``, a
+Tree-LSTM over a batch of 8 random expression trees of height 2-6; ``grid``, a GridRNN (1 channel,
+H 16, 4 sweeps) over 32 images of 16 x 16, then of other sizes (its first size unrolls its
+diagonals, the others sweep outside the graph). Each model runs in a process of its own: its
+first compiled calls (compilation) at several sizes, with the number of graphs after each, then
+rounds that time the eager and the compiled step in a fresh random order, each timing at least
+50 ms of back-to-back calls; figures are medians over the rounds, the ratio compiled over eager
+(below 1: compiled faster). The first calls compile with an empty inductor cache (a fresh
+``TORCHINDUCTOR_CACHE_DIR``), as on a new machine.
 
-    python benchmarks/compile_loops.py [--rounds 9] [--models ntm attention tree]
+    python benchmarks/compile_loops.py [--rounds 9] [--models ntm attention tree grid]
 """
 from __future__ import annotations
 
@@ -30,15 +31,17 @@ import torch
 
 from compile import timing  # (benchmarks/compile.py)
 
-MODELS = ("ntm", "attention", "tree")
+MODELS = ("ntm", "attention", "tree", "grid")
 
 
 def build(name: str):
-    """(model, [three inputs of other sizes], the input timed): each input a tuple of arguments."""
+    """(model, [inputs of other sizes, compiled in turn], {what: the input timed}): each input a
+    tuple of arguments."""
     g = torch.Generator().manual_seed(0)
     if name == "ntm":
         from rnnlab.memory import NTM
-        return NTM(9, 8), [(torch.randn(T, 16, 9, generator=g),) for T in (20, 23, 27)], (torch.randn(20, 16, 9, generator=g),)
+        return (NTM(9, 8), [(torch.randn(T, 16, 9, generator=g),) for T in (20, 23, 27)],
+                {"T 20": (torch.randn(20, 16, 9, generator=g),)})
     if name == "attention":
         from rnnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
         model = Seq2Seq(Seq2SeqConfig(source_vocab=1000, target_vocab=1000, embed_size=64, hidden_size=128, dropout=0.0))
@@ -46,7 +49,7 @@ def build(name: str):
         def batch(S, T):
             return (torch.randint(1, 1000, (S, 16), generator=g), torch.full((16,), S),
                     torch.randint(1, 1000, (T, 16), generator=g))
-        return model, [batch(12, 15), batch(10, 13), batch(14, 17)], batch(12, 15)
+        return model, [batch(12, 15), batch(10, 13), batch(14, 17)], {"S 12, T 15": batch(12, 15)}
     if name == "tree":
         from rnnlab.recursive import Tree, TreeBatch, TreeNetwork
         labels = {s: i for i, s in enumerate("0123456789+-*")}
@@ -59,11 +62,16 @@ def build(name: str):
 
         def batch():
             return (TreeBatch.from_trees([tree(rng.randint(2, 6)) for _ in range(8)], labels),)
-        return TreeNetwork(len(labels), 32, 64, "treelstm"), [batch(), batch(), batch()], batch()
+        return TreeNetwork(len(labels), 32, 64, "treelstm"), [batch(), batch(), batch()], {"8 trees": batch()}
+    if name == "grid":
+        from rnnlab.layers import GridRNN
+        images = {s: (torch.randn(32, s, s, 1, generator=g),) for s in (16, 12, 10, 14)}
+        return (GridRNN(1, 16, directions=4), list(images.values()),
+                {"16 x 16 (the first)": images[16], "12 x 12": images[12]})
     raise ValueError(f"a model of {MODELS}, got {name!r}")
 
 
-def child(name: str, rounds: int) -> dict:
+def child(name: str, rounds: int) -> list:
     """Measure one model (in this process alone)."""
     from torch._dynamo.utils import counters
     torch.manual_seed(0)
@@ -82,17 +90,20 @@ def child(name: str, rounds: int) -> dict:
         step(compiled, args)
         first.append(time.perf_counter() - t0)
         graphs.append(counters["stats"]["unique_graphs"])
-    calls = {"eager": lambda: step(model, timed), "compiled": lambda: step(compiled, timed)}
-    for f in calls.values():
-        f()
-    times = {k: [] for k in calls}
-    for _ in range(rounds):
-        for k in random.sample(list(calls), len(calls)):
-            times[k].append(timing(calls[k]))
-    ratios = [c / e for c, e in zip(times["compiled"], times["eager"])]
-    return {"model": name, "first_s": first, "new_graphs": graphs[2] - graphs[1],
-            "eager_ms": 1e3 * statistics.median(times["eager"]),
-            "compiled_ms": 1e3 * statistics.median(times["compiled"]), "ratio": statistics.median(ratios)}
+    rows = []
+    for what, args in timed.items():
+        calls = {"eager": lambda: step(model, args), "compiled": lambda: step(compiled, args)}
+        for f in calls.values():
+            f()
+        times = {k: [] for k in calls}
+        for _ in range(rounds):
+            for k in random.sample(list(calls), len(calls)):
+                times[k].append(timing(calls[k]))
+        ratios = [c / e for c, e in zip(times["compiled"], times["eager"])]
+        rows.append({"model": f"{name}, {what}", "first_s": first, "graphs": graphs,
+                     "eager_ms": 1e3 * statistics.median(times["eager"]),
+                     "compiled_ms": 1e3 * statistics.median(times["compiled"]), "ratio": statistics.median(ratios)})
+    return rows
 
 
 def main() -> None:
@@ -105,16 +116,16 @@ def main() -> None:
         print(json.dumps(child(args.models[0], args.rounds)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| model | first compiled calls (s), three sizes | new graphs at the third | eager ms | compiled ms | compiled / eager |")
+    print("| model, input timed | first compiled call at each size (s) | graphs after each | eager ms | compiled ms | compiled / eager |")
     print("|---|---|---|---|---|---|")
     for name in args.models:
         with tempfile.TemporaryDirectory() as cache:
             out = subprocess.run([sys.executable, __file__, "--child", "--rounds", str(args.rounds), "--models", name],
                                  capture_output=True, text=True, check=True,
                                  env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
-        r = json.loads(out.stdout.strip().split("\n")[-1])
-        print(f"| {name} | {', '.join(f'{s:.1f}' for s in r['first_s'])} | {r['new_graphs']} | "
-              f"{r['eager_ms']:.2f} | {r['compiled_ms']:.2f} | {r['ratio']:.2f} |", flush=True)
+        for r in json.loads(out.stdout.strip().split("\n")[-1]):
+            print(f"| {r['model']} | {', '.join(f'{s:.1f}' for s in r['first_s'])} | {', '.join(map(str, r['graphs']))} | "
+                  f"{r['eager_ms']:.2f} | {r['compiled_ms']:.2f} | {r['ratio']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -93,15 +93,14 @@ _FIRST_SIZE = []
 
 
 @compiler.assume_constant_result
-def _unrolled(x: torch.Tensor) -> bool:
-    """Under torch.compile, whether a call of x (B, Hg, Wg, C) sweeps in the graph, its diagonals
-    unrolled (the image size a trace first meets: one long compilation, then faster than eager),
-    or outside it, eagerly (every other size: one compilation then serves them all, where
-    unrolled each size compiled again, until dynamo's recompile limit left the model eager)."""
-    size = (int(x.shape[1]), int(x.shape[2]))
+def _first_size(x: torch.Tensor) -> Tuple[int, int]:
+    """Under torch.compile, the image size whose calls sweep in the graph, their diagonals
+    unrolled: the first a trace meets (one long compilation, then faster than eager). Every other
+    size sweeps outside the graph, eagerly: one compilation serves them all, where unrolled each
+    size compiled again, until dynamo's recompile limit left the model eager. x (B, Hg, Wg, C)"""
     if not _FIRST_SIZE:
-        _FIRST_SIZE.append(size)
-    return size == _FIRST_SIZE[0]
+        _FIRST_SIZE.append((int(x.shape[1]), int(x.shape[2])))
+    return _FIRST_SIZE[0]
 
 
 @compiler.disable
@@ -304,7 +303,8 @@ class GridRNN(nn.Module):
         sweep = self._diagonals
         if torch.compiler.is_exporting():
             sweep = self._raster
-        elif torch.compiler.is_compiling() and not _unrolled(x):
+        elif torch.compiler.is_compiling() and (Hg, Wg) != _first_size(x):
+            # (a guard, where the sizes are symbolic: the first size's own graph serves it)
             sweep = lambda *args: _diagonals_outside_graph(self, *args)  # noqa: E731
         out = sweep(xw.view(D, Hg * Wg, B, GH), U_t, m, keeps, Hg, Wg)       # (D, Hg*Wg, B, H)
         out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
