@@ -1,5 +1,6 @@
 """torch.compile of the modules whose loop is Python against eager: a time loop
-(``rnnlab.compiler.loop``: outside the graph, its body one graph of its own) or a GridRNN's sweep.
+(``rnnlab.compiler.loop``: outside the graph, its body one graph of its own), a GridRNN's sweep,
+a TreeNetwork's levels (outside the graph, eagerly).
 
 Each a training step (forward, backward of the summed squared outputs) at a fixed size: ``ntm``,
 an NTM (9 inputs, 8 outputs, T 20, B 16, the sequence-copy task's); ``attention``, the
