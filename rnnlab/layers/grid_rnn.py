@@ -103,6 +103,13 @@ def _first_size(x: torch.Tensor) -> Tuple[int, int]:
     return _FIRST_SIZE[0]
 
 
+def _other_size(Hg, Wg, first: Tuple[int, int]):
+    """Whether (Hg, Wg) is not ``first``: one guard on both sizes, where they are symbolic (a
+    tuple's comparison would stop at Hg, and guard on Hg alone), so that the first size's own
+    graph serves it and every other size this one."""
+    return (Hg != first[0]) | (Wg != first[1])
+
+
 @compiler.disable
 def _diagonals_outside_graph(layer, *args) -> torch.Tensor:
     return layer._diagonals(*args)
@@ -303,8 +310,7 @@ class GridRNN(nn.Module):
         sweep = self._diagonals
         if torch.compiler.is_exporting():
             sweep = self._raster
-        elif torch.compiler.is_compiling() and (Hg, Wg) != _first_size(x):
-            # (a guard, where the sizes are symbolic: the first size's own graph serves it)
+        elif torch.compiler.is_compiling() and _other_size(Hg, Wg, _first_size(x)):
             sweep = lambda *args: _diagonals_outside_graph(self, *args)  # noqa: E731
         out = sweep(xw.view(D, Hg * Wg, B, GH), U_t, m, keeps, Hg, Wg)       # (D, Hg*Wg, B, H)
         out = out.view(D, Hg, Wg, B, H).permute(0, 3, 1, 2, 4)                # (D, B, Hg, Wg, H)
