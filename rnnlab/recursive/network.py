@@ -52,23 +52,30 @@ class TreeNetwork(nn.Module):
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]]:
         if batch.arity != self.arity:
             raise ValueError(f"expected trees batched with arity {self.arity}, found {batch.arity}")
+        if isinstance(batch, Nodes) and torch.compiler.is_exporting():
+            return self._network(batch, return_states)                     # one scan in the graph
+        return self._eager(batch, return_states)
+
+    @compiler.disable
+    def _eager(self, batch: Union[TreeBatch, Nodes], return_states: bool):
+        """The network outside torch.compile's graph, whole: its level loop follows each batch's
+        trees (a graph would compile anew for every batch), and what is left around it, the
+        embedding's lookup and the roots' gather, costs more compiled than it saves."""
+        return self._network(batch, return_states)
+
+    def _network(self, batch: Union[TreeBatch, Nodes], return_states: bool):
         x = self.embedding(batch.labels)                                     # (N_nodes + 1, E)
         if self.dropout:
             x = F.dropout(x, self.dropout, self.training)
-        if isinstance(batch, Nodes) and torch.compiler.is_exporting():
-            states = self._by_rows(x, batch.children, batch.levels)         # one scan in the graph
+        if isinstance(batch, Nodes):
+            states = self._by_rows(x, batch.children, batch.levels)
         else:
-            states = self._compose(x, batch)
+            states = self._by_levels(x, batch)
         root = None if batch.roots is None else states[0].index_select(0, batch.roots)  # (B, H)
         return (root, states) if return_states else root
 
-    @compiler.disable
-    def _compose(self, x: torch.Tensor, batch: Union[TreeBatch, Nodes]) -> Tuple[torch.Tensor, ...]:
-        """Every node's states, each (N + 1, H), level by level (module docstring). Outside
-        torch.compile's graph: the loop follows each batch's trees, which would compile anew for
-        every batch."""
-        if isinstance(batch, Nodes):
-            return self._by_rows(x, batch.children, batch.levels)
+    def _by_levels(self, x: torch.Tensor, batch: TreeBatch) -> Tuple[torch.Tensor, ...]:
+        """Every node's states, each (N + 1, H), level by level (module docstring)."""
         H, N = self.hidden_size, self.arity
         zero = x.new_zeros(1, H)                                             # node 0: no node
         states = tuple(zero for _ in range(self.cell.state_count))           # each (1, H)
