@@ -1,5 +1,6 @@
-"""torch.compile's two markers that rnnlab's engines carry, applied without importing dynamo; and
-:func:`loop`, the time loop that stays one construct in an exported graph.
+"""torch.compile's two markers that rnnlab's engines carry, applied without importing dynamo;
+:func:`loop`, the time loop that stays one construct in an exported graph; and
+:func:`operator_version`, the name under which a custom operator of rnnlab's enters a graph.
 
 ``torch.compiler.disable`` and ``torch.compiler.assume_constant_result`` import ``torch._dynamo``
 (about 1.5 s) when they decorate, at rnnlab's import. These mark the same functions the same way,
@@ -9,6 +10,7 @@ start that much sooner.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Callable, Dict, Set
 
 import torch
@@ -20,6 +22,20 @@ def disable(fn):
     torch has it."""
     lazy = getattr(torch, "_disable_dynamo", None)
     return lazy(fn) if lazy is not None else torch.compiler.disable(fn)
+
+
+def operator_version(*paths: str) -> str:
+    """The overload name of a custom operator defined by the files ``paths``: "v" and a hash of
+    their contents. torch's caches on disk (inductor's, AOTAutograd's) key a compiled graph by
+    the graph dynamo traced, in which an operator appears by its name alone: its implementation,
+    its derivative and what its results hold are not in the key. So a graph that an older
+    rnnlab compiled would be loaded for a changed operator (a backward returning one flat list
+    once indexed as three nested ones, and failed); under a name of its version it is not."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return "v" + digest.hexdigest()[:12]
 
 
 def assume_constant_result(fn):

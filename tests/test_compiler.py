@@ -140,3 +140,25 @@ def test_a_loop_knows_a_compilation_that_records_cuda_graphs():
         torch._dynamo.reset()
         torch.compile(f, mode=mode)(torch.ones(2))
     assert found == {"default": False, "reduce-overhead": True, "max-autotune-no-cudagraphs": False}
+
+
+def test_an_operator_is_named_by_the_version_of_the_files_that_define_it(tmp_path):
+    """Custom operators enter a graph as ``rnnlab::name.v<hash>``: the same files give the same
+    name in every process, a changed file another (torch's caches on disk key a compiled graph by
+    the operators' names, so a graph an older rnnlab compiled is not loaded for a changed one)."""
+    from rnnlab.engines import compiled, native
+    a, b = tmp_path / "a.py", tmp_path / "b.cpp"
+    a.write_text("x = 1\n")
+    b.write_text("int f();\n")
+    name = compiler.operator_version(str(a), str(b))
+    assert name.isidentifier() and name.startswith("v")
+    assert compiler.operator_version(str(a), str(b)) == name
+    a.write_text("x = 2\n")
+    assert compiler.operator_version(str(a), str(b)) != name
+    version = compiler.operator_version(compiled.__file__, *compiled.SOURCES, *compiled.HEADERS)
+    assert compiled.compiled_forward._overloadname == compiled.compiled_backward._overloadname == version
+    assert native.native_forward._overloadname == compiler.operator_version(native.__file__)
+    out = subprocess.run([sys.executable, "-c", "from rnnlab.engines import compiled; "
+                          "print(compiled.compiled_forward._overloadname)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == version

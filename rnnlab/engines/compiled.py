@@ -404,7 +404,9 @@ class CompiledFunction(torch.autograd.Function):
 # Run's saved(), the states first) and a one-element flag, the backward takes them back and
 # runs the backward loop alone (a Run rebuilt from them). The configuration travels as the
 # string ``spec``, the parameters' names as one string joined by ","; ``mask`` is the lengths
-# mask (T, B) or None, ``keep`` zoneout's keep weights (or []).
+# mask (T, B) or None, ``keep`` zoneout's keep weights (or []). Each returns one flat list of
+# tensors: inductor's C++ wrapper (``options={"cpp_wrapper": True}``) calls no operator whose
+# results nest.
 #
 # The backward loop overwrites some of the sequences it reads (the gates become dL/dz_t), as
 # the eager engine's does. Copying them first would cost a pass over fresh memory per training
@@ -419,9 +421,13 @@ class CompiledFunction(torch.autograd.Function):
 _FORWARD_SCHEMA = ("(str spec, str names, Tensor x, Tensor[] state0, Tensor[] params, Tensor? mask, "
                    "Tensor[] keep) -> Tensor[]")
 _BACKWARD_SCHEMA = ("(str spec, str names, Tensor x, Tensor[] state0, Tensor[] params, Tensor? mask, "
-                    "Tensor[] keep, Tensor[] saved, Tensor?[] d_seqs, bool need_dx) -> (Tensor, Tensor[], Tensor[])")
-torch.library.define("rnnlab::compiled_forward", _FORWARD_SCHEMA)
-torch.library.define("rnnlab::compiled_backward", _BACKWARD_SCHEMA)
+                    "Tensor[] keep, Tensor[] saved, Tensor?[] d_seqs, bool need_dx) -> Tensor[]")
+#: the operators' overload name: they are named anew when this file or the C++ changes
+_VERSION = compiler.operator_version(__file__, *SOURCES, *HEADERS)
+_FORWARD = f"rnnlab::compiled_forward.{_VERSION}"
+_BACKWARD = f"rnnlab::compiled_backward.{_VERSION}"
+torch.library.define(_FORWARD, _FORWARD_SCHEMA)
+torch.library.define(_BACKWARD, _BACKWARD_SCHEMA)
 
 
 def _forward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
@@ -449,7 +455,7 @@ def _layout(spec: str, names: str, shapes: Tuple[Tuple[int, ...], ...], I: int,
         return tuple((s.shape[0] - 1, s.shape[2]) for s in _run(_config(spec), p, z(1, 1, I), state0, mask).saved())
 
 
-@torch.library.register_fake("rnnlab::compiled_forward")
+@torch.library.register_fake(_FORWARD)
 def _(spec, names, x, state0, params, mask, keep):
     why = _why_not(spec, tuple(names.split(",")), "cell")
     if why:
@@ -465,10 +471,10 @@ def _(spec, names, x, state0, params, mask, keep):
 def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
                  params: List[torch.Tensor], mask: Optional[torch.Tensor], keep: List[torch.Tensor],
                  saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
-                 need_dx: bool) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+                 need_dx: bool) -> List[torch.Tensor]:
     """The backward loop over the forward's outputs ``saved`` (its sequences, then the flag
-    "spent"): (dL/dx, or an empty tensor without ``need_dx``, [dL/dstate_0], [dL/dparameter] but
-    the recurrent dropout mask's, zero for a fixed leak). The loop runs in place on the
+    "spent"): [dL/dx, or an empty tensor without ``need_dx``, *dL/dstate_0, *dL/dparameter but
+    the recurrent dropout mask's, zero for a fixed leak]. The loop runs in place on the
     sequences and sets the flag; a flag already set (a second backward, retain_graph) runs the
     forward loop again first."""
     p = dict(zip(names.split(","), params))
@@ -491,13 +497,13 @@ def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tens
         if base in seen:
             out[k] = t.clone()
         seen.add(base)
-    return out[0], out[1:1 + len(state0)], out[1 + len(state0):]
+    return out
 
 
-@torch.library.register_fake("rnnlab::compiled_backward")
+@torch.library.register_fake(_BACKWARD)
 def _(spec, names, x, state0, params, mask, keep, saved, d_seqs, need_dx):
-    return (torch.empty_like(x) if need_dx else x.new_empty(0), [torch.empty_like(s) for s in state0],
-            [torch.empty_like(t) for n, t in zip(names.split(","), params) if n != RECURRENT_MASK])
+    return [torch.empty_like(x) if need_dx else x.new_empty(0), *(torch.empty_like(s) for s in state0),
+            *(torch.empty_like(t) for n, t in zip(names.split(","), params) if n != RECURRENT_MASK)]
 
 
 def _setup(ctx, inputs, output):
@@ -515,9 +521,9 @@ def _backward(ctx, d_saved):
     state0, params = rest[:n_state], rest[n_state:n_state + n_params]
     keep, saved = rest[n_state + n_params:n_state + n_params + n_keep], rest[n_state + n_params + n_keep:]
     d_seqs = [None if d is None else d[1:] for d in d_saved[:n_state]]
-    dx, d_state0, d_params = compiled_backward(ctx.spec, ctx.names, x, state0, params, mask, keep,
-                                               saved, d_seqs, ctx.need_dx)
-    d_params = iter(d_params)
+    dx, *grads = compiled_backward(ctx.spec, ctx.names, x, state0, params, mask, keep, saved, d_seqs,
+                                   ctx.need_dx)
+    d_state0, d_params = grads[:n_state], iter(grads[n_state:])
     return (None, None, dx if ctx.need_dx else None, d_state0,
             [None if n == RECURRENT_MASK else next(d_params) for n in ctx.names.split(",")], None,
             [None] * n_keep)
@@ -528,13 +534,13 @@ def _no_double_backward(ctx, *grads):
                        "compiled engine under torch.compile)")
 
 
-torch.library.impl("rnnlab::compiled_forward", "CompositeExplicitAutograd", _forward_op)
-torch.library.impl("rnnlab::compiled_backward", "CompositeExplicitAutograd", _backward_op)
-torch.library.register_autograd("rnnlab::compiled_forward", _backward, setup_context=_setup)
-torch.library.register_autograd("rnnlab::compiled_backward", _no_double_backward)
+torch.library.impl(_FORWARD, "CompositeExplicitAutograd", _forward_op)
+torch.library.impl(_BACKWARD, "CompositeExplicitAutograd", _backward_op)
+torch.library.register_autograd(_FORWARD, _backward, setup_context=_setup)
+torch.library.register_autograd(_BACKWARD, _no_double_backward)
 #: the operators as dynamo records them, and as the tests check them
-compiled_forward = torch.ops.rnnlab.compiled_forward.default
-compiled_backward = torch.ops.rnnlab.compiled_backward.default
+compiled_forward = getattr(torch.ops.rnnlab.compiled_forward, _VERSION)
+compiled_backward = getattr(torch.ops.rnnlab.compiled_backward, _VERSION)
 
 
 #: set inside :func:`as_operators`: eager calls run the custom operators, as a compiled graph does

@@ -87,21 +87,24 @@ def _run_eagerly(mode: str, x, hx, weights, bias: bool, num_layers: int, dropout
     return out, final
 
 
-torch.library.define("rnnlab::native_forward", "(str mode, Tensor x, Tensor[] hx, Tensor[] weights, bool bias, "
+#: the operator's overload name: named anew when this file changes (:func:`compiler.operator_version`)
+_VERSION = compiler.operator_version(__file__)
+_NAME = f"rnnlab::native_forward.{_VERSION}"
+torch.library.define(_NAME, "(str mode, Tensor x, Tensor[] hx, Tensor[] weights, bool bias, "
                      "int num_layers, bool bidirectional, Tensor? lengths) -> Tensor[]")
 
 
-@torch.library.impl("rnnlab::native_forward", "CompositeExplicitAutograd")
+@torch.library.impl(_NAME, "CompositeExplicitAutograd")
 def _native_forward(mode, x, hx, weights, bias, num_layers, bidirectional, lengths):
     """[output (T, B, D*H), final state per state tensor], torch's kernel, no gradients."""
     out, final = _run_eagerly(mode, x, tuple(hx), weights, bias, num_layers, 0.0, False, bidirectional, lengths)
     return [out, *final]
 
 
-@torch.library.register_fake("rnnlab::native_forward")
+@torch.library.register_fake(_NAME)
 def _(mode, x, hx, weights, bias, num_layers, bidirectional, lengths):
     T, B = x.shape[:2]
     return [x.new_empty(T, B, (1 + bidirectional) * hx[0].shape[-1]), *(torch.empty_like(h) for h in hx)]
 
 
-native_forward = torch.ops.rnnlab.native_forward.default
+native_forward = getattr(torch.ops.rnnlab.native_forward, _VERSION)

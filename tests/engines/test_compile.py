@@ -228,6 +228,26 @@ def test_compiled_backward_with_either_matrix_kernel(kernel, compiled_runs, monk
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_compiled_engine_under_inductors_cpp_wrapper(compiled_runs):
+    """``torch.compile(model, options={"cpp_wrapper": True})`` (the graph's wrapper in C++, which
+    calls no operator whose results nest): the compiled engine trains in one graph, with lengths
+    and layer norm, outputs and gradients equal to eager's in float64."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = Model(rnnlab.LSTM(I, H, layer_norm=True, engine="compiled")).double()
+    compiled = torch.compile(model, fullgraph=True, options={"cpp_wrapper": True})
+    for T, B in [(6, 3), (9, 4)]:
+        x = torch.randn(T, B, I, dtype=torch.float64)
+        lengths = torch.randint(1, T + 1, (B,))
+        lengths[0] = T
+        torch.testing.assert_close(compiled(x, lengths), model(x, lengths), atol=1e-12, rtol=1e-12)
+        for a, b in zip(grads(model, x, lengths, compiled), grads(model, x, lengths)):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
 def test_compiled_operators_pass_opcheck(compiled_runs):
     """torch.library.opcheck of the forward operator (its schema, its fake kernel's shapes against
     the real outputs, dynamic sizes, its autograd) for a plain LSTM, with lengths, with zoneout's
@@ -334,10 +354,14 @@ def test_compile_of_the_grid_rnn_equals_eager():
     check_compiled_modules(cases)
 
 
+@pytest.mark.slow
 def test_compile_of_the_grid_rnn_compiles_nothing_new_after_a_few_image_sizes():
     """The GridRNN under torch.compile: the first image size unrolls its diagonals; every other
     size sweeps outside the graph, so new sizes compile nothing after the first few (unrolled,
-    each size compiled again, 28-44 s each here); values and gradients equal eager's, float64."""
+    each size compiled again, 28-44 s each here); values and gradients equal eager's, float64.
+    Without torch's caches on disk: a graph an earlier process cached brings back the guards of
+    the sizes it was compiled at (``x.size()[1] != 2`` for the first size's ``(Hg != 2) | (Wg !=
+    2)``), and a later size compiles once more."""
     from torch._dynamo.utils import counters
     from rnnlab.layers import GridRNN, grid_rnn
     torch.manual_seed(0)
@@ -345,9 +369,10 @@ def test_compile_of_the_grid_rnn_compiles_nothing_new_after_a_few_image_sizes():
     grid_rnn._FIRST_SIZE.clear()  # (what earlier traces in this process met)
     counters.clear()
     grid = GridRNN(2, 3, cell="rnn").double()
-    check_compiled_modules([(grid, [(2, 2, 2, 2), (2, 3, 4, 2), (2, 4, 3, 2), (2, 5, 5, 2)])])
-    warm = counters["stats"]["unique_graphs"]
-    check_compiled_modules([(grid, [(2, 2, 2, 2), (2, 2, 6, 2), (2, 6, 3, 2)])])
+    with torch.compiler.config.patch(force_disable_caches=True):
+        check_compiled_modules([(grid, [(2, 2, 2, 2), (2, 3, 4, 2), (2, 4, 3, 2), (2, 5, 5, 2)])])
+        warm = counters["stats"]["unique_graphs"]
+        check_compiled_modules([(grid, [(2, 2, 2, 2), (2, 2, 6, 2), (2, 6, 3, 2)])])
     assert counters["stats"]["unique_graphs"] == warm
 
 
