@@ -8,7 +8,10 @@ process of its own, where every round times its eager model twice and its compil
 in both modes, in a fresh random order, each timing at least 50 ms of back-to-back calls; figures
 are medians over the rounds, and the ratio is compiled time over eager time in the same process
 (below 1: compiled faster), beside the eager model's second timing over its first: the same work,
-what the machine's drift alone makes of a ratio. The first compiled call's time (compilation) is reported apart. (In one
+what the machine's drift alone makes of a ratio. The first compiled call's time (compilation) is reported apart. Each
+engine's process also times torch's own cost of a compiled call, in the same rounds: a model of
+the read-out alone (class ``ReadOut``, a code object of its own), compiled less eager; the
+table sets the layer's model's compiled-less-eager time beside it. (In one
 process, the engines' models would share dynamo's caches of compiled frames, one per code object,
 the model's forward and the layer's, and each engine's ratio would depend on the others:
 docs/benchmarks/compile.md.)
@@ -51,6 +54,19 @@ class Model(torch.nn.Module):
         return self.out(x if self.rnn is None else self.rnn(x)[0])
 
 
+class ReadOut(torch.nn.Module):
+    """The read-out alone on the input, x W^T + b: torch's own cost of a compiled call, timed in
+    each engine's process beside its model (a class, so a code object, of its own: dynamo's cache
+    of the layer's model is not touched)."""
+
+    def __init__(self, I):
+        super().__init__()
+        self.out = torch.nn.Linear(I, 1)
+
+    def forward(self, x):
+        return self.out(x)
+
+
 def timing(fn) -> float:
     """Seconds per call of ``fn``, over back-to-back calls lasting at least MIN_TIMING."""
     n, t0 = 0, time.perf_counter()
@@ -88,8 +104,9 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(args.steps, B, I)
     calls, first, failed = {}, {}, {}
-    for engine in args.engines:
-        model = Model(I, H, engine)
+    floor = ["floor"] if any(e != "nn.Linear" for e in args.engines) else []
+    for engine in [*args.engines, *floor]:
+        model = ReadOut(I) if engine == "floor" else Model(I, H, engine)
         compiled = torch.compile(model)
         for name, m in (("eager", model), ("compiled", compiled)):
             if engine in failed:
@@ -133,24 +150,30 @@ def main() -> None:
         for mode in ("train", "eval"):
             rows[f"{engine} {mode}"] = [statistics.median(times[engine, name, mode]) * 1e3
                                         for name in ("eager", "compiled", "eager again")] + [first[engine, "compiled", mode]]
+            if floor and engine != "nn.Linear":  # torch's own cost of a compiled call, this process
+                rows[f"{engine} {mode}"].append(statistics.median(times["floor", "compiled", mode]) * 1e3
+                                                - statistics.median(times["floor", "eager", mode]) * 1e3)
     print(json.dumps(rows))
 
 
 def report(args, rows) -> None:
     """The table of the engines' figures: {"engine mode": [eager ms, compiled ms, eager ms timed
-    again, first call s]}, or {engine: why it failed}."""
+    again, first call s(, torch's own cost of a compiled call ms)]}, or {engine: why it failed}."""
     print(f"LSTM B/I/H {args.size}, T {args.steps}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, medians of "
           f"{f'{args.per_call} single calls' if args.per_call else f'{args.rounds} rounds'} (ms per call)")
-    print("| engine | mode | eager ms | compiled ms | compiled / eager | eager again / eager | first compiled call s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | mode | eager ms | compiled ms | compiled / eager | eager again / eager "
+          "| compiled - eager ms | torch's own cost ms | first compiled call s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for engine in args.engines:
         if engine in rows:
-            print(f"| {engine} | | | fails under compile: {rows[engine]} | | | |")
+            print(f"| {engine} | | | fails under compile: {rows[engine]} | | | | | |")
             continue
         for mode in ("train", "eval"):
-            e, c, again, first = rows[f"{engine} {mode}"]
-            print(f"| {engine} | {mode} | {e:.2f} | {c:.2f} | {c / e:.2f} | {again / e:.2f} | {first:.1f} |")
+            e, c, again, first, *own = rows[f"{engine} {mode}"]
+            own = f"{own[0]:.3f}" if own else ""
+            print(f"| {engine} | {mode} | {e:.2f} | {c:.2f} | {c / e:.2f} | {again / e:.2f} | {c - e:.3f} "
+                  f"| {own} | {first:.1f} |")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,40 @@ def operator_version(*paths: str) -> str:
     return "v" + digest.hexdigest()[:12]
 
 
+def register_autograd(name: str, impl: Callable, backward: Callable, setup_context: Callable) -> None:
+    """``torch.library.register_autograd(name, backward, setup_context=setup_context)`` for an
+    operator whose CPU kernel is the Python function ``impl``, but for one kind of call: with
+    nothing to record (gradients off, or no input that needs them) on plain CPU tensors, the call
+    a compiled graph makes at run time (its forward and its backward run with gradients off),
+    ``impl`` runs at once. torch's autograd kernel hands such a call back to the dispatcher, which
+    calls ``impl`` from C++: two more crossings between Python and C++, about 15 us per call.
+    Every other call (a trace's fake or functional tensors, gradients to record) takes torch's
+    kernel. Where this torch lacks the piece used (``torch._library.autograd``), torch's
+    registration as it is."""
+    try:
+        from torch._C import DispatchKey, DispatchKeySet, _after_autograd_keyset, _any_requires_grad
+        from torch._library.autograd import Info, make_autograd_impl
+        op = torch._library.utils.lookup_op(name)
+        generic = make_autograd_impl(op, Info(backward, setup_context))
+    except (ImportError, AttributeError, TypeError):
+        torch.library.register_autograd(name, backward, setup_context=setup_context)
+        return
+    plain = DispatchKeySet(DispatchKey.CPU)
+
+    def kernel(keyset, *args):
+        if (keyset & _after_autograd_keyset) == plain and not (torch.is_grad_enabled() and _any_requires_grad(*args)):
+            with torch._C._AutoDispatchBelowAutograd():
+                return impl(*args)
+        return generic(keyset, *args)
+    namespace, opname = name.split("::")
+    _LIBRARIES.setdefault(namespace, torch.library.Library(namespace, "FRAGMENT")).impl(
+        opname, kernel, "Autograd", with_keyset=True)
+
+
+#: the torch.library fragments :func:`register_autograd` registers through (alive as long as rnnlab)
+_LIBRARIES: Dict[str, "torch.library.Library"] = {}
+
+
 def assume_constant_result(fn):
     """``torch.compiler.assume_constant_result(fn)``: while tracing, dynamo calls ``fn`` once and
     takes its result as a constant. That decorator sets one attribute on ``fn``; this sets the same

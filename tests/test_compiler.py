@@ -162,3 +162,48 @@ def test_an_operator_is_named_by_the_version_of_the_files_that_define_it(tmp_pat
                           "print(compiled.compiled_forward._overloadname)"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == version
+
+
+def test_an_operators_autograd_kernel_runs_its_implementation_at_once_where_nothing_is_recorded(monkeypatch):
+    """compiler.register_autograd: a call with gradients off on plain CPU tensors (a compiled
+    graph's at run time) runs the implementation without torch's autograd kernel; a call that
+    records gradients takes torch's, with the registered derivative; a trace's fake tensors
+    never reach the implementation."""
+    import torch._library.autograd as library_autograd
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    generic_calls, impl_calls = [], []
+    make = library_autograd.make_autograd_impl
+
+    def counted(op, info):
+        kernel = make(op, info)
+        return lambda *a: (generic_calls.append(1), kernel(*a))[1]
+    monkeypatch.setattr(library_autograd, "make_autograd_impl", counted)
+    name = "rnnlab_test::cube"
+    torch.library.define(name, "(Tensor x) -> Tensor")
+
+    def impl(x):
+        impl_calls.append(1)
+        return x ** 3
+    torch.library.impl(name, "CompositeExplicitAutograd", impl)
+    torch.library.register_fake(name, lambda x: torch.empty_like(x))
+
+    def setup(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x ** 2 * g
+    compiler.register_autograd(name, impl, backward, setup)
+    op = torch._library.utils.lookup_op(name)
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    with torch.no_grad():
+        assert torch.equal(op(x), x.detach() ** 3)
+    assert (len(generic_calls), len(impl_calls)) == (0, 1)
+    op(x).sum().backward()  # gradients recorded: torch's kernel
+    assert torch.equal(x.grad, 3 * x.detach() ** 2)
+    assert (len(generic_calls), len(impl_calls)) == (1, 2)
+    mode = FakeTensorMode()
+    fake_x = mode.from_tensor(x.detach())
+    with mode, torch.no_grad():
+        fake = op(fake_x)
+    assert fake.shape == x.shape and len(impl_calls) == 2  # (the fake kernel ran, torch's way)

@@ -402,7 +402,12 @@ class CompiledFunction(torch.autograd.Function):
 # Under torch.compile the engine is two custom operators, which dynamo records in its graph as
 # they are (no graph break): the forward returns every sequence its backward reads (the C++
 # Run's saved(), the states first) and a one-element flag, the backward takes them back and
-# runs the backward loop alone (a Run rebuilt from them). The configuration travels as the
+# runs the backward loop alone (a Run rebuilt from them). A state sequence is returned as the
+# layer's output, steps 1..T, a view that leaves out the initial state's row of its buffer; the
+# backward takes the whole buffer back from it (:func:`_with_initial_row`). So dL/d(output)
+# reaches the backward as it is, where a slice of the buffer's T + 1 rows would cost a pass over
+# a zero-padded copy of it per training step (the slice's derivative, which inductor does not
+# fold away): 1 ms of a 64 ms step at the main job's size. The configuration travels as the
 # string ``spec``, the parameters' names as one string joined by ","; ``mask`` is the lengths
 # mask (T, B) or None, ``keep`` zoneout's keep weights (or []). Each returns one flat list of
 # tensors: inductor's C++ wrapper (``options={"cpp_wrapper": True}``) calls no operator whose
@@ -433,19 +438,28 @@ torch.library.define(_BACKWARD, _BACKWARD_SCHEMA)
 def _forward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
                 params: List[torch.Tensor], mask: Optional[torch.Tensor],
                 keep: List[torch.Tensor]) -> List[torch.Tensor]:
-    """The forward loop: Run.saved(), the states (T+1, B, S_k) first, then the flag "spent"
-    (one bool, False)."""
+    """The forward loop: Run.saved(), the states first, each its steps 1..T (T, B, S_k) (a view
+    of its buffer of T + 1 rows), then the flag "spent" (one bool, False)."""
     p = dict(zip(names.split(","), params))
     run = _run(_config(spec), p, x, state0, tuple(keep) if keep else mask)
     run.forward()
-    return [*run.saved(), torch.zeros(1, dtype=torch.bool)]
+    seqs, n = run.saved(), len(state0)
+    return [*(s[1:] for s in seqs[:n]), *seqs[n:], torch.zeros(1, dtype=torch.bool)]
+
+
+def _with_initial_row(s: torch.Tensor) -> Optional[torch.Tensor]:
+    """The buffer (T+1, B, S) of which ``s`` (T, B, S) is rows 1..T (as :func:`_forward_op`
+    returns a state sequence), or None where ``s`` does not lie in one (a copy of it)."""
+    if s.storage_offset() < s.stride(0) or not s.is_contiguous():
+        return None
+    return s.as_strided((s.shape[0] + 1, *s.shape[1:]), s.stride(), s.storage_offset() - s.stride(0))
 
 
 @functools.lru_cache(maxsize=None)
 def _layout(spec: str, names: str, shapes: Tuple[Tuple[int, ...], ...], I: int,
             sizes: Tuple[int, ...], dtype: torch.dtype, masked: bool, zoned: bool):
-    """(steps - T, width) of each sequence :func:`compiled_forward` returns, read from the C++
-    itself: a run of one step and one sequence (zeros) of the same configuration and widths."""
+    """(steps - T, width) of each sequence of the C++ Run's saved(), read from the C++ itself: a
+    run of one step and one sequence (zeros) of the same configuration and widths."""
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     with unset_fake_temporarily(), torch.no_grad():
         z = functools.partial(torch.zeros, dtype=dtype)
@@ -465,7 +479,9 @@ def _(spec, names, x, state0, params, mask, keep):
                    for n, t in zip(names.split(","), params))  # (the mask's B: not a size of the layout)
     layout = _layout(spec, names, shapes, int(I),
                      tuple(int(s.shape[1]) for s in state0), x.dtype, mask is not None, bool(keep))
-    return [*(x.new_empty((T + extra, B, width)) for extra, width in layout), x.new_empty(1, dtype=torch.bool)]
+    n = len(state0)  # (the states: steps 1..T of their buffers, views of T + 1 rows, as the real)
+    return [*(x.new_empty((T + extra, B, width))[int(k < n):] for k, (extra, width) in enumerate(layout)),
+            x.new_empty(1, dtype=torch.bool)]
 
 
 def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tensor],
@@ -473,19 +489,21 @@ def _backward_op(spec: str, names: str, x: torch.Tensor, state0: List[torch.Tens
                  saved: List[torch.Tensor], d_seqs: List[Optional[torch.Tensor]],
                  need_dx: bool) -> List[torch.Tensor]:
     """The backward loop over the forward's outputs ``saved`` (its sequences, then the flag
-    "spent"): [dL/dx, or an empty tensor without ``need_dx``, *dL/dstate_0, *dL/dparameter but
-    the recurrent dropout mask's, zero for a fixed leak]. The loop runs in place on the
-    sequences and sets the flag; a flag already set (a second backward, retain_graph) runs the
-    forward loop again first."""
+    "spent") from dL/d(state sequence) ``d_seqs`` (T, B, S_k) (None: unused): [dL/dx, or an
+    empty tensor without ``need_dx``, *dL/dstate_0, *dL/dparameter but the recurrent dropout
+    mask's, zero for a fixed leak]. The loop runs in place on the sequences and sets the flag;
+    a flag already set (a second backward, retain_graph), or state sequences that are not views
+    of their buffers, run the forward loop again first."""
     p = dict(zip(names.split(","), params))
     cfg, mask = _config(spec), tuple(keep) if keep else mask
     *seqs, spent = saved
-    if spent.item():
+    buffers = [_with_initial_row(s) for s in seqs[:len(state0)]]
+    if spent.item() or any(b is None for b in buffers):
         run = _run(cfg, p, x, state0, mask)
         run.forward()
     else:
         spent.data.fill_(True)  # (through .data: the saved flag's version stays, as a second backward needs)
-        run = _run(cfg, p, x, state0, mask, seqs)
+        run = _run(cfg, p, x, state0, mask, [*buffers, *seqs[len(state0):]])
     # (the weights' gradients row-major, as the fake kernel's: oneDNN's is a transposed view where
     # it is the faster, which inductor's checks of the outputs' strides would refuse)
     dx, d_state0, grads = _gradients(run, d_seqs, x, p, need_dx, contiguous=True)
@@ -520,7 +538,7 @@ def _backward(ctx, d_saved):
     n_state, n_params, n_keep = ctx.n
     state0, params = rest[:n_state], rest[n_state:n_state + n_params]
     keep, saved = rest[n_state + n_params:n_state + n_params + n_keep], rest[n_state + n_params + n_keep:]
-    d_seqs = [None if d is None else d[1:] for d in d_saved[:n_state]]
+    d_seqs = list(d_saved[:n_state])
     dx, *grads = compiled_backward(ctx.spec, ctx.names, x, state0, params, mask, keep, saved, d_seqs,
                                    ctx.need_dx)
     d_state0, d_params = grads[:n_state], iter(grads[n_state:])
@@ -536,8 +554,8 @@ def _no_double_backward(ctx, *grads):
 
 torch.library.impl(_FORWARD, "CompositeExplicitAutograd", _forward_op)
 torch.library.impl(_BACKWARD, "CompositeExplicitAutograd", _backward_op)
-torch.library.register_autograd(_FORWARD, _backward, setup_context=_setup)
-torch.library.register_autograd(_BACKWARD, _no_double_backward)
+compiler.register_autograd(_FORWARD, _forward_op, _backward, _setup)
+compiler.register_autograd(_BACKWARD, _backward_op, _no_double_backward, None)
 #: the operators as dynamo records them, and as the tests check them
 compiled_forward = getattr(torch.ops.rnnlab.compiled_forward, _VERSION)
 compiled_backward = getattr(torch.ops.rnnlab.compiled_backward, _VERSION)
@@ -585,7 +603,7 @@ def run_compiled(call: Call, x: torch.Tensor, state0: State) -> Tuple[torch.Tens
         zoned = isinstance(mask, tuple)
         saved = compiled_forward(spec, ",".join(p), x, list(state0), list(p.values()),
                                  None if zoned else mask, list(mask) if zoned else [])
-        return tuple(s[1:] for s in saved[:len(state0)])
+        return tuple(saved[:len(state0)])
     cfg = _config(spec)
     if not (torch.is_grad_enabled() and (x.requires_grad or any(s.requires_grad for s in state0)
                                          or any(t.requires_grad for t in p.values()))):

@@ -406,3 +406,38 @@ def check_compiled_modules(cases):
             torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
             for a, b in zip(outs[0][1], outs[1][1]):
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_compiled_operators_take_the_state_sequences_back_from_their_views(compiled_runs):
+    """The forward operator returns each state sequence as steps 1..T, a view of its buffer
+    whose row 0 is the initial state, and the backward reads the whole buffer back from it (no
+    pass over a padded copy of dL/d(output) per step). A copy of the sequences (no buffer
+    around them) runs the forward loop again, with the same gradients."""
+    if not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    from rnnlab.cells.lstm_cell import LSTMCell
+    from rnnlab.engines import compiled
+    torch.manual_seed(0)
+    T, B = 6, 3
+    cell = LSTMCell(I, H).double()
+    p = {n: t.detach() for n, t in cell.params().items()}
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    state0 = [torch.randn(B, H, dtype=torch.float64) for _ in cell.state_sizes]
+    args = (compiled._spec(cell), ",".join(p), x, state0, list(p.values()), None, [])
+    layer = rnnlab.LSTM(I, H, engine="loop").double()
+    with torch.no_grad():
+        for n, t in p.items():
+            getattr(layer, f"{n}_l0").copy_(t)
+        want, _ = layer(x, tuple(s.unsqueeze(0) for s in state0))
+    out = compiled.compiled_forward(*args)
+    for s, s0 in zip(out[:2], state0):
+        assert s.shape == (T, B, H)
+        torch.testing.assert_close(compiled._with_initial_row(s)[0], s0, rtol=0, atol=0)
+    torch.testing.assert_close(out[0], want)
+    assert compiled._with_initial_row(out[0].clone()) is None
+    d_h = torch.randn(T, B, H, dtype=torch.float64)
+    grads = []
+    for saved in (out, [s.clone() for s in out]):
+        grads.append(compiled.compiled_backward(*args, saved, [d_h, None], True))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
