@@ -311,7 +311,9 @@ class RecurrentLayer(nn.Module):
         lengths = check_lengths(lengths, T, B, x.device)
         hx = self._check_hx(hx, B, x, unbatched)
         engine = self.resolve_engine(return_states, x, lengths, given=bool(extras))
-        if engine != self.last_engine and graph_engine() is None and not torch.compiler.is_compiling():
+        # (a trace reads no last_engine: dynamo would guard on it, and every eager call of the
+        # same module that set it anew would compile the model again)
+        if not torch.compiler.is_compiling() and graph_engine() is None and engine != self.last_engine:
             log.info("%s: engine %r", type(self).__name__, engine)
             self.last_engine = engine
         if engine == "native" and extras:

@@ -441,3 +441,26 @@ def test_compiled_operators_take_the_state_sequences_back_from_their_views(compi
         grads.append(compiled.compiled_backward(*args, saved, [d_h, None], True))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("engine", ["loop", "auto"])
+def test_eager_calls_of_the_same_model_between_compiled_ones_compile_nothing_again(engine):
+    """An eager call records the engine it ran (``last_engine``); a trace reads it not, so the
+    compiled model holds no guard on it and runs on without compiling again (it did once per
+    change, and ``auto``'s eager trials changed it)."""
+    from torch._dynamo.testing import CompileCounter
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    model = Model(rnnlab.LSTM(I, H, engine=engine))
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter)
+    x = torch.randn(5, 2, I)
+    want = model(x)
+    model.rnn.last_engine = None
+    torch.testing.assert_close(compiled(x), want)
+    frames = counter.frame_count
+    for _ in range(2):
+        model(x)
+        assert model.rnn.last_engine is not None
+        torch.testing.assert_close(compiled(x), want)
+    assert counter.frame_count == frames
