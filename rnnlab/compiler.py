@@ -1,6 +1,7 @@
 """torch.compile's two markers that rnnlab's engines carry, applied without importing dynamo;
-:func:`loop`, the time loop that stays one construct in an exported graph; and
-:func:`operator_version`, the name under which a custom operator of rnnlab's enters a graph.
+:func:`loop`, the time loop that stays one construct in an exported graph;
+:func:`operator_version`, the name under which a custom operator of rnnlab's enters a graph; and
+:func:`register_autograd`, a custom operator's derivative, its graph's calls kept cheap.
 
 ``torch.compiler.disable`` and ``torch.compiler.assume_constant_result`` import ``torch._dynamo``
 (about 1.5 s) when they decorate, at rnnlab's import. These mark the same functions the same way,
