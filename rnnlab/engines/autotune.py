@@ -303,7 +303,8 @@ def note_compiled_runs() -> None:
     """Tell ``auto`` that the compiled engine has loaded in this process (a forced
     ``engine="compiled"`` passed its checks): it is measured from now on without a wait."""
     global _compiled
-    if _compiled is not True and not torch.compiler.is_compiling():  # (a file: not in a graph)
+    if not torch.compiler.is_compiling() and _compiled is not True:  # (a file: not in a graph,
+        # whose trace reads no _compiled: dynamo would guard on it, and compile again once it changed)
         _compiled = True
         _mark_compiled_built()
 

@@ -443,22 +443,31 @@ def test_compiled_operators_take_the_state_sequences_back_from_their_views(compi
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("engine", ["loop", "auto"])
-def test_eager_calls_of_the_same_model_between_compiled_ones_compile_nothing_again(engine):
-    """An eager call records the engine it ran (``last_engine``); a trace reads it not, so the
-    compiled model holds no guard on it and runs on without compiling again (it did once per
-    change, and ``auto``'s eager trials changed it)."""
+@pytest.mark.parametrize("engine", ["loop", "auto", "compiled"])
+def test_eager_calls_of_the_same_model_between_compiled_ones_compile_nothing_again(engine, compiled_runs,
+                                                                                   monkeypatch):
+    """An eager call records the engine it ran (``last_engine``), and the compiled engine's first
+    eager call tells ``auto`` it has loaded (``autotune._compiled``); a trace reads neither, so
+    the compiled model holds no guard on them and runs on without compiling again (it did once
+    per change, and ``auto``'s eager trials changed ``last_engine``; a model compiled before any
+    eager call of the compiled engine, once)."""
     from torch._dynamo.testing import CompileCounter
+    from rnnlab.engines import autotune
+    if engine == "compiled" and not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    monkeypatch.setattr(autotune, "_compiled", None)  # (this process: no eager call of it yet)
     torch.manual_seed(0)
     torch._dynamo.reset()
     model = Model(rnnlab.LSTM(I, H, engine=engine))
     counter = CompileCounter()
     compiled = torch.compile(model, backend=counter)
     x = torch.randn(5, 2, I)
+    first = compiled(x)  # (compiled before any eager call)
+    frames = counter.frame_count
     want = model(x)
+    torch.testing.assert_close(first, want)
     model.rnn.last_engine = None
     torch.testing.assert_close(compiled(x), want)
-    frames = counter.frame_count
     for _ in range(2):
         model(x)
         assert model.rnn.last_engine is not None
