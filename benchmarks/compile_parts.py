@@ -16,6 +16,12 @@ and, apart, torch's own cost of a compiled call: ``torch.compile`` of a model of
 evaluation forward. Every round runs each call once in a fresh random order; figures are medians
 over the rounds of one call's time (ms).
 
+Then whole models, a training step each, every timed step right after an untimed eager step of
+another model of the same layer (so the caches are as a training step leaves them, where the
+calls above find them warmer): the layer with a read-out (H -> 1) eager and compiled; the same
+model compiled with its forward calling the operator directly (no code of the layer traced, so
+dynamo's guards hold the parameters and little more); the read-out alone, eager and compiled.
+
     python benchmarks/compile_parts.py [--size 16/64/128] [--steps 50] [--rounds 400]
 """
 from __future__ import annotations
@@ -31,8 +37,9 @@ import rnnlab
 from rnnlab.engines import compiled as ce
 
 
-def medians(calls: dict, rounds: int) -> dict:
-    """ms per call of each of ``calls``, the median over ``rounds`` rounds in random order."""
+def medians(calls: dict, rounds: int, before=None) -> dict:
+    """ms per call of each of ``calls``, the median over ``rounds`` rounds in random order;
+    ``before``: run, untimed, before every timed call."""
     times = {k: [] for k in calls}
     keys = list(calls)
     for f in calls.values():
@@ -41,6 +48,8 @@ def medians(calls: dict, rounds: int) -> dict:
     for _ in range(rounds):
         random.shuffle(keys)
         for k in keys:
+            if before is not None:
+                before()
             t0 = clock()
             calls[k]()
             times[k].append(clock() - t0)
@@ -98,6 +107,15 @@ def main() -> None:
                 m(x)
         return f
 
+    # whole models, each training step after an eager step of another model of the same layer
+    model, other = LayerModel(I, H), LayerModel(I, H)
+    direct = OperatorModel(model)
+    readout = torch.nn.Linear(I, 1)
+    models = {"layer eager": (model, model), "layer compiled": (model, torch.compile(model)),
+              "operator compiled": (model, torch.compile(direct)),
+              "read-out eager": (readout, readout), "read-out compiled": (readout, torch.compile(readout))}
+    whole = medians({k: train(*v, x) for k, v in models.items()}, args.rounds, before=train(other, other, x))
+
     with torch.no_grad():
         calls = {"run": run, "operator": operator, "run + backward": run_backward,
                  "operators": operators, "operators, gates copied": lambda: operators(True)}
@@ -118,6 +136,51 @@ def main() -> None:
     for mode in ("train", "eval"):
         e, c = floor[f"eager {mode}"], floor[f"compiled {mode}"]
         print(f"| floor, nn.Linear {mode}: eager / compiled | {e:.3f} / {c:.3f} | +{c - e:.3f} compiled |")
+    print()
+    print("| training step, after an eager step of another model of the layer | eager ms | compiled ms "
+          "| compiled - eager ms | compiled / eager |")
+    print("|---|---|---|---|---|")
+    e = whole["layer eager"]
+    for name, k in (("the layer and a read-out", "layer compiled"),
+                    ("the same, its forward calling the operator directly", "operator compiled")):
+        print(f"| {name} | {e:.3f} | {whole[k]:.3f} | +{whole[k] - e:.3f} | {whole[k] / e:.2f} |")
+    e, c = whole["read-out eager"], whole["read-out compiled"]
+    print(f"| the read-out alone (torch's own cost) | {e:.3f} | {c:.3f} | +{c - e:.3f} | {c / e:.2f} |")
+
+
+class LayerModel(torch.nn.Module):
+    """A compiled-engine LSTM and a read-out H -> 1."""
+
+    def __init__(self, I, H):
+        super().__init__()
+        self.rnn, self.out = rnnlab.LSTM(I, H, engine="compiled"), torch.nn.Linear(H, 1)
+
+    def forward(self, x):
+        return self.out(self.rnn(x)[0])
+
+
+class OperatorModel(torch.nn.Module):
+    """``model``'s layer and read-out, its forward the compiled engine's forward operator called
+    directly (zero initial states): what dynamo traces of the layer, the operator alone."""
+
+    def __init__(self, model: LayerModel):
+        super().__init__()
+        self.rnn, self.out = model.rnn, model.out
+        self.attrs = self.rnn._param_names[0]  # {name in the cell: the layer's attribute}
+        self.spec, self.names = ce._spec(self.rnn.cells[0]), ",".join(self.attrs)
+
+    def forward(self, x):
+        h0 = x.new_zeros(x.shape[1], self.rnn.hidden_size)
+        params = [getattr(self.rnn, a) for a in self.attrs.values()]
+        return self.out(ce.compiled_forward(self.spec, self.names, x, [h0, h0], params, None, [])[0])
+
+
+def train(model, m, x):
+    """A training step of ``m`` (``model`` or its compiled form): forward, backward of the sum."""
+    def f():
+        model.zero_grad(set_to_none=True)
+        m(x).sum().backward()
+    return f
 
 
 if __name__ == "__main__":
