@@ -127,15 +127,15 @@ def main() -> None:
     print("| part | ms | against |")
     print("|---|---|---|")
     print(f"| forward: eager run | {t['run']:.3f} | |")
-    print(f"| forward: operator | {t['operator']:.3f} | +{t['operator'] - t['run']:.3f} over the run |")
+    print(f"| forward: operator | {t['operator']:.3f} | {t['operator'] - t['run']:+.3f} over the run |")
     print(f"| forward + backward: eager run | {t['run + backward']:.3f} | |")
     print(f"| forward + backward: operators | {t['operators']:.3f} | "
-          f"+{t['operators'] - t['run + backward']:.3f} over the run |")
+          f"{t['operators'] - t['run + backward']:+.3f} over the run |")
     print(f"| forward + backward: operators, gates copied first | {t['operators, gates copied']:.3f} | "
-          f"+{t['operators, gates copied'] - t['operators']:.3f} over the operators |")
+          f"{t['operators, gates copied'] - t['operators']:+.3f} over the operators |")
     for mode in ("train", "eval"):
         e, c = floor[f"eager {mode}"], floor[f"compiled {mode}"]
-        print(f"| floor, nn.Linear {mode}: eager / compiled | {e:.3f} / {c:.3f} | +{c - e:.3f} compiled |")
+        print(f"| floor, nn.Linear {mode}: eager / compiled | {e:.3f} / {c:.3f} | {c - e:+.3f} compiled |")
     print()
     print("| training step, after an eager step of another model of the layer | eager ms | compiled ms "
           "| compiled - eager ms | compiled / eager |")
@@ -143,9 +143,9 @@ def main() -> None:
     e = whole["layer eager"]
     for name, k in (("the layer and a read-out", "layer compiled"),
                     ("the same, its forward calling the operator directly", "operator compiled")):
-        print(f"| {name} | {e:.3f} | {whole[k]:.3f} | +{whole[k] - e:.3f} | {whole[k] / e:.2f} |")
+        print(f"| {name} | {e:.3f} | {whole[k]:.3f} | {whole[k] - e:+.3f} | {whole[k] / e:.2f} |")
     e, c = whole["read-out eager"], whole["read-out compiled"]
-    print(f"| the read-out alone (torch's own cost) | {e:.3f} | {c:.3f} | +{c - e:.3f} | {c / e:.2f} |")
+    print(f"| the read-out alone (torch's own cost) | {e:.3f} | {c:.3f} | {c - e:+.3f} | {c / e:.2f} |")
 
 
 class LayerModel(torch.nn.Module):
