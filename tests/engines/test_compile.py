@@ -3,8 +3,8 @@ gradients equal eager's on the engines ``auto``, ``native``, ``compiled``, ``bpt
 ``scan`` (which runs ``loop`` under compile), at four sequence lengths and batch sizes; the
 compiled engine (and ``auto``, which picks it on the CPU) compiles into one graph
 (``fullgraph=True``) for every cell and regularizer, its custom operators pass torch's
-``opcheck``; and a compiled model is not compiled again for every new size (dynamo's counters),
-on every engine."""
+``opcheck``; and a compiled model is not compiled again for every new size, nor after eager
+calls of the same model (dynamo's counters), on every engine."""
 import pytest
 import torch
 import torch._inductor.config
@@ -441,6 +441,54 @@ def test_compiled_operators_take_the_state_sequences_back_from_their_views(compi
         grads.append(compiled.compiled_backward(*args, saved, [d_h, None], True))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+
+
+#: layer configurations of the sweep below: (class, options), each with and without lengths
+_SWEEP = [("LSTM", {}), ("LSTM", {"bidirectional": True, "num_layers": 2}), ("GRU", {}), ("RNN", {}),
+          ("LSTM", {"recurrent_dropout": 0.2}), ("LSTM", {"zoneout": 0.1}), ("LSTM", {"layer_norm": True}),
+          ("LSTM", {"dropout": 0.3, "num_layers": 2})]
+
+
+@pytest.mark.slow_cases
+@pytest.mark.parametrize("engine", ["compiled", "auto", "native", "bptt", "loop", "scan"])
+def test_no_layer_configuration_compiles_again_after_eager_calls(engine, compiled_runs, monkeypatch):
+    """A model compiled first, then called eagerly twice between compiled calls, in training and
+    in evaluation, with lengths and without, for layer configurations of every kind the engines
+    run (``native`` those torch's kernel has): no second compilation (dynamo's ``CompileCounter``).
+    An eager call changes module state a trace must not read (a guard on it would compile the
+    model again): ``last_engine``, ``autotune._compiled``, ``auto``'s verdicts."""
+    from torch._dynamo.testing import CompileCounter
+    from rnnlab.engines import autotune
+    if engine == "compiled" and not compiled_runs:
+        pytest.skip("the compiled engine cannot run here")
+    again = []
+    for cls, options in _SWEEP:
+        if engine == "native" and set(options) & {"recurrent_dropout", "zoneout", "layer_norm"}:
+            continue  # (torch's fused kernel has none of these: the layer refuses them)
+        for lengths in (None, torch.tensor([6, 4, 2])):
+            for training in (True, False):
+                monkeypatch.setattr(autotune, "_compiled", None)
+                torch._dynamo.reset()
+                torch.manual_seed(0)
+                model = Model(getattr(rnnlab, cls)(I, H, engine=engine, **options)).train(training)
+                counter = CompileCounter()
+                compiled = torch.compile(model, backend=counter)
+                x = torch.randn(6, 3, I)
+
+                def call(m):
+                    with torch.set_grad_enabled(training):
+                        y = m(x, lengths)
+                        if training:
+                            y.sum().backward()
+
+                call(compiled)
+                frames = counter.frame_count
+                for _ in range(2):
+                    call(model)
+                    call(compiled)
+                if counter.frame_count != frames:
+                    again.append((cls, options, lengths is not None, training, counter.frame_count - frames))
+    assert not again, f"compiled again after eager calls (class, options, lengths, training, frames): {again}"
 
 
 @pytest.mark.parametrize("engine", ["loop", "auto", "compiled"])
